@@ -6,39 +6,20 @@ import (
 	"github.com/apronhq/apron/resources"
 )
 
+// The example of the README: an agent's resources, a task's needs, what is
+// left once the task runs.
 func Example() {
-	agent := resources.MustParse("cpus:8;mem:16384;ports:[31000-32000]")
-	task := resources.MustParse("cpus:0.5;mem:512;ports:[31000-31000]")
-	if agent.Contains(task) {
-		left := agent.Subtract(task)
-		fmt.Println(left)
-	}
-	// Output: cpus:7.5;mem:15872;ports:[31001-32000]
-}
-
-func ExampleParse() {
-	rs, err := resources.Parse("cpus:4;cpus(analytics):2;mem:4096;zones:{b,a}")
+	total, err := resources.Parse("cpus:4;mem:4096;disk:10000;ports:[31000-32000];cpus(analytics):2")
 	if err != nil {
 		panic(err)
 	}
-	fmt.Println(rs.CPUs(), rs.Mem())
-	fmt.Println(rs.ReservedTo("analytics"))
-	fmt.Println(rs.Unreserved())
+	task, _ := resources.Parse("cpus:0.5;mem:512;ports:[31000-31000]")
+	if total.Contains(task) {
+		left := total.Subtract(task)
+		fmt.Println(left.CPUs(), left.Mem(), left.Ports())
+	}
+	fmt.Println(resources.MustParse("cpus:0.1").Add(resources.MustParse("cpus:0.2")).Subtract(resources.MustParse("cpus:0.3")).Empty())
 	// Output:
-	// 6 4096
-	// cpus(analytics):2
-	// cpus:4;mem:4096;zones:{a,b}
-}
-
-func ExampleScalarOf() {
-	s := resources.ScalarOf(0.1) + resources.ScalarOf(0.2) - resources.ScalarOf(0.3)
-	fmt.Println(s == 0, resources.ScalarOf(1.125))
-	// Output: true 1.125
-}
-
-func ExampleResources_TrySubtract() {
-	offer := resources.MustParse("cpus:1;mem:1024")
-	_, err := offer.TrySubtract(resources.MustParse("cpus:2"))
-	fmt.Println(err)
-	// Output: insufficient resources: missing cpus:1
+	// 5.5 3584 [31001-32000]
+	// true
 }

@@ -1,0 +1,83 @@
+// Package agent is Apron's agent: it offers one machine's resources to a
+// master, runs the tasks the master sends it, and reports their states
+// reliably, as Apache Mesos's agent does.
+//
+// # The model
+//
+// An Agent holds one link to the master ([Master]: the in-process
+// *master.Master, or an HTTP client of it). [Agent.Run] registers with the
+// agent's AgentInfo (hostname, resources, attributes) and checkpoints the ID
+// the master assigns; a restarted agent, or one whose stream to the master
+// ended, re-registers with that ID and everything it runs. The master's
+// events come on the stream: RUN_TASK and RUN_TASK_GROUP, KILL_TASK,
+// SHUTDOWN_FRAMEWORK and SHUTDOWN_EXECUTOR, ACKNOWLEDGE, PING (answered with
+// PONG), FRAMEWORK_MESSAGE, UPDATE_FRAMEWORK, CHECKPOINT_RESOURCES,
+// RECONCILE_TASKS and SHUTDOWN. When the stream ends the agent reconnects
+// after a random delay whose bound doubles from Config.RegistrationBackoff
+// up to RegistrationBackoffMax; it also does when the master has not pinged
+// for the interval × misses its REGISTERED announced.
+//
+// Tasks run under executors, each in a sandbox directory laid out as
+// Mesos's: <work_dir>/agents/<agent>/frameworks/<fw>/executors/<ex>/runs/<run>,
+// where <run> is a fresh UUID naming the executor run (its "container ID").
+// A task with a command runs under the built-in command executor
+// (executor.NewCommandExecutor), whose executor ID is the task's ID; a task
+// group runs under the built-in default executor; a task with an
+// ExecutorInfo runs under a Go executor registered in Config.Executors under
+// the name in its command.value. All three run inside the agent's process,
+// each on a goroutine with an executor.Driver linked to the agent through
+// [Agent.SubscribeExecutor] and [Agent.ExecutorCall]; only the tasks' own
+// commands are processes, each one container of Config.Containerizer
+// (named <run>.<task>). Custom executor processes are not supported yet:
+// their tasks fail with TASK_FAILED (REASON_CONTAINER_LAUNCH_FAILED). Tasks
+// for an executor that has not subscribed yet wait in its queue; a kill of
+// a queued task is answered by the agent with TASK_KILLED. Tasks see the
+// Mesos executor environment (MESOS_FRAMEWORK_ID, MESOS_EXECUTOR_ID,
+// MESOS_SANDBOX, MESOS_DIRECTORY, MESOS_CHECKPOINT=1,
+// MESOS_RECOVERY_TIMEOUT, ...; MESOS_AGENT_ENDPOINT is empty in process)
+// plus their CommandInfo's environment.
+//
+// Every status update, from an executor or made by the agent (source
+// SOURCE_AGENT: kills of queued tasks, tasks an executor left behind,
+// unknown tasks), goes through the status update manager: one FIFO per
+// task, whose head is sent to the master with the task's latest state and
+// resent with backoff (Config.StatusUpdateRetry, 10 s, doubling to 10 min)
+// on the injected clock until the master forwards the framework's
+// ACKNOWLEDGE of its uuid; the executor then gets ACKNOWLEDGED and the next
+// update goes out. Updates wait across master disconnections and are resent
+// after re-registration. A task whose terminal update is acknowledged is
+// forgotten (the last Config.MaxCompletedTasks stay visible in
+// [Agent.State]); an executor is forgotten when it has terminated and all
+// its tasks are; when one ends, the tasks it left non-terminal get
+// TASK_FAILED (REASON_EXECUTOR_TERMINATED) and the master gets
+// EXECUTOR_EXITED. A shut-down executor gets SHUTDOWN, then, after its
+// grace period (ExecutorInfo.shutdown_grace_period, else
+// Config.ExecutorShutdownGracePeriod, 5 s), its driver is cancelled and its
+// containers destroyed; its leftover tasks get TASK_KILLED.
+//
+// One goroutine, Run's, owns all of this state: an event loop fed by the
+// master's stream, executor calls, timers (one clock timer multiplexes all
+// deadlines) and the ends of executors and containers. Calls to the master
+// go out on a sender goroutine and events to executors on bounded channels
+// the loop never blocks on (an executor that falls behind has its stream
+// closed, and its driver subscribes again); containerizer work runs on
+// goroutines that report back to the loop.
+//
+// # Checkpoints and recovery
+//
+// Under <work_dir>/meta the agent checkpoints its ID, the frameworks,
+// executor runs and tasks it runs, checkpointed resources, and each task's
+// status update stream (an append-only log of updates and
+// acknowledgements). When Run's context ends the agent stops but kills
+// nothing: the task containers keep running, and a new Agent on the same
+// WorkDir recovers them. It recovers its ID, calls Containerizer.Recover,
+// hands each surviving container of a command or default executor to a new
+// built-in executor (Reattach), which reports the task's end; it gives
+// TASK_FAILED (REASON_EXECUTOR_TERMINATED) to tasks whose containers are
+// gone and to tasks of in-process Go executors, which died with the old
+// agent; destroys containers nobody claims; re-registers with the tasks;
+// and resends the updates not yet acknowledged. [Agent.Shutdown] (and the
+// master's SHUTDOWN) is the other way to stop: it kills every executor and
+// task, unregisters, and removes the checkpoints, so a later agent on the
+// same WorkDir is a new agent.
+package agent

@@ -1,0 +1,22 @@
+package agent
+
+import "errors"
+
+// Errors of the agent's links and configuration; test them with errors.Is.
+// A later HTTP transport maps ErrNotSubscribed to 403, ErrInvalidCall to
+// 400 and ErrStopped to 503.
+var (
+	// ErrInvalidConfig: New was given a Config it cannot run with (a
+	// missing Master or WorkDir, resources or attributes that do not parse).
+	ErrInvalidConfig = errors.New("agent: invalid config")
+	// ErrNotSubscribed: an executor call on a stream the agent does not know
+	// (never subscribed, superseded or ended), or for another executor.
+	ErrNotSubscribed = errors.New("agent: executor not subscribed")
+	// ErrInvalidCall: an executor call that is malformed or not allowed now.
+	ErrInvalidCall = errors.New("agent: invalid call")
+	// ErrStopped: the agent is not running (Run has not started or has
+	// returned).
+	ErrStopped = errors.New("agent: stopped")
+	// ErrRunning: Run was called twice; an Agent runs once.
+	ErrRunning = errors.New("agent: already run")
+)

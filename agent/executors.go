@@ -1,0 +1,829 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gogo/protobuf/proto"
+
+	"github.com/apronhq/apron/api/v1/executorpb"
+	"github.com/apronhq/apron/api/v1/internalpb"
+	"github.com/apronhq/apron/api/v1/mesospb"
+	"github.com/apronhq/apron/containerizer"
+	"github.com/apronhq/apron/executor"
+)
+
+// frameworkRec is a framework with executors or tasks on this agent.
+type frameworkRec struct {
+	id          string
+	info        mesospb.FrameworkInfo
+	executors   map[string]*executorRec
+	tasks       map[string]*taskRec // every task not yet forgotten, by ID
+	terminating bool                // SHUTDOWN_FRAMEWORK: no new tasks
+}
+
+func (fw *frameworkRec) sortedExecutors() []*executorRec {
+	out := make([]*executorRec, 0, len(fw.executors))
+	for _, e := range fw.executors {
+		out = append(out, e)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
+	return out
+}
+
+func (fw *frameworkRec) partitionAware() bool {
+	for _, c := range fw.info.Capabilities {
+		if c.GetType() == mesospb.FrameworkInfo_Capability_PARTITION_AWARE {
+			return true
+		}
+	}
+	return false
+}
+
+// executorKind says what runs an executor.
+type executorKind int
+
+const (
+	kindCommand     executorKind = iota // the built-in command executor, one command task
+	kindDefault                         // the built-in default executor, task groups
+	kindGo                              // an in-process Go executor from Config.Executors
+	kindUnsupported                     // a custom executor process: not supported yet
+)
+
+func (k executorKind) String() string {
+	switch k {
+	case kindCommand:
+		return "command"
+	case kindDefault:
+		return "default"
+	case kindGo:
+		return "go"
+	default:
+		return "unsupported"
+	}
+}
+
+func parseKind(s string) (executorKind, bool) {
+	for k := kindCommand; k <= kindUnsupported; k++ {
+		if k.String() == s {
+			return k, true
+		}
+	}
+	return 0, false
+}
+
+// execState is an executor's lifecycle, as Mesos's.
+type execState int
+
+const (
+	execRegistering execState = iota // started, has not subscribed yet: its tasks are queued
+	execRunning                      // subscribed at least once
+	execTerminating                  // told to shut down, or being cleaned up
+	execTerminated                   // gone; kept until its tasks' last updates are acknowledged
+)
+
+func (s execState) String() string {
+	return [...]string{"REGISTERING", "RUNNING", "TERMINATING", "TERMINATED"}[s]
+}
+
+// executorRec is one run of an executor.
+type executorRec struct {
+	fw          *frameworkRec
+	id          string
+	info        mesospb.ExecutorInfo
+	kind        executorKind
+	containerID string // the run's ID: names the sandbox, prefixes its task containers
+	sandbox     string
+	state       execState
+
+	queue   []launchItem        // waiting for the executor to subscribe, in order
+	tasks   map[string]*taskRec // queued, launched and terminal-unacknowledged tasks
+	stream  *execStream         // the current subscription, nil when none
+	pending []*executorpb.Event // KILL and SHUTDOWN waiting for a subscription
+
+	cancel        context.CancelFunc // ends an in-process executor's driver
+	cleaning      bool               // its containers are being destroyed
+	shutdownTimer timerID
+	ending        *ending // how its non-terminal tasks end when it terminates
+}
+
+// ending is the state the agent gives the tasks an executor leaves behind.
+type ending struct {
+	state   mesospb.TaskState
+	reason  mesospb.TaskStatus_Reason
+	message string
+}
+
+func (e *executorRec) sortedTasks() []*taskRec {
+	out := make([]*taskRec, 0, len(e.tasks))
+	for _, t := range e.tasks {
+		out = append(out, t)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].info.TaskID.Value < out[j].info.TaskID.Value })
+	return out
+}
+
+// live reports whether the executor still has work: queued or non-terminal
+// tasks.
+func (e *executorRec) live() bool {
+	if len(e.queue) > 0 {
+		return true
+	}
+	for _, t := range e.tasks {
+		if !terminal(t.state) {
+			return true
+		}
+	}
+	return false
+}
+
+// launchItem is a task or a task group waiting for its executor.
+type launchItem struct {
+	task  *mesospb.TaskInfo
+	group *mesospb.TaskGroupInfo
+}
+
+func (l launchItem) event() *executorpb.Event {
+	if l.group != nil {
+		return &executorpb.Event{Type: executorpb.Event_LAUNCH_GROUP.Enum(), LaunchGroup: &executorpb.Event_LaunchGroup{TaskGroup: *l.group}}
+	}
+	return &executorpb.Event{Type: executorpb.Event_LAUNCH.Enum(), Launch: &executorpb.Event_Launch{Task: *l.task}}
+}
+
+// execStream is an executor's subscription: a bounded channel the loop
+// sends to without blocking. An executor that falls behind has its stream
+// closed; its driver subscribes again.
+type execStream struct {
+	id     string
+	ch     chan *executorpb.Event
+	closed bool
+	stop   func() bool // stops the watch on the subscriber's context
+}
+
+func (s *execStream) send(ev *executorpb.Event) bool {
+	if s.closed {
+		return false
+	}
+	select {
+	case s.ch <- ev:
+		return true
+	default:
+		s.close()
+		return false
+	}
+}
+
+func (s *execStream) close() {
+	if !s.closed {
+		s.closed = true
+		close(s.ch)
+		s.stop()
+	}
+}
+
+func (a *Agent) executor(fwID, execID string) *executorRec {
+	if fw := a.frameworks[fwID]; fw != nil {
+		return fw.executors[execID]
+	}
+	return nil
+}
+
+// sendExecutor delivers ev to the executor, or keeps KILL and SHUTDOWN for
+// its next subscription; other events for an executor without a stream are
+// dropped, as Mesos drops them.
+func (a *Agent) sendExecutor(e *executorRec, ev *executorpb.Event) {
+	if e.stream != nil && e.stream.send(ev) {
+		return
+	}
+	if e.stream != nil && e.stream.closed {
+		a.log.Warn("agent: executor fell behind, closing its stream", "framework", e.fw.id, "executor", e.id)
+		e.stream = nil
+	}
+	switch ev.GetType() {
+	case executorpb.Event_KILL, executorpb.Event_SHUTDOWN:
+		e.pending = append(e.pending, ev)
+	case executorpb.Event_LAUNCH, executorpb.Event_LAUNCH_GROUP:
+		// Launches go through the queue; see subscribeExecutor.
+	default:
+		a.log.Debug("agent: executor not subscribed, dropping an event", "executor", e.id, "event", ev.GetType().String())
+	}
+}
+
+// ensureFramework records (or updates) a framework the master sends tasks
+// for.
+func (a *Agent) ensureFramework(info mesospb.FrameworkInfo) *frameworkRec {
+	id := info.ID.Value
+	fw := a.frameworks[id]
+	if fw == nil {
+		fw = &frameworkRec{id: id, executors: map[string]*executorRec{}, tasks: map[string]*taskRec{}}
+		a.frameworks[id] = fw
+	}
+	if !proto.Equal(&fw.info, &info) {
+		fw.info = info
+		if err := a.meta.writeFramework(&info); err != nil {
+			a.log.Error("agent: checkpointing a framework", "framework", id, "err", err)
+		}
+	}
+	return fw
+}
+
+func (a *Agent) updateFramework(info mesospb.FrameworkInfo) {
+	if info.ID == nil {
+		return
+	}
+	if fw := a.frameworks[info.ID.Value]; fw != nil {
+		a.ensureFramework(info)
+	}
+}
+
+// forgetFramework drops a framework with no executors left.
+func (a *Agent) maybeForgetFramework(fw *frameworkRec) {
+	if len(fw.executors) > 0 || len(fw.tasks) > 0 || a.frameworks[fw.id] != fw {
+		return
+	}
+	delete(a.frameworks, fw.id)
+	if err := a.meta.removeFramework(fw.id); err != nil {
+		a.log.Warn("agent: removing a framework's checkpoint", "framework", fw.id, "err", err)
+	}
+}
+
+// newExecutor records an executor run: its container ID, its sandbox
+// (created now) and its checkpoint. It does not start it.
+func (a *Agent) newExecutor(fw *frameworkRec, info mesospb.ExecutorInfo, kind executorKind) *executorRec {
+	e := &executorRec{
+		fw:          fw,
+		id:          info.ExecutorID.Value,
+		info:        info,
+		kind:        kind,
+		containerID: uuidString(a.newUUID()),
+		tasks:       map[string]*taskRec{},
+	}
+	e.sandbox = a.sandboxDir(fw.id, e.id, e.containerID)
+	fw.executors[e.id] = e
+	if err := a.meta.writeExecutor(e); err != nil {
+		a.log.Error("agent: checkpointing an executor", "framework", fw.id, "executor", e.id, "err", err)
+	}
+	return e
+}
+
+// sandboxDir is Mesos's sandbox layout:
+// <work_dir>/agents/<agent>/frameworks/<fw>/executors/<ex>/runs/<container>.
+func (a *Agent) sandboxDir(fwID, execID, containerID string) string {
+	return filepath.Join(a.cfg.WorkDir, "agents", pathSafe(a.id), "frameworks", pathSafe(fwID),
+		"executors", pathSafe(execID), "runs", containerID)
+}
+
+// executorEnv is the environment Mesos gives executors; tasks get it too,
+// with their CommandInfo's environment on top.
+func (a *Agent) executorEnv(e *executorRec) []string {
+	grace := a.cfg.ExecutorShutdownGracePeriod
+	if g := e.info.ShutdownGracePeriod; g != nil && g.Nanoseconds > 0 {
+		grace = time.Duration(g.Nanoseconds)
+	}
+	return []string{
+		"PATH=" + defaultPath,
+		"MESOS_FRAMEWORK_ID=" + e.fw.id,
+		"MESOS_EXECUTOR_ID=" + e.id,
+		"MESOS_AGENT_ID=" + a.id,
+		"MESOS_AGENT_ENDPOINT=", // in process: no endpoint
+		"MESOS_SANDBOX=" + e.sandbox,
+		"MESOS_DIRECTORY=" + e.sandbox,
+		"MESOS_CHECKPOINT=1",
+		"MESOS_RECOVERY_TIMEOUT=" + mesosDuration(a.cfg.ExecutorRecoveryTimeout),
+		"MESOS_SUBSCRIPTION_BACKOFF_MAX=" + mesosDuration(a.cfg.ExecutorSubscriptionBackoffMax),
+		"MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD=" + mesosDuration(grace),
+	}
+}
+
+// defaultPath is the PATH containers get, as Mesos gives them the host's
+// default path.
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// mesosDuration formats d as Mesos's Duration does ("15mins", "2secs"),
+// in the largest unit that divides it, so both Mesos's parser and Go
+// executors read it back exactly.
+func mesosDuration(d time.Duration) string {
+	units := []struct {
+		name string
+		d    time.Duration
+	}{
+		{"weeks", 7 * 24 * time.Hour}, {"days", 24 * time.Hour}, {"hrs", time.Hour}, {"mins", time.Minute},
+		{"secs", time.Second}, {"ms", time.Millisecond}, {"us", time.Microsecond},
+	}
+	for _, u := range units {
+		if d != 0 && d%u.d == 0 {
+			return strconv.FormatInt(int64(d/u.d), 10) + u.name
+		}
+	}
+	return strconv.FormatInt(int64(d), 10) + "ns"
+}
+
+// taskUser is the user the executor's task containers run as: the
+// framework's (Mesos's --switch_user), or the agent's own when the
+// framework names none.
+func (e *executorRec) taskUser() string {
+	if e.info.Command != nil && e.info.Command.User != nil {
+		return e.info.Command.GetUser()
+	}
+	return e.fw.info.User
+}
+
+// startExecutor creates the executor's sandbox and starts it: a goroutine
+// running an executor.Driver linked to the agent. A failure terminates the
+// executor at once, failing its tasks.
+func (a *Agent) startExecutor(e *executorRec) {
+	if e.kind == kindUnsupported {
+		a.terminateExecutor(e, &ending{
+			state:  mesospb.TASK_FAILED,
+			reason: mesospb.TaskStatus_REASON_CONTAINER_LAUNCH_FAILED,
+			message: fmt.Sprintf("Executor %q (command %q) is not an in-process executor of this agent, and custom executor processes are not supported yet",
+				e.id, e.info.GetCommand().GetValue()),
+		})
+		return
+	}
+	fail := func(err error) {
+		a.terminateExecutor(e, &ending{
+			state:   mesospb.TASK_FAILED,
+			reason:  mesospb.TaskStatus_REASON_CONTAINER_LAUNCH_FAILED,
+			message: "Failed to start executor: " + err.Error(),
+		})
+	}
+	if err := a.makeSandbox(e); err != nil {
+		fail(err)
+		return
+	}
+	var ex executor.Executor
+	switch e.kind {
+	case kindCommand:
+		ex = executor.NewCommandExecutor(a.commandConfig(e))
+	case kindDefault:
+		ex = executor.NewDefaultExecutor(a.commandConfig(e))
+	case kindGo:
+		ex = a.cfg.Executors[e.info.GetCommand().GetValue()]
+	}
+	a.runDriver(e, ex, fail)
+}
+
+// runDriver runs ex for e on its own goroutine.
+func (a *Agent) runDriver(e *executorRec, ex executor.Executor, fail func(error)) {
+	d, err := executor.NewDriver(ex, executor.Config{
+		Agent:                  a,
+		FrameworkID:            mesospb.FrameworkID{Value: e.fw.id},
+		ExecutorID:             mesospb.ExecutorID{Value: e.id},
+		Clock:                  a.clk,
+		Logger:                 a.log.With("framework", e.fw.id, "executor", e.id),
+		RecoveryTimeout:        a.cfg.ExecutorRecoveryTimeout,
+		SubscriptionBackoffMax: a.cfg.ExecutorSubscriptionBackoffMax,
+	})
+	if err != nil {
+		fail(err)
+		return
+	}
+	ctx, cancel := context.WithCancel(a.execCtx)
+	e.cancel = cancel
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		defer cancel()
+		err := runRecovered(ctx, d)
+		if ctx.Err() != nil && a.isStopped() {
+			return // the agent is stopping: the executor goes with it
+		}
+		_ = a.post(context.Background(), func() { a.executorExited(e, err) })
+	}()
+}
+
+// runRecovered runs the driver, turning a panic of an in-process executor
+// into an error so it ends the executor, not the agent.
+func runRecovered(ctx context.Context, d *executor.Driver) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("executor panicked: %v", r)
+		}
+	}()
+	return d.Run(ctx)
+}
+
+func (a *Agent) isStopped() bool {
+	select {
+	case <-a.stopped:
+		return true
+	default:
+		return false
+	}
+}
+
+func (a *Agent) commandConfig(e *executorRec) executor.CommandConfig {
+	return executor.CommandConfig{
+		Containerizer:      a.cont,
+		Sandbox:            e.sandbox,
+		Env:                a.executorEnv(e),
+		User:               e.taskUser(),
+		ContainerIDPrefix:  e.containerID,
+		Clock:              a.clk,
+		Logger:             a.log.With("framework", e.fw.id, "executor", e.id),
+		DefaultGracePeriod: a.cfg.DefaultKillGracePeriod,
+	}
+}
+
+// makeSandbox creates the executor's sandbox, owned by the user its tasks
+// run as when the agent runs as root, as Mesos does.
+func (a *Agent) makeSandbox(e *executorRec) error {
+	if err := os.MkdirAll(e.sandbox, 0o755); err != nil {
+		return fmt.Errorf("creating the sandbox: %w", err)
+	}
+	name := e.taskUser()
+	if name == "" || os.Geteuid() != 0 {
+		return nil
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		return fmt.Errorf("user %q of the sandbox: %w", name, err)
+	}
+	uid, err1 := strconv.Atoi(u.Uid)
+	gid, err2 := strconv.Atoi(u.Gid)
+	if err1 != nil || err2 != nil {
+		return fmt.Errorf("user %q has a non-numeric uid or gid", name)
+	}
+	if err := os.Chown(e.sandbox, uid, gid); err != nil {
+		return fmt.Errorf("giving the sandbox to user %q: %w", name, err)
+	}
+	return nil
+}
+
+// subscribeExecutor handles SUBSCRIBE: a new stream replaces the old one,
+// the updates the executor has not seen acknowledged go through the status
+// update manager again (duplicates are dropped there), and the executor
+// gets SUBSCRIBED, its queued tasks, and any KILL or SHUTDOWN it missed.
+func (a *Agent) subscribeExecutor(ctx context.Context, call *executorpb.Call) (string, <-chan *executorpb.Event, error) {
+	e := a.executor(call.FrameworkID.Value, call.ExecutorID.Value)
+	if e == nil || e.state == execTerminated || e.cleaning {
+		return "", nil, fmt.Errorf("%w: no executor %q of framework %q runs on this agent", ErrNotSubscribed, call.ExecutorID.Value, call.FrameworkID.Value)
+	}
+	sub := call.Subscribe
+	if sub == nil {
+		sub = &executorpb.Call_Subscribe{}
+	}
+	for i := range sub.UnacknowledgedUpdates {
+		st := sub.UnacknowledgedUpdates[i].Status
+		if err := validateExecutorUpdate(call, &st); err != nil {
+			a.log.Warn("agent: dropping an invalid unacknowledged update", "executor", e.id, "err", err)
+			continue
+		}
+		a.statusUpdate(e.fw.id, e.id, st)
+	}
+	if e.stream != nil {
+		e.stream.close()
+	}
+	s := &execStream{id: uuidString(a.newUUID()), ch: make(chan *executorpb.Event, a.cfg.ExecutorStreamBuffer)}
+	s.stop = context.AfterFunc(ctx, func() {
+		_ = a.post(context.Background(), func() { a.executorStreamEnded(e, s) })
+	})
+	e.stream = s
+	first := e.state == execRegistering
+	if first {
+		e.state = execRunning
+	}
+	cid := &mesospb.ContainerID{Value: e.containerID}
+	s.send(&executorpb.Event{
+		Type: executorpb.Event_SUBSCRIBED.Enum(),
+		Subscribed: &executorpb.Event_Subscribed{
+			ExecutorInfo:  e.info,
+			FrameworkInfo: e.fw.info,
+			AgentInfo:     a.agentInfo(),
+			ContainerID:   cid,
+		},
+	})
+	if !first {
+		a.relaunchLost(e, sub.UnacknowledgedTasks)
+	}
+	queue := e.queue
+	e.queue = nil
+	for _, item := range queue {
+		a.launch(e, item)
+	}
+	pending := e.pending
+	e.pending = nil
+	for _, ev := range pending {
+		a.sendExecutor(e, ev)
+	}
+	if s.closed {
+		// The executor could not even take its first events.
+		if e.stream == s {
+			e.stream = nil
+		}
+		return "", nil, fmt.Errorf("%w: executor %q fell behind at once", ErrNotSubscribed, e.id)
+	}
+	return s.id, s.ch, nil
+}
+
+// relaunchLost sends LAUNCH again for tasks the executor never received:
+// launched by the agent but in no update from the executor and not among
+// the tasks it reports as launched and unacknowledged. This happens when
+// the stream that carried the LAUNCH was closed for falling behind.
+func (a *Agent) relaunchLost(e *executorRec, unacked []mesospb.TaskInfo) {
+	known := map[string]bool{}
+	for _, t := range unacked {
+		known[t.TaskID.Value] = true
+	}
+	groups := map[*mesospb.TaskGroupInfo][]mesospb.TaskInfo{}
+	var order []*mesospb.TaskGroupInfo
+	for _, t := range e.sortedTasks() {
+		if t.queued || t.state != mesospb.TASK_STAGING || len(t.statuses) > 0 || known[t.info.TaskID.Value] {
+			continue
+		}
+		if t.group == nil {
+			info := t.info
+			e.queue = append(e.queue, launchItem{task: &info})
+			continue
+		}
+		if _, ok := groups[t.group]; !ok {
+			order = append(order, t.group)
+		}
+		groups[t.group] = append(groups[t.group], t.info)
+	}
+	for _, g := range order {
+		e.queue = append(e.queue, launchItem{group: &mesospb.TaskGroupInfo{Tasks: groups[g]}})
+	}
+}
+
+// launch sends a queued task or group to the subscribed executor.
+func (a *Agent) launch(e *executorRec, item launchItem) {
+	if e.stream == nil {
+		e.queue = append(e.queue, item)
+		return
+	}
+	if !e.stream.send(item.event()) {
+		e.stream = nil
+		a.log.Warn("agent: executor fell behind, closing its stream", "framework", e.fw.id, "executor", e.id)
+		e.queue = append(e.queue, item)
+		return
+	}
+	ids := []mesospb.TaskID{}
+	if item.group != nil {
+		for _, t := range item.group.Tasks {
+			ids = append(ids, t.TaskID)
+		}
+	} else {
+		ids = append(ids, item.task.TaskID)
+	}
+	for _, id := range ids {
+		if t := e.tasks[id.Value]; t != nil {
+			t.queued = false
+		}
+	}
+}
+
+func (a *Agent) executorStreamEnded(e *executorRec, s *execStream) {
+	if e.stream == s {
+		e.stream = nil
+		s.close() // the subscriber is gone
+	}
+}
+
+// executorCall handles an executor's UPDATE, MESSAGE or HEARTBEAT.
+func (a *Agent) executorCall(streamID string, call *executorpb.Call) error {
+	e := a.executor(call.FrameworkID.Value, call.ExecutorID.Value)
+	if e == nil || e.stream == nil || e.stream.id != streamID {
+		return fmt.Errorf("%w: executor %q of framework %q has no stream %q", ErrNotSubscribed, call.ExecutorID.Value, call.FrameworkID.Value, streamID)
+	}
+	switch call.GetType() {
+	case executorpb.Call_UPDATE:
+		if call.Update == nil {
+			return fmt.Errorf("%w: UPDATE without update", ErrInvalidCall)
+		}
+		st := call.Update.Status
+		if err := validateExecutorUpdate(call, &st); err != nil {
+			return err
+		}
+		if t := e.fw.tasks[st.TaskID.Value]; t != nil && t.exec != e {
+			return fmt.Errorf("%w: task %q belongs to executor %q", ErrInvalidCall, st.TaskID.Value, t.exec.id)
+		}
+		a.statusUpdate(e.fw.id, e.id, st)
+		return nil
+	case executorpb.Call_MESSAGE:
+		if call.Message == nil {
+			return fmt.Errorf("%w: MESSAGE without message", ErrInvalidCall)
+		}
+		a.send(&internalpb.Call{
+			Type: internalpb.Call_EXECUTOR_MESSAGE.Enum(),
+			ExecutorMessage: &internalpb.Call_ExecutorMessage{
+				FrameworkID: mesospb.FrameworkID{Value: e.fw.id},
+				ExecutorID:  mesospb.ExecutorID{Value: e.id},
+				Data:        call.Message.Data,
+			},
+		})
+		return nil
+	case executorpb.Call_HEARTBEAT:
+		return nil
+	default:
+		return fmt.Errorf("%w: unexpected call %s", ErrInvalidCall, call.GetType())
+	}
+}
+
+// validateExecutorUpdate applies Mesos's rules to an executor's status
+// update.
+func validateExecutorUpdate(call *executorpb.Call, st *mesospb.TaskStatus) error {
+	switch {
+	case st.State == nil:
+		return fmt.Errorf("%w: status update without a state", ErrInvalidCall)
+	case st.TaskID.Value == "":
+		return fmt.Errorf("%w: status update without a task ID", ErrInvalidCall)
+	case len(st.UUID) != 16:
+		return fmt.Errorf("%w: status update needs a 16-byte uuid", ErrInvalidCall)
+	case st.GetState() == mesospb.TASK_STAGING:
+		return fmt.Errorf("%w: an executor may not send TASK_STAGING", ErrInvalidCall)
+	case st.Source != nil && st.GetSource() != mesospb.TaskStatus_SOURCE_EXECUTOR:
+		return fmt.Errorf("%w: status update from an executor with source %s", ErrInvalidCall, st.GetSource())
+	case st.ExecutorID != nil && st.ExecutorID.Value != call.ExecutorID.Value:
+		return fmt.Errorf("%w: status update names executor %q", ErrInvalidCall, st.ExecutorID.Value)
+	}
+	st.Source = mesospb.TaskStatus_SOURCE_EXECUTOR.Enum()
+	return nil
+}
+
+func (a *Agent) frameworkMessage(fwID, execID string, data []byte) {
+	e := a.executor(fwID, execID)
+	if e == nil || e.state != execRunning || e.stream == nil {
+		a.log.Warn("agent: dropping a framework message for an executor that is not running", "framework", fwID, "executor", execID)
+		return
+	}
+	a.sendExecutor(e, &executorpb.Event{Type: executorpb.Event_MESSAGE.Enum(), Message: &executorpb.Event_Message{Data: data}})
+}
+
+func (a *Agent) shutdownFramework(fwID string) {
+	fw := a.frameworks[fwID]
+	if fw == nil {
+		return
+	}
+	fw.terminating = true
+	for _, e := range fw.sortedExecutors() {
+		a.shutdownExecutor(e, "the framework is shutting down")
+	}
+	a.maybeForgetFramework(fw)
+}
+
+// shutdownExecutor asks an executor to shut down and destroys it after its
+// grace period. An executor that has not subscribed yet has nothing to
+// shut down gracefully and is destroyed at once.
+func (a *Agent) shutdownExecutor(e *executorRec, why string) {
+	if e.state == execTerminating || e.state == execTerminated {
+		return
+	}
+	if e.ending == nil {
+		e.ending = &ending{state: mesospb.TASK_KILLED, reason: mesospb.TaskStatus_REASON_EXECUTOR_TERMINATED, message: "Executor shut down: " + why}
+	}
+	if e.state == execRegistering {
+		a.killExecutor(e)
+		return
+	}
+	e.state = execTerminating
+	a.sendExecutor(e, &executorpb.Event{Type: executorpb.Event_SHUTDOWN.Enum()})
+	grace := a.cfg.ExecutorShutdownGracePeriod
+	if g := e.info.ShutdownGracePeriod; g != nil && g.Nanoseconds > 0 {
+		grace = time.Duration(g.Nanoseconds)
+	}
+	e.shutdownTimer = a.tm.after(grace, func() {
+		e.shutdownTimer = 0
+		if e.state != execTerminated {
+			a.log.Warn("agent: executor did not shut down within its grace period; destroying it", "framework", e.fw.id, "executor", e.id, "grace", grace)
+			a.killExecutor(e)
+		}
+	})
+}
+
+// killExecutor ends an executor now: its driver's context is cancelled and
+// its containers destroyed. It does not wait for an in-process executor
+// that ignores its context.
+func (a *Agent) killExecutor(e *executorRec) {
+	if e.state == execTerminated {
+		return
+	}
+	e.state = execTerminating
+	if e.ending == nil {
+		e.ending = &ending{state: mesospb.TASK_KILLED, reason: mesospb.TaskStatus_REASON_EXECUTOR_TERMINATED, message: "Executor destroyed"}
+	}
+	a.cleanupExecutor(e)
+}
+
+// executorExited handles the end of an executor's driver.
+func (a *Agent) executorExited(e *executorRec, err error) {
+	if e.state == execTerminated || e.cleaning {
+		return
+	}
+	if e.ending == nil {
+		msg := "Executor terminated"
+		if err != nil && !errors.Is(err, context.Canceled) {
+			msg += ": " + err.Error()
+		}
+		e.ending = &ending{state: mesospb.TASK_FAILED, reason: mesospb.TaskStatus_REASON_EXECUTOR_TERMINATED, message: msg}
+	}
+	if e.state != execTerminating {
+		e.state = execTerminating
+	}
+	a.cleanupExecutor(e)
+}
+
+// cleanupExecutor destroys, on another goroutine, every container of the
+// executor's run (its task containers are named <container ID>.<task>),
+// then terminates it on the loop.
+func (a *Agent) cleanupExecutor(e *executorRec) {
+	if e.cleaning {
+		return
+	}
+	e.cleaning = true
+	if e.cancel != nil {
+		e.cancel()
+	}
+	a.tm.cancel(e.shutdownTimer)
+	e.shutdownTimer = 0
+	prefix := e.containerID + "."
+	cont := a.cont
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		destroyContainers(a.runCtx, cont, func(id string) bool { return strings.HasPrefix(id, prefix) }, a.log)
+		_ = a.post(context.Background(), func() { a.terminateExecutor(e, nil) })
+	}()
+}
+
+// destroyContainers destroys the containers whose IDs match.
+func destroyContainers(ctx context.Context, cont containerizer.Containerizer, match func(string) bool, log interface{ Warn(string, ...any) }) {
+	ids, err := cont.Containers(ctx)
+	if err != nil {
+		log.Warn("agent: listing containers", "err", err)
+		return
+	}
+	for _, id := range ids {
+		if !match(id) {
+			continue
+		}
+		if err := cont.Destroy(ctx, id); err != nil && !errors.Is(err, containerizer.ErrUnknownContainer) {
+			log.Warn("agent: destroying a container", "container", id, "err", err)
+		}
+	}
+}
+
+// terminateExecutor marks the executor gone: its queued and non-terminal
+// tasks get a terminal update from the agent, the master gets
+// EXECUTOR_EXITED, and the executor is forgotten once nothing of it waits
+// for an acknowledgement.
+func (a *Agent) terminateExecutor(e *executorRec, end *ending) {
+	if e.state == execTerminated {
+		return
+	}
+	if end != nil {
+		e.ending = end
+	}
+	if e.ending == nil {
+		e.ending = &ending{state: mesospb.TASK_FAILED, reason: mesospb.TaskStatus_REASON_EXECUTOR_TERMINATED, message: "Executor terminated"}
+	}
+	e.state = execTerminated
+	if e.cancel != nil {
+		e.cancel()
+	}
+	a.tm.cancel(e.shutdownTimer)
+	e.shutdownTimer = 0
+	if e.stream != nil {
+		e.stream.close()
+		e.stream = nil
+	}
+	e.queue, e.pending = nil, nil
+	for _, t := range e.sortedTasks() {
+		if !terminal(t.state) {
+			a.statusUpdate(e.fw.id, e.id, a.agentStatus(e.fw.id, t.info.TaskID.Value, e.ending.state, e.ending.reason, e.ending.message))
+		}
+	}
+	a.log.Info("agent: executor terminated", "framework", e.fw.id, "executor", e.id, "why", e.ending.message)
+	a.send(&internalpb.Call{
+		Type: internalpb.Call_EXECUTOR_EXITED.Enum(),
+		ExecutorExited: &internalpb.Call_ExecutorExited{
+			FrameworkID: mesospb.FrameworkID{Value: e.fw.id},
+			ExecutorID:  mesospb.ExecutorID{Value: e.id},
+			Message:     ptr(e.ending.message),
+		},
+	})
+	a.maybeForgetExecutor(e)
+	a.checkShutdown()
+}
+
+// maybeForgetExecutor drops a terminated executor whose tasks are all
+// forgotten.
+func (a *Agent) maybeForgetExecutor(e *executorRec) {
+	if e.state != execTerminated || len(e.tasks) > 0 || e.fw.executors[e.id] != e {
+		return
+	}
+	delete(e.fw.executors, e.id)
+	if err := a.meta.removeExecutor(e); err != nil {
+		a.log.Warn("agent: removing an executor's checkpoint", "executor", e.id, "err", err)
+	}
+	a.maybeForgetFramework(e.fw)
+}

@@ -1,0 +1,176 @@
+package agent
+
+import (
+	"context"
+	"sort"
+	"time"
+
+	"github.com/apronhq/apron/api/v1/internalpb"
+	"github.com/apronhq/apron/api/v1/mesospb"
+	"github.com/apronhq/apron/containerizer"
+)
+
+// loopState is the agent's state, owned by the loop goroutine (Run's).
+// Nothing here is touched by another goroutine: they post closures to the
+// loop instead.
+type loopState struct {
+	runCtx  context.Context // ends when Run stops
+	execCtx context.Context // parent of the in-process executors' contexts
+
+	cont    containerizer.Containerizer
+	ownCont bool
+	tm      *timers
+
+	frameworks map[string]*frameworkRec
+	streams    map[streamKey]*updateStream // the status update manager
+	completed  []mesospb.Task              // terminal, acknowledged tasks, oldest first
+
+	// The master link.
+	conn           *masterConn
+	connecting     context.CancelFunc // a connection attempt in flight
+	connGen        uint64
+	registered     bool
+	regBackoff     time.Duration
+	reconnectTimer timerID
+	pingTimer      timerID
+	pingTimeout    time.Duration
+	outbox         []*internalpb.Call // calls for the sender, flushed each turn
+	held           []*internalpb.Call // EXECUTOR_EXITED waiting for registration
+
+	checkpointed []mesospb.Resource // from CHECKPOINT_RESOURCES
+
+	shutdown *shutdownState // set once the agent is shutting down
+	done     bool           // the loop returns at the end of this turn
+}
+
+type shutdownState struct {
+	removed bool // by the master: no UNREGISTER
+	message string
+}
+
+func (a *Agent) initLoop(runCtx, execCtx context.Context) {
+	a.runCtx, a.execCtx = runCtx, execCtx
+	a.tm = newTimers(a.clk)
+	a.frameworks = map[string]*frameworkRec{}
+	a.streams = map[streamKey]*updateStream{}
+	a.regBackoff = a.cfg.RegistrationBackoff
+}
+
+// loop is the agent's single owner goroutine: each turn runs the timers
+// that are due, hands the calls it produced to the master's sender, then
+// waits for one input: a closure posted by another goroutine (executor
+// calls, container and executor ends, connection outcomes), an event from
+// the master, or the timer.
+func (a *Agent) loop(ctx context.Context) error {
+	for {
+		a.tm.runDue()
+		// Arm the clock timer before the sender can make the calls that a
+		// test waits for, so a test that then advances a fake clock always
+		// finds the timer set.
+		a.tm.arm()
+		a.flush()
+		if a.done {
+			a.tm.disarm()
+			return nil
+		}
+		var events <-chan *internalpb.Event
+		if a.conn != nil {
+			events = a.conn.events
+		}
+		select {
+		case <-ctx.Done():
+			a.tm.disarm()
+			return ctx.Err()
+		case f := <-a.inbox:
+			f()
+		case ev, ok := <-events:
+			if !ok {
+				a.disconnected("the master ended the stream")
+			} else {
+				a.handleEvent(ev)
+			}
+		case <-a.tm.C():
+			a.tm.fired()
+		}
+	}
+}
+
+// beginShutdown tells every executor to shut down; the loop ends once all
+// have terminated.
+func (a *Agent) beginShutdown(removed bool, message string) {
+	if a.shutdown != nil {
+		if removed {
+			a.shutdown.removed, a.shutdown.message = true, message
+		}
+		return
+	}
+	a.log.Info("agent: shutting down", "why", message)
+	a.shutdown = &shutdownState{removed: removed, message: message}
+	a.tm.cancel(a.reconnectTimer)
+	for _, fw := range a.sortedFrameworks() {
+		for _, e := range fw.sortedExecutors() {
+			a.shutdownExecutor(e, message)
+		}
+	}
+	a.checkShutdown()
+}
+
+// hurryShutdown destroys every executor now instead of waiting for grace
+// periods.
+func (a *Agent) hurryShutdown() {
+	for _, fw := range a.sortedFrameworks() {
+		for _, e := range fw.sortedExecutors() {
+			if e.state != execTerminated {
+				a.killExecutor(e)
+			}
+		}
+	}
+}
+
+// checkShutdown ends the loop once a shutdown has terminated every
+// executor.
+func (a *Agent) checkShutdown() {
+	if a.shutdown == nil {
+		return
+	}
+	for _, fw := range a.frameworks {
+		for _, e := range fw.executors {
+			if e.state != execTerminated {
+				return
+			}
+		}
+	}
+	a.done = true
+}
+
+// finishShutdown runs on Run's goroutine after the loop: it gives the
+// sender a moment to deliver the last updates, then unregisters.
+func (a *Agent) finishShutdown(ctx context.Context) {
+	s := a.shutdown
+	if s.removed || a.conn == nil || !a.registered {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), unregisterTimeout)
+	defer cancel()
+	a.conn.sender.drain(ctx)
+	err := a.cfg.Master.AgentCall(ctx, a.conn.streamID, &internalpb.Call{
+		Type:    internalpb.Call_UNREGISTER.Enum(),
+		AgentID: &mesospb.AgentID{Value: a.id},
+	})
+	if err != nil {
+		a.log.Warn("agent: unregistering from the master", "err", err)
+	}
+}
+
+// unregisterTimeout bounds the last calls of a shutdown, in real time: it
+// is a safety net against a master that does not answer, not a behaviour.
+const unregisterTimeout = 10 * time.Second
+
+func (a *Agent) sortedFrameworks() []*frameworkRec {
+	out := make([]*frameworkRec, 0, len(a.frameworks))
+	for _, fw := range a.frameworks {
+		out = append(out, fw)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
+	return out
+}

@@ -1,0 +1,300 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+
+	"github.com/apronhq/apron/api/v1/mesospb"
+	"github.com/apronhq/apron/containerizer"
+	"github.com/apronhq/apron/executor"
+)
+
+// recover rebuilds the agent's state from the checkpoints of an earlier
+// run on the same WorkDir, before the loop starts (it runs on the loop's
+// goroutine). Containers of command and default executors that survived
+// are handed to new built-in executors (Reattach), which report the tasks'
+// ends; tasks whose containers are gone, and tasks of in-process Go
+// executors (which died with the old agent), get TASK_FAILED with
+// REASON_EXECUTOR_TERMINATED; containers nobody claims are destroyed. The
+// updates of the status update manager not yet acknowledged are resent
+// after re-registration.
+func (a *Agent) recover(ctx context.Context) error {
+	recovered, err := a.cont.Recover(ctx)
+	if err != nil {
+		return fmt.Errorf("agent: recovering containers: %w", err)
+	}
+	if a.id == "" {
+		// Without an ID nothing checkpointed can be re-registered: start
+		// afresh, and destroy whatever an earlier run left.
+		if err := a.meta.wipe(); err != nil {
+			return fmt.Errorf("agent: clearing stale checkpoints: %w", err)
+		}
+		a.destroyUnclaimed(ctx, nil)
+		return nil
+	}
+	if a.checkpointed, err = a.meta.readResources(); err != nil {
+		a.log.Warn("agent: unreadable checkpointed resources", "err", err)
+	}
+	fws, logs, err := a.meta.readAll(a.log.Warn)
+	if err != nil {
+		return fmt.Errorf("agent: reading checkpoints: %w", err)
+	}
+	a.log.Info("agent: recovering", "id", a.id, "frameworks", len(fws), "update_streams", len(logs), "containers", len(recovered))
+
+	// The status update manager: replay each task's log.
+	history := map[streamKey][]*mesospb.TaskStatus{}
+	for _, l := range logs {
+		s := newUpdateStream(l.key)
+		for _, u := range l.updates {
+			id := string(u.Status.UUID)
+			s.received[id] = true
+			history[l.key] = append(history[l.key], &u.Status)
+			if l.acked[id] {
+				s.acked[id] = true
+				if terminal(u.Status.GetState()) {
+					s.terminated = true
+				}
+			} else {
+				s.pending = append(s.pending, u)
+			}
+		}
+		if s.terminated && len(s.pending) == 0 {
+			_ = a.meta.removeUpdates(l.key.framework, l.key.task)
+			continue
+		}
+		s.backoff = a.cfg.StatusUpdateRetry
+		a.streams[l.key] = s
+	}
+
+	containers, err := a.cont.Containers(ctx)
+	if err != nil {
+		return fmt.Errorf("agent: listing containers: %w", err)
+	}
+	claimed := map[string]bool{}
+	for _, rf := range fws {
+		fw := &frameworkRec{id: rf.info.ID.Value, info: rf.info, executors: map[string]*executorRec{}, tasks: map[string]*taskRec{}}
+		a.frameworks[fw.id] = fw
+		for _, re := range rf.executors {
+			a.recoverExecutor(ctx, fw, re, history, containers, claimed)
+		}
+		a.maybeForgetFramework(fw)
+	}
+	a.destroyUnclaimed(ctx, claimed)
+	return nil
+}
+
+// recoverExecutor rebuilds one executor run and decides its fate.
+func (a *Agent) recoverExecutor(ctx context.Context, fw *frameworkRec, re recoveredExecutor, history map[streamKey][]*mesospb.TaskStatus,
+	containers []string, claimed map[string]bool) {
+	e := &executorRec{
+		fw: fw, id: re.info.ExecutorID.Value, info: re.info, kind: re.kind,
+		containerID: re.containerID, sandbox: re.sandbox, tasks: map[string]*taskRec{},
+	}
+	if e.sandbox == "" {
+		e.sandbox = a.sandboxDir(fw.id, e.id, e.containerID)
+	}
+	groups := map[string]*mesospb.TaskGroupInfo{}
+	for _, rt := range re.tasks {
+		t := &taskRec{exec: e, info: rt.info, state: mesospb.TASK_STAGING}
+		key := streamKey{fw.id, rt.info.TaskID.Value}
+		for _, st := range history[key] {
+			a.updateTaskState(t, *st)
+		}
+		if s := a.streams[key]; s != nil && len(s.pending) > 0 {
+			t.updateState, t.updateUUID = s.pending[0].Status.State, s.pending[0].Status.UUID
+		}
+		if len(rt.group) > 0 {
+			g := groups[rt.group[0]]
+			if g == nil {
+				g = &mesospb.TaskGroupInfo{}
+				groups[rt.group[0]] = g
+			}
+			g.Tasks = append(g.Tasks, rt.info)
+			t.group = g
+		}
+		if fw.tasks[rt.info.TaskID.Value] != nil {
+			a.log.Warn("agent: a recovered task ID is in two executor runs; keeping the first", "task", rt.info.TaskID.Value)
+			continue
+		}
+		e.tasks[rt.info.TaskID.Value] = t
+		fw.tasks[rt.info.TaskID.Value] = t
+	}
+	// Two runs of one executor ID: the live one takes the ID.
+	if old := fw.executors[e.id]; old != nil {
+		if e.live() {
+			a.detachExecutor(old)
+		} else {
+			fw.executors["\x00"+e.containerID] = e
+		}
+	}
+	if fw.executors[e.id] == nil {
+		fw.executors[e.id] = e
+	}
+
+	if !e.live() {
+		e.state = execTerminated
+		a.log.Info("agent: recovered a terminated executor", "framework", fw.id, "executor", e.id)
+		a.maybeForgetExecutor(e)
+		return
+	}
+	gone := &ending{
+		state:   mesospb.TASK_FAILED,
+		reason:  mesospb.TaskStatus_REASON_EXECUTOR_TERMINATED,
+		message: "The task's container did not survive the agent's restart",
+	}
+	switch e.kind {
+	case kindCommand:
+		var t *taskRec
+		for _, x := range e.tasks {
+			if !terminal(x.state) {
+				t = x
+			}
+		}
+		ex := executor.NewCommandExecutor(a.commandConfig(e))
+		cid := executor.TaskContainerID(e.containerID, t.info.TaskID)
+		if !slices.Contains(containers, cid) {
+			a.terminateExecutor(e, gone)
+			return
+		}
+		if err := ex.Reattach(ctx, t.info); err != nil {
+			a.log.Warn("agent: cannot reattach a command task", "task", t.info.TaskID.Value, "err", err)
+			a.terminateExecutor(e, gone)
+			return
+		}
+		claimed[cid] = true
+		a.reattached(e, t)
+		a.runDriver(e, ex, func(err error) { a.terminateExecutor(e, gone) })
+	case kindDefault:
+		ex := executor.NewDefaultExecutor(a.commandConfig(e))
+		var lost []*taskRec
+		reattached := 0
+		seen := map[*mesospb.TaskGroupInfo]bool{}
+		for _, t := range e.sortedTasks() {
+			if terminal(t.state) || seen[t.group] {
+				continue
+			}
+			group := t.group
+			if group == nil {
+				group = &mesospb.TaskGroupInfo{Tasks: []mesospb.TaskInfo{t.info}}
+			} else {
+				seen[group] = true
+			}
+			var live []mesospb.TaskInfo
+			var liveRecs []*taskRec
+			ok := true
+			for _, gt := range group.Tasks {
+				r := e.tasks[gt.TaskID.Value]
+				if r == nil || terminal(r.state) {
+					continue
+				}
+				live = append(live, gt)
+				liveRecs = append(liveRecs, r)
+				ok = ok && slices.Contains(containers, executor.TaskContainerID(e.containerID, gt.TaskID))
+			}
+			if ok {
+				if err := ex.Reattach(ctx, mesospb.TaskGroupInfo{Tasks: live}); err != nil {
+					a.log.Warn("agent: cannot reattach a task group", "executor", e.id, "err", err)
+					ok = false
+				}
+			}
+			if !ok {
+				lost = append(lost, liveRecs...)
+				continue
+			}
+			reattached++
+			for _, r := range liveRecs {
+				claimed[executor.TaskContainerID(e.containerID, r.info.TaskID)] = true
+				a.reattached(e, r)
+			}
+		}
+		for _, t := range lost {
+			a.statusUpdate(fw.id, e.id, a.agentStatus(fw.id, t.info.TaskID.Value, gone.state, gone.reason, gone.message))
+		}
+		if reattached == 0 {
+			a.terminateExecutor(e, gone)
+			return
+		}
+		a.runDriver(e, ex, func(err error) { a.terminateExecutor(e, gone) })
+	default:
+		// In-process Go executors lived in the old agent's process.
+		e.state = execTerminating
+		e.ending = &ending{
+			state:   mesospb.TASK_FAILED,
+			reason:  mesospb.TaskStatus_REASON_EXECUTOR_TERMINATED,
+			message: "The in-process executor did not survive the agent's restart",
+		}
+		a.terminateExecutor(e, nil)
+	}
+}
+
+// reattached notes a task whose container a new built-in executor watches:
+// it is launched, and RUNNING if the old agent had not heard so yet.
+func (a *Agent) reattached(e *executorRec, t *taskRec) {
+	t.queued = false
+	if t.state == mesospb.TASK_STAGING || t.state == mesospb.TASK_STARTING {
+		a.statusUpdate(e.fw.id, e.id, a.agentStatus(e.fw.id, t.info.TaskID.Value, mesospb.TASK_RUNNING,
+			mesospb.TaskStatus_REASON_AGENT_RESTARTED, "The task's container survived the agent's restart"))
+	}
+}
+
+// destroyUnclaimed destroys, on another goroutine, the containers no
+// recovered executor took.
+func (a *Agent) destroyUnclaimed(ctx context.Context, claimed map[string]bool) {
+	cont := a.cont
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		destroyContainers(ctx, cont, func(id string) bool {
+			if claimed[id] {
+				return false
+			}
+			a.log.Info("agent: destroying an orphan container", "container", id)
+			return true
+		}, a.log)
+	}()
+}
+
+// offlineShutdown is Shutdown without Run: it destroys the containers of
+// the executor runs the checkpoints name and removes the checkpoints.
+func (a *Agent) offlineShutdown(ctx context.Context) error {
+	fws, _, err := a.meta.readAll(a.log.Warn)
+	if err != nil {
+		return fmt.Errorf("agent: reading checkpoints: %w", err)
+	}
+	var prefixes []string
+	for _, fw := range fws {
+		for _, e := range fw.executors {
+			prefixes = append(prefixes, e.containerID+".")
+		}
+	}
+	if len(prefixes) > 0 {
+		cont := a.cfg.Containerizer
+		if cont == nil {
+			p, err := containerizer.NewProcess(containerizer.ProcessOptions{
+				StateDir: filepath.Join(a.cfg.WorkDir, "containers"),
+				Logger:   a.log,
+				Clock:    a.clk,
+			})
+			if err != nil {
+				return fmt.Errorf("agent: starting the process containerizer: %w", err)
+			}
+			defer p.Close()
+			cont = p
+		}
+		if _, err := cont.Recover(ctx); err != nil && !errors.Is(err, containerizer.ErrClosed) {
+			return fmt.Errorf("agent: recovering containers: %w", err)
+		}
+		destroyContainers(ctx, cont, func(id string) bool {
+			for _, p := range prefixes {
+				if len(id) > len(p) && id[:len(p)] == p {
+					return true
+				}
+			}
+			return false
+		}, a.log)
+	}
+	return a.meta.wipe()
+}

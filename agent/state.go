@@ -1,0 +1,59 @@
+package agent
+
+import (
+	"context"
+
+	"github.com/apronhq/apron/api/v1/mesospb"
+)
+
+// State is a snapshot of what the agent runs, for the operator API, tools
+// and tests.
+type State struct {
+	Info       mesospb.AgentInfo
+	Registered bool // registered with the master now
+	Frameworks []FrameworkState
+	// CompletedTasks are the latest terminal tasks whose last update was
+	// acknowledged, oldest first, at most Config.MaxCompletedTasks.
+	CompletedTasks []mesospb.Task
+}
+
+// FrameworkState is a framework with executors on the agent.
+type FrameworkState struct {
+	Info      mesospb.FrameworkInfo
+	Executors []ExecutorState
+}
+
+// ExecutorState is one executor run.
+type ExecutorState struct {
+	Info        mesospb.ExecutorInfo
+	ContainerID string
+	// Directory is the run's sandbox,
+	// <work_dir>/agents/<agent>/frameworks/<fw>/executors/<ex>/runs/<container>.
+	Directory string
+	// State is REGISTERING, RUNNING, TERMINATING or TERMINATED.
+	State string
+	// Tasks are its queued (TASK_STAGING), launched and terminal but
+	// unacknowledged tasks.
+	Tasks []mesospb.Task
+}
+
+// State returns a snapshot of the agent's frameworks, executors and tasks.
+// It fails with ErrStopped when Run is not running.
+func (a *Agent) State(ctx context.Context) (State, error) {
+	return request(a, ctx, func() State {
+		s := State{Info: a.agentInfo(), Registered: a.registered && a.conn != nil}
+		for _, fw := range a.sortedFrameworks() {
+			fs := FrameworkState{Info: fw.info}
+			for _, e := range fw.sortedExecutors() {
+				es := ExecutorState{Info: e.info, ContainerID: e.containerID, Directory: e.sandbox, State: e.state.String()}
+				for _, t := range e.sortedTasks() {
+					es.Tasks = append(es.Tasks, t.proto())
+				}
+				fs.Executors = append(fs.Executors, es)
+			}
+			s.Frameworks = append(s.Frameworks, fs)
+		}
+		s.CompletedTasks = append([]mesospb.Task(nil), a.completed...)
+		return s
+	})
+}

@@ -1,0 +1,636 @@
+package executor
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/apronhq/apron/api/v1/mesospb"
+	"github.com/apronhq/apron/containerizer"
+	"github.com/apronhq/apron/internal/clock"
+)
+
+// DefaultGracePeriod is the time between SIGTERM and SIGKILL when a task is
+// killed without a kill policy, as Mesos's.
+const DefaultGracePeriod = 3 * time.Second
+
+// CommandConfig configures the built-in executors.
+type CommandConfig struct {
+	// Containerizer runs each task's command as a container. Required.
+	Containerizer containerizer.Containerizer
+	// Sandbox is the executor's sandbox, an absolute path. The command
+	// executor's task runs in it; each task of the default executor runs in
+	// Sandbox/tasks/<task> (and gets MESOS_SANDBOX set to it). The task's
+	// stdout and stderr are files there.
+	Sandbox string
+	// Env is the base environment of every task (the agent's MESOS_*
+	// variables, PATH, ...); CommandInfo.environment is added on top,
+	// replacing variables of the same name.
+	Env []string
+	// User runs tasks whose CommandInfo.user is unset; "" is the agent's
+	// user.
+	User string
+	// ContainerIDPrefix names the tasks' containers: see TaskContainerID.
+	// Unique per executor run, so that the agent can tell whose they are.
+	ContainerIDPrefix string
+	// Clock times kill grace periods; nil is clock.Real().
+	Clock clock.Clock
+	// Logger receives the executor's logs; nil discards them.
+	Logger *slog.Logger
+	// DefaultGracePeriod is the kill grace period of tasks without a kill
+	// policy; 0 is DefaultGracePeriod.
+	DefaultGracePeriod time.Duration
+}
+
+// CommandExecutor is the built-in command executor: it runs one task's
+// CommandInfo as one container. Create it with NewCommandExecutor.
+type CommandExecutor struct{ *builtin }
+
+// DefaultExecutor is the built-in default executor: it runs task groups,
+// each task as a command in its own container, and kills a group's other
+// tasks when one fails or is killed. Create it with NewDefaultExecutor.
+type DefaultExecutor struct{ *builtin }
+
+var (
+	_ Executor = (*CommandExecutor)(nil)
+	_ Executor = (*DefaultExecutor)(nil)
+)
+
+// NewCommandExecutor returns the command executor. It runs the one task of
+// its LAUNCH (a second LAUNCH, or a LAUNCH_GROUP, gets TASK_ERROR):
+// TASK_STARTING, then TASK_RUNNING once the container runs, then
+// TASK_FINISHED (exit status 0), TASK_FAILED ("Command exited with status
+// N", "Command terminated with signal SIGNAME", or the launch error) or
+// TASK_KILLED after a kill. It stops the driver once its task's terminal
+// update is acknowledged (or, after SHUTDOWN, sent).
+func NewCommandExecutor(cfg CommandConfig) *CommandExecutor {
+	return &CommandExecutor{newBuiltin(cfg, false)}
+}
+
+// NewDefaultExecutor returns the default executor. Each task of a
+// LAUNCH_GROUP (or a LAUNCH, taken as a group of one) runs as the command
+// executor's task does; when a task ends other than TASK_FINISHED, the
+// other tasks of its group are killed. It stops the driver once it has run
+// tasks and every one of them is terminal with its update acknowledged (or,
+// after SHUTDOWN, sent).
+func NewDefaultExecutor(cfg CommandConfig) *DefaultExecutor {
+	return &DefaultExecutor{newBuiltin(cfg, true)}
+}
+
+// Reattach gives the command executor, before its driver runs, a task whose
+// container outlived an agent restart: the agent, having found the
+// container TaskContainerID(cfg.ContainerIDPrefix, task.TaskID) with
+// containerizer.Recover, makes a new executor with the same CommandConfig,
+// reattaches the task and runs a new driver. Once subscribed the executor
+// waits on the container and reports its end (TASK_FINISHED, TASK_FAILED,
+// or TASK_KILLED after a kill) as for a task it launched; it sends no
+// TASK_STARTING or TASK_RUNNING, which the agent already has or may send
+// itself. A container that ended while nobody watched usually has lost its
+// exit status: the task is then TASK_FAILED, "Command ended with an unknown
+// status".
+//
+// Errors wrap ErrReattach: the executor already has a task or has
+// subscribed, or the containerizer does not know the container (then also
+// containerizer.ErrUnknownContainer: the agent reports the task itself).
+func (e *CommandExecutor) Reattach(ctx context.Context, task mesospb.TaskInfo) error {
+	return e.reattach(ctx, []mesospb.TaskInfo{task})
+}
+
+// Reattach gives the default executor, before its driver runs, a task group
+// whose containers outlived an agent restart; call it once per group. See
+// CommandExecutor.Reattach: every task's container must be known to the
+// containerizer, or nothing is reattached.
+func (e *DefaultExecutor) Reattach(ctx context.Context, group mesospb.TaskGroupInfo) error {
+	return e.reattach(ctx, group.Tasks)
+}
+
+// builtin is the command executor and the default executor: the same
+// machinery, with one task or with groups.
+type builtin struct {
+	cfg   CommandConfig
+	group bool // the default executor
+	log   *slog.Logger
+	clk   clock.Clock
+
+	mu           sync.Mutex
+	tasks        map[string]*task // by task ID; kept once terminal
+	pending      [][]*task        // reattached, not yet watched
+	registered   bool
+	shuttingDown bool
+	shutdownCap  time.Duration // the executor's shutdown grace period, or 0
+	killingState bool          // the framework takes TASK_KILLING
+}
+
+// task is one task of a built-in executor.
+type task struct {
+	info       mesospb.TaskInfo
+	cid        string // container ID
+	sandbox    string
+	peers      []*task // its group, itself included
+	reattached bool
+
+	endOnce sync.Once
+	ended   chan struct{} // closed once the container has ended (or was never launched)
+	rearm   chan struct{} // (cap 1) the kill deadline moved earlier
+
+	// Guarded by builtin.mu.
+	launched bool // the container runs and TASK_RUNNING is sent: a kill may start
+	killing  bool
+	deadline time.Time // of the kill's grace period
+	terminal bool
+	uuid     []byte // of the terminal update
+	acked    bool   // the terminal update is acknowledged
+}
+
+func (t *task) end() { t.endOnce.Do(func() { close(t.ended) }) }
+
+func newBuiltin(cfg CommandConfig, group bool) *builtin {
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.DefaultGracePeriod <= 0 {
+		cfg.DefaultGracePeriod = DefaultGracePeriod
+	}
+	kind := "command"
+	if group {
+		kind = "default"
+	}
+	return &builtin{
+		cfg:   cfg,
+		group: group,
+		log:   cfg.Logger.With("executor", kind),
+		clk:   cfg.Clock,
+		tasks: make(map[string]*task),
+	}
+}
+
+func (b *builtin) newTask(info mesospb.TaskInfo) *task {
+	t := &task{
+		info:    info,
+		cid:     TaskContainerID(b.cfg.ContainerIDPrefix, info.TaskID),
+		sandbox: b.cfg.Sandbox,
+		ended:   make(chan struct{}),
+		rearm:   make(chan struct{}, 1),
+	}
+	if b.group {
+		t.sandbox = filepath.Join(b.cfg.Sandbox, "tasks", containerIDPart(info.TaskID.Value, containerizer.MaxIDLength))
+	}
+	return t
+}
+
+// Registered starts watching the reattached tasks.
+func (b *builtin) Registered(ctx context.Context, d *Driver, info Info) {
+	b.noteInfo(info)
+	b.startReattached(d)
+}
+
+// Reregistered notes the new Info; the tasks run on.
+func (b *builtin) Reregistered(ctx context.Context, d *Driver, info Info) { b.noteInfo(info) }
+
+// Disconnected does nothing: the tasks run on while the driver reconnects.
+func (b *builtin) Disconnected(ctx context.Context, d *Driver) {}
+
+func (b *builtin) noteInfo(info Info) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if g := info.Executor.ShutdownGracePeriod; g != nil && g.Nanoseconds > 0 {
+		b.shutdownCap = time.Duration(g.Nanoseconds)
+	}
+	b.killingState = slices.ContainsFunc(info.Framework.Capabilities, func(c mesospb.FrameworkInfo_Capability) bool {
+		return c.GetType() == mesospb.FrameworkInfo_Capability_TASK_KILLING_STATE
+	})
+}
+
+func (b *builtin) startReattached(d *Driver) {
+	b.mu.Lock()
+	b.registered = true
+	pending := b.pending
+	b.pending = nil
+	b.mu.Unlock()
+	for _, g := range pending {
+		for _, t := range g {
+			d.Go(func(ctx context.Context) {
+				defer t.end()
+				b.started(d, t)
+				b.wait(ctx, d, t)
+			})
+		}
+	}
+}
+
+// LaunchTask runs the task (the default executor: as a group of one).
+func (b *builtin) LaunchTask(ctx context.Context, d *Driver, ti *mesospb.TaskInfo) {
+	b.launch(ctx, d, []mesospb.TaskInfo{*ti}, false)
+}
+
+// LaunchTaskGroup runs the group's tasks (the command executor refuses).
+func (b *builtin) LaunchTaskGroup(ctx context.Context, d *Driver, g *mesospb.TaskGroupInfo) {
+	b.launch(ctx, d, g.Tasks, true)
+}
+
+func (b *builtin) launch(ctx context.Context, d *Driver, infos []mesospb.TaskInfo, asGroup bool) {
+	if len(infos) == 0 {
+		return
+	}
+	b.mu.Lock()
+	// Tasks whose ID is empty, repeated, or already known get no update at
+	// all: one would be taken for the update of another task.
+	var tasks []*task
+	seen := make(map[string]bool)
+	for _, info := range infos {
+		id := info.TaskID.Value
+		if id == "" || seen[id] || b.tasks[id] != nil {
+			b.log.Warn("ignoring a task whose ID is empty or in use", "task_id", id)
+			continue
+		}
+		seen[id] = true
+		tasks = append(tasks, b.newTask(info))
+	}
+	rejectState := mesospb.TASK_ERROR
+	var reject string
+	var reason *mesospb.TaskStatus_Reason
+	switch {
+	case b.shuttingDown:
+		rejectState, reject = mesospb.TASK_KILLED, "The executor is shutting down"
+	case !b.group && asGroup:
+		reject = "The command executor does not run task groups"
+		reason = mesospb.TaskStatus_REASON_TASK_GROUP_INVALID.Enum()
+	case !b.group && len(b.tasks) > 0:
+		reject = "The command executor runs one task and already has one"
+		reason = mesospb.TaskStatus_REASON_TASK_INVALID.Enum()
+	case len(tasks) < len(infos):
+		reject = "The task group has tasks with empty or repeated IDs"
+		reason = mesospb.TaskStatus_REASON_TASK_GROUP_INVALID.Enum()
+	}
+	for _, t := range tasks {
+		t.peers = tasks
+		b.tasks[t.info.TaskID.Value] = t
+	}
+	b.mu.Unlock()
+
+	if reject != "" {
+		for _, t := range tasks {
+			t.end()
+			b.finish(ctx, d, t, rejectState, reject, reason)
+		}
+		return
+	}
+	cfgs := make([]containerizer.Config, len(tasks))
+	for i, t := range tasks {
+		c, err := b.containerConfig(t)
+		if err != nil {
+			// A group starts whole or not at all.
+			for j, u := range tasks {
+				msg := "Invalid task: " + err.Error()
+				if j != i {
+					msg = fmt.Sprintf("Task %q of the group is invalid: %v", t.info.TaskID.Value, err)
+				}
+				u.end()
+				b.finish(ctx, d, u, mesospb.TASK_FAILED, msg, nil)
+			}
+			return
+		}
+		cfgs[i] = c
+	}
+	for i, t := range tasks {
+		d.Go(func(ctx context.Context) { b.run(ctx, d, t, cfgs[i]) })
+	}
+}
+
+// run launches t's container, then watches it.
+func (b *builtin) run(ctx context.Context, d *Driver, t *task, cfg containerizer.Config) {
+	defer t.end()
+	b.send(ctx, d, t, mesospb.TASK_STARTING, "", nil, nil)
+	b.mu.Lock()
+	killed := t.killing
+	b.mu.Unlock()
+	if killed {
+		b.finish(ctx, d, t, mesospb.TASK_KILLED, "Task killed before it was launched",
+			mesospb.TaskStatus_REASON_TASK_KILLED_DURING_LAUNCH.Enum())
+		return
+	}
+	if err := b.cfg.Containerizer.Launch(ctx, cfg); err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		b.finish(ctx, d, t, mesospb.TASK_FAILED, "Failed to launch the command: "+err.Error(),
+			mesospb.TaskStatus_REASON_CONTAINER_LAUNCH_FAILED.Enum())
+		return
+	}
+	b.send(ctx, d, t, mesospb.TASK_RUNNING, "", nil, nil)
+	b.started(d, t)
+	b.wait(ctx, d, t)
+}
+
+// started marks t launched, and starts a kill requested before.
+func (b *builtin) started(d *Driver, t *task) {
+	b.mu.Lock()
+	t.launched = true
+	killing := t.killing
+	b.mu.Unlock()
+	if killing {
+		d.Go(func(ctx context.Context) { b.killer(ctx, d, t) })
+	}
+}
+
+// wait waits for t's container to end, releases it and reports the end.
+// When the driver ends first (ctx) or the containerizer is closed, it
+// leaves the container running and reports nothing: the agent is going
+// away, and a new one recovers the container (see Reattach).
+func (b *builtin) wait(ctx context.Context, d *Driver, t *task) {
+	term, err := b.cfg.Containerizer.Wait(ctx, t.cid)
+	t.end()
+	if err != nil {
+		if ctx.Err() != nil || errors.Is(err, containerizer.ErrClosed) {
+			b.log.Info("no longer watching the task", "task_id", t.info.TaskID.Value, "err", err)
+			return
+		}
+		b.release(ctx, t)
+		b.finish(ctx, d, t, mesospb.TASK_FAILED, "Lost the command's container: "+err.Error(), nil)
+		return
+	}
+	b.release(ctx, t)
+	b.mu.Lock()
+	killed := t.killing
+	b.mu.Unlock()
+	msg := describe(term)
+	switch {
+	case killed:
+		b.finish(ctx, d, t, mesospb.TASK_KILLED, msg, nil)
+	case term.Reason == containerizer.ReasonMemoryLimit:
+		b.finish(ctx, d, t, mesospb.TASK_FAILED, "Memory limit exceeded: "+msg,
+			mesospb.TaskStatus_REASON_CONTAINER_LIMITATION_MEMORY.Enum())
+	case term.ExitCode == 0 && term.Signal == 0:
+		b.finish(ctx, d, t, mesospb.TASK_FINISHED, msg, nil)
+	default:
+		b.finish(ctx, d, t, mesospb.TASK_FAILED, msg, nil)
+	}
+}
+
+// release destroys t's ended container, so the containerizer forgets it.
+func (b *builtin) release(ctx context.Context, t *task) {
+	err := b.cfg.Containerizer.Destroy(ctx, t.cid)
+	if err != nil && !errors.Is(err, containerizer.ErrUnknownContainer) {
+		b.log.Warn("could not release the task's container", "task_id", t.info.TaskID.Value, "container", t.cid, "err", err)
+	}
+}
+
+// finish sends t's terminal update (once), kills the rest of a failed
+// group, and stops the driver when nothing is left to do.
+func (b *builtin) finish(ctx context.Context, d *Driver, t *task, state mesospb.TaskState, msg string, reason *mesospb.TaskStatus_Reason) {
+	uuid := NewUUID()
+	b.mu.Lock()
+	if t.terminal {
+		b.mu.Unlock()
+		return
+	}
+	t.terminal = true
+	t.uuid = uuid // before sending: the acknowledgement may come first
+	var kill []*task
+	if state != mesospb.TASK_FINISHED {
+		for _, p := range t.peers {
+			if p != t && !p.terminal {
+				kill = append(kill, p)
+			}
+		}
+	}
+	b.mu.Unlock()
+	b.send(ctx, d, t, state, msg, reason, uuid)
+	for _, p := range kill {
+		b.log.Info("killing a task of a failed group", "task_id", p.info.TaskID.Value, "failed", t.info.TaskID.Value)
+		b.kill(d, p, nil, 0)
+	}
+	b.maybeStop(d)
+}
+
+func (b *builtin) send(ctx context.Context, d *Driver, t *task, state mesospb.TaskState, msg string, reason *mesospb.TaskStatus_Reason, uuid []byte) {
+	st := mesospb.TaskStatus{TaskID: mesospb.TaskID{Value: t.info.TaskID.Value}, State: state.Enum(), Reason: reason, UUID: uuid}
+	if msg != "" {
+		st.Message = &msg
+	}
+	if err := d.SendStatusUpdate(ctx, st); err != nil {
+		b.log.Warn("could not send a status update", "task_id", t.info.TaskID.Value, "state", state.String(), "err", err)
+	}
+}
+
+// KillTask kills the task: SIGTERM, the grace period, then Destroy.
+func (b *builtin) KillTask(ctx context.Context, d *Driver, taskID mesospb.TaskID, policy *mesospb.KillPolicy) {
+	b.mu.Lock()
+	t := b.tasks[taskID.Value]
+	b.mu.Unlock()
+	if t == nil {
+		b.log.Warn("ignoring a kill of an unknown task", "task_id", taskID.Value)
+		return
+	}
+	b.kill(d, t, policy, 0)
+}
+
+// kill starts killing t, with the grace period of policy, else of the
+// task's kill policy, else the default, at most limit (when > 0). A kill of
+// a task being killed does not restart its grace period; it may shorten it.
+func (b *builtin) kill(d *Driver, t *task, policy *mesospb.KillPolicy, limit time.Duration) {
+	grace := b.cfg.DefaultGracePeriod
+	if g := t.info.KillPolicy.GetGracePeriod(); g != nil {
+		grace = time.Duration(max(g.Nanoseconds, 0))
+	}
+	if g := policy.GetGracePeriod(); g != nil {
+		grace = time.Duration(max(g.Nanoseconds, 0))
+	}
+	if limit > 0 {
+		grace = min(grace, limit)
+	}
+	b.mu.Lock()
+	if t.terminal {
+		b.mu.Unlock()
+		return
+	}
+	deadline := b.clk.Now().Add(grace)
+	if t.killing {
+		if deadline.Before(t.deadline) {
+			t.deadline = deadline
+			select {
+			case t.rearm <- struct{}{}:
+			default:
+			}
+		}
+		b.mu.Unlock()
+		return
+	}
+	t.killing = true
+	t.deadline = deadline
+	launched := t.launched
+	b.mu.Unlock()
+	if launched {
+		d.Go(func(ctx context.Context) { b.killer(ctx, d, t) })
+	}
+	// Otherwise run or started sees t.killing.
+}
+
+// killer sends SIGTERM to t's container, waits out the grace period and
+// destroys the container, unless it ends first.
+func (b *builtin) killer(ctx context.Context, d *Driver, t *task) {
+	b.mu.Lock()
+	graceful := t.deadline.After(b.clk.Now())
+	killingState := b.killingState
+	b.mu.Unlock()
+	if killingState {
+		b.send(ctx, d, t, mesospb.TASK_KILLING, "", nil, nil)
+	}
+	if graceful {
+		if err := b.cfg.Containerizer.Signal(ctx, t.cid, syscall.SIGTERM); err != nil {
+			b.log.Warn("could not signal the task", "task_id", t.info.TaskID.Value, "err", err)
+		}
+	}
+	for {
+		b.mu.Lock()
+		left := t.deadline.Sub(b.clk.Now())
+		b.mu.Unlock()
+		if left <= 0 {
+			break
+		}
+		timer := b.clk.NewTimer(left)
+		select {
+		case <-timer.C():
+		case <-t.rearm:
+			timer.Stop()
+		case <-t.ended:
+			timer.Stop()
+			return
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		}
+	}
+	select {
+	case <-t.ended:
+		return
+	default:
+	}
+	b.log.Info("grace period over; destroying the task's container", "task_id", t.info.TaskID.Value)
+	if err := b.cfg.Containerizer.Destroy(ctx, t.cid); err != nil && !errors.Is(err, containerizer.ErrUnknownContainer) {
+		b.log.Warn("could not destroy the task's container", "task_id", t.info.TaskID.Value, "err", err)
+	}
+}
+
+// Acknowledged stops the driver once every terminal update is acknowledged.
+func (b *builtin) Acknowledged(ctx context.Context, d *Driver, taskID mesospb.TaskID, uuid []byte) {
+	b.mu.Lock()
+	if t := b.tasks[taskID.Value]; t != nil && t.terminal && bytes.Equal(t.uuid, uuid) {
+		t.acked = true
+	}
+	b.mu.Unlock()
+	b.maybeStop(d)
+}
+
+// maybeStop stops the driver when the executor has run tasks and all are
+// terminal and acknowledged, or it is shutting down and all are terminal.
+func (b *builtin) maybeStop(d *Driver) {
+	b.mu.Lock()
+	stop := b.shuttingDown || len(b.tasks) > 0
+	for _, t := range b.tasks {
+		if !t.terminal || !t.acked && !b.shuttingDown {
+			stop = false
+			break
+		}
+	}
+	b.mu.Unlock()
+	if stop {
+		d.Stop()
+	}
+}
+
+// FrameworkMessage ignores the data: commands take no messages.
+func (b *builtin) FrameworkMessage(ctx context.Context, d *Driver, data []byte) {
+	b.log.Debug("ignoring a framework message", "bytes", len(data))
+}
+
+// Shutdown kills every task, within the executor's shutdown grace period,
+// and stops the driver once all are terminal.
+func (b *builtin) Shutdown(ctx context.Context, d *Driver) {
+	b.startReattached(d)
+	b.mu.Lock()
+	b.shuttingDown = true
+	limit := b.shutdownCap
+	var live []*task
+	for _, t := range b.tasks {
+		if !t.terminal {
+			live = append(live, t)
+		}
+	}
+	b.mu.Unlock()
+	for _, t := range live {
+		b.kill(d, t, nil, limit)
+	}
+	b.maybeStop(d)
+}
+
+// Error logs the agent's complaint.
+func (b *builtin) Error(ctx context.Context, d *Driver, message string) {
+	b.log.Warn("the agent reports an error", "message", message)
+}
+
+func (b *builtin) reattach(ctx context.Context, infos []mesospb.TaskInfo) error {
+	if len(infos) == 0 {
+		return fmt.Errorf("%w: no task", ErrReattach)
+	}
+	if b.cfg.Containerizer == nil {
+		return fmt.Errorf("%w: no containerizer", ErrReattach)
+	}
+	known, err := b.cfg.Containerizer.Containers(ctx)
+	if err != nil {
+		return fmt.Errorf("%w: listing containers: %w", ErrReattach, err)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch {
+	case b.registered:
+		return fmt.Errorf("%w: the executor has subscribed already", ErrReattach)
+	case !b.group && (len(b.tasks) > 0 || len(infos) > 1):
+		return fmt.Errorf("%w: the command executor runs one task", ErrReattach)
+	}
+	tasks := make([]*task, 0, len(infos))
+	seen := make(map[string]bool)
+	for _, info := range infos {
+		id := info.TaskID.Value
+		if id == "" || seen[id] || b.tasks[id] != nil {
+			return fmt.Errorf("%w: task ID %q is empty or in use", ErrReattach, id)
+		}
+		seen[id] = true
+		t := b.newTask(info)
+		if !slices.Contains(known, t.cid) {
+			return fmt.Errorf("%w: task %q: container %q: %w", ErrReattach, id, t.cid, containerizer.ErrUnknownContainer)
+		}
+		t.reattached = true
+		tasks = append(tasks, t)
+	}
+	for _, t := range tasks {
+		t.peers = tasks
+		b.tasks[t.info.TaskID.Value] = t
+	}
+	b.pending = append(b.pending, tasks)
+	return nil
+}
+
+// describe says how a command ended, as Mesos's command executor does.
+func describe(t containerizer.Termination) string {
+	switch {
+	case t.Signal != 0:
+		return "Command terminated with signal " + signalName(t.Signal)
+	case t.ExitCode >= 0:
+		return fmt.Sprintf("Command exited with status %d", t.ExitCode)
+	case t.Message != "":
+		return "Command ended with an unknown status: " + t.Message
+	default:
+		return "Command ended with an unknown status"
+	}
+}

@@ -1,0 +1,61 @@
+// Package executor is the executor side of Apron: the Executor interface a
+// framework's executor implements, the Driver that connects it to its
+// agent, and the two executors built in (the command executor and the
+// default executor).
+//
+// # Lifecycle
+//
+// An agent starts an executor for a framework (in its own process, or in
+// the agent's). The executor's Driver subscribes to the agent over an
+// [Agent] link and gets SUBSCRIBED ([Executor.Registered]); then the agent
+// sends LAUNCH or LAUNCH_GROUP for tasks, KILL, MESSAGE from the scheduler,
+// ACKNOWLEDGED, and at last SHUTDOWN. The executor answers with status
+// updates ([Driver.SendStatusUpdate]): TASK_STARTING, TASK_RUNNING, then one
+// terminal state per task. The agent acknowledges each update once it holds
+// it; until then the driver keeps it, with the TaskInfo of every task none
+// of whose updates was acknowledged yet. When the stream ends (the agent
+// restarted, or dropped a slow subscriber) the driver calls
+// [Executor.Disconnected] and subscribes again, carrying those tasks and
+// updates in SUBSCRIBE so nothing is lost, with capped exponential backoff
+// on the injected clock, for up to Config.RecoveryTimeout; then
+// [Executor.Reregistered]. The executor ends by calling [Driver.Stop],
+// usually after its last terminal update is acknowledged or when asked to
+// shut down.
+//
+// # The driver
+//
+// The driver has one goroutine, Run's, which calls the Executor's callbacks
+// one at a time in the order of the events; callbacks must not block for
+// long. Work that waits (a task's process) goes on goroutines started with
+// [Driver.Go], which Run cancels and waits for when it returns, so every
+// goroutine has an owner. SendStatusUpdate and SendFrameworkMessage may be
+// called from any goroutine; updates reach the agent in the order they were
+// sent. The link is the [Agent] interface, whose implementations are the
+// agent itself (in one process, events over a Go channel) and an HTTP client
+// of the agent's /api/v1/executor.
+//
+// # The built-in executors
+//
+// [NewCommandExecutor] runs one task's CommandInfo; [NewDefaultExecutor]
+// runs task groups, and kills a group's remaining tasks when one of them
+// fails or is killed. Both run each task as one container of a
+// [containerizer.Containerizer]: one fork/exec of the task's command, with
+// no helper process in between. CommandInfo.shell (the default) runs
+// "/bin/sh -c value"; otherwise value is executed with arguments as argv.
+// The environment is CommandConfig.Env with CommandInfo.environment on top
+// (VALUE variables; SECRET variables fail the task); the user is
+// CommandInfo.user, else CommandConfig.User. A kill sends SIGTERM, waits the
+// grace period (the KILL's kill policy, else the task's, else
+// CommandConfig.DefaultGracePeriod, 3 s) on the injected clock, then
+// destroys the container; a second kill does not restart the grace period,
+// though a shorter one may cut it. Every container is destroyed (released)
+// when its task ends.
+//
+// Containers outlive the executor's driver: when Run ends because its
+// context ended (the agent going away), the built-in executors leave their
+// tasks' containers running and report nothing, so that an agent restarted
+// on the same state can recover the containers and hand each to a new
+// executor with Reattach ([CommandExecutor.Reattach],
+// [DefaultExecutor.Reattach]); the new executor then waits on the container
+// and reports the task's end. Containers are named with [TaskContainerID].
+package executor

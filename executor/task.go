@@ -1,0 +1,166 @@
+package executor
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/apronhq/apron/api/v1/mesospb"
+	"github.com/apronhq/apron/containerizer"
+)
+
+// containerConfig turns t's TaskInfo into the Config of its container.
+func (b *builtin) containerConfig(t *task) (containerizer.Config, error) {
+	ti := &t.info
+	if b.cfg.Containerizer == nil {
+		return containerizer.Config{}, errors.New("the executor has no containerizer")
+	}
+	cmd := ti.Command
+	if cmd == nil {
+		return containerizer.Config{}, errors.New("the task has no command")
+	}
+	if c := ti.Container; c != nil && (c.Docker != nil || c.Type != nil && *c.Type == mesospb.ContainerInfo_DOCKER || c.Mesos.GetImage() != nil) {
+		return containerizer.Config{}, errors.New("the task asks for a container image, which this executor does not support")
+	}
+	var command containerizer.Command
+	if cmd.GetShell() {
+		command = containerizer.Command{Shell: true, Value: cmd.GetValue()}
+	} else {
+		// CommandInfo.arguments is the whole argv, argv[0] included, as
+		// containerizer.Command.Args.
+		command = containerizer.Command{Value: cmd.GetValue(), Args: cmd.Arguments}
+	}
+	if command.Value == "" {
+		return containerizer.Config{}, errors.New("the task's command has no value")
+	}
+	var extra []string
+	if b.group {
+		extra = []string{"MESOS_SANDBOX=" + t.sandbox}
+	}
+	env, err := taskEnv(b.cfg.Env, extra, cmd.Environment)
+	if err != nil {
+		return containerizer.Config{}, err
+	}
+	user := cmd.GetUser()
+	if user == "" {
+		user = b.cfg.User
+	}
+	return containerizer.Config{
+		ID:      t.cid,
+		Command: command,
+		Sandbox: t.sandbox,
+		User:    user,
+		Env:     env,
+		Limits:  taskLimits(ti),
+	}, nil
+}
+
+// taskEnv is base with extra (KEY=VALUE) and then the variables of env set
+// on top. A variable set again replaces the first of its name in place:
+// getenv finds the first, so a later duplicate would be ignored.
+func taskEnv(base, extra []string, env *mesospb.Environment) ([]string, error) {
+	out := append([]string(nil), base...)
+	index := make(map[string]int, len(out))
+	for i, kv := range out {
+		k, _, _ := strings.Cut(kv, "=")
+		if _, ok := index[k]; !ok {
+			index[k] = i
+		}
+	}
+	set := func(k, v string) {
+		if i, ok := index[k]; ok {
+			out[i] = k + "=" + v
+			return
+		}
+		index[k] = len(out)
+		out = append(out, k+"="+v)
+	}
+	for _, kv := range extra {
+		k, v, _ := strings.Cut(kv, "=")
+		set(k, v)
+	}
+	for _, v := range env.GetVariables() {
+		switch v.GetType() {
+		case mesospb.Environment_Variable_VALUE:
+		case mesospb.Environment_Variable_SECRET:
+			return nil, fmt.Errorf("environment variable %q is a secret; this executor does not support secrets", v.Name)
+		default:
+			return nil, fmt.Errorf("environment variable %q has unsupported type %v", v.Name, v.GetType())
+		}
+		if v.Name == "" || strings.ContainsAny(v.Name, "=\x00") {
+			return nil, fmt.Errorf("environment variable name %q is not valid", v.Name)
+		}
+		set(v.Name, v.GetValue())
+	}
+	return out, nil
+}
+
+// taskLimits is what the task may use: its "cpus" and "mem" (MB) resources,
+// or its limits for them when it has some (infinite: no limit).
+func taskLimits(ti *mesospb.TaskInfo) containerizer.Limits {
+	var cpus, mem float64
+	for _, r := range ti.Resources {
+		if r.Scalar == nil || !(r.Scalar.Value > 0) {
+			continue
+		}
+		switch r.Name {
+		case "cpus":
+			cpus += r.Scalar.Value
+		case "mem":
+			mem += r.Scalar.Value
+		}
+	}
+	if v, ok := ti.Limits["cpus"]; ok {
+		cpus = v.Value
+	}
+	if v, ok := ti.Limits["mem"]; ok {
+		mem = v.Value
+	}
+	var l containerizer.Limits
+	if cpus > 0 && !math.IsInf(cpus, 0) {
+		l.CPUs = cpus
+	}
+	if bytes := mem * (1 << 20); bytes >= 1 && bytes < math.MaxUint64 {
+		l.MemoryBytes = uint64(bytes)
+	}
+	return l
+}
+
+// TaskContainerID is the ID of the container in which the built-in
+// executors run a task: prefix + "." + the task ID (the task ID alone when
+// prefix is empty). When the task ID holds bytes a container ID cannot
+// ([A-Za-z0-9_.-] only) they become '_', and when that or the length limit
+// changed it, "-" and 8 hex digits of a hash of the task ID are appended,
+// so distinct task IDs keep distinct containers. An agent uses it to match
+// recovered containers to tasks (see CommandExecutor.Reattach).
+func TaskContainerID(prefix string, taskID mesospb.TaskID) string {
+	if prefix == "" {
+		return containerIDPart(taskID.Value, containerizer.MaxIDLength)
+	}
+	return prefix + "." + containerIDPart(taskID.Value, max(containerizer.MaxIDLength-len(prefix)-1, 0))
+}
+
+// containerIDPart is id made fit for a container ID (and a file name) of at
+// most room bytes.
+func containerIDPart(id string, room int) string {
+	ok := id != "" && id != "." && id != ".." && len(id) <= room
+	b := []byte(id)
+	for i, c := range b {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == '-') {
+			b[i] = '_'
+			ok = false
+		}
+	}
+	if ok {
+		return id
+	}
+	sum := sha256.Sum256([]byte(id))
+	suffix := "-" + hex.EncodeToString(sum[:4])
+	if n := max(room-len(suffix), 0); len(b) > n {
+		b = b[:n]
+	}
+	return string(b) + suffix
+}

@@ -1,0 +1,364 @@
+package master
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/gogo/protobuf/proto"
+
+	"github.com/apronhq/apron/api/v1/internalpb"
+	"github.com/apronhq/apron/api/v1/mesospb"
+	"github.com/apronhq/apron/api/v1/schedulerpb"
+	"github.com/apronhq/apron/resources"
+)
+
+// errTask marks a task the master refuses; its message goes to the
+// framework in the TASK_ERROR update.
+var errTask = errors.New("invalid task")
+
+// accept handles ACCEPT: validate the offers, then each operation against
+// what they hold. Nothing is half-applied: a task that fails validation gets
+// TASK_ERROR and uses nothing; whatever the operations leave unused goes
+// back to the allocator under the call's filters.
+func (c *core) accept(fw *framework, acc *schedulerpb.Call_Accept) {
+	refuse, err := refuseDuration(acc.Filters)
+	if err != nil {
+		refuse = 0
+	}
+	offers, problem := c.validateOffers(fw, acc.OfferIDs)
+	if problem != "" {
+		for _, o := range offers {
+			c.removeOffer(o, 0)
+		}
+		state := c.unknownTaskState(fw)
+		if fw.partitionAware() {
+			state = mesospb.TASK_DROPPED
+		}
+		for _, op := range acc.Operations {
+			for _, t := range operationTasks(op) {
+				c.sendUpdate(fw, c.masterStatus(t.TaskID.Value, t.AgentID.Value, state, mesospb.TaskStatus_REASON_INVALID_OFFERS, problem))
+			}
+		}
+		c.log.Info("accept refused", "framework", fw.id, "problem", problem)
+		return
+	}
+
+	a := c.agents[offers[0].agent]
+	var pool resources.Resources
+	roles := map[string]bool{}
+	for _, o := range offers {
+		pool = pool.Add(o.resources)
+		roles[o.role] = true
+		delete(c.offers, o.id)
+		delete(fw.offers, o.id)
+		delete(a.offers, o.id)
+	}
+	l := launcher{c: c, fw: fw, a: a, pool: pool, roles: roles, seen: map[string]bool{}}
+	for i := range acc.Operations {
+		op := &acc.Operations[i]
+		switch op.GetType() {
+		case mesospb.Offer_Operation_LAUNCH:
+			if op.Launch == nil {
+				continue
+			}
+			for j := range op.Launch.TaskInfos {
+				l.launch(&op.Launch.TaskInfos[j])
+			}
+		case mesospb.Offer_Operation_LAUNCH_GROUP:
+			if op.LaunchGroup != nil {
+				l.launchGroup(op.LaunchGroup)
+			}
+		default:
+			c.log.Warn("operation not supported yet; its resources stay unused", "framework", fw.id, "operation", op.GetType())
+		}
+	}
+	c.recover(fw.id, a.id, l.pool, refuse)
+}
+
+// operationTasks lists the tasks an operation would launch.
+func operationTasks(op mesospb.Offer_Operation) []mesospb.TaskInfo {
+	switch {
+	case op.Launch != nil:
+		return op.Launch.TaskInfos
+	case op.LaunchGroup != nil:
+		return op.LaunchGroup.TaskGroup.Tasks
+	}
+	return nil
+}
+
+// validateOffers returns the framework's offers among ids and, when they
+// cannot be used together, why.
+func (c *core) validateOffers(fw *framework, ids []mesospb.OfferID) ([]*offer, string) {
+	if len(ids) == 0 {
+		return nil, "no offers in ACCEPT"
+	}
+	var offers []*offer
+	var problem string
+	seen := map[string]bool{}
+	for _, id := range ids {
+		o := c.offers[id.Value]
+		switch {
+		case seen[id.Value]:
+			problem = fmt.Sprintf("offer %s is listed twice", id.Value)
+		case o == nil:
+			problem = fmt.Sprintf("offer %s is no longer valid", id.Value)
+		case o.framework != fw.id:
+			problem = fmt.Sprintf("offer %s belongs to another framework", id.Value)
+		case len(offers) > 0 && o.agent != offers[0].agent:
+			problem = fmt.Sprintf("offers %s and %s are on different agents", offers[0].id, o.id)
+			offers = append(offers, o)
+		default:
+			offers = append(offers, o)
+		}
+		seen[id.Value] = true
+	}
+	return offers, problem
+}
+
+// launcher launches the tasks of one ACCEPT from the pool of its offers.
+type launcher struct {
+	c     *core
+	fw    *framework
+	a     *agent
+	pool  resources.Resources
+	roles map[string]bool
+	seen  map[string]bool // task IDs of this ACCEPT
+}
+
+func (l *launcher) launch(ti *mesospb.TaskInfo) {
+	pool, err := l.pool, error(nil)
+	var exec *mesospb.ExecutorInfo
+	var execNeed resources.Resources
+	switch {
+	case ti.Executor == nil && ti.Command == nil:
+		err = fmt.Errorf("%w: task %s needs either command or executor", errTask, ti.TaskID.Value)
+	case ti.Executor != nil && ti.Command != nil:
+		err = fmt.Errorf("%w: task %s sets both command and executor", errTask, ti.TaskID.Value)
+	case ti.Executor != nil:
+		exec, execNeed, err = l.validateExecutor(ti.Executor)
+		if err == nil && !pool.Contains(execNeed) {
+			err = fmt.Errorf("%w: executor %s needs %s but the offers have %s left", errTask,
+				ti.Executor.ExecutorID.Value, execNeed.Flatten(), pool.Flatten())
+		}
+		pool = pool.Subtract(execNeed)
+	}
+	var need resources.Resources
+	if err == nil {
+		need, err = l.validateTask(ti, pool, l.seen)
+	}
+	if err != nil {
+		l.refuse(ti, err)
+		return
+	}
+	if exec != nil {
+		l.c.addExecutor(l.fw, l.a, *exec, execNeed)
+	}
+	l.pool = pool.Subtract(need)
+	l.commit(ti, need)
+	l.c.sendAgent(l.a, &internalpb.Event{
+		Type:    internalpb.Event_RUN_TASK.Enum(),
+		RunTask: &internalpb.Event_RunTask{Framework: l.fw.info, Task: *ti},
+	})
+}
+
+// launchGroup launches a task group whole or not at all: every task is
+// validated before any is recorded.
+func (l *launcher) launchGroup(g *mesospb.Offer_Operation_LaunchGroup) {
+	tasks := g.TaskGroup.Tasks
+	if len(tasks) == 0 {
+		return
+	}
+	fail := func(err error) {
+		for i := range tasks {
+			l.refuse(&tasks[i], err)
+		}
+	}
+	exec, execNeed, err := l.validateExecutor(&g.Executor)
+	if err != nil {
+		fail(err)
+		return
+	}
+	pool := l.pool
+	if !pool.Contains(execNeed) {
+		fail(fmt.Errorf("%w: executor %s needs %s but the offers have %s left", errTask,
+			g.Executor.ExecutorID.Value, execNeed.Flatten(), pool.Flatten()))
+		return
+	}
+	pool = pool.Subtract(execNeed)
+	seen := make(map[string]bool, len(l.seen)+len(tasks))
+	for id := range l.seen {
+		seen[id] = true
+	}
+	needs := make([]resources.Resources, len(tasks))
+	for i := range tasks {
+		ti := &tasks[i]
+		if ti.Executor != nil || ti.Command == nil {
+			fail(fmt.Errorf("%w: task %s: a task of a group has a command and no executor", errTask, ti.TaskID.Value))
+			return
+		}
+		need, err := l.validateTask(ti, pool, seen)
+		if err != nil {
+			fail(err)
+			return
+		}
+		pool = pool.Subtract(need)
+		seen[ti.TaskID.Value] = true
+		needs[i] = need
+	}
+	if exec != nil {
+		l.c.addExecutor(l.fw, l.a, *exec, execNeed)
+	}
+	l.pool = pool
+	for i := range tasks {
+		l.commit(&tasks[i], needs[i])
+		l.fw.tasks[tasks[i].TaskID.Value].executor = g.Executor.ExecutorID.Value
+	}
+	l.c.sendAgent(l.a, &internalpb.Event{
+		Type: internalpb.Event_RUN_TASK_GROUP.Enum(),
+		RunTaskGroup: &internalpb.Event_RunTaskGroup{
+			Framework: l.fw.info,
+			Executor:  g.Executor,
+			TaskGroup: g.TaskGroup,
+		},
+	})
+}
+
+// validateTask checks a task against the framework, the agent and pool, and
+// returns the resources it takes. It changes nothing but the allocation
+// role of the task's resources, which it fills in as Mesos does.
+func (l *launcher) validateTask(ti *mesospb.TaskInfo, pool resources.Resources, seen map[string]bool) (resources.Resources, error) {
+	id := ti.TaskID.Value
+	if err := validateID("task ID", id); err != nil {
+		return nil, err
+	}
+	if seen[id] || l.fw.tasks[id] != nil {
+		return nil, fmt.Errorf("%w: task ID %s is already in use by a live task of this framework", errTask, id)
+	}
+	if ti.AgentID.Value != l.a.id {
+		return nil, fmt.Errorf("%w: task %s names agent %s but the offers are on agent %s", errTask, id, ti.AgentID.Value, l.a.id)
+	}
+	need, err := l.taskResources(ti.Resources)
+	if err != nil {
+		return nil, fmt.Errorf("%w: task %s: %v", errTask, id, err)
+	}
+	if need.Empty() {
+		return nil, fmt.Errorf("%w: task %s uses no resources", errTask, id)
+	}
+	if !pool.Contains(need) {
+		return nil, fmt.Errorf("%w: task %s needs %s but the offers have %s left", errTask, id, need.Flatten(), pool.Flatten())
+	}
+	return need, nil
+}
+
+// validateExecutor checks a task's executor. For an executor new on the
+// agent it returns the info to record and the resources it takes; for one
+// already running, nothing (its ExecutorInfo must not change).
+func (l *launcher) validateExecutor(e *mesospb.ExecutorInfo) (*mesospb.ExecutorInfo, resources.Resources, error) {
+	id := e.ExecutorID.Value
+	if err := validateID("executor ID", id); err != nil {
+		return nil, nil, err
+	}
+	if e.FrameworkID != nil && e.FrameworkID.Value != l.fw.id {
+		return nil, nil, fmt.Errorf("%w: executor %s names framework %s", errTask, id, e.FrameworkID.Value)
+	}
+	if e.GetType() == mesospb.ExecutorInfo_DEFAULT && e.Command != nil {
+		return nil, nil, fmt.Errorf("%w: executor %s is DEFAULT and has a command", errTask, id)
+	}
+	e.FrameworkID = &mesospb.FrameworkID{Value: l.fw.id}
+	need, err := l.taskResources(e.Resources)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: executor %s: %v", errTask, id, err)
+	}
+	if existing, ok := l.fw.executors[l.a.id][id]; ok {
+		if !proto.Equal(&existing.info, e) {
+			return nil, nil, fmt.Errorf("%w: executor %s is already running on agent %s with a different ExecutorInfo", errTask, id, l.a.id)
+		}
+		return nil, nil, nil
+	}
+	return e, need, nil
+}
+
+// taskResources parses a task's resources and gives those without an
+// allocation role the offers' role, as Mesos does for frameworks that are
+// not MULTI_ROLE.
+func (l *launcher) taskResources(ps []mesospb.Resource) (resources.Resources, error) {
+	rs, err := resources.FromProto(ps)
+	if err != nil {
+		return nil, err
+	}
+	if err := rs.Validate(); err != nil {
+		return nil, err
+	}
+	var role string
+	if len(l.roles) == 1 {
+		for r := range l.roles {
+			role = r
+		}
+	}
+	out := make(resources.Resources, 0, len(rs))
+	for _, r := range rs {
+		if r.AllocationRole == "" {
+			if role == "" {
+				return nil, fmt.Errorf("resources must carry allocation_info when the offers are for several roles")
+			}
+			r.AllocationRole = role
+		}
+		out = append(out, r)
+	}
+	for i := range ps {
+		if ps[i].AllocationInfo == nil && role != "" {
+			ps[i].AllocationInfo = &mesospb.Resource_AllocationInfo{Role: ptr(role)}
+		}
+	}
+	return resources.New(out...), nil
+}
+
+// commit records a validated task; the caller has taken its resources from
+// the pool.
+func (l *launcher) commit(ti *mesospb.TaskInfo, need resources.Resources) {
+	t := &task{
+		id:        ti.TaskID.Value,
+		framework: l.fw.id,
+		agent:     l.a.id,
+		info:      *ti,
+		resources: need,
+		state:     mesospb.TASK_STAGING,
+	}
+	if ti.Executor != nil {
+		t.executor = ti.Executor.ExecutorID.Value
+		t.info.Executor = nil
+	}
+	l.seen[t.id] = true
+	l.fw.tasks[t.id] = t
+	l.a.tasks[t.key()] = t
+	l.c.met.tasksLaunched++
+}
+
+func (l *launcher) refuse(ti *mesospb.TaskInfo, err error) {
+	msg := strings.TrimPrefix(err.Error(), errTask.Error()+": ")
+	l.c.sendUpdate(l.fw, l.c.masterStatus(ti.TaskID.Value, l.a.id, mesospb.TASK_ERROR, mesospb.TaskStatus_REASON_TASK_INVALID, msg))
+}
+
+func (c *core) addExecutor(fw *framework, a *agent, e mesospb.ExecutorInfo, rs resources.Resources) {
+	m := fw.executors[a.id]
+	if m == nil {
+		m = map[string]*executor{}
+		fw.executors[a.id] = m
+	}
+	m[e.ExecutorID.Value] = &executor{info: e, resources: rs}
+}
+
+// validateID applies Mesos's rules for IDs chosen by frameworks: not empty,
+// not "." or "..", no slash, no whitespace or control characters.
+func validateID(what, id string) error {
+	if id == "" || id == "." || id == ".." {
+		return fmt.Errorf("%w: %s %q is not valid", errTask, what, id)
+	}
+	for _, r := range id {
+		if r == '/' || r <= ' ' || r == 0x7f {
+			return fmt.Errorf("%w: %s %q contains %q", errTask, what, id, r)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,407 @@
+package master
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/apronhq/apron/allocator"
+	"github.com/apronhq/apron/api/v1/internalpb"
+	"github.com/apronhq/apron/api/v1/mesospb"
+	"github.com/apronhq/apron/api/v1/schedulerpb"
+	"github.com/apronhq/apron/resources"
+)
+
+// agent is the master's record of an agent.
+type agent struct {
+	id      string
+	info    mesospb.AgentInfo
+	total   resources.Resources
+	version string
+	stream  string // "" while disconnected
+
+	registeredAt time.Time
+	tasks        map[string]*task // by framework/task
+	offers       map[string]*offer
+
+	// Health: the master pings every AgentPingTimeout and counts pings in a
+	// row that got no PONG.
+	ponged      bool
+	missedPings int
+}
+
+// connectAgent handles REGISTER and REREGISTER and returns the new stream.
+func (c *core) connectAgent(call *internalpb.Call) (string, error) {
+	switch call.GetType() {
+	case internalpb.Call_REGISTER:
+		if call.Register == nil {
+			return "", missing("register")
+		}
+		return c.registerAgent(call.Register)
+	case internalpb.Call_REREGISTER:
+		if call.Reregister == nil {
+			return "", missing("reregister")
+		}
+		return c.reregisterAgent(call.Reregister)
+	}
+	return "", fmt.Errorf("%w: an agent connects with REGISTER or REREGISTER, not %v", ErrInvalidCall, call.GetType())
+}
+
+func agentTotal(info *mesospb.AgentInfo) (resources.Resources, error) {
+	if info.Hostname == "" {
+		return nil, fmt.Errorf("%w: agent_info.hostname is empty", ErrInvalidCall)
+	}
+	total, err := resources.FromProto(info.Resources)
+	if err == nil {
+		err = total.Validate()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: agent resources: %v", ErrInvalidCall, err)
+	}
+	return total, nil
+}
+
+func (c *core) registerAgent(r *internalpb.Call_Register) (string, error) {
+	info := r.AgentInfo
+	total, err := agentTotal(&info)
+	if err != nil {
+		return "", err
+	}
+	id := c.newAgentID()
+	info.ID = &mesospb.AgentID{Value: id}
+	a := c.addAgent(info, total, r.GetVersion(), nil)
+	if a == nil {
+		return "", fmt.Errorf("%w: agent %s could not be added", ErrInvalidCall, id)
+	}
+	s := c.newStream(agentStream, id)
+	a.stream = s.id
+	c.sendAgent(a, c.registered(internalpb.Event_REGISTERED, id))
+	c.log.Info("agent registered", "agent", id, "hostname", info.Hostname, "resources", total.String())
+	return s.id, nil
+}
+
+func (c *core) registered(t internalpb.Event_Type, id string) *internalpb.Event {
+	return &internalpb.Event{
+		Type: t.Enum(),
+		Registered: &internalpb.Event_Registered{
+			AgentID:             mesospb.AgentID{Value: id},
+			MasterInfo:          &c.info,
+			PingIntervalSeconds: ptr(c.cfg.AgentPingTimeout.Seconds()),
+			MaxMissedPings:      ptr(uint32(c.cfg.MaxAgentPingTimeouts)),
+		},
+	}
+}
+
+// addAgent records an agent and gives its free resources to the allocator.
+// used is what its tasks and executors already hold, by framework.
+func (c *core) addAgent(info mesospb.AgentInfo, total resources.Resources, version string, used map[string]resources.Resources) *agent {
+	a := &agent{
+		id:           info.ID.Value,
+		info:         info,
+		total:        total,
+		version:      version,
+		registeredAt: c.now,
+		tasks:        map[string]*task{},
+		offers:       map[string]*offer{},
+		ponged:       true,
+	}
+	if err := c.alloc.AddAgent(allocator.Agent{ID: a.id, Hostname: info.Hostname, Total: total}, used); err != nil {
+		c.log.Error("allocator refused agent", "agent", a.id, "err", err)
+		return nil
+	}
+	c.agents[a.id] = a
+	c.dirtyAgents[a.id] = true
+	return a
+}
+
+// reregisterAgent admits an agent that has an ID: after its own restart, a
+// lost connection or a master failover. Its report of its tasks is the
+// truth about them.
+func (c *core) reregisterAgent(r *internalpb.Call_Reregister) (string, error) {
+	info := r.AgentInfo
+	if info.ID == nil || info.ID.Value == "" {
+		return "", fmt.Errorf("%w: REREGISTER without agent_info.id", ErrInvalidCall)
+	}
+	total, err := agentTotal(&info)
+	if err != nil {
+		return "", err
+	}
+	id := info.ID.Value
+	// Frameworks this master does not know (it failed over) are recorded
+	// as disconnected; they must re-subscribe within their failover timeout.
+	for _, fi := range r.Frameworks {
+		if fi.ID == nil || c.frameworks[fi.ID.Value] != nil {
+			continue
+		}
+		roles, err := frameworkRoles(fi)
+		if err != nil {
+			roles = []string{"*"}
+		}
+		timeout, _ := durationOf(fi.GetFailoverTimeout())
+		fw := c.addFramework(fi.ID.Value, fi, roles, timeout, nil)
+		fw.disconnectedAt = c.now
+		if err := c.alloc.DeactivateFramework(fw.id); err != nil {
+			c.log.Error("allocator refused deactivation", "framework", fw.id, "err", err)
+		}
+	}
+
+	reported := map[string]*mesospb.Task{}
+	for i := range r.Tasks {
+		t := &r.Tasks[i]
+		reported[t.FrameworkID.Value+"/"+t.TaskID.Value] = t
+	}
+
+	a := c.agents[id]
+	if a != nil {
+		if a.stream != "" {
+			c.endStream(a.stream)
+		}
+		a.info, a.version = info, r.GetVersion()
+		if !a.total.Equal(total) {
+			a.total = total
+			if err := c.alloc.UpdateAgent(id, total); err != nil {
+				c.log.Error("allocator refused agent update", "agent", id, "err", err)
+			}
+		}
+		// Tasks the master launched that the agent does not know were lost
+		// on the way (the agent restarted, or the run message was lost).
+		for key, t := range a.tasks {
+			if reported[key] != nil || t.terminal() {
+				continue
+			}
+			fw := c.frameworks[t.framework]
+			state := mesospb.TASK_LOST
+			if fw != nil && fw.partitionAware() {
+				state = mesospb.TASK_DROPPED
+			}
+			t.state = state
+			c.taskEnded(a, t)
+			if fw != nil {
+				c.sendUpdate(fw, c.masterStatus(t.id, id, state, mesospb.TaskStatus_REASON_AGENT_RESTARTED,
+					"The agent re-registered without this task"))
+			}
+			c.forgetTask(a, t)
+		}
+		// And the agent's view of the tasks both know.
+		for key, rt := range reported {
+			if t := a.tasks[key]; t != nil && rt.State != nil {
+				t.state = rt.GetState()
+			}
+		}
+		a.ponged, a.missedPings = true, 0
+		c.dirtyAgents[id] = true
+	} else {
+		used := map[string]resources.Resources{}
+		var recovered []*task
+		for _, rt := range reported {
+			rs, err := resources.FromProto(rt.Resources)
+			if err != nil {
+				c.log.Warn("agent reported a task with bad resources", "agent", id, "task", rt.TaskID.Value, "err", err)
+				continue
+			}
+			t := &task{
+				id:        rt.TaskID.Value,
+				framework: rt.FrameworkID.Value,
+				agent:     id,
+				info:      mesospb.TaskInfo{Name: rt.Name, TaskID: rt.TaskID, AgentID: rt.AgentID, Resources: rt.Resources, Labels: rt.Labels, KillPolicy: rt.KillPolicy},
+				resources: rs,
+				state:     rt.GetState(),
+				statuses:  rt.Statuses,
+			}
+			if rt.ExecutorID != nil {
+				t.executor = rt.ExecutorID.Value
+			}
+			if !t.terminal() {
+				used[t.framework] = used[t.framework].Add(rs)
+			}
+			recovered = append(recovered, t)
+		}
+		for _, e := range r.Executors {
+			if e.FrameworkID == nil {
+				continue
+			}
+			rs, err := resources.FromProto(e.Resources)
+			if err == nil {
+				used[e.FrameworkID.Value] = used[e.FrameworkID.Value].Add(rs)
+			}
+		}
+		a = c.addAgent(info, total, r.GetVersion(), used)
+		if a == nil {
+			return "", fmt.Errorf("%w: agent %s reports more in use than it has", ErrInvalidCall, id)
+		}
+		for _, t := range recovered {
+			a.tasks[t.key()] = t
+			if fw := c.frameworks[t.framework]; fw != nil {
+				fw.tasks[t.id] = t
+			}
+		}
+		for _, e := range r.Executors {
+			if e.FrameworkID == nil {
+				continue
+			}
+			if fw := c.frameworks[e.FrameworkID.Value]; fw != nil {
+				rs, _ := resources.FromProto(e.Resources)
+				c.addExecutor(fw, a, e, rs)
+			}
+		}
+	}
+	s := c.newStream(agentStream, id)
+	a.stream = s.id
+	c.sendAgent(a, c.registered(internalpb.Event_REREGISTERED, id))
+	// Kills the agent missed while it was away are sent again by the
+	// framework's reconciliation; frameworks that were removed meanwhile
+	// are shut down on the agent.
+	for _, fi := range r.Frameworks {
+		if fi.ID != nil && c.frameworks[fi.ID.Value] == nil {
+			c.sendAgent(a, &internalpb.Event{
+				Type:              internalpb.Event_SHUTDOWN_FRAMEWORK.Enum(),
+				ShutdownFramework: &internalpb.Event_ShutdownFramework{FrameworkID: *fi.ID},
+			})
+		}
+	}
+	c.log.Info("agent re-registered", "agent", id, "tasks", len(r.Tasks))
+	return s.id, nil
+}
+
+// agentCall handles calls on an agent's stream.
+func (c *core) agentCall(streamID string, call *internalpb.Call) error {
+	s := c.streams[streamID]
+	if s == nil || s.kind != agentStream {
+		return fmt.Errorf("%w: unknown stream %q", ErrNotSubscribed, streamID)
+	}
+	a := c.agents[s.peer]
+	if a == nil || a.stream != streamID {
+		return fmt.Errorf("%w: stream %q has ended", ErrNotSubscribed, streamID)
+	}
+	if call.AgentID == nil || call.AgentID.Value != a.id {
+		return fmt.Errorf("%w: agent_id does not match the registered agent %s", ErrNotSubscribed, a.id)
+	}
+	switch call.GetType() {
+	case internalpb.Call_STATUS_UPDATE:
+		if call.StatusUpdate == nil {
+			return missing("status_update")
+		}
+		return c.statusUpdate(a, call.StatusUpdate)
+	case internalpb.Call_EXECUTOR_MESSAGE:
+		m := call.ExecutorMessage
+		if m == nil {
+			return missing("executor_message")
+		}
+		if fw := c.frameworks[m.FrameworkID.Value]; fw != nil {
+			c.sendScheduler(fw, &schedulerpb.Event{
+				Type: schedulerpb.Event_MESSAGE.Enum(),
+				Message: &schedulerpb.Event_Message{
+					AgentID:    mesospb.AgentID{Value: a.id},
+					ExecutorID: m.ExecutorID,
+					Data:       m.Data,
+				},
+			})
+		}
+	case internalpb.Call_EXECUTOR_EXITED:
+		e := call.ExecutorExited
+		if e == nil {
+			return missing("executor_exited")
+		}
+		c.executorExited(a, e)
+	case internalpb.Call_PONG:
+		a.ponged, a.missedPings = true, 0
+	case internalpb.Call_UPDATE_RESOURCES:
+		if call.UpdateResources == nil {
+			return missing("update_resources")
+		}
+		total, err := resources.FromProto(call.UpdateResources.Total)
+		if err == nil {
+			err = total.Validate()
+		}
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrInvalidCall, err)
+		}
+		if err := c.alloc.UpdateAgent(a.id, total); err != nil {
+			return fmt.Errorf("%w: %v", ErrInvalidCall, err)
+		}
+		a.total = total
+		c.dirtyAgents[a.id] = true
+	case internalpb.Call_UNREGISTER:
+		c.removeAgent(a, mesospb.TaskStatus_REASON_AGENT_REMOVED, "The agent left the cluster")
+	default:
+		return fmt.Errorf("%w: unknown call type %v", ErrInvalidCall, call.GetType())
+	}
+	return nil
+}
+
+func (c *core) executorExited(a *agent, e *internalpb.Call_ExecutorExited) {
+	fw := c.frameworks[e.FrameworkID.Value]
+	if fw == nil {
+		return
+	}
+	if ex := fw.executors[a.id][e.ExecutorID.Value]; ex != nil {
+		delete(fw.executors[a.id], e.ExecutorID.Value)
+		if len(fw.executors[a.id]) == 0 {
+			delete(fw.executors, a.id)
+		}
+		c.recover(fw.id, a.id, ex.resources, 0)
+	}
+	c.sendScheduler(fw, &schedulerpb.Event{
+		Type: schedulerpb.Event_FAILURE.Enum(),
+		Failure: &schedulerpb.Event_Failure{
+			AgentID:    &mesospb.AgentID{Value: a.id},
+			ExecutorID: &e.ExecutorID,
+			Status:     e.Status,
+		},
+	})
+}
+
+// agentDisconnected: the agent's stream ended. Its offers are rescinded
+// and it gets no new ones; it has until the ping timeouts run out to come
+// back before its tasks are declared lost.
+func (c *core) agentDisconnected(a *agent) {
+	a.stream = ""
+	for _, o := range a.offers {
+		c.rescindOffer(o)
+	}
+	c.log.Info("agent disconnected", "agent", a.id)
+}
+
+// removeAgent forgets an agent: its offers are rescinded, its tasks
+// declared lost (unreachable for partition-aware frameworks) and every
+// framework told the agent is gone.
+func (c *core) removeAgent(a *agent, reason mesospb.TaskStatus_Reason, msg string) {
+	for _, o := range a.offers {
+		c.rescindOffer(o)
+	}
+	for _, t := range a.tasks {
+		fw := c.frameworks[t.framework]
+		if fw == nil {
+			continue
+		}
+		delete(fw.tasks, t.id)
+		if t.terminal() {
+			continue
+		}
+		state := mesospb.TASK_LOST
+		if fw.partitionAware() {
+			state = mesospb.TASK_UNREACHABLE
+		}
+		t.state = state
+		c.sendUpdate(fw, c.masterStatus(t.id, a.id, state, reason, msg))
+	}
+	for _, fw := range c.frameworks {
+		delete(fw.executors, a.id)
+		c.sendScheduler(fw, &schedulerpb.Event{
+			Type:    schedulerpb.Event_FAILURE.Enum(),
+			Failure: &schedulerpb.Event_Failure{AgentID: &mesospb.AgentID{Value: a.id}},
+		})
+	}
+	if a.stream != "" {
+		c.sendAgent(a, &internalpb.Event{
+			Type:     internalpb.Event_SHUTDOWN.Enum(),
+			Shutdown: &internalpb.Event_Shutdown{Message: ptr(msg)},
+		})
+		c.endStream(a.stream)
+	}
+	if err := c.alloc.RemoveAgent(a.id); err != nil {
+		c.log.Error("allocator refused agent removal", "agent", a.id, "err", err)
+	}
+	delete(c.agents, a.id)
+	delete(c.dirtyAgents, a.id)
+	c.log.Warn("agent removed", "agent", a.id, "reason", msg)
+}

@@ -1,0 +1,112 @@
+package master
+
+import (
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/apronhq/apron/allocator"
+	"github.com/apronhq/apron/internal/clock"
+)
+
+// Config configures a master. The zero value of every field but the ones
+// marked required is a working default, Mesos's where Mesos has one.
+type Config struct {
+	// Hostname and Port describe the master in MasterInfo.
+	Hostname string
+	Port     uint32
+
+	// Allocator divides resources among frameworks. Default: weighted DRF
+	// (allocator.NewDRF) seeded from Rand.
+	Allocator allocator.Allocator
+	// AllocationInterval is how often a full allocation cycle runs
+	// (Mesos: 1 s). Resources that become free (a new agent, a declined
+	// offer, an ended task) are offered sooner, at the next tick.
+	AllocationInterval time.Duration
+	// TickInterval is the master's time resolution: timers and
+	// event-triggered allocations run on ticks (default 20 ms).
+	TickInterval time.Duration
+	// OfferTimeout rescinds offers not answered in time; 0 (the default,
+	// as Mesos) means offers never time out.
+	OfferTimeout time.Duration
+	// HeartbeatInterval is how often subscribed schedulers get HEARTBEAT
+	// (Mesos: 15 s).
+	HeartbeatInterval time.Duration
+	// AgentPingTimeout and MaxAgentPingTimeouts: the master pings every
+	// agent each AgentPingTimeout and considers it unreachable after
+	// MaxAgentPingTimeouts pings in a row without a PONG (Mesos: 15 s × 5).
+	AgentPingTimeout     time.Duration
+	MaxAgentPingTimeouts int
+	// MaxCompletedTasks bounds the terminal tasks kept per framework for the
+	// operator API (default 1000).
+	MaxCompletedTasks int
+	// StreamBuffer is the number of events queued for one subscriber; a
+	// subscriber that falls this far behind is disconnected, so a slow
+	// client never slows the master (default 4096).
+	StreamBuffer int
+	// Weights are the initial role weights (default 1 for every role).
+	Weights map[string]float64
+
+	// Clock, Rand and Logger are injected for tests; defaults are the
+	// system clock, a randomly seeded source and a discarding logger.
+	Clock  clock.Clock
+	Rand   *rand.Rand
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if c.Hostname == "" {
+		c.Hostname = "localhost"
+	}
+	if c.Port == 0 {
+		c.Port = 5050
+	}
+	if c.AllocationInterval == 0 {
+		c.AllocationInterval = time.Second
+	}
+	if c.TickInterval == 0 {
+		c.TickInterval = 20 * time.Millisecond
+	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = 15 * time.Second
+	}
+	if c.AgentPingTimeout == 0 {
+		c.AgentPingTimeout = 15 * time.Second
+	}
+	if c.MaxAgentPingTimeouts == 0 {
+		c.MaxAgentPingTimeouts = 5
+	}
+	if c.MaxCompletedTasks == 0 {
+		c.MaxCompletedTasks = 1000
+	}
+	if c.StreamBuffer == 0 {
+		c.StreamBuffer = 4096
+	}
+	if c.Clock == nil {
+		c.Clock = clock.Real()
+	}
+	if c.Rand == nil {
+		c.Rand = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Allocator == nil {
+		// Its own stream from the same seed, so the master's IDs do not
+		// shift the allocator's agent order.
+		c.Allocator = allocator.NewDRF(allocator.Options{Rand: rand.New(rand.NewPCG(c.Rand.Uint64(), c.Rand.Uint64()))})
+	}
+	for name, d := range map[string]time.Duration{
+		"AllocationInterval": c.AllocationInterval, "TickInterval": c.TickInterval,
+		"HeartbeatInterval": c.HeartbeatInterval, "AgentPingTimeout": c.AgentPingTimeout,
+	} {
+		if d < 0 {
+			return c, fmt.Errorf("master: %s is negative (%v)", name, d)
+		}
+	}
+	if c.OfferTimeout < 0 || c.MaxAgentPingTimeouts < 0 || c.MaxCompletedTasks < 0 || c.StreamBuffer < 0 {
+		return c, fmt.Errorf("master: negative OfferTimeout, MaxAgentPingTimeouts, MaxCompletedTasks or StreamBuffer")
+	}
+	return c, nil
+}

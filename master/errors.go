@@ -1,0 +1,16 @@
+package master
+
+import "errors"
+
+// Errors returned to callers of the master's links. The HTTP API maps them
+// to status codes: ErrNotSubscribed to 403, ErrInvalidCall to 400,
+// ErrStopped to 503.
+var (
+	// ErrNotSubscribed: a call on a stream the master does not know (never
+	// subscribed, or ended), or on behalf of another framework or agent.
+	ErrNotSubscribed = errors.New("master: not subscribed")
+	// ErrInvalidCall: a call that is malformed or not allowed now.
+	ErrInvalidCall = errors.New("master: invalid call")
+	// ErrStopped: the master is not running.
+	ErrStopped = errors.New("master: stopped")
+)

@@ -1,0 +1,439 @@
+package master
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/apronhq/apron/allocator"
+	"github.com/apronhq/apron/api/v1/internalpb"
+	"github.com/apronhq/apron/api/v1/mesospb"
+	"github.com/apronhq/apron/api/v1/schedulerpb"
+	"github.com/apronhq/apron/resources"
+)
+
+// executor is the master's record of an executor running on an agent; its
+// resources are allocated to the framework until it exits.
+type executor struct {
+	info      mesospb.ExecutorInfo
+	resources resources.Resources
+}
+
+// framework is the master's record of a subscribed framework.
+type framework struct {
+	id     string
+	info   mesospb.FrameworkInfo
+	roles  []string
+	stream string // "" while disconnected
+
+	registeredAt    time.Time
+	disconnectedAt  time.Time // zero while connected
+	failoverTimeout time.Duration
+
+	tasks     map[string]*task // live tasks, and terminal ones until acknowledged
+	completed []*task          // terminal and acknowledged, newest last, bounded
+	offers    map[string]*offer
+	// executors on each agent: agent ID -> executor ID -> executor.
+	executors map[string]map[string]*executor
+
+	nextHeartbeat time.Time
+}
+
+func (fw *framework) partitionAware() bool {
+	return hasCapability(fw.info, mesospb.FrameworkInfo_Capability_PARTITION_AWARE)
+}
+
+func hasCapability(info mesospb.FrameworkInfo, t mesospb.FrameworkInfo_Capability_Type) bool {
+	for _, c := range info.Capabilities {
+		if c.GetType() == t {
+			return true
+		}
+	}
+	return false
+}
+
+// frameworkRoles returns the roles a framework subscribes to: roles for a
+// MULTI_ROLE framework, else its single role ("*" by default), as Mesos.
+func frameworkRoles(info mesospb.FrameworkInfo) ([]string, error) {
+	var roles []string
+	if hasCapability(info, mesospb.FrameworkInfo_Capability_MULTI_ROLE) {
+		if info.Role != nil {
+			return nil, fmt.Errorf("%w: a MULTI_ROLE framework sets roles, not role", ErrInvalidCall)
+		}
+		roles = slices.Clone(info.Roles)
+	} else {
+		if len(info.Roles) > 0 {
+			return nil, fmt.Errorf("%w: roles needs the MULTI_ROLE capability; without it set role", ErrInvalidCall)
+		}
+		roles = []string{info.GetRole()}
+	}
+	if len(roles) == 0 {
+		return nil, fmt.Errorf("%w: a MULTI_ROLE framework needs at least one role", ErrInvalidCall)
+	}
+	seen := map[string]bool{}
+	for _, r := range roles {
+		if err := resources.ValidateRole(r); err != nil {
+			return nil, fmt.Errorf("%w: role %q: %v", ErrInvalidCall, r, err)
+		}
+		if seen[r] {
+			return nil, fmt.Errorf("%w: role %q listed twice", ErrInvalidCall, r)
+		}
+		seen[r] = true
+	}
+	return roles, nil
+}
+
+func durationOf(seconds float64) (time.Duration, error) {
+	if math.IsNaN(seconds) || seconds < 0 || math.IsInf(seconds, 0) {
+		return 0, fmt.Errorf("%w: %v is not a duration in seconds", ErrInvalidCall, seconds)
+	}
+	if seconds > (1<<63-1)/float64(time.Second) {
+		return time.Duration(1<<63 - 1), nil
+	}
+	return time.Duration(seconds * float64(time.Second)), nil
+}
+
+func (fw *framework) allocatorFramework(suppressed []string) allocator.Framework {
+	return allocator.Framework{ID: fw.id, Roles: fw.roles, SuppressedRoles: suppressed, Active: fw.stream != ""}
+}
+
+// subscribe handles SUBSCRIBE: a new framework, or one re-subscribing with
+// its ID (after a disconnect or a scheduler failover). It returns the new
+// stream's ID.
+func (c *core) subscribe(call *schedulerpb.Call) (string, error) {
+	if call.GetType() != schedulerpb.Call_SUBSCRIBE || call.Subscribe == nil {
+		return "", fmt.Errorf("%w: the first call must be SUBSCRIBE with subscribe set", ErrInvalidCall)
+	}
+	info := call.Subscribe.FrameworkInfo
+	if call.FrameworkID != nil && (info.ID == nil || info.ID.Value != call.FrameworkID.Value) {
+		return "", fmt.Errorf("%w: framework_id and subscribe.framework_info.id differ", ErrInvalidCall)
+	}
+	roles, err := frameworkRoles(info)
+	if err != nil {
+		return "", err
+	}
+	timeout, err := durationOf(info.GetFailoverTimeout())
+	if err != nil {
+		return "", fmt.Errorf("failover_timeout: %w", err)
+	}
+	for _, r := range call.Subscribe.SuppressedRoles {
+		if !slices.Contains(roles, r) {
+			return "", fmt.Errorf("%w: suppressed role %q is not one of the framework's roles", ErrInvalidCall, r)
+		}
+	}
+
+	var fw *framework
+	if info.ID != nil && info.ID.Value != "" {
+		fw = c.frameworks[info.ID.Value]
+		if fw == nil {
+			// Mesos lets an unknown framework re-subscribe after a master
+			// failover; without a registry to say otherwise, admit it.
+			fw = c.addFramework(info.ID.Value, info, roles, timeout, call.Subscribe.SuppressedRoles)
+		} else {
+			if fw.stream != "" {
+				// A second SUBSCRIBE for the same framework wins: the old
+				// scheduler instance is disconnected (Mesos's failover).
+				c.sendScheduler(fw, &schedulerpb.Event{
+					Type:  schedulerpb.Event_ERROR.Enum(),
+					Error: &schedulerpb.Event_Error{Message: "Framework failed over"},
+				})
+				c.endStream(fw.stream)
+				fw.stream = ""
+			}
+			fw.info = info
+			fw.roles = roles
+			fw.failoverTimeout = timeout
+		}
+	} else {
+		id := c.newFrameworkID()
+		info.ID = &mesospb.FrameworkID{Value: id}
+		fw = c.addFramework(id, info, roles, timeout, call.Subscribe.SuppressedRoles)
+	}
+
+	s := c.newStream(schedulerStream, fw.id)
+	fw.stream = s.id
+	fw.disconnectedAt = time.Time{}
+	fw.nextHeartbeat = c.now.Add(c.cfg.HeartbeatInterval)
+	if err := c.alloc.UpdateFramework(fw.allocatorFramework(call.Subscribe.SuppressedRoles)); err != nil {
+		c.log.Error("allocator refused framework update", "framework", fw.id, "err", err)
+	}
+	c.sendScheduler(fw, &schedulerpb.Event{
+		Type: schedulerpb.Event_SUBSCRIBED.Enum(),
+		Subscribed: &schedulerpb.Event_Subscribed{
+			FrameworkID:              mesospb.FrameworkID{Value: fw.id},
+			HeartbeatIntervalSeconds: ptr(c.cfg.HeartbeatInterval.Seconds()),
+			MasterInfo:               &c.info,
+		},
+	})
+	// Agents running the framework's executors learn its new info.
+	for agentID := range fw.executors {
+		if a := c.agents[agentID]; a != nil {
+			c.sendAgent(a, &internalpb.Event{
+				Type:            internalpb.Event_UPDATE_FRAMEWORK.Enum(),
+				UpdateFramework: &internalpb.Event_UpdateFramework{FrameworkInfo: fw.info},
+			})
+		}
+	}
+	c.log.Info("framework subscribed", "framework", fw.id, "name", info.Name, "roles", roles)
+	return s.id, nil
+}
+
+func (c *core) addFramework(id string, info mesospb.FrameworkInfo, roles []string, timeout time.Duration, suppressed []string) *framework {
+	fw := &framework{
+		id:              id,
+		info:            info,
+		roles:           roles,
+		registeredAt:    c.now,
+		failoverTimeout: timeout,
+		tasks:           map[string]*task{},
+		offers:          map[string]*offer{},
+		executors:       map[string]map[string]*executor{},
+	}
+	c.frameworks[id] = fw
+	// Tasks agents reported for this framework before it subscribed (after a
+	// master failover) are already allocated to it.
+	used := map[string]resources.Resources{}
+	for _, a := range c.agents {
+		for _, t := range a.tasks {
+			if t.framework == id && !t.terminal() {
+				used[a.id] = used[a.id].Add(t.resources)
+				fw.tasks[t.id] = t
+			}
+		}
+	}
+	if err := c.alloc.AddFramework(allocator.Framework{ID: id, Roles: roles, SuppressedRoles: suppressed}, used); err != nil {
+		c.log.Error("allocator refused framework", "framework", id, "err", err)
+	}
+	return fw
+}
+
+// frameworkDisconnected: the scheduler's stream ended. Its offers are
+// rescinded and, unless it re-subscribes within its failover timeout, it is
+// removed and its tasks killed.
+func (c *core) frameworkDisconnected(fw *framework) {
+	fw.stream = ""
+	fw.disconnectedAt = c.now
+	for _, o := range fw.offers {
+		c.removeOffer(o, 0)
+	}
+	if err := c.alloc.DeactivateFramework(fw.id); err != nil {
+		c.log.Error("allocator refused deactivation", "framework", fw.id, "err", err)
+	}
+	c.log.Info("framework disconnected", "framework", fw.id, "failover_timeout", fw.failoverTimeout)
+	if fw.failoverTimeout == 0 {
+		c.removeFramework(fw)
+	}
+}
+
+// removeFramework tears a framework down: its offers go back, agents shut
+// down its executors (killing its tasks), and it is forgotten.
+func (c *core) removeFramework(fw *framework) {
+	for _, o := range fw.offers {
+		c.removeOffer(o, 0)
+	}
+	agents := map[string]bool{}
+	for agentID := range fw.executors {
+		agents[agentID] = true
+	}
+	for _, t := range fw.tasks {
+		agents[t.agent] = true
+		if a := c.agents[t.agent]; a != nil {
+			delete(a.tasks, t.key())
+		}
+	}
+	for agentID := range agents {
+		if a := c.agents[agentID]; a != nil {
+			c.sendAgent(a, &internalpb.Event{
+				Type:              internalpb.Event_SHUTDOWN_FRAMEWORK.Enum(),
+				ShutdownFramework: &internalpb.Event_ShutdownFramework{FrameworkID: mesospb.FrameworkID{Value: fw.id}},
+			})
+			c.dirtyAgents[agentID] = true
+		}
+	}
+	if fw.stream != "" {
+		c.endStream(fw.stream)
+		fw.stream = ""
+	}
+	if err := c.alloc.RemoveFramework(fw.id); err != nil {
+		c.log.Error("allocator refused framework removal", "framework", fw.id, "err", err)
+	}
+	delete(c.frameworks, fw.id)
+	c.log.Info("framework removed", "framework", fw.id)
+}
+
+// schedulerCall handles every call but SUBSCRIBE, on a subscribed stream.
+func (c *core) schedulerCall(streamID string, call *schedulerpb.Call) error {
+	s := c.streams[streamID]
+	if s == nil || s.kind != schedulerStream {
+		return fmt.Errorf("%w: unknown stream %q", ErrNotSubscribed, streamID)
+	}
+	fw := c.frameworks[s.peer]
+	if fw == nil || fw.stream != streamID {
+		return fmt.Errorf("%w: stream %q has ended", ErrNotSubscribed, streamID)
+	}
+	if call.FrameworkID == nil || call.FrameworkID.Value != fw.id {
+		return fmt.Errorf("%w: framework_id does not match the subscribed framework %s", ErrNotSubscribed, fw.id)
+	}
+	switch call.GetType() {
+	case schedulerpb.Call_SUBSCRIBE:
+		return fmt.Errorf("%w: SUBSCRIBE opens a new stream; it is not a call on one", ErrInvalidCall)
+	case schedulerpb.Call_TEARDOWN:
+		c.removeFramework(fw)
+	case schedulerpb.Call_ACCEPT:
+		if call.Accept == nil {
+			return missing("accept")
+		}
+		c.accept(fw, call.Accept)
+	case schedulerpb.Call_DECLINE:
+		if call.Decline == nil {
+			return missing("decline")
+		}
+		refuse, err := refuseDuration(call.Decline.Filters)
+		if err != nil {
+			return err
+		}
+		for _, id := range call.Decline.OfferIDs {
+			if o := fw.offers[id.Value]; o != nil {
+				c.removeOffer(o, refuse)
+				c.met.offersDeclined++
+			}
+		}
+	case schedulerpb.Call_REVIVE:
+		roles := fw.roles
+		if call.Revive != nil && len(call.Revive.Roles) > 0 {
+			roles = call.Revive.Roles
+		}
+		if err := c.alloc.Revive(fw.id, roles...); err != nil {
+			return fmt.Errorf("%w: %v", ErrInvalidCall, err)
+		}
+		c.markAllAgentsDirty()
+	case schedulerpb.Call_SUPPRESS:
+		roles := fw.roles
+		if call.Suppress != nil && len(call.Suppress.Roles) > 0 {
+			roles = call.Suppress.Roles
+		}
+		if err := c.alloc.Suppress(fw.id, roles...); err != nil {
+			return fmt.Errorf("%w: %v", ErrInvalidCall, err)
+		}
+	case schedulerpb.Call_KILL:
+		if call.Kill == nil {
+			return missing("kill")
+		}
+		c.kill(fw, call.Kill)
+	case schedulerpb.Call_SHUTDOWN:
+		if call.Shutdown == nil {
+			return missing("shutdown")
+		}
+		if a := c.agents[call.Shutdown.AgentID.Value]; a != nil {
+			c.sendAgent(a, &internalpb.Event{
+				Type: internalpb.Event_SHUTDOWN_EXECUTOR.Enum(),
+				ShutdownExecutor: &internalpb.Event_ShutdownExecutor{
+					FrameworkID: mesospb.FrameworkID{Value: fw.id},
+					ExecutorID:  call.Shutdown.ExecutorID,
+				},
+			})
+		}
+	case schedulerpb.Call_ACKNOWLEDGE:
+		if call.Acknowledge == nil {
+			return missing("acknowledge")
+		}
+		return c.acknowledge(fw, call.Acknowledge)
+	case schedulerpb.Call_RECONCILE:
+		c.reconcile(fw, call.Reconcile)
+	case schedulerpb.Call_MESSAGE:
+		if call.Message == nil {
+			return missing("message")
+		}
+		if a := c.agents[call.Message.AgentID.Value]; a != nil {
+			c.sendAgent(a, &internalpb.Event{
+				Type: internalpb.Event_FRAMEWORK_MESSAGE.Enum(),
+				FrameworkMessage: &internalpb.Event_FrameworkMessage{
+					FrameworkID: mesospb.FrameworkID{Value: fw.id},
+					ExecutorID:  call.Message.ExecutorID,
+					Data:        call.Message.Data,
+				},
+			})
+		}
+	case schedulerpb.Call_UPDATE_FRAMEWORK:
+		if call.UpdateFramework == nil {
+			return missing("update_framework")
+		}
+		return c.updateFramework(fw, call.UpdateFramework)
+	case schedulerpb.Call_REQUEST, schedulerpb.Call_ACCEPT_INVERSE_OFFERS, schedulerpb.Call_DECLINE_INVERSE_OFFERS:
+		// Mesos's allocator ignores requests, and Apron makes no inverse
+		// offers yet: accepted, nothing to do.
+	case schedulerpb.Call_ACKNOWLEDGE_OPERATION_STATUS, schedulerpb.Call_RECONCILE_OPERATIONS:
+		return fmt.Errorf("%w: %s: operation feedback is not supported yet", ErrInvalidCall, call.GetType())
+	default:
+		return fmt.Errorf("%w: unknown call type %v", ErrInvalidCall, call.GetType())
+	}
+	return nil
+}
+
+func missing(field string) error {
+	return fmt.Errorf("%w: the call's %s field is missing", ErrInvalidCall, field)
+}
+
+// refuseDuration is a Filters' refuse_seconds (default 5 s), capped at 365
+// days as Mesos does.
+func refuseDuration(f *mesospb.Filters) (time.Duration, error) {
+	secs := f.GetRefuseSeconds()
+	if math.IsNaN(secs) || secs < 0 {
+		return 0, fmt.Errorf("%w: refuse_seconds %v", ErrInvalidCall, secs)
+	}
+	const max = 365 * 24 * time.Hour
+	if secs >= max.Seconds() {
+		return max, nil
+	}
+	return time.Duration(secs * float64(time.Second)), nil
+}
+
+func (c *core) markAllAgentsDirty() {
+	for id := range c.agents {
+		c.dirtyAgents[id] = true
+	}
+}
+
+func (c *core) updateFramework(fw *framework, u *schedulerpb.Call_UpdateFramework) error {
+	info := u.FrameworkInfo
+	if info.ID == nil || info.ID.Value != fw.id {
+		return fmt.Errorf("%w: update_framework.framework_info.id must be %s", ErrInvalidCall, fw.id)
+	}
+	if info.User != fw.info.User || info.GetPrincipal() != fw.info.GetPrincipal() || info.GetCheckpoint() != fw.info.GetCheckpoint() {
+		return fmt.Errorf("%w: user, principal and checkpoint cannot change", ErrInvalidCall)
+	}
+	roles, err := frameworkRoles(info)
+	if err != nil {
+		return err
+	}
+	timeout, err := durationOf(info.GetFailoverTimeout())
+	if err != nil {
+		return err
+	}
+	for _, r := range u.SuppressedRoles {
+		if !slices.Contains(roles, r) {
+			return fmt.Errorf("%w: suppressed role %q is not one of the framework's roles", ErrInvalidCall, r)
+		}
+	}
+	// Offers made for a role the framework left are no longer usable.
+	for _, o := range fw.offers {
+		if !slices.Contains(roles, o.role) {
+			c.rescindOffer(o)
+		}
+	}
+	fw.info, fw.roles, fw.failoverTimeout = info, roles, timeout
+	if err := c.alloc.UpdateFramework(fw.allocatorFramework(u.SuppressedRoles)); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidCall, err)
+	}
+	for agentID := range fw.executors {
+		if a := c.agents[agentID]; a != nil {
+			c.sendAgent(a, &internalpb.Event{
+				Type:            internalpb.Event_UPDATE_FRAMEWORK.Enum(),
+				UpdateFramework: &internalpb.Event_UpdateFramework{FrameworkInfo: fw.info},
+			})
+		}
+	}
+	c.markAllAgentsDirty()
+	return nil
+}

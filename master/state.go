@@ -1,0 +1,98 @@
+package master
+
+import (
+	"sort"
+	"time"
+
+	"github.com/apronhq/apron/api/v1/masterpb"
+	"github.com/apronhq/apron/api/v1/mesospb"
+	"github.com/apronhq/apron/resources"
+)
+
+func timeInfo(t time.Time) *mesospb.TimeInfo {
+	if t.IsZero() {
+		return nil
+	}
+	return &mesospb.TimeInfo{Nanoseconds: t.UnixNano()}
+}
+
+// state builds the operator API's GET_STATE answer, sorted by ID so equal
+// states compare equal.
+func (c *core) state() *masterpb.Response_GetState {
+	tasks := &masterpb.Response_GetTasks{}
+	executors := &masterpb.Response_GetExecutors{}
+	frameworks := &masterpb.Response_GetFrameworks{}
+	agents := &masterpb.Response_GetAgents{}
+
+	for _, id := range sortedKeys(c.frameworks) {
+		fw := c.frameworks[id]
+		f := masterpb.Response_GetFrameworks_Framework{
+			FrameworkInfo:    fw.info,
+			Active:           fw.stream != "",
+			Connected:        fw.stream != "",
+			Recovered:        false,
+			RegisteredTime:   timeInfo(fw.registeredAt),
+			UnregisteredTime: timeInfo(fw.disconnectedAt),
+		}
+		var offered resources.Resources
+		for _, oid := range sortedKeys(fw.offers) {
+			o := fw.offers[oid]
+			f.Offers = append(f.Offers, o.proto(c.agents[o.agent]))
+			offered = offered.Add(o.resources)
+		}
+		f.OfferedResources = offered.ToProto()
+		var allocated resources.Resources
+		for _, rs := range c.alloc.Allocation(fw.id) {
+			allocated = allocated.Add(rs)
+		}
+		f.AllocatedResources = allocated.ToProto()
+		frameworks.Frameworks = append(frameworks.Frameworks, f)
+
+		for _, tid := range sortedKeys(fw.tasks) {
+			t := fw.tasks[tid]
+			if t.state == mesospb.TASK_UNREACHABLE {
+				tasks.UnreachableTasks = append(tasks.UnreachableTasks, t.proto())
+			} else {
+				tasks.Tasks = append(tasks.Tasks, t.proto())
+			}
+		}
+		for _, t := range fw.completed {
+			tasks.CompletedTasks = append(tasks.CompletedTasks, t.proto())
+		}
+		for _, aid := range sortedKeys(fw.executors) {
+			for _, eid := range sortedKeys(fw.executors[aid]) {
+				executors.Executors = append(executors.Executors, masterpb.Response_GetExecutors_Executor{
+					ExecutorInfo: fw.executors[aid][eid].info,
+					AgentID:      mesospb.AgentID{Value: aid},
+				})
+			}
+		}
+	}
+	for _, id := range sortedKeys(c.agents) {
+		a := c.agents[id]
+		var offered resources.Resources
+		for _, o := range a.offers {
+			offered = offered.Add(o.resources)
+		}
+		allocated := a.total.Subtract(c.alloc.Available(id))
+		agents.Agents = append(agents.Agents, masterpb.Response_GetAgents_Agent{
+			AgentInfo:          a.info,
+			Active:             a.stream != "",
+			Version:            a.version,
+			RegisteredTime:     timeInfo(a.registeredAt),
+			TotalResources:     a.total.ToProto(),
+			AllocatedResources: allocated.ToProto(),
+			OfferedResources:   offered.ToProto(),
+		})
+	}
+	return &masterpb.Response_GetState{GetTasks: tasks, GetExecutors: executors, GetFrameworks: frameworks, GetAgents: agents}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

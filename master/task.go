@@ -1,0 +1,263 @@
+package master
+
+import (
+	"bytes"
+	"fmt"
+
+	"github.com/apronhq/apron/api/v1/internalpb"
+	"github.com/apronhq/apron/api/v1/mesospb"
+	"github.com/apronhq/apron/api/v1/schedulerpb"
+	"github.com/apronhq/apron/resources"
+)
+
+// task is the master's record of a task: what was launched and the latest
+// state the agent reported.
+type task struct {
+	id        string
+	framework string
+	agent     string
+	executor  string // "" for a command task
+	info      mesospb.TaskInfo
+	resources resources.Resources
+
+	state    mesospb.TaskState // latest state known on the agent
+	statuses []mesospb.TaskStatus
+	// The update the framework has yet to acknowledge, if any.
+	unackedState mesospb.TaskState
+	unackedUUID  []byte
+}
+
+func (t *task) key() string { return t.framework + "/" + t.id }
+
+func (t *task) terminal() bool { return isTerminal(t.state) }
+
+func isTerminal(s mesospb.TaskState) bool {
+	switch s {
+	case mesospb.TASK_FINISHED, mesospb.TASK_FAILED, mesospb.TASK_KILLED, mesospb.TASK_LOST,
+		mesospb.TASK_ERROR, mesospb.TASK_DROPPED, mesospb.TASK_GONE, mesospb.TASK_GONE_BY_OPERATOR:
+		return true
+	}
+	return false
+}
+
+// proto is the task as the operator API and re-registration report it.
+func (t *task) proto() mesospb.Task {
+	p := mesospb.Task{
+		Name:        t.info.Name,
+		TaskID:      t.info.TaskID,
+		FrameworkID: mesospb.FrameworkID{Value: t.framework},
+		AgentID:     mesospb.AgentID{Value: t.agent},
+		State:       t.state.Enum(),
+		Resources:   t.info.Resources,
+		Statuses:    t.statuses,
+		Labels:      t.info.Labels,
+		Discovery:   t.info.Discovery,
+		Container:   t.info.Container,
+		HealthCheck: t.info.HealthCheck,
+		KillPolicy:  t.info.KillPolicy,
+		Limits:      t.info.Limits,
+	}
+	if t.executor != "" {
+		p.ExecutorID = &mesospb.ExecutorID{Value: t.executor}
+	}
+	if t.unackedUUID != nil {
+		p.StatusUpdateState = t.unackedState.Enum()
+		p.StatusUpdateUUID = t.unackedUUID
+	}
+	if t.info.Command != nil {
+		p.User = t.info.Command.User
+	}
+	return p
+}
+
+// masterStatus is a status the master itself generates (reconciliation, a
+// task it refused or lost). It carries no uuid: schedulers do not
+// acknowledge it and nobody retries it.
+func (c *core) masterStatus(taskID, agentID string, state mesospb.TaskState, reason mesospb.TaskStatus_Reason, msg string) mesospb.TaskStatus {
+	st := mesospb.TaskStatus{
+		TaskID:    mesospb.TaskID{Value: taskID},
+		State:     state.Enum(),
+		Source:    mesospb.TaskStatus_SOURCE_MASTER.Enum(),
+		Reason:    reason.Enum(),
+		Timestamp: ptr(float64(c.now.UnixNano()) / 1e9),
+	}
+	if msg != "" {
+		st.Message = ptr(msg)
+	}
+	if agentID != "" {
+		st.AgentID = &mesospb.AgentID{Value: agentID}
+	}
+	return st
+}
+
+func (c *core) sendUpdate(fw *framework, st mesospb.TaskStatus) {
+	c.met.taskStates[st.GetState()]++
+	c.sendScheduler(fw, &schedulerpb.Event{
+		Type:   schedulerpb.Event_UPDATE.Enum(),
+		Update: &schedulerpb.Event_Update{Status: st},
+	})
+}
+
+// statusUpdate handles a task status update from an agent.
+func (c *core) statusUpdate(a *agent, u *internalpb.Call_StatusUpdate) error {
+	st := u.Status
+	if st.State == nil {
+		return fmt.Errorf("%w: status update without a state", ErrInvalidCall)
+	}
+	fw := c.frameworks[u.FrameworkID.Value]
+	t := a.tasks[u.FrameworkID.Value+"/"+st.TaskID.Value]
+	if t != nil {
+		wasTerminal := t.terminal()
+		latest := st.GetState()
+		if u.LatestState != nil {
+			latest = u.GetLatestState()
+		}
+		t.state = latest
+		t.statuses = appendStatus(t.statuses, st)
+		if st.UUID != nil {
+			t.unackedState, t.unackedUUID = st.GetState(), st.UUID
+		}
+		if !wasTerminal && t.terminal() {
+			c.taskEnded(a, t)
+		}
+		if st.UUID == nil && t.terminal() {
+			c.forgetTask(a, t) // nothing will acknowledge it
+		}
+	}
+	st.AgentID = &mesospb.AgentID{Value: a.id}
+	if fw != nil {
+		c.sendUpdate(fw, st)
+	}
+	return nil
+}
+
+// appendStatus keeps a task's status history short: the latest status of
+// each state, as Mesos keeps only what reconciliation and the UI need.
+func appendStatus(ss []mesospb.TaskStatus, st mesospb.TaskStatus) []mesospb.TaskStatus {
+	for i := range ss {
+		if ss[i].GetState() == st.GetState() {
+			ss = append(ss[:i], ss[i+1:]...)
+			break
+		}
+	}
+	return append(ss, st)
+}
+
+// taskEnded returns a task's resources once it reached a terminal state.
+func (c *core) taskEnded(a *agent, t *task) {
+	c.recover(t.framework, a.id, t.resources, 0)
+}
+
+// forgetTask moves a terminal task that needs no more acknowledgement to
+// its framework's completed list.
+func (c *core) forgetTask(a *agent, t *task) {
+	delete(a.tasks, t.key())
+	fw := c.frameworks[t.framework]
+	if fw == nil {
+		return
+	}
+	delete(fw.tasks, t.id)
+	fw.completed = append(fw.completed, t)
+	if over := len(fw.completed) - c.cfg.MaxCompletedTasks; over > 0 {
+		fw.completed = append(fw.completed[:0:0], fw.completed[over:]...)
+	}
+}
+
+// acknowledge forwards a framework's acknowledgement to the agent holding
+// the update, and forgets a terminal task once its last update is
+// acknowledged.
+func (c *core) acknowledge(fw *framework, ack *schedulerpb.Call_Acknowledge) error {
+	if len(ack.UUID) == 0 {
+		return fmt.Errorf("%w: acknowledge without a uuid", ErrInvalidCall)
+	}
+	a := c.agents[ack.AgentID.Value]
+	if a == nil {
+		return nil // the agent is gone; its updates went with it
+	}
+	if t := a.tasks[fw.id+"/"+ack.TaskID.Value]; t != nil && bytes.Equal(t.unackedUUID, ack.UUID) {
+		t.unackedUUID = nil
+		if isTerminal(t.unackedState) {
+			c.forgetTask(a, t)
+		}
+	}
+	c.sendAgent(a, &internalpb.Event{
+		Type: internalpb.Event_ACKNOWLEDGE.Enum(),
+		Acknowledge: &internalpb.Event_Acknowledge{
+			FrameworkID: mesospb.FrameworkID{Value: fw.id},
+			TaskID:      ack.TaskID,
+			UUID:        ack.UUID,
+		},
+	})
+	return nil
+}
+
+// kill asks the task's agent to kill it; an unknown task is answered at
+// once, as Mesos does.
+func (c *core) kill(fw *framework, k *schedulerpb.Call_Kill) {
+	t := fw.tasks[k.TaskID.Value]
+	if t == nil {
+		agentID := ""
+		if k.AgentID != nil {
+			agentID = k.AgentID.Value
+		}
+		c.sendUpdate(fw, c.masterStatus(k.TaskID.Value, agentID, c.unknownTaskState(fw), mesospb.TaskStatus_REASON_RECONCILIATION,
+			"Attempted to kill an unknown task"))
+		return
+	}
+	a := c.agents[t.agent]
+	if a == nil || a.stream == "" {
+		return // the agent will be told after it re-registers, or declared lost
+	}
+	c.sendAgent(a, &internalpb.Event{
+		Type: internalpb.Event_KILL_TASK.Enum(),
+		KillTask: &internalpb.Event_KillTask{
+			FrameworkID: mesospb.FrameworkID{Value: fw.id},
+			TaskID:      k.TaskID,
+			KillPolicy:  k.KillPolicy,
+		},
+	})
+}
+
+// unknownTaskState is what the master answers for a task it does not know:
+// TASK_UNKNOWN for a partition-aware framework, TASK_LOST otherwise.
+func (c *core) unknownTaskState(fw *framework) mesospb.TaskState {
+	if fw.partitionAware() {
+		return mesospb.TASK_UNKNOWN
+	}
+	return mesospb.TASK_LOST
+}
+
+// reconcile answers RECONCILE: every live task of the framework (implicit),
+// or the listed ones (explicit), with REASON_RECONCILIATION.
+func (c *core) reconcile(fw *framework, r *schedulerpb.Call_Reconcile) {
+	if r == nil || len(r.Tasks) == 0 {
+		for _, t := range fw.tasks {
+			c.sendUpdate(fw, c.reconciliationStatus(t))
+		}
+		return
+	}
+	for _, rt := range r.Tasks {
+		if t := fw.tasks[rt.TaskID.Value]; t != nil {
+			c.sendUpdate(fw, c.reconciliationStatus(t))
+			continue
+		}
+		agentID := ""
+		if rt.AgentID != nil {
+			agentID = rt.AgentID.Value
+		}
+		c.sendUpdate(fw, c.masterStatus(rt.TaskID.Value, agentID, c.unknownTaskState(fw), mesospb.TaskStatus_REASON_RECONCILIATION,
+			"Reconciliation: task is unknown"))
+	}
+}
+
+func (c *core) reconciliationStatus(t *task) mesospb.TaskStatus {
+	st := c.masterStatus(t.id, t.agent, t.state, mesospb.TaskStatus_REASON_RECONCILIATION, "Reconciliation: latest task state")
+	if n := len(t.statuses); n > 0 {
+		last := t.statuses[n-1]
+		st.Healthy, st.Labels, st.ContainerStatus = last.Healthy, last.Labels, last.ContainerStatus
+	}
+	if t.executor != "" {
+		st.ExecutorID = &mesospb.ExecutorID{Value: t.executor}
+	}
+	return st
+}
