@@ -16,6 +16,7 @@ import (
 	"github.com/apronhq/apron/api/v1/internalpb"
 	"github.com/apronhq/apron/api/v1/mesospb"
 	"github.com/apronhq/apron/containerizer"
+	"github.com/apronhq/apron/executor"
 	"github.com/apronhq/apron/internal/clock"
 	"github.com/apronhq/apron/resources"
 )
@@ -50,10 +51,9 @@ type Agent struct {
 	stopped  chan struct{} // closed when the loop has returned
 	finished chan struct{} // closed when Run has returned
 
-	mu     sync.Mutex // guards id and info, read by ID and Info
-	id     string
-	info   mesospb.AgentInfo
-	runErr error // Run's result, for Shutdown
+	mu   sync.Mutex // guards id and info, read by ID and Info
+	id   string
+	info mesospb.AgentInfo
 
 	wg sync.WaitGroup // goroutines Run owns: executors, connections, clean-ups
 
@@ -154,12 +154,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	if !a.started.CompareAndSwap(false, true) {
 		return ErrRunning
 	}
-	defer func() {
-		a.mu.Lock()
-		a.runErr = err
-		a.mu.Unlock()
-		close(a.finished)
-	}()
+	defer close(a.finished)
 	runCtx, cancelRun := context.WithCancel(ctx)
 	defer cancelRun()
 	execCtx, cancelExecutors := context.WithCancel(context.WithoutCancel(ctx))
@@ -172,6 +167,9 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	}
 	if err := a.recover(runCtx); err != nil {
 		close(a.stopped)
+		cancelExecutors()
+		cancelRun()
+		a.wg.Wait()
 		a.closeContainerizer()
 		return err
 	}
@@ -240,10 +238,6 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// ErrRemoved is wrapped by Run's error when the master shut the agent down
-// (it removed the agent from the cluster).
-var ErrRemoved = errors.New("agent: shut down by the master")
-
 // SubscribeExecutor implements the executor link (executor.Agent) for the
 // agent's in-process executors: it answers SUBSCRIBE with SUBSCRIBED, then
 // launches the tasks queued for the executor. The stream ends when ctx
@@ -282,9 +276,12 @@ func (a *Agent) ExecutorCall(ctx context.Context, streamID string, call *executo
 	return r
 }
 
-// post runs f on the loop goroutine; it returns ErrStopped once the loop
-// has returned.
+// post runs f on the loop goroutine; it returns ErrStopped before Run and
+// once the loop has returned.
 func (a *Agent) post(ctx context.Context, f func()) error {
+	if !a.started.Load() {
+		return ErrStopped
+	}
 	select {
 	case <-a.stopped:
 		return ErrStopped
@@ -361,3 +358,6 @@ func (a *Agent) closeContainerizer() {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// The agent is its in-process executors' link.
+var _ executor.Agent = (*Agent)(nil)

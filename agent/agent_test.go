@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -47,6 +48,16 @@ func TestRegisterCheckpointsID(t *testing.T) {
 	require.Eventually(t, func() bool { return len(h.fm.callsOf(internalpb.Call_PONG)) == 1 }, waitFor, tick)
 	assert.Equal(t, "agent-1", h.fm.callsOf(internalpb.Call_PONG)[0].AgentID.Value)
 
+	// Checkpointed resources survive a restart.
+	h.fm.push(&internalpb.Event{
+		Type:                internalpb.Event_CHECKPOINT_RESOURCES.Enum(),
+		CheckpointResources: &internalpb.Event_CheckpointResources{Resources: resources.MustParse("cpus(eng):1").ToProto()},
+	})
+	require.Eventually(t, func() bool {
+		_, err := os.Stat(filepath.Join(h.dir, "meta", "resources.pb"))
+		return err == nil
+	}, waitFor, tick)
+
 	// A new agent on the same work directory re-registers with the ID.
 	h.stop()
 	h.start()
@@ -54,6 +65,9 @@ func TestRegisterCheckpointsID(t *testing.T) {
 	require.Equal(t, internalpb.Call_REREGISTER, conns[1].GetType())
 	assert.Equal(t, "agent-1", conns[1].AgentID.Value)
 	assert.Equal(t, "agent-1", h.a.ID(), "known before registering")
+	rs, err = resources.FromProto(conns[1].Reregister.CheckpointedResources)
+	require.NoError(t, err)
+	assert.Equal(t, "cpus(eng):1", rs.String())
 }
 
 func TestCommandTaskFinishes(t *testing.T) {
@@ -173,10 +187,7 @@ func TestStatusUpdateRetries(t *testing.T) {
 	require.Equal(t, mesospb.TASK_STARTING, first.Status.GetState())
 
 	h.clk.Advance(9 * time.Second)
-	h.clk.Advance(999 * time.Millisecond)
-	// Nothing is resent before 10 s. (The agent is idle: the next check
-	// would catch a resend that had happened.)
-	h.clk.Advance(time.Millisecond)
+	h.clk.Advance(time.Second)
 	require.Eventually(t, func() bool { return len(h.fm.updates("t1")) == 2 }, waitFor, tick)
 	h.clk.Advance(19 * time.Second)
 	h.clk.Advance(time.Second)
@@ -209,12 +220,27 @@ func TestStatusUpdateRetries(t *testing.T) {
 // finish the task; it stops once the FINISHED update is acknowledged.
 type testExecutor struct {
 	finishUUID chan []byte
+
+	mu      sync.Mutex
+	drivers map[*executor.Driver]bool
+}
+
+func (e *testExecutor) driverCount() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.drivers)
 }
 
 func (e *testExecutor) Registered(ctx context.Context, d *executor.Driver, info executor.Info)   {}
 func (e *testExecutor) Reregistered(ctx context.Context, d *executor.Driver, info executor.Info) {}
 func (e *testExecutor) Disconnected(ctx context.Context, d *executor.Driver)                     {}
 func (e *testExecutor) LaunchTask(ctx context.Context, d *executor.Driver, task *mesospb.TaskInfo) {
+	e.mu.Lock()
+	if e.drivers == nil {
+		e.drivers = map[*executor.Driver]bool{}
+	}
+	e.drivers[d] = true
+	e.mu.Unlock()
 	_ = d.SendStatusUpdate(ctx, mesospb.TaskStatus{TaskID: task.TaskID, State: mesospb.TASK_RUNNING.Enum(), Message: ptr("go")})
 }
 func (e *testExecutor) LaunchTaskGroup(ctx context.Context, d *executor.Driver, g *mesospb.TaskGroupInfo) {
@@ -276,6 +302,15 @@ func TestGoExecutorInProcess(t *testing.T) {
 	assert.DirExists(t, es.Directory)
 	assert.Equal(t, "ex1", es.Tasks[0].ExecutorID.Value)
 
+	// A second task for the same executor ID goes to the same executor.
+	h.fm.push(runTask(goTask("g2", "ex1", "go-exec")))
+	h.fm.waitUpdate(t, "g2", mesospb.TASK_RUNNING)
+	s = h.state()
+	require.Len(t, s.Frameworks[0].Executors, 1)
+	assert.Len(t, s.Frameworks[0].Executors[0].Tasks, 2)
+	assert.Equal(t, es.ContainerID, s.Frameworks[0].Executors[0].ContainerID)
+	assert.Equal(t, 1, ex.driverCount())
+
 	h.fm.push(&internalpb.Event{
 		Type: internalpb.Event_FRAMEWORK_MESSAGE.Enum(),
 		FrameworkMessage: &internalpb.Event_FrameworkMessage{
@@ -288,6 +323,10 @@ func TestGoExecutorInProcess(t *testing.T) {
 	assert.Equal(t, "bye", string(msgs[0].ExecutorMessage.Data))
 	assert.Equal(t, "ex1", msgs[0].ExecutorMessage.ExecutorID.Value)
 
+	// It stops after g1's end; g2, left running, is failed by the agent.
+	u = h.fm.waitUpdate(t, "g2", mesospb.TASK_FAILED)
+	assert.Equal(t, mesospb.TaskStatus_SOURCE_AGENT, u.Status.GetSource())
+	assert.Equal(t, mesospb.TaskStatus_REASON_EXECUTOR_TERMINATED, u.Status.GetReason())
 	require.Eventually(t, func() bool { return len(h.fm.callsOf(internalpb.Call_EXECUTOR_EXITED)) == 1 }, waitFor, tick)
 	require.Eventually(t, func() bool { return len(h.state().Frameworks) == 0 }, waitFor, tick)
 }
@@ -374,15 +413,21 @@ func TestTaskGroupRunsUnderDefaultExecutor(t *testing.T) {
 // acknowledged.
 func TestReregisterAfterStreamEnds(t *testing.T) {
 	h := newHarness(t)
+	h.fm.setAutoAck(false)
 	h.waitRegistered()
 	h.fm.push(runTask(commandTask("t1", "sleep 1000")))
-	h.fm.waitUpdate(t, "t1", mesospb.TASK_RUNNING)
+	starting := h.fm.waitUpdate(t, "t1", mesospb.TASK_STARTING)
+	require.Eventually(t, func() bool {
+		s := h.state()
+		return len(s.Frameworks) == 1 && s.Frameworks[0].Executors[0].Tasks[0].GetState() == mesospb.TASK_RUNNING
+	}, waitFor, tick)
 
-	h.fm.setAutoAck(false)
+	renamed := framework
+	renamed.Name = "renamed"
+	h.fm.push(&internalpb.Event{Type: internalpb.Event_UPDATE_FRAMEWORK.Enum(), UpdateFramework: &internalpb.Event_UpdateFramework{FrameworkInfo: renamed}})
+	require.Eventually(t, func() bool { return h.state().Frameworks[0].Info.Name == "renamed" }, waitFor, tick)
+
 	h.fm.endStream()
-	require.Eventually(t, func() bool { return !h.state().Registered }, waitFor, tick)
-	// An update while disconnected waits for the next registration.
-	h.fm.push(killTask("t1")) // dropped: the stream is closed
 	require.Eventually(t, func() bool {
 		h.clk.Advance(agent.DefaultRegistrationBackoff)
 		return len(h.fm.connections()) == 2
@@ -392,15 +437,50 @@ func TestReregisterAfterStreamEnds(t *testing.T) {
 	assert.Equal(t, "agent-1", rr.AgentID.Value)
 	require.Len(t, rr.Reregister.Frameworks, 1)
 	assert.Equal(t, "fw-1", rr.Reregister.Frameworks[0].ID.Value)
+	assert.Equal(t, "renamed", rr.Reregister.Frameworks[0].Name)
 	assert.Empty(t, rr.Reregister.Executors, "command executors are not reported, as in Mesos")
 	require.Len(t, rr.Reregister.Tasks, 1)
-	assert.Equal(t, "t1", rr.Reregister.Tasks[0].TaskID.Value)
-	assert.Equal(t, mesospb.TASK_RUNNING, rr.Reregister.Tasks[0].GetState())
-	h.waitRegistered()
+	task := rr.Reregister.Tasks[0]
+	assert.Equal(t, "t1", task.TaskID.Value)
+	assert.Equal(t, mesospb.TASK_RUNNING, task.GetState())
+	assert.Equal(t, mesospb.TASK_STARTING, task.GetStatusUpdateState(), "the update in flight")
+	assert.Equal(t, starting.Status.UUID, task.StatusUpdateUUID)
+
+	// The unacknowledged update is resent on the new stream.
+	require.Eventually(t, func() bool { return len(h.fm.updates("t1")) >= 2 }, waitFor, tick)
+	resent := h.fm.updates("t1")[1]
+	assert.Equal(t, starting.Status.UUID, resent.Status.UUID)
+	assert.Equal(t, mesospb.TASK_RUNNING, resent.GetLatestState())
 
 	h.fm.setAutoAck(true)
+	h.fm.push(ackEvent(resent))
+	h.fm.waitUpdate(t, "t1", mesospb.TASK_RUNNING)
 	h.fm.push(killTask("t1"))
 	h.fm.waitUpdate(t, "t1", mesospb.TASK_KILLED)
+}
+
+// An agent the master has not pinged for max_missed_pings intervals
+// considers the master gone and registers again.
+func TestPingTimeout(t *testing.T) {
+	h := &harness{t: t, fm: &fakeMaster{autoAck: true}, clk: h0clock(), dir: t.TempDir()}
+	h.fm.setPingInterval(1)
+	h.start()
+	h.waitRegistered()
+	// Pings keep the link.
+	for range 10 {
+		h.clk.Advance(time.Second)
+		n := len(h.fm.callsOf(internalpb.Call_PONG))
+		h.fm.push(&internalpb.Event{Type: internalpb.Event_PING.Enum(), Ping: &internalpb.Event_Ping{Connected: ptr(true)}})
+		require.Eventually(t, func() bool { return len(h.fm.callsOf(internalpb.Call_PONG)) == n+1 }, waitFor, tick)
+	}
+	assert.Len(t, h.fm.connections(), 1)
+	// Silence for 5 intervals does not.
+	h.clk.Advance(5 * time.Second)
+	require.Eventually(t, func() bool {
+		h.clk.Advance(agent.DefaultRegistrationBackoff)
+		return len(h.fm.connections()) == 2
+	}, waitFor, 20*time.Millisecond)
+	assert.Equal(t, internalpb.Call_REREGISTER, h.fm.connections()[1].GetType())
 }
 
 func TestShutdownKillsEverything(t *testing.T) {

@@ -19,20 +19,20 @@ import (
 
 // store is the agent's checkpoint directory, <work_dir>/meta:
 //
-//	agent_id                                   the agent's ID
-//	resources.pb                               CHECKPOINT_RESOURCES (internal Event.CheckpointResources)
-//	frameworks/<fw>/framework.pb               FrameworkInfo
-//	frameworks/<fw>/executors/<ex>/runs/<container>/executor.json
-//	                                           the executor run (ExecutorInfo, kind, sandbox)
-//	frameworks/<fw>/executors/<ex>/runs/<container>/tasks/<task>.json
-//	                                           each task not yet forgotten (TaskInfo, its group)
-//	updates/<fw>/<task>.log                    the task's status update stream: RecordIO records,
-//	                                           'U' + internal Call.StatusUpdate or 'A' + uuid
+//	agent_id                  the agent's ID
+//	resources.pb              CHECKPOINT_RESOURCES (internal Event.CheckpointResources)
+//	frameworks/<fw>.pb        FrameworkInfo of each framework with tasks here
+//	tasks/<fw>/<task>.log     the task and its status update stream: RecordIO records,
+//	                          'T' + JSON taskCheckpoint (the task, its group, its executor run),
+//	                          'U' + internal Call.StatusUpdate, 'A' + the acknowledged uuid
 //
-// Files are replaced atomically (written aside, then renamed) or appended
-// to; a torn last record of a log, left by a crash, is ignored. Nothing is
-// fsynced: checkpoints matter across agent restarts, not machine reboots,
-// after which no task survives anyway.
+// One file per task keeps the work of a task's life to one create, a few
+// appends and one unlink: directory creation and removal are what file
+// systems make slow, and the loop does this I/O. Files are replaced
+// atomically (written aside, then renamed) or appended to; a torn last
+// record of a log, left by a crash, is ignored. Nothing is fsynced:
+// checkpoints matter across agent restarts, not machine reboots, after
+// which no task survives anyway.
 type store struct {
 	dir string
 }
@@ -56,17 +56,11 @@ func pathSafe(id string) string {
 
 func (s *store) agentIDPath() string   { return filepath.Join(s.dir, "agent_id") }
 func (s *store) resourcesPath() string { return filepath.Join(s.dir, "resources.pb") }
-func (s *store) frameworkDir(fw string) string {
-	return filepath.Join(s.dir, "frameworks", pathSafe(fw))
+func (s *store) frameworkPath(fw string) string {
+	return filepath.Join(s.dir, "frameworks", pathSafe(fw)+".pb")
 }
-func (s *store) executorDir(fw, ex string) string {
-	return filepath.Join(s.frameworkDir(fw), "executors", pathSafe(ex))
-}
-func (s *store) runDir(fw, ex, container string) string {
-	return filepath.Join(s.executorDir(fw, ex), "runs", pathSafe(container))
-}
-func (s *store) updatesPath(fw, task string) string {
-	return filepath.Join(s.dir, "updates", pathSafe(fw), pathSafe(task)+".log")
+func (s *store) taskLogPath(fw, task string) string {
+	return filepath.Join(s.dir, "tasks", pathSafe(fw), pathSafe(task)+".log")
 }
 
 func (s *store) readAgentID() (string, error) {
@@ -112,62 +106,47 @@ func (s *store) writeFramework(info *mesospb.FrameworkInfo) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(s.frameworkDir(info.ID.Value), "framework.pb"), b)
+	return writeFileAtomic(s.frameworkPath(info.ID.Value), b)
 }
 
 func (s *store) removeFramework(fw string) error {
-	return os.RemoveAll(s.frameworkDir(fw))
-}
-
-// executorCheckpoint is executor.json.
-type executorCheckpoint struct {
-	Info        []byte `json:"info"` // ExecutorInfo, protobuf
-	Kind        string `json:"kind"`
-	ContainerID string `json:"container_id"`
-	Sandbox     string `json:"sandbox"`
-}
-
-func (s *store) writeExecutor(e *executorRec) error {
-	info, err := e.info.Marshal()
-	if err != nil {
-		return err
+	err := os.Remove(s.frameworkPath(fw))
+	if errors.Is(err, fs.ErrNotExist) {
+		err = nil
 	}
-	b, err := json.Marshal(executorCheckpoint{Info: info, Kind: e.kind.String(), ContainerID: e.containerID, Sandbox: e.sandbox})
-	if err != nil {
-		return err
-	}
-	return writeFileAtomic(filepath.Join(s.runDir(e.fw.id, e.id, e.containerID), "executor.json"), b)
+	// The framework's task directory is empty by now, unless a task of it
+	// comes back; then it stays.
+	_ = os.Remove(filepath.Dir(s.taskLogPath(fw, "x")))
+	return err
 }
 
-// removeExecutor removes an executor run, and the executor's directory
-// when it was its last run.
-func (s *store) removeExecutor(e *executorRec) error {
-	if err := os.RemoveAll(s.runDir(e.fw.id, e.id, e.containerID)); err != nil {
-		return err
-	}
-	runs := filepath.Join(s.executorDir(e.fw.id, e.id), "runs")
-	if entries, err := os.ReadDir(runs); err == nil && len(entries) == 0 {
-		return os.RemoveAll(s.executorDir(e.fw.id, e.id))
-	}
-	return nil
-}
-
-func (s *store) taskPath(e *executorRec, task string) string {
-	return filepath.Join(s.runDir(e.fw.id, e.id, e.containerID), "tasks", pathSafe(task)+".json")
-}
-
-// taskCheckpoint is tasks/<task>.json.
+// taskCheckpoint is a task log's 'T' record: the task and the executor run
+// it belongs to.
 type taskCheckpoint struct {
-	Info  []byte   `json:"info"`            // TaskInfo, protobuf
-	Group []string `json:"group,omitempty"` // the IDs of the tasks of its group
+	Task        []byte   `json:"task"`            // TaskInfo, protobuf
+	Group       []string `json:"group,omitempty"` // the IDs of the tasks of its group
+	Executor    []byte   `json:"executor"`        // ExecutorInfo, protobuf
+	Kind        string   `json:"kind"`
+	ContainerID string   `json:"container_id"`
+	Sandbox     string   `json:"sandbox"`
 }
 
-func (s *store) writeTask(e *executorRec, info *mesospb.TaskInfo, group *mesospb.TaskGroupInfo) error {
-	b, err := info.Marshal()
+const (
+	recordTask   = 'T'
+	recordUpdate = 'U'
+	recordAck    = 'A'
+)
+
+func (s *store) appendTask(e *executorRec, info *mesospb.TaskInfo, group *mesospb.TaskGroupInfo) error {
+	task, err := info.Marshal()
 	if err != nil {
 		return err
 	}
-	cp := taskCheckpoint{Info: b}
+	exec, err := e.info.Marshal()
+	if err != nil {
+		return err
+	}
+	cp := taskCheckpoint{Task: task, Executor: exec, Kind: e.kind.String(), ContainerID: e.containerID, Sandbox: e.sandbox}
 	if group != nil {
 		for _, t := range group.Tasks {
 			cp.Group = append(cp.Group, t.TaskID.Value)
@@ -177,21 +156,8 @@ func (s *store) writeTask(e *executorRec, info *mesospb.TaskInfo, group *mesospb
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(s.taskPath(e, info.TaskID.Value), j)
+	return s.appendRecord(e.fw.id, info.TaskID.Value, append([]byte{recordTask}, j...))
 }
-
-func (s *store) removeTask(e *executorRec, task string) error {
-	err := os.Remove(s.taskPath(e, task))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	return err
-}
-
-const (
-	recordUpdate = 'U'
-	recordAck    = 'A'
-)
 
 func (s *store) appendUpdate(fw, task string, u *internalpb.Call_StatusUpdate) error {
 	b, err := u.Marshal()
@@ -206,11 +172,14 @@ func (s *store) appendAck(fw, task string, uuid []byte) error {
 }
 
 func (s *store) appendRecord(fw, task string, rec []byte) error {
-	path := s.updatesPath(fw, task)
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
+	path := s.taskLogPath(fw, task)
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return err
+		}
+		f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	}
 	if err != nil {
 		return err
 	}
@@ -229,8 +198,9 @@ func (s *store) appendRecord(fw, task string, rec []byte) error {
 	return cerr
 }
 
-func (s *store) removeUpdates(fw, task string) error {
-	err := os.Remove(s.updatesPath(fw, task))
+// removeTask forgets a task and its update stream.
+func (s *store) removeTask(fw, task string) error {
+	err := os.Remove(s.taskLogPath(fw, task))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -247,7 +217,7 @@ func (s *store) wipe() error {
 type (
 	recoveredFramework struct {
 		info      mesospb.FrameworkInfo
-		executors []recoveredExecutor
+		executors []*recoveredExecutor
 	}
 	recoveredExecutor struct {
 		info        mesospb.ExecutorInfo
@@ -260,8 +230,8 @@ type (
 		info  mesospb.TaskInfo
 		group []string
 	}
-	// recoveredStream is a task's update log replayed: every update taken,
-	// in order, and the uuids acknowledged.
+	// recoveredStream is a task's update stream replayed: every update
+	// taken, in order, and the uuids acknowledged.
 	recoveredStream struct {
 		key     streamKey
 		updates []*internalpb.Call_StatusUpdate
@@ -271,16 +241,16 @@ type (
 
 // readAll reads every checkpoint. Unreadable entries are reported to warn
 // and skipped: one damaged file must not keep the agent from starting.
-func (s *store) readAll(warn func(msg string, args ...any)) ([]recoveredFramework, []recoveredStream, error) {
-	var fws []recoveredFramework
-	fwEntries, err := os.ReadDir(filepath.Join(s.dir, "frameworks"))
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+func (s *store) readAll(warn func(msg string, args ...any)) ([]*recoveredFramework, []recoveredStream, error) {
+	fws := map[string]*recoveredFramework{}
+	var order []*recoveredFramework
+	paths, err := filepath.Glob(filepath.Join(s.dir, "frameworks", "*.pb"))
+	if err != nil {
 		return nil, nil, err
 	}
-	for _, fe := range fwEntries {
-		dir := filepath.Join(s.dir, "frameworks", fe.Name())
-		b, err := os.ReadFile(filepath.Join(dir, "framework.pb"))
-		var rf recoveredFramework
+	for _, path := range paths {
+		b, err := os.ReadFile(path)
+		rf := &recoveredFramework{}
 		if err == nil {
 			err = rf.info.Unmarshal(b)
 		}
@@ -288,79 +258,69 @@ func (s *store) readAll(warn func(msg string, args ...any)) ([]recoveredFramewor
 			err = errors.New("no framework ID")
 		}
 		if err != nil {
-			warn("agent: skipping an unreadable framework checkpoint", "dir", dir, "err", err)
+			warn("agent: skipping an unreadable framework checkpoint", "path", path, "err", err)
 			continue
 		}
-		exDirs, _ := filepath.Glob(filepath.Join(dir, "executors", "*", "runs", "*"))
-		for _, rd := range exDirs {
-			re, err := readExecutorRun(rd)
-			if err != nil {
-				warn("agent: skipping an unreadable executor checkpoint", "dir", rd, "err", err)
-				continue
-			}
-			rf.executors = append(rf.executors, re)
-		}
-		fws = append(fws, rf)
+		fws[rf.info.ID.Value] = rf
+		order = append(order, rf)
 	}
 
 	var streams []recoveredStream
-	logs, _ := filepath.Glob(filepath.Join(s.dir, "updates", "*", "*.log"))
+	execs := map[string]*recoveredExecutor{} // by framework and container ID
+	logs, _ := filepath.Glob(filepath.Join(s.dir, "tasks", "*", "*.log"))
 	for _, path := range logs {
-		rs, err := readUpdateLog(path)
+		rs, cp, err := readTaskLog(path)
 		if err != nil {
-			warn("agent: skipping an unreadable status update log", "path", path, "err", err)
+			warn("agent: skipping an unreadable task log", "path", path, "err", err)
 			continue
 		}
 		if len(rs.updates) > 0 {
 			streams = append(streams, rs)
 		}
-	}
-	return fws, streams, nil
-}
-
-func readExecutorRun(dir string) (recoveredExecutor, error) {
-	var re recoveredExecutor
-	b, err := os.ReadFile(filepath.Join(dir, "executor.json"))
-	if err != nil {
-		return re, err
-	}
-	var cp executorCheckpoint
-	if err := json.Unmarshal(b, &cp); err != nil {
-		return re, err
-	}
-	if err := re.info.Unmarshal(cp.Info); err != nil {
-		return re, err
-	}
-	kind, ok := parseKind(cp.Kind)
-	if !ok {
-		return re, fmt.Errorf("unknown executor kind %q", cp.Kind)
-	}
-	re.kind, re.containerID, re.sandbox = kind, cp.ContainerID, cp.Sandbox
-	taskFiles, _ := filepath.Glob(filepath.Join(dir, "tasks", "*.json"))
-	for _, tf := range taskFiles {
-		b, err := os.ReadFile(tf)
-		if err != nil {
-			return re, err
+		if cp == nil {
+			continue
 		}
-		var cp taskCheckpoint
 		var rt recoveredTask
-		if err := json.Unmarshal(b, &cp); err != nil {
-			return re, fmt.Errorf("%s: %w", tf, err)
+		var info mesospb.ExecutorInfo
+		kind, ok := parseKind(cp.Kind)
+		err = rt.info.Unmarshal(cp.Task)
+		if err == nil {
+			err = info.Unmarshal(cp.Executor)
 		}
-		if err := rt.info.Unmarshal(cp.Info); err != nil {
-			return re, fmt.Errorf("%s: %w", tf, err)
+		if err == nil && !ok {
+			err = fmt.Errorf("unknown executor kind %q", cp.Kind)
+		}
+		if err != nil {
+			warn("agent: skipping an unreadable task checkpoint", "path", path, "err", err)
+			continue
 		}
 		rt.group = cp.Group
+		fwID := info.GetFrameworkID().GetValue()
+		rf := fws[fwID]
+		if rf == nil {
+			warn("agent: skipping a task of an unknown framework", "path", path, "framework", fwID)
+			continue
+		}
+		key := fwID + "\x00" + cp.ContainerID
+		re := execs[key]
+		if re == nil {
+			re = &recoveredExecutor{info: info, kind: kind, containerID: cp.ContainerID, sandbox: cp.Sandbox}
+			execs[key] = re
+			rf.executors = append(rf.executors, re)
+		}
 		re.tasks = append(re.tasks, rt)
 	}
-	return re, nil
+	return order, streams, nil
 }
 
-func readUpdateLog(path string) (recoveredStream, error) {
+// readTaskLog replays a task log: its update stream, and its task record
+// if it has one.
+func readTaskLog(path string) (recoveredStream, *taskCheckpoint, error) {
 	rs := recoveredStream{acked: map[string]bool{}}
+	var cp *taskCheckpoint
 	f, err := os.Open(path)
 	if err != nil {
-		return rs, err
+		return rs, nil, err
 	}
 	defer f.Close()
 	r := recordio.NewReader(f, 0)
@@ -370,16 +330,21 @@ func readUpdateLog(path string) (recoveredStream, error) {
 			break // the end, or a record torn by a crash
 		}
 		if err != nil {
-			return rs, err
+			return rs, nil, err
 		}
 		if len(rec) == 0 {
 			continue
 		}
 		switch rec[0] {
+		case recordTask:
+			cp = &taskCheckpoint{}
+			if err := json.Unmarshal(rec[1:], cp); err != nil {
+				return rs, nil, err
+			}
 		case recordUpdate:
 			u := &internalpb.Call_StatusUpdate{}
 			if err := u.Unmarshal(rec[1:]); err != nil {
-				return rs, err
+				return rs, nil, err
 			}
 			rs.key = streamKey{u.FrameworkID.Value, u.Status.TaskID.Value}
 			rs.updates = append(rs.updates, u)
@@ -387,7 +352,7 @@ func readUpdateLog(path string) (recoveredStream, error) {
 			rs.acked[string(rec[1:])] = true
 		}
 	}
-	return rs, nil
+	return rs, cp, nil
 }
 
 // writeFileAtomic replaces path with data: written aside, then renamed.

@@ -19,4 +19,7 @@ var (
 	ErrStopped = errors.New("agent: stopped")
 	// ErrRunning: Run was called twice; an Agent runs once.
 	ErrRunning = errors.New("agent: already run")
+	// ErrRemoved is wrapped by Run's error when the master shut the agent
+	// down (it removed the agent from the cluster).
+	ErrRemoved = errors.New("agent: shut down by the master")
 )

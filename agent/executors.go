@@ -98,6 +98,7 @@ func (s execState) String() string {
 type executorRec struct {
 	fw          *frameworkRec
 	id          string
+	key         string // in fw.executors: the ID, or a private key once a newer run took the ID
 	info        mesospb.ExecutorInfo
 	kind        executorKind
 	containerID string // the run's ID: names the sandbox, prefixes its task containers
@@ -255,12 +256,13 @@ func (a *Agent) maybeForgetFramework(fw *frameworkRec) {
 	}
 }
 
-// newExecutor records an executor run: its container ID, its sandbox
-// (created now) and its checkpoint. It does not start it.
+// newExecutor records an executor run, with a fresh container ID naming
+// its sandbox. It does not start it.
 func (a *Agent) newExecutor(fw *frameworkRec, info mesospb.ExecutorInfo, kind executorKind) *executorRec {
 	e := &executorRec{
 		fw:          fw,
 		id:          info.ExecutorID.Value,
+		key:         info.ExecutorID.Value,
 		info:        info,
 		kind:        kind,
 		containerID: uuidString(a.newUUID()),
@@ -268,9 +270,6 @@ func (a *Agent) newExecutor(fw *frameworkRec, info mesospb.ExecutorInfo, kind ex
 	}
 	e.sandbox = a.sandboxDir(fw.id, e.id, e.containerID)
 	fw.executors[e.id] = e
-	if err := a.meta.writeExecutor(e); err != nil {
-		a.log.Error("agent: checkpointing an executor", "framework", fw.id, "executor", e.id, "err", err)
-	}
 	return e
 }
 
@@ -292,7 +291,6 @@ func (a *Agent) executorEnv(e *executorRec) []string {
 		"PATH=" + defaultPath,
 		"MESOS_FRAMEWORK_ID=" + e.fw.id,
 		"MESOS_EXECUTOR_ID=" + e.id,
-		"MESOS_AGENT_ID=" + a.id,
 		"MESOS_AGENT_ENDPOINT=", // in process: no endpoint
 		"MESOS_SANDBOX=" + e.sandbox,
 		"MESOS_DIRECTORY=" + e.sandbox,
@@ -356,10 +354,6 @@ func (a *Agent) startExecutor(e *executorRec) {
 			message: "Failed to start executor: " + err.Error(),
 		})
 	}
-	if err := a.makeSandbox(e); err != nil {
-		fail(err)
-		return
-	}
 	var ex executor.Executor
 	switch e.kind {
 	case kindCommand:
@@ -369,11 +363,12 @@ func (a *Agent) startExecutor(e *executorRec) {
 	case kindGo:
 		ex = a.cfg.Executors[e.info.GetCommand().GetValue()]
 	}
-	a.runDriver(e, ex, fail)
+	a.runDriver(e, ex, fail, func() error { return a.makeSandbox(e) })
 }
 
-// runDriver runs ex for e on its own goroutine.
-func (a *Agent) runDriver(e *executorRec, ex executor.Executor, fail func(error)) {
+// runDriver runs ex for e on its own goroutine, after prepare (when not
+// nil) succeeds there; fail runs on the loop when either cannot start.
+func (a *Agent) runDriver(e *executorRec, ex executor.Executor, fail func(error), prepare func() error) {
 	d, err := executor.NewDriver(ex, executor.Config{
 		Agent:                  a,
 		FrameworkID:            mesospb.FrameworkID{Value: e.fw.id},
@@ -393,6 +388,12 @@ func (a *Agent) runDriver(e *executorRec, ex executor.Executor, fail func(error)
 	go func() {
 		defer a.wg.Done()
 		defer cancel()
+		if prepare != nil {
+			if err := prepare(); err != nil {
+				_ = a.post(context.Background(), func() { fail(err) })
+				return
+			}
+		}
 		err := runRecovered(ctx, d)
 		if ctx.Err() != nil && a.isStopped() {
 			return // the agent is stopping: the executor goes with it
@@ -435,7 +436,8 @@ func (a *Agent) commandConfig(e *executorRec) executor.CommandConfig {
 }
 
 // makeSandbox creates the executor's sandbox, owned by the user its tasks
-// run as when the agent runs as root, as Mesos does.
+// run as when the agent runs as root, as Mesos does. It runs on the
+// executor's goroutine, not the loop: directory creation can be slow.
 func (a *Agent) makeSandbox(e *executorRec) error {
 	if err := os.MkdirAll(e.sandbox, 0o755); err != nil {
 		return fmt.Errorf("creating the sandbox: %w", err)
@@ -818,12 +820,9 @@ func (a *Agent) terminateExecutor(e *executorRec, end *ending) {
 // maybeForgetExecutor drops a terminated executor whose tasks are all
 // forgotten.
 func (a *Agent) maybeForgetExecutor(e *executorRec) {
-	if e.state != execTerminated || len(e.tasks) > 0 || e.fw.executors[e.id] != e {
+	if e.state != execTerminated || len(e.tasks) > 0 || e.fw.executors[e.key] != e {
 		return
 	}
-	delete(e.fw.executors, e.id)
-	if err := a.meta.removeExecutor(e); err != nil {
-		a.log.Warn("agent: removing an executor's checkpoint", "executor", e.id, "err", err)
-	}
+	delete(e.fw.executors, e.key)
 	a.maybeForgetFramework(e.fw)
 }

@@ -29,6 +29,7 @@ var errNotSubscribed = errors.New("fake master: not subscribed")
 type fakeMaster struct {
 	mu       sync.Mutex
 	autoAck  bool
+	pingSecs float64 // announced in REGISTERED; default an hour
 	n        int
 	cur      *fakeStream
 	connects []*internalpb.Call
@@ -58,8 +59,12 @@ func (m *fakeMaster) ConnectAgent(ctx context.Context, call *internalpb.Call) (s
 	}
 	m.cur = s
 	m.connects = append(m.connects, call)
+	ping := m.pingSecs
+	if ping == 0 {
+		ping = 3600 // tests that advance the clock must not lose the master
+	}
 	ev := &internalpb.Event{Registered: &internalpb.Event_Registered{
-		PingIntervalSeconds: ptr(3600.0), // tests that advance the clock must not lose the master
+		PingIntervalSeconds: ptr(ping),
 		MaxMissedPings:      ptr(uint32(5)),
 	}}
 	switch call.GetType() {
@@ -119,6 +124,12 @@ func (m *fakeMaster) endStream() {
 	if m.cur != nil {
 		m.cur.close()
 	}
+}
+
+func (m *fakeMaster) setPingInterval(secs float64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.pingSecs = secs
 }
 
 func (m *fakeMaster) setAutoAck(on bool) {
@@ -203,9 +214,11 @@ type harness struct {
 	done   chan error
 }
 
+func h0clock() *clock.Fake { return clock.NewFake(time.Unix(1_700_000_000, 0)) }
+
 func newHarness(t *testing.T, configure ...func(*agent.Config)) *harness {
 	t.Helper()
-	h := &harness{t: t, fm: &fakeMaster{autoAck: true}, clk: clock.NewFake(time.Unix(1_700_000_000, 0)), dir: t.TempDir()}
+	h := &harness{t: t, fm: &fakeMaster{autoAck: true}, clk: h0clock(), dir: t.TempDir()}
 	h.start(configure...)
 	return h
 }

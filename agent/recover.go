@@ -62,7 +62,7 @@ func (a *Agent) recover(ctx context.Context) error {
 			}
 		}
 		if s.terminated && len(s.pending) == 0 {
-			_ = a.meta.removeUpdates(l.key.framework, l.key.task)
+			_ = a.meta.removeTask(l.key.framework, l.key.task)
 			continue
 		}
 		s.backoff = a.cfg.StatusUpdateRetry
@@ -87,10 +87,10 @@ func (a *Agent) recover(ctx context.Context) error {
 }
 
 // recoverExecutor rebuilds one executor run and decides its fate.
-func (a *Agent) recoverExecutor(ctx context.Context, fw *frameworkRec, re recoveredExecutor, history map[streamKey][]*mesospb.TaskStatus,
+func (a *Agent) recoverExecutor(ctx context.Context, fw *frameworkRec, re *recoveredExecutor, history map[streamKey][]*mesospb.TaskStatus,
 	containers []string, claimed map[string]bool) {
 	e := &executorRec{
-		fw: fw, id: re.info.ExecutorID.Value, info: re.info, kind: re.kind,
+		fw: fw, id: re.info.ExecutorID.Value, key: re.info.ExecutorID.Value, info: re.info, kind: re.kind,
 		containerID: re.containerID, sandbox: re.sandbox, tasks: map[string]*taskRec{},
 	}
 	if e.sandbox == "" {
@@ -127,7 +127,8 @@ func (a *Agent) recoverExecutor(ctx context.Context, fw *frameworkRec, re recove
 		if e.live() {
 			a.detachExecutor(old)
 		} else {
-			fw.executors["\x00"+e.containerID] = e
+			e.key = "\x00" + e.containerID
+			fw.executors[e.key] = e
 		}
 	}
 	if fw.executors[e.id] == nil {
@@ -135,9 +136,8 @@ func (a *Agent) recoverExecutor(ctx context.Context, fw *frameworkRec, re recove
 	}
 
 	if !e.live() {
-		e.state = execTerminated
-		a.log.Info("agent: recovered a terminated executor", "framework", fw.id, "executor", e.id)
-		a.maybeForgetExecutor(e)
+		// Its end may not have reached the master: say it (again).
+		a.terminateExecutor(e, &ending{message: "The executor did not survive the agent's restart"})
 		return
 	}
 	gone := &ending{
@@ -166,7 +166,7 @@ func (a *Agent) recoverExecutor(ctx context.Context, fw *frameworkRec, re recove
 		}
 		claimed[cid] = true
 		a.reattached(e, t)
-		a.runDriver(e, ex, func(err error) { a.terminateExecutor(e, gone) })
+		a.runDriver(e, ex, func(err error) { a.terminateExecutor(e, gone) }, nil)
 	case kindDefault:
 		ex := executor.NewDefaultExecutor(a.commandConfig(e))
 		var lost []*taskRec
@@ -217,7 +217,7 @@ func (a *Agent) recoverExecutor(ctx context.Context, fw *frameworkRec, re recove
 			a.terminateExecutor(e, gone)
 			return
 		}
-		a.runDriver(e, ex, func(err error) { a.terminateExecutor(e, gone) })
+		a.runDriver(e, ex, func(err error) { a.terminateExecutor(e, gone) }, nil)
 	default:
 		// In-process Go executors lived in the old agent's process.
 		e.state = execTerminating

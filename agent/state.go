@@ -38,7 +38,8 @@ type ExecutorState struct {
 }
 
 // State returns a snapshot of the agent's frameworks, executors and tasks.
-// It fails with ErrStopped when Run is not running.
+// It fails with ErrStopped when Run is not running; while Run recovers an
+// earlier run's state it waits.
 func (a *Agent) State(ctx context.Context) (State, error) {
 	return request(a, ctx, func() State {
 		s := State{Info: a.agentInfo(), Registered: a.registered && a.conn != nil}

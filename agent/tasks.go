@@ -182,7 +182,7 @@ func (a *Agent) runTasks(fwInfo mesospb.FrameworkInfo, execInfo *mesospb.Executo
 		}
 		e.tasks[t.info.TaskID.Value] = t
 		fw.tasks[t.info.TaskID.Value] = t
-		if err := a.meta.writeTask(e, &t.info, group); err != nil {
+		if err := a.meta.appendTask(e, &t.info, group); err != nil {
 			a.log.Error("agent: checkpointing a task", "task", t.info.TaskID.Value, "err", err)
 		}
 	}
@@ -205,13 +205,14 @@ func (a *Agent) runTasks(fwInfo mesospb.FrameworkInfo, execInfo *mesospb.Executo
 // detachExecutor moves a terminated executor's remaining tasks out of the
 // executor table's way when a new run of the same executor ID starts.
 func (a *Agent) detachExecutor(old *executorRec) {
-	delete(old.fw.executors, old.id)
+	delete(old.fw.executors, old.key)
 	if len(old.tasks) == 0 {
 		return
 	}
-	// Keep it reachable for its tasks' acknowledgements under a name no
+	// Keep it reachable for its tasks' acknowledgements under a key no
 	// executor ID can take.
-	old.fw.executors["\x00"+old.containerID] = old
+	old.key = "\x00" + old.containerID
+	old.fw.executors[old.key] = old
 }
 
 // killTask handles KILL_TASK as Mesos: a queued task (and the rest of its
@@ -310,6 +311,11 @@ func (a *Agent) agentStatus(fwID, taskID string, state mesospb.TaskState, reason
 // updateTaskState records a status in the task, as Mesos's executor
 // bookkeeping does.
 func (a *Agent) updateTaskState(t *taskRec, st mesospb.TaskStatus) {
+	if terminal(t.state) && !terminal(st.GetState()) {
+		// A late update (the agent ended the task first): it is still
+		// forwarded, as Mesos does, but the task stays ended.
+		return
+	}
 	t.state = st.GetState()
 	st.Data = nil
 	if n := len(t.statuses); n > 0 && t.statuses[n-1].GetState() == st.GetState() {
@@ -335,9 +341,6 @@ func (a *Agent) forgetTask(t *taskRec) {
 	a.completed = append(a.completed, t.proto())
 	if over := len(a.completed) - a.cfg.MaxCompletedTasks; over > 0 {
 		a.completed = append(a.completed[:0:0], a.completed[over:]...)
-	}
-	if err := a.meta.removeTask(e, t.info.TaskID.Value); err != nil {
-		a.log.Warn("agent: removing a task's checkpoint", "task", t.info.TaskID.Value, "err", err)
 	}
 	a.maybeForgetExecutor(e)
 	a.maybeForgetFramework(e.fw)

@@ -191,8 +191,8 @@ func (a *Agent) acknowledge(fwID, taskID string, uuid []byte) {
 			a.log.Warn("agent: dropping updates queued after a terminal one", "framework", fwID, "task", taskID, "dropped", len(s.pending))
 		}
 		delete(a.streams, key)
-		if err := a.meta.removeUpdates(fwID, taskID); err != nil {
-			a.log.Warn("agent: removing a task's update log", "task", taskID, "err", err)
+		if err := a.meta.removeTask(fwID, taskID); err != nil {
+			a.log.Warn("agent: removing a task's checkpoint", "task", taskID, "err", err)
 		}
 		if t != nil {
 			a.forgetTask(t)

@@ -434,14 +434,16 @@ func (d *DRF) refreshFramework(fw *framework) {
 // ---- allocation bookkeeping ----
 
 // rolesOf returns the distinct allocation roles of rs.
-func rolesOf(rs resources.Resources) []string {
-	var out []string
+func rolesOf(rs resources.Resources) []string { return appendRoles(nil, rs) }
+
+// appendRoles appends the distinct allocation roles of rs to dst.
+func appendRoles(dst []string, rs resources.Resources) []string {
 	for i := range rs {
-		if !slices.Contains(out, rs[i].AllocationRole) {
-			out = append(out, rs[i].AllocationRole)
+		if !slices.Contains(dst, rs[i].AllocationRole) {
+			dst = append(dst, rs[i].AllocationRole)
 		}
 	}
-	return out
+	return dst
 }
 
 func hasRole(rs resources.Resources, role string) bool {
@@ -459,24 +461,36 @@ func ofRole(rs resources.Resources, role string) resources.Resources {
 
 // charge records rs (every entry attributed to a role) as allocated to fw
 // on ag, taking unalloc (rs without allocation roles) from the agent's
-// available resources; the caller has checked that it is there. In a cycle
-// (deferred) the orderings are updated after the agent, by the cycle.
-func (d *DRF) charge(fw *framework, ag *agent, rs, unalloc resources.Resources, deferred bool) {
+// available resources; the caller has checked that it is there. all says
+// unalloc is everything available (and may be the available slice itself).
+// In a cycle (deferred) the orderings are updated after the agent, by the
+// cycle.
+//
+// An agent's available resources and each allocation are accumulators
+// owned by the allocator alone, changed in place; they are never handed out
+// without a copy.
+func (d *DRF) charge(fw *framework, ag *agent, rs, unalloc resources.Resources, all, deferred bool) {
 	a := fw.allocs[ag.id]
 	if a == nil {
 		a = &allocation{fw: fw, ag: ag}
 		fw.allocs[ag.id] = a
 		ag.allocs[fw.id] = a
 	}
-	roles := rolesOf(rs)
+	var buf [4]string
+	roles := appendRoles(buf[:0], rs)
 	for _, name := range roles {
 		fr := d.track(fw, name)
 		if !hasRole(a.res, name) {
 			fr.agents++
 		}
 	}
-	a.res = a.res.Add(rs)
-	ag.available = ag.available.Subtract(unalloc)
+	a.res.AddInPlace(rs)
+	if all {
+		clear(ag.available)
+		ag.available = ag.available[:0]
+	} else {
+		ag.available.SubtractInPlace(unalloc)
+	}
 	for i := range rs {
 		r := &rs[i]
 		if r.Type != resources.TypeScalar {
@@ -500,11 +514,16 @@ func (d *DRF) charge(fw *framework, ag *agent, rs, unalloc resources.Resources, 
 }
 
 // release takes rs (attributed, held by fw on ag) out of the allocation and
-// gives it back to the agent.
-func (d *DRF) release(fw *framework, ag *agent, rs resources.Resources) {
+// gives it back to the agent; all says rs is the whole allocation (and may
+// be the allocation's slice itself).
+func (d *DRF) release(fw *framework, ag *agent, rs resources.Resources, all bool) {
 	a := fw.allocs[ag.id]
-	a.res = a.res.Subtract(rs)
-	ag.available = ag.available.Add(rs.Unallocated())
+	if all {
+		a.res = nil
+	} else {
+		a.res.SubtractInPlace(rs)
+	}
+	ag.available.AddInPlace(rs.Unallocated())
 	for i := range rs {
 		r := &rs[i]
 		if r.Type != resources.TypeScalar {
@@ -519,7 +538,8 @@ func (d *DRF) release(fw *framework, ag *agent, rs resources.Resources) {
 		delete(fw.allocs, ag.id)
 		delete(ag.allocs, fw.id)
 	}
-	for _, name := range rolesOf(rs) {
+	var buf [4]string
+	for _, name := range appendRoles(buf[:0], rs) {
 		fr := fw.roles[name]
 		if !hasRole(a.res, name) {
 			fr.agents--
@@ -762,10 +782,10 @@ func (d *DRF) AddFramework(f Framework, used map[string]resources.Resources) err
 	d.setRoles(fw, f.Roles, f.SuppressedRoles)
 	for _, c := range changes {
 		if a := fw.allocs[c.ag.id]; a != nil {
-			d.release(fw, c.ag, a.res)
+			d.release(fw, c.ag, a.res, true)
 		}
 		if len(c.rs) > 0 {
-			d.charge(fw, c.ag, c.rs, c.unallocated, false)
+			d.charge(fw, c.ag, c.rs, c.unallocated, false, false)
 		}
 	}
 	return nil
@@ -795,7 +815,7 @@ func (d *DRF) RemoveFramework(frameworkID string) error {
 		return fmt.Errorf("%w: %q", ErrUnknownFramework, frameworkID)
 	}
 	for _, agentID := range slices.Sorted(maps.Keys(fw.allocs)) {
-		d.release(fw, d.agents[agentID], fw.allocs[agentID].res)
+		d.release(fw, d.agents[agentID], fw.allocs[agentID].res, true)
 	}
 	d.forget(fw)
 	return nil
@@ -867,7 +887,7 @@ func (d *DRF) AddAgent(a Agent, used map[string]resources.Resources) error {
 		return fmt.Errorf("%w: agent %q has %s but its frameworks use %s", ErrOverAllocation, a.ID, total, sum)
 	}
 	ag := &agent{
-		id: a.ID, hostname: a.Hostname, total: total, available: total,
+		id: a.ID, hostname: a.Hostname, total: total, available: slices.Clone(total),
 		allocs: map[string]*allocation{}, pos: len(d.agentList),
 	}
 	d.agents[a.ID] = ag
@@ -880,7 +900,7 @@ func (d *DRF) AddAgent(a Agent, used map[string]resources.Resources) error {
 			fw = newFramework(c.fwID)
 			d.frameworks[c.fwID] = fw
 		}
-		d.charge(fw, ag, c.rs, c.unallocated, false)
+		d.charge(fw, ag, c.rs, c.unallocated, false, false)
 	}
 	return nil
 }
@@ -926,7 +946,7 @@ func (d *DRF) RemoveAgent(agentID string) error {
 	}
 	for _, id := range slices.Sorted(maps.Keys(ag.allocs)) {
 		fw := ag.allocs[id].fw
-		d.release(fw, ag, ag.allocs[id].res)
+		d.release(fw, ag, ag.allocs[id].res, true)
 		d.gcPending(fw)
 	}
 	for _, fw := range d.frameworks {
@@ -975,7 +995,7 @@ func (d *DRF) Recover(frameworkID, agentID string, rs resources.Resources, refus
 		return fmt.Errorf("%w: framework %q holds %s on agent %q, not %s",
 			ErrOverAllocation, frameworkID, held, agentID, rs)
 	}
-	d.release(fw, ag, rs)
+	d.release(fw, ag, rs, false) // rs is attribute's fresh copy
 	if refuse > 0 && fw.added {
 		expires := now.Add(min(refuse, MaxRefuse))
 		for _, name := range rolesOf(rs) {
@@ -1124,7 +1144,7 @@ func (d *DRF) cycle(now time.Time, agents []*agent) []Offer {
 					continue
 				}
 				rs := cand.Allocate(r.name)
-				d.charge(fr.fw, ag, rs, cand, true)
+				d.charge(fr.fw, ag, rs, cand, unreserved, true)
 				offers = append(offers, Offer{FrameworkID: fr.fw.id, AgentID: ag.id, Role: r.name, Resources: rs})
 				break // the role may use nothing more on this agent
 			}

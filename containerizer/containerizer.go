@@ -54,8 +54,9 @@ type Containerizer interface {
 	// Destroy kills every process of the container with SIGKILL, waits until
 	// the main process has ended, and forgets the container (its sandbox is
 	// left for the agent to collect). It succeeds for a container that has
-	// already ended; concurrent calls for one container all succeed once it
-	// is gone; a call after it is gone returns ErrUnknownContainer.
+	// already ended. Concurrent calls for one container are safe: each
+	// returns nil once the container is gone, or ErrUnknownContainer if it
+	// was gone already when the call began, as any later call does.
 	Destroy(ctx context.Context, id string) error
 
 	// Usage samples the resources the container's processes use now.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -51,18 +52,23 @@ func shellConfig(dir, id, script string) Config {
 	return Config{ID: id, Command: ShellCommand(script), Sandbox: filepath.Join(dir, id), Env: []string{"PATH=/usr/bin:/bin"}}
 }
 
-// readPid polls for a pid a container writes to a file.
+// waitFile polls until a container has written a line to a file.
+func waitFile(t *testing.T, path string) string {
+	t.Helper()
+	var b []byte
+	require.Eventually(t, func() bool {
+		var err error
+		b, err = os.ReadFile(path)
+		return err == nil && strings.HasSuffix(string(b), "\n")
+	}, 30*time.Second, 5*time.Millisecond, "waiting for %s", path)
+	return strings.TrimSpace(string(b))
+}
+
+// readPid waits for a pid a container writes to a file.
 func readPid(t *testing.T, path string) int {
 	t.Helper()
-	var pid int
-	require.Eventually(t, func() bool {
-		b, err := os.ReadFile(path)
-		if err != nil || !strings.HasSuffix(string(b), "\n") {
-			return false
-		}
-		pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
-		return err == nil
-	}, 30*time.Second, 5*time.Millisecond)
+	pid, err := strconv.Atoi(waitFile(t, path))
+	require.NoError(t, err)
 	return pid
 }
 
@@ -152,7 +158,9 @@ func TestProcessUsageCPU(t *testing.T) {
 func TestProcessCheckpointLifecycle(t *testing.T) {
 	state := t.TempDir()
 	p := testProcess(t, state)
-	require.NoError(t, p.Launch(testCtx(t), shellConfig(t.TempDir(), "c", "read x; exit 3")))
+	cfg := shellConfig(t.TempDir(), "c", "trap 'exit 3' TERM; echo ready > ready; sleep 600 & wait")
+	require.NoError(t, p.Launch(testCtx(t), cfg))
+	waitFile(t, filepath.Join(cfg.Sandbox, "ready"))
 	cp := replayJournal(t, state)["c"]
 	require.NotNil(t, cp)
 	assert.Positive(t, cp.PID)
@@ -160,7 +168,8 @@ func TestProcessCheckpointLifecycle(t *testing.T) {
 	assert.Equal(t, readBootID(), cp.BootID)
 	assert.Nil(t, cp.Termination)
 
-	term, err := p.Wait(testCtx(t), "c") // stdin is /dev/null: read fails at once
+	require.NoError(t, p.Signal(testCtx(t), "c", syscall.SIGTERM))
+	term, err := p.Wait(testCtx(t), "c")
 	require.NoError(t, err)
 	assert.Equal(t, 3, term.ExitCode)
 	cp = replayJournal(t, state)["c"]
@@ -341,11 +350,20 @@ func TestProcessContainerSurvivesAgentExit(t *testing.T) {
 	assert.Equal(t, 1, u.Processes)
 
 	waited := make(chan Termination, 1)
+	entered := make(chan struct{})
 	go func() {
+		close(entered)
 		term, err := p.Wait(testCtx(t), "survivor")
 		assert.NoError(t, err)
 		waited <- term
 	}()
+	<-entered
+	// A short while for the goroutine to block in Wait: one that came after
+	// Destroy would find the container gone.
+	short, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, err = p.Wait(short, "survivor")
+	require.ErrorIs(t, err, context.DeadlineExceeded)
 	require.NoError(t, p.Destroy(testCtx(t), "survivor"))
 	term := <-waited
 	assert.Equal(t, ReasonDestroyed, term.Reason)
@@ -365,4 +383,31 @@ func TestHelperAgent(t *testing.T) {
 	require.NoError(t, p.Launch(context.Background(), cfg))
 	// Exit without closing or destroying anything, as a crashing agent does.
 	os.Exit(0)
+}
+
+// An agent that is not root runs containers as its own user only.
+func TestProcessNotRootRunsOnlyAsItself(t *testing.T) {
+	self, err := user.Current()
+	require.NoError(t, err)
+	p := testProcess(t, t.TempDir())
+	p.root = false // as if
+	dir := t.TempDir()
+
+	cfg := shellConfig(dir, "self", "id -u")
+	cfg.User = self.Username
+	require.NoError(t, p.Launch(testCtx(t), cfg))
+	term, err := p.Wait(testCtx(t), "self")
+	require.NoError(t, err)
+	assert.Equal(t, 0, term.ExitCode)
+	assert.Equal(t, self.Uid, waitFile(t, filepath.Join(cfg.Sandbox, "stdout")))
+
+	other := "nobody"
+	if self.Username == other {
+		other = "root"
+	}
+	cfg = shellConfig(dir, "other", "true")
+	cfg.User = other
+	err = p.Launch(testCtx(t), cfg)
+	require.ErrorIs(t, err, ErrInvalidConfig)
+	assert.Contains(t, err.Error(), "not root")
 }

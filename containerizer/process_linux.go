@@ -30,7 +30,6 @@ import (
 // get a parent-death signal, so they survive the agent and a later Process
 // on the same StateDir recovers them.
 type Process struct {
-	stateDir string
 	log      *slog.Logger
 	clock    Clock
 	bootID   string
@@ -106,7 +105,6 @@ func NewProcess(opts ProcessOptions) (*Process, error) {
 		return nil, fmt.Errorf("containerizer: %w", err)
 	}
 	p := &Process{
-		stateDir:   dir,
 		log:        opts.Logger,
 		clock:      opts.Clock,
 		bootID:     readBootID(),
