@@ -181,10 +181,15 @@ func (c *core) reregisterAgent(r *internalpb.Call_Reregister) (string, error) {
 			}
 			c.forgetTask(a, t)
 		}
-		// And the agent's view of the tasks both know.
+		// And the agent's view of the tasks both know: a task that ended
+		// while the agent was away gives its resources back now.
 		for key, rt := range reported {
 			if t := a.tasks[key]; t != nil && rt.State != nil {
+				wasTerminal := t.terminal()
 				t.state = rt.GetState()
+				if !wasTerminal && t.terminal() {
+					c.taskEnded(a, t)
+				}
 			}
 		}
 		a.ponged, a.missedPings = true, 0

@@ -11,6 +11,7 @@ import (
 	"github.com/apronhq/apron/api/v1/mesospb"
 	"github.com/apronhq/apron/api/v1/schedulerpb"
 	"github.com/apronhq/apron/master"
+	"github.com/apronhq/apron/resources"
 )
 
 func TestLaunchRunFinish(t *testing.T) {
@@ -281,4 +282,36 @@ func TestCallsNeedTheirStream(t *testing.T) {
 	_, err = h.sm.SubscribeScheduler(&schedulerpb.Call{Type: schedulerpb.Call_SUBSCRIBE.Enum(),
 		Subscribe: &schedulerpb.Call_Subscribe{FrameworkInfo: bad}})
 	assert.ErrorIs(t, err, master.ErrInvalidCall, "roles without MULTI_ROLE")
+}
+
+func TestReregisterWithEndedTaskFreesIt(t *testing.T) {
+	h := newHarness(t, master.Config{})
+	fs, fid := h.subscribe(frameworkInfo("fw"))
+	as, aid := h.registerAgent("cpus:2;mem:512")
+	h.advance(40 * time.Millisecond)
+	offers := h.offers(fs)
+	task := commandTask("t", offers[0], "cpus:1")
+	require.NoError(t, h.call(fs, fid, launchCall(offerIDs(offers...), task)))
+	runs := h.agentEventsOf(as, internalpb.Event_RUN_TASK)
+	require.Len(t, runs, 1)
+
+	// The agent reconnects reporting the task finished while it was away.
+	h.sm.StreamEnded(as)
+	h.collect()
+	total := resources.MustParse("cpus:2;mem:512")
+	info := mesospb.AgentInfo{Hostname: "host", ID: &mesospb.AgentID{Value: aid}, Resources: total.ToProto()}
+	as2, err := h.sm.ConnectAgent(&internalpb.Call{Type: internalpb.Call_REREGISTER.Enum(), Reregister: &internalpb.Call_Reregister{
+		AgentInfo: info,
+		Tasks: []mesospb.Task{{Name: "t", TaskID: task.TaskID, FrameworkID: mesospb.FrameworkID{Value: fid},
+			AgentID: mesospb.AgentID{Value: aid}, State: mesospb.TASK_FINISHED.Enum(), Resources: runs[0].RunTask.Task.Resources}},
+	}})
+	require.NoError(t, err)
+	h.collect()
+	require.Len(t, h.agentEventsOf(as2, internalpb.Event_REREGISTERED), 1)
+	h.advance(2 * time.Second)
+	var cpus float64
+	for _, o := range h.offers(fs) {
+		cpus += sumOffers([]mesospb.Offer{o}).CPUs()
+	}
+	assert.Equal(t, 2.0, cpus, "the ended task's cpu is offered again")
 }

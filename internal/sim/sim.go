@@ -45,6 +45,9 @@ type Result struct {
 	OffersMade                  int
 	Steps                       int
 	SimulatedTime               time.Duration
+	// LiveTasks is how many tasks the master still tracks at the end; with
+	// every task finished and acknowledged, none.
+	LiveTasks int
 	// OfferToRunning are the simulated delays between an offer reaching a
 	// framework and a task launched on it running, sorted.
 	OfferToRunning []time.Duration
@@ -138,6 +141,7 @@ func Run(cfg Config) (Result, error) {
 		}
 	}
 	s.res.SimulatedTime = s.now.Sub(time.Unix(1_700_000_000, 0))
+	s.res.LiveTasks = len(s.sm.State().GetTasks.Tasks)
 	sort.Slice(s.res.OfferToRunning, func(i, j int) bool { return s.res.OfferToRunning[i] < s.res.OfferToRunning[j] })
 	return s.res, nil
 }

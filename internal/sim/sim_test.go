@@ -25,6 +25,7 @@ func TestThousandAgentsHundredFrameworks(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 100*20, res.Launched)
 	assert.Equal(t, res.Launched, res.Finished, "every launched task finished")
+	assert.Zero(t, res.LiveTasks, "and the master forgot each once acknowledged")
 	t.Logf("launched %d tasks in %v simulated (%d steps, %d offers); offer->running p50 %v p99 %v",
 		res.Launched, res.SimulatedTime, res.Steps, res.OffersMade,
 		res.OfferToRunning[len(res.OfferToRunning)/2], res.OfferToRunning[len(res.OfferToRunning)*99/100])

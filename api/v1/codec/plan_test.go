@@ -54,4 +54,3 @@ func walkField(f *field, walk func(reflect.Type)) {
 		walkField(f.val, walk)
 	}
 }
-
