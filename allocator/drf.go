@@ -446,6 +446,27 @@ func appendRoles(dst []string, rs resources.Resources) []string {
 	return dst
 }
 
+// allocateTo returns rs (normalized, unallocated) allocated to role: what
+// rs.Allocate(role) returns, by a plain copy, since giving every entry the
+// same role keeps them distinct.
+func allocateTo(rs resources.Resources, role string) resources.Resources {
+	out := slices.Clone(rs)
+	for i := range out {
+		out[i].AllocationRole = role
+	}
+	return out
+}
+
+// unallocate returns rs (normalized, attributed) without allocation roles:
+// a plain copy when rs has a single role, else rs.Unallocated(), which
+// merges what the roles kept apart.
+func unallocate(rs resources.Resources) resources.Resources {
+	if len(rs) == 0 || slices.ContainsFunc(rs[1:], func(r resources.Resource) bool { return r.AllocationRole != rs[0].AllocationRole }) {
+		return rs.Unallocated()
+	}
+	return allocateTo(rs, "")
+}
+
 func hasRole(rs resources.Resources, role string) bool {
 	for i := range rs {
 		if rs[i].AllocationRole == role {
@@ -484,7 +505,11 @@ func (d *DRF) charge(fw *framework, ag *agent, rs, unalloc resources.Resources, 
 			fr.agents++
 		}
 	}
-	a.res.AddInPlace(rs)
+	if a.res == nil {
+		a.res = slices.Clone(rs) // never share the caller's slice
+	} else {
+		a.res.AddInPlace(rs)
+	}
 	if all {
 		clear(ag.available)
 		ag.available = ag.available[:0]
@@ -523,7 +548,7 @@ func (d *DRF) release(fw *framework, ag *agent, rs resources.Resources, all bool
 	} else {
 		a.res.SubtractInPlace(rs)
 	}
-	ag.available.AddInPlace(rs.Unallocated())
+	ag.available.AddInPlace(unallocate(rs))
 	for i := range rs {
 		r := &rs[i]
 		if r.Type != resources.TypeScalar {
@@ -1000,7 +1025,7 @@ func (d *DRF) Recover(frameworkID, agentID string, rs resources.Resources, refus
 		expires := now.Add(min(refuse, MaxRefuse))
 		for _, name := range rolesOf(rs) {
 			if fr := fw.roles[name]; fr != nil && fr.subscribed {
-				fw.addFilter(agentID, filter{role: name, refused: ofRole(rs, name).Unallocated(), expires: expires}, now)
+				fw.addFilter(agentID, filter{role: name, refused: unallocate(ofRole(rs, name)), expires: expires}, now)
 			}
 		}
 	}
@@ -1143,7 +1168,7 @@ func (d *DRF) cycle(now time.Time, agents []*agent) []Offer {
 				if fr.fw.filtered(ag.id, r.name, cand, now) {
 					continue
 				}
-				rs := cand.Allocate(r.name)
+				rs := allocateTo(cand, r.name)
 				d.charge(fr.fw, ag, rs, cand, unreserved, true)
 				offers = append(offers, Offer{FrameworkID: fr.fw.id, AgentID: ag.id, Role: r.name, Resources: rs})
 				break // the role may use nothing more on this agent

@@ -1,0 +1,171 @@
+// Package httpapi is the HTTP plumbing shared by Apron's Mesos-style APIs:
+// the master's scheduler, agent-link and operator endpoints, the agent's
+// executor and operator endpoints, and the clients of each. A call is a
+// POST of one protobuf message, in application/x-protobuf or
+// application/json; a subscription answers 200 with a chunked RecordIO
+// stream of events and a Mesos-Stream-Id header; other calls answer 202 (or
+// 200 with a body). Errors are plain text with the status code a Mesos
+// client expects.
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gogo/protobuf/proto"
+
+	"github.com/apronhq/apron/api/v1/codec"
+	"github.com/apronhq/apron/recordio"
+)
+
+// StreamIDHeader carries a subscription's ID, as Mesos names it.
+const StreamIDHeader = "Mesos-Stream-Id"
+
+// DefaultMaxBodyBytes bounds a request body.
+const DefaultMaxBodyBytes = 8 << 20
+
+// Error is an HTTP error answer: a status code and a message.
+type Error struct {
+	Status  int
+	Message string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, http.StatusText(e.Status), e.Message) }
+
+// Errorf returns an *Error.
+func Errorf(status int, format string, args ...any) *Error {
+	return &Error{Status: status, Message: fmt.Sprintf(format, args...)}
+}
+
+// WriteError answers with err: its status if it is an *Error, else 500.
+func WriteError(w http.ResponseWriter, err error) {
+	var e *Error
+	if !errors.As(err, &e) {
+		e = &Error{Status: http.StatusInternalServerError, Message: err.Error()}
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(e.Status)
+	_, _ = io.WriteString(w, e.Message+"\n")
+}
+
+// DecodeCall reads a POSTed call into msg and returns the codec the answer
+// must use (from Accept). It answers for the request's faults with the
+// codes Mesos uses: 405 for a method other than POST, 415 for a body that
+// is neither protobuf nor JSON, 406 for an Accept it cannot satisfy, 413
+// for a body over maxBytes (DefaultMaxBodyBytes if <= 0), 400 for a body
+// that does not decode, with a message naming the problem.
+func DecodeCall(r *http.Request, msg proto.Message, maxBytes int64) (codec.Codec, error) {
+	if r.Method != http.MethodPost {
+		return nil, Errorf(http.StatusMethodNotAllowed, "expecting a 'POST' request, received '%s'", r.Method)
+	}
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		return nil, Errorf(http.StatusUnsupportedMediaType, "expecting 'Content-Type' of %s or %s", codec.MediaTypeJSON, codec.MediaTypeProtobuf)
+	}
+	in, err := codec.ForMediaType(ct)
+	if err != nil || !exactMediaType(ct) {
+		return nil, Errorf(http.StatusUnsupportedMediaType, "expecting 'Content-Type' of %s or %s, got %q", codec.MediaTypeJSON, codec.MediaTypeProtobuf, ct)
+	}
+	out, err := codec.ForMediaType(r.Header.Get("Accept"))
+	if err != nil {
+		return nil, Errorf(http.StatusNotAcceptable, "expecting 'Accept' to allow %s or %s", codec.MediaTypeJSON, codec.MediaTypeProtobuf)
+	}
+	if maxBytes <= 0 {
+		maxBytes = DefaultMaxBodyBytes
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBytes+1))
+	if err != nil {
+		return nil, Errorf(http.StatusBadRequest, "reading the body: %v", err)
+	}
+	if int64(len(body)) > maxBytes {
+		return nil, Errorf(http.StatusRequestEntityTooLarge, "the body is over %d bytes", maxBytes)
+	}
+	if err := in.Unmarshal(body, msg); err != nil {
+		return nil, Errorf(http.StatusBadRequest, "failed to parse the body into %s: %v", proto.MessageName(msg), err)
+	}
+	return out, nil
+}
+
+// exactMediaType accepts only protobuf or JSON in Content-Type (a request
+// body has one type; "*/*" is for Accept).
+func exactMediaType(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && (mt == codec.MediaTypeJSON || mt == codec.MediaTypeProtobuf)
+}
+
+// WriteMessage answers 200 with msg in c's encoding.
+func WriteMessage(w http.ResponseWriter, c codec.Codec, msg proto.Message) {
+	b, err := c.Marshal(msg)
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", c.MediaType())
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
+}
+
+// ServeStream answers a subscription: 200, the stream ID header, then each event
+// of events as a RecordIO record in c's encoding, flushed as it is written,
+// and, when heartbeat is not nil, heartbeat() whenever no event was sent for
+// interval. It returns when events is closed (the producer ended the
+// stream), when the client goes away, or when a write fails. Heartbeats
+// are timed with the real clock: they exist for intermediaries on the
+// network, which live in real time.
+func ServeStream[E proto.Message](w http.ResponseWriter, r *http.Request, c codec.Codec, streamID string, events <-chan E, heartbeat func() E, interval time.Duration) {
+	h := w.Header()
+	h.Set("Content-Type", c.MediaType())
+	h.Set("Cache-Control", "no-cache")
+	if streamID != "" {
+		h.Set(StreamIDHeader, streamID)
+	}
+	w.WriteHeader(http.StatusOK)
+	rw := recordio.NewWriter(w)
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+	var tick <-chan time.Time
+	if heartbeat != nil && interval > 0 {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		tick = t.C
+	}
+	write := func(ev E) bool {
+		b, err := c.Marshal(ev)
+		if err != nil {
+			return false
+		}
+		return rw.WriteRecord(b) == nil
+	}
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok || !write(ev) {
+				return
+			}
+		case <-tick:
+			if !write(heartbeat()) {
+				return
+			}
+		case <-r.Context().Done():
+			return
+		}
+	}
+}
+
+// Canceled reports whether err only says the request went away.
+func Canceled(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// AcceptsJSONOnly is a helper for endpoints (/state) that answer JSON only.
+func AcceptsJSONOnly(r *http.Request) bool {
+	a := r.Header.Get("Accept")
+	return a == "" || strings.Contains(a, "json") || strings.Contains(a, "*/*")
+}
