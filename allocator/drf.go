@@ -622,11 +622,13 @@ func (fw *framework) filtered(agentID, role string, cand resources.Resources, no
 			hit = true
 		}
 	}
-	clear(fs[len(kept):])
-	if len(kept) == 0 {
-		delete(fw.filters, agentID)
-	} else {
-		fw.filters[agentID] = kept
+	if len(kept) < len(fs) {
+		clear(fs[len(kept):])
+		if len(kept) == 0 {
+			delete(fw.filters, agentID)
+		} else {
+			fw.filters[agentID] = kept
+		}
 	}
 	return hit
 }
