@@ -189,6 +189,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		a.connecting()
 	}
 	cancelExecutors()
+	a.closeExecutorStreams()
 	cancelRun()
 	a.wg.Wait()
 	a.closeContainerizer()
@@ -238,9 +239,10 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// SubscribeExecutor implements the executor link (executor.Agent) for the
-// agent's in-process executors: it answers SUBSCRIBE with SUBSCRIBED, then
-// launches the tasks queued for the executor. The stream ends when ctx
+// SubscribeExecutor implements the executor link (executor.Agent), for the
+// agent's in-process executors and, through Handler, for executor
+// processes: it answers SUBSCRIBE with SUBSCRIBED, then launches the tasks
+// queued for the executor. The stream ends when ctx
 // ends, when the executor subscribes again, when the executor falls
 // ExecutorStreamBuffer events behind, or when the executor terminates.
 func (a *Agent) SubscribeExecutor(ctx context.Context, call *executorpb.Call) (string, <-chan *executorpb.Event, error) {

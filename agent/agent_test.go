@@ -377,12 +377,14 @@ type stubbornExecutor struct{ testExecutor }
 
 func (e *stubbornExecutor) Shutdown(ctx context.Context, d *executor.Driver) {}
 
-func TestCustomExecutorProcessNotSupported(t *testing.T) {
+// An executor process needs the agent's HTTP endpoint to subscribe to.
+func TestCustomExecutorNeedsEndpoint(t *testing.T) {
 	h := newHarness(t)
 	h.waitRegistered()
 	h.fm.push(runTask(goTask("c1", "custom", "/usr/bin/my-executor")))
 	u := h.fm.waitUpdate(t, "c1", mesospb.TASK_FAILED)
-	assert.Contains(t, u.Status.GetMessage(), "not supported yet")
+	assert.Contains(t, u.Status.GetMessage(), "Config.Endpoint")
+	assert.Equal(t, mesospb.TaskStatus_REASON_CONTAINER_LAUNCH_FAILED, u.Status.GetReason())
 	assert.Equal(t, mesospb.TaskStatus_SOURCE_AGENT, u.Status.GetSource())
 	require.Eventually(t, func() bool { return len(h.fm.callsOf(internalpb.Call_EXECUTOR_EXITED)) == 1 }, waitFor, tick)
 }

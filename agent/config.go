@@ -54,6 +54,29 @@ type Config struct {
 	// names a key runs under it instead of the default executor.
 	Executors map[string]executor.Executor
 
+	// Endpoint is the agent's HTTP address as executors reach it, host:port
+	// (or a URL), where the embedder serves Handler. Executor processes get
+	// it as MESOS_AGENT_ENDPOINT and subscribe to
+	// <Endpoint>/api/v1/executor; tasks see it too. Custom executors
+	// (an ExecutorInfo whose command names no in-process executor) and
+	// CommandExecutorProcess need it: without it their tasks fail.
+	Endpoint string
+	// CommandExecutorMode says how command tasks run:
+	// CommandExecutorInProcess (the default: the command executor is a
+	// goroutine of the agent, and the task one fork/exec) or
+	// CommandExecutorProcess (the command executor is a process of its own,
+	// CommandExecutorPath, which subscribes over HTTP as Mesos's
+	// mesos-executor does, and runs the task itself).
+	CommandExecutorMode CommandExecutorMode
+	// CommandExecutorPath is the binary started as the command executor in
+	// CommandExecutorProcess mode, with CommandExecutorArgs as its
+	// arguments and executor.CommandExecutorEnv set; it must call
+	// executor.RunCommandExecutor when it sees that (see
+	// executor.IsCommandExecutorProcess). Default: the agent's own binary
+	// (os.Executable), with the argument "executor".
+	CommandExecutorPath string
+	CommandExecutorArgs []string
+
 	// Clock, Rand and Logger are injected for tests; defaults are the
 	// system clock, a randomly seeded source and a discarding logger. Rand
 	// makes status update UUIDs, container IDs and backoff jitter.
@@ -82,6 +105,19 @@ type Config struct {
 	// and its largest delay between tries (Mesos: 15 min and 2 s).
 	ExecutorRecoveryTimeout        time.Duration
 	ExecutorSubscriptionBackoffMax time.Duration
+	// ExecutorRegistrationTimeout is how long a launched executor process
+	// has to subscribe; one that has not is destroyed and its tasks fail
+	// (TASK_FAILED, REASON_EXECUTOR_REGISTRATION_TIMEOUT) (Mesos: 1 min).
+	ExecutorRegistrationTimeout time.Duration
+	// ExecutorReregistrationTimeout is how long the executor processes
+	// that survived an agent restart have to subscribe again to the new
+	// agent before they are destroyed (Mesos: 2 s).
+	ExecutorReregistrationTimeout time.Duration
+	// ExecutorHeartbeatInterval is the interval of the HEARTBEAT events on
+	// executors' HTTP streams, which keep intermediaries from closing an
+	// idle connection (Mesos: 30 min). Heartbeats are timed by the real
+	// clock, not Clock: they are for the network.
+	ExecutorHeartbeatInterval time.Duration
 	// DefaultKillGracePeriod is the grace period between SIGTERM and SIGKILL
 	// when a task's kill policy sets none (Mesos: 3 s).
 	DefaultKillGracePeriod time.Duration
@@ -98,6 +134,30 @@ type Config struct {
 	Version string
 }
 
+// CommandExecutorMode says where the command executor runs; see
+// Config.CommandExecutorMode.
+type CommandExecutorMode int
+
+const (
+	// CommandExecutorInProcess runs the command executor on a goroutine of
+	// the agent: a command task costs one fork/exec.
+	CommandExecutorInProcess CommandExecutorMode = iota
+	// CommandExecutorProcess runs the command executor as a process of its
+	// own, as Mesos does: it survives the agent's restarts with its task,
+	// and talks to the agent over HTTP (Config.Endpoint).
+	CommandExecutorProcess
+)
+
+func (m CommandExecutorMode) String() string {
+	switch m {
+	case CommandExecutorInProcess:
+		return "in-process"
+	case CommandExecutorProcess:
+		return "process"
+	}
+	return fmt.Sprintf("CommandExecutorMode(%d)", int(m))
+}
+
 // Defaults, Mesos's where Mesos has one.
 const (
 	DefaultExecutorShutdownGracePeriod    = 5 * time.Second
@@ -107,6 +167,9 @@ const (
 	DefaultStatusUpdateRetryMax           = 10 * time.Minute
 	DefaultExecutorRecoveryTimeout        = 15 * time.Minute
 	DefaultExecutorSubscriptionBackoffMax = 2 * time.Second
+	DefaultExecutorRegistrationTimeout    = time.Minute
+	DefaultExecutorReregistrationTimeout  = 2 * time.Second
+	DefaultExecutorHeartbeatInterval      = 30 * time.Minute
 	DefaultKillGracePeriod                = 3 * time.Second
 	DefaultMaxCompletedTasks              = 1000
 	DefaultExecutorStreamBuffer           = 1024
@@ -164,6 +227,9 @@ func (c Config) withDefaults() (Config, error) {
 		{"ExecutorRecoveryTimeout", &c.ExecutorRecoveryTimeout, DefaultExecutorRecoveryTimeout},
 		{"ExecutorSubscriptionBackoffMax", &c.ExecutorSubscriptionBackoffMax, DefaultExecutorSubscriptionBackoffMax},
 		{"DefaultKillGracePeriod", &c.DefaultKillGracePeriod, DefaultKillGracePeriod},
+		{"ExecutorRegistrationTimeout", &c.ExecutorRegistrationTimeout, DefaultExecutorRegistrationTimeout},
+		{"ExecutorReregistrationTimeout", &c.ExecutorReregistrationTimeout, DefaultExecutorReregistrationTimeout},
+		{"ExecutorHeartbeatInterval", &c.ExecutorHeartbeatInterval, DefaultExecutorHeartbeatInterval},
 	} {
 		switch {
 		case *d.v < 0:
@@ -180,6 +246,22 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxCompletedTasks < 0 || c.ExecutorStreamBuffer < 0 {
 		return bad("negative MaxCompletedTasks or ExecutorStreamBuffer")
+	}
+	switch c.CommandExecutorMode {
+	case CommandExecutorInProcess:
+	case CommandExecutorProcess:
+		if c.CommandExecutorPath == "" {
+			path, err := os.Executable()
+			if err != nil {
+				return bad("CommandExecutorPath: finding the agent's binary: %v", err)
+			}
+			c.CommandExecutorPath = path
+			if c.CommandExecutorArgs == nil {
+				c.CommandExecutorArgs = []string{"executor"}
+			}
+		}
+	default:
+		return bad("unknown CommandExecutorMode %d", int(c.CommandExecutorMode))
 	}
 	if c.MaxCompletedTasks == 0 {
 		c.MaxCompletedTasks = DefaultMaxCompletedTasks

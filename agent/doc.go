@@ -24,18 +24,36 @@
 // (executor.NewCommandExecutor), whose executor ID is the task's ID; a task
 // group runs under the built-in default executor; a task with an
 // ExecutorInfo runs under a Go executor registered in Config.Executors under
-// the name in its command.value. All three run inside the agent's process,
-// each on a goroutine with an executor.Driver linked to the agent through
-// [Agent.SubscribeExecutor] and [Agent.ExecutorCall]; only the tasks' own
-// commands are processes, each one container of Config.Containerizer
-// (named <run>.<task>). Custom executor processes are not supported yet:
-// their tasks fail with TASK_FAILED (REASON_CONTAINER_LAUNCH_FAILED). Tasks
-// for an executor that has not subscribed yet wait in its queue; a kill of
-// a queued task is answered by the agent with TASK_KILLED. Tasks see the
+// the name in its command.value, or else under that command as an executor
+// process.
+//
+// In-process executors (the built-in ones, and Config.Executors) run on a
+// goroutine of the agent each, with an executor.Driver linked to the agent
+// through [Agent.SubscribeExecutor] and [Agent.ExecutorCall]; only the
+// tasks' own commands are processes, each one container of
+// Config.Containerizer (named <run>.<task>): a command task costs one
+// fork/exec. Executor processes are what Mesos runs: a custom executor
+// (ExecutorInfo.command, in its sandbox, as the task's user, with
+// CommandInfo.environment), or the command executor itself when
+// Config.CommandExecutorMode is CommandExecutorProcess (the binary
+// Config.CommandExecutorPath, by default the agent's own, which hands over
+// to executor.RunCommandExecutor). Each is one container of
+// Config.Containerizer named <run>; it subscribes over HTTP to
+// Config.Endpoint, where the embedder serves [Agent.Handler], within
+// Config.ExecutorRegistrationTimeout (1 min), or it is destroyed and its
+// tasks get TASK_FAILED (REASON_EXECUTOR_REGISTRATION_TIMEOUT). The end of
+// its process ends the executor, and the master gets EXECUTOR_EXITED with
+// the process's wait status. CommandInfo.uris are not fetched: the
+// executor's binary must be on the machine. Executor processes see the
 // Mesos executor environment (MESOS_FRAMEWORK_ID, MESOS_EXECUTOR_ID,
-// MESOS_SANDBOX, MESOS_DIRECTORY, MESOS_CHECKPOINT=1,
-// MESOS_RECOVERY_TIMEOUT, ...; MESOS_AGENT_ENDPOINT is empty in process)
-// plus their CommandInfo's environment.
+// MESOS_AGENT_ENDPOINT, MESOS_SANDBOX, MESOS_DIRECTORY, MESOS_CHECKPOINT=1,
+// MESOS_RECOVERY_TIMEOUT, MESOS_SUBSCRIPTION_BACKOFF_MAX,
+// MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD) and a default PATH, as do tasks,
+// with their CommandInfo's environment on top; nothing of the agent's own
+// environment.
+//
+// Tasks for an executor that has not subscribed yet wait in its queue; a
+// kill of a queued task is answered by the agent with TASK_KILLED.
 //
 // Every status update, from an executor or made by the agent (source
 // SOURCE_AGENT: kills of queued tasks, tasks an executor left behind,
@@ -55,6 +73,19 @@
 // Config.ExecutorShutdownGracePeriod, 5 s), its driver is cancelled and its
 // containers destroyed; its leftover tasks get TASK_KILLED.
 //
+// # HTTP
+//
+// [Agent.Handler] is the agent's HTTP API, wire-compatible with a Mesos
+// agent's: the executor API (POST /api/v1/executor), through which
+// executor processes, Apron's (executor.HTTPAgent) or any Mesos v1
+// executor library's, subscribe and call, with HEARTBEAT events every
+// Config.ExecutorHeartbeatInterval (30 min, as Mesos) on their streams; the
+// operator API (POST /api/v1: GET_HEALTH, GET_FLAGS, GET_VERSION,
+// GET_METRICS, GET_STATE, GET_CONTAINERS, GET_FRAMEWORKS, GET_EXECUTORS,
+// GET_TASKS, GET_AGENT); and GET /health, /metrics (Prometheus) and /state.
+// Its metrics use the Mesos agent's names (slave/tasks_running, ...) in
+// GET_METRICS, and apron_agent_* in /metrics.
+//
 // One goroutine, Run's, owns all of this state: an event loop fed by the
 // master's stream, executor calls, timers (one clock timer multiplexes all
 // deadlines) and the ends of executors and containers. Calls to the master
@@ -72,12 +103,14 @@
 // nothing: the task containers keep running, and a new Agent on the same
 // WorkDir recovers them. It recovers its ID, calls Containerizer.Recover,
 // hands each surviving container of a command or default executor to a new
-// built-in executor (Reattach), which reports the task's end; it gives
-// TASK_FAILED (REASON_EXECUTOR_TERMINATED) to tasks whose containers are
-// gone and to tasks of in-process Go executors, which died with the old
-// agent; destroys containers nobody claims; re-registers with the tasks;
-// and resends the updates not yet acknowledged. [Agent.Shutdown] (and the
-// master's SHUTDOWN) is the other way to stop: it kills every executor and
-// task, unregisters, and removes the checkpoints, so a later agent on the
-// same WorkDir is a new agent.
+// built-in executor (Reattach), which reports the task's end; watches the
+// executor processes that survived, which reconnect over HTTP (they must
+// within Config.ExecutorReregistrationTimeout, 2 s, or are destroyed); it
+// gives TASK_FAILED (REASON_EXECUTOR_TERMINATED) to tasks whose containers
+// or executor processes are gone and to tasks of in-process Go executors,
+// which died with the old agent; destroys containers nobody claims;
+// re-registers with the tasks; and resends the updates not yet
+// acknowledged. [Agent.Shutdown] (and the master's SHUTDOWN) is the other
+// way to stop: it kills every executor and task, unregisters, and removes
+// the checkpoints, so a later agent on the same WorkDir is a new agent.
 package agent

@@ -3,8 +3,8 @@ package agent
 import "errors"
 
 // Errors of the agent's links and configuration; test them with errors.Is.
-// A later HTTP transport maps ErrNotSubscribed to 403, ErrInvalidCall to
-// 400 and ErrStopped to 503.
+// Handler answers ErrNotSubscribed with 403, ErrInvalidCall with 400 and
+// ErrStopped with 503.
 var (
 	// ErrInvalidConfig: New was given a Config it cannot run with (a
 	// missing Master or WorkDir, resources or attributes that do not parse).

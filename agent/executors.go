@@ -52,10 +52,11 @@ func (fw *frameworkRec) partitionAware() bool {
 type executorKind int
 
 const (
-	kindCommand     executorKind = iota // the built-in command executor, one command task
-	kindDefault                         // the built-in default executor, task groups
-	kindGo                              // an in-process Go executor from Config.Executors
-	kindUnsupported                     // a custom executor process: not supported yet
+	kindCommand        executorKind = iota // the built-in command executor in process, one command task
+	kindDefault                            // the built-in default executor, task groups
+	kindGo                                 // an in-process Go executor from Config.Executors
+	kindProcess                            // a custom executor: a process that subscribes over HTTP
+	kindCommandProcess                     // the built-in command executor as a process of its own
 )
 
 func (k executorKind) String() string {
@@ -66,19 +67,33 @@ func (k executorKind) String() string {
 		return "default"
 	case kindGo:
 		return "go"
+	case kindProcess:
+		return "process"
 	default:
-		return "unsupported"
+		return "command-process"
 	}
 }
 
 func parseKind(s string) (executorKind, bool) {
-	for k := kindCommand; k <= kindUnsupported; k++ {
+	if s == "unsupported" {
+		// Checkpoints of agents that did not run executor processes yet.
+		return kindProcess, true
+	}
+	for k := kindCommand; k <= kindCommandProcess; k++ {
 		if k.String() == s {
 			return k, true
 		}
 	}
 	return 0, false
 }
+
+// command reports whether the executor is the command executor, which
+// Mesos makes up for a command task and does not show as the task's.
+func (k executorKind) command() bool { return k == kindCommand || k == kindCommandProcess }
+
+// process reports whether the executor is a process of its own, one
+// container of the agent's containerizer named by its run's ID.
+func (k executorKind) process() bool { return k == kindProcess || k == kindCommandProcess }
 
 // execState is an executor's lifecycle, as Mesos's.
 type execState int
@@ -114,6 +129,10 @@ type executorRec struct {
 	cleaning      bool               // its containers are being destroyed
 	shutdownTimer timerID
 	ending        *ending // how its non-terminal tasks end when it terminates
+
+	// Executor processes.
+	regTimer   timerID // the (re-)registration timeout: it must subscribe by then
+	exitStatus *int32  // the wait status of its process, once it has exited
 }
 
 // ending is the state the agent gives the tasks an executor leaves behind.
@@ -291,7 +310,7 @@ func (a *Agent) executorEnv(e *executorRec) []string {
 		"PATH=" + defaultPath,
 		"MESOS_FRAMEWORK_ID=" + e.fw.id,
 		"MESOS_EXECUTOR_ID=" + e.id,
-		"MESOS_AGENT_ENDPOINT=", // in process: no endpoint
+		"MESOS_AGENT_ENDPOINT=" + a.cfg.Endpoint,
 		"MESOS_SANDBOX=" + e.sandbox,
 		"MESOS_DIRECTORY=" + e.sandbox,
 		"MESOS_CHECKPOINT=1",
@@ -335,16 +354,12 @@ func (e *executorRec) taskUser() string {
 }
 
 // startExecutor creates the executor's sandbox and starts it: a goroutine
-// running an executor.Driver linked to the agent. A failure terminates the
-// executor at once, failing its tasks.
+// running an executor.Driver linked to the agent, or, for an executor
+// process, its container. A failure terminates the executor at once,
+// failing its tasks.
 func (a *Agent) startExecutor(e *executorRec) {
-	if e.kind == kindUnsupported {
-		a.terminateExecutor(e, &ending{
-			state:  mesospb.TASK_FAILED,
-			reason: mesospb.TaskStatus_REASON_CONTAINER_LAUNCH_FAILED,
-			message: fmt.Sprintf("Executor %q (command %q) is not an in-process executor of this agent, and custom executor processes are not supported yet",
-				e.id, e.info.GetCommand().GetValue()),
-		})
+	if e.kind.process() {
+		a.startProcessExecutor(e)
 		return
 	}
 	fail := func(err error) {
@@ -363,7 +378,8 @@ func (a *Agent) startExecutor(e *executorRec) {
 	case kindGo:
 		ex = a.cfg.Executors[e.info.GetCommand().GetValue()]
 	}
-	a.runDriver(e, ex, fail, func() error { return a.makeSandbox(e) })
+	sandbox, user := e.sandbox, e.taskUser()
+	a.runDriver(e, ex, fail, func() error { return makeSandbox(sandbox, user) })
 }
 
 // runDriver runs ex for e on its own goroutine, after prepare (when not
@@ -435,14 +451,13 @@ func (a *Agent) commandConfig(e *executorRec) executor.CommandConfig {
 	}
 }
 
-// makeSandbox creates the executor's sandbox, owned by the user its tasks
-// run as when the agent runs as root, as Mesos does. It runs on the
+// makeSandbox creates an executor's sandbox, owned by the user its tasks
+// run as (name) when the agent runs as root, as Mesos does. It runs on the
 // executor's goroutine, not the loop: directory creation can be slow.
-func (a *Agent) makeSandbox(e *executorRec) error {
-	if err := os.MkdirAll(e.sandbox, 0o755); err != nil {
+func makeSandbox(sandbox, name string) error {
+	if err := os.MkdirAll(sandbox, 0o755); err != nil {
 		return fmt.Errorf("creating the sandbox: %w", err)
 	}
-	name := e.taskUser()
 	if name == "" || os.Geteuid() != 0 {
 		return nil
 	}
@@ -455,7 +470,7 @@ func (a *Agent) makeSandbox(e *executorRec) error {
 	if err1 != nil || err2 != nil {
 		return fmt.Errorf("user %q has a non-numeric uid or gid", name)
 	}
-	if err := os.Chown(e.sandbox, uid, gid); err != nil {
+	if err := os.Chown(sandbox, uid, gid); err != nil {
 		return fmt.Errorf("giving the sandbox to user %q: %w", name, err)
 	}
 	return nil
@@ -490,6 +505,8 @@ func (a *Agent) subscribeExecutor(ctx context.Context, call *executorpb.Call) (s
 		_ = a.post(context.Background(), func() { a.executorStreamEnded(e, s) })
 	})
 	e.stream = s
+	a.tm.cancel(e.regTimer)
+	e.regTimer = 0
 	first := e.state == execRegistering
 	if first {
 		e.state = execRunning
@@ -604,11 +621,14 @@ func (a *Agent) executorCall(streamID string, call *executorpb.Call) error {
 		}
 		st := call.Update.Status
 		if err := validateExecutorUpdate(call, &st); err != nil {
+			a.met.invalidUpdates++
 			return err
 		}
 		if t := e.fw.tasks[st.TaskID.Value]; t != nil && t.exec != e {
+			a.met.invalidUpdates++
 			return fmt.Errorf("%w: task %q belongs to executor %q", ErrInvalidCall, st.TaskID.Value, t.exec.id)
 		}
+		a.met.validUpdates++
 		a.statusUpdate(e.fw.id, e.id, st)
 		return nil
 	case executorpb.Call_MESSAGE:
@@ -655,9 +675,11 @@ func validateExecutorUpdate(call *executorpb.Call, st *mesospb.TaskStatus) error
 func (a *Agent) frameworkMessage(fwID, execID string, data []byte) {
 	e := a.executor(fwID, execID)
 	if e == nil || e.state != execRunning || e.stream == nil {
+		a.met.invalidMessages++
 		a.log.Warn("agent: dropping a framework message for an executor that is not running", "framework", fwID, "executor", execID)
 		return
 	}
+	a.met.validMessages++
 	a.sendExecutor(e, &executorpb.Event{Type: executorpb.Event_MESSAGE.Enum(), Message: &executorpb.Event_Message{Data: data}})
 }
 
@@ -747,12 +769,26 @@ func (a *Agent) cleanupExecutor(e *executorRec) {
 	}
 	a.tm.cancel(e.shutdownTimer)
 	e.shutdownTimer = 0
-	prefix := e.containerID + "."
+	a.tm.cancel(e.regTimer)
+	e.regTimer = 0
+	run, prefix, process := e.containerID, e.containerID+".", e.kind.process()
+	stateDir := ""
+	if e.kind == kindCommandProcess {
+		stateDir = executorStateDir(e.sandbox)
+	}
 	cont := a.cont
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
+		if process {
+			// The executor's own container first: what it ran is released
+			// once it can no longer launch more.
+			destroyContainers(a.runCtx, cont, func(id string) bool { return id == run }, a.log)
+		}
 		destroyContainers(a.runCtx, cont, func(id string) bool { return strings.HasPrefix(id, prefix) }, a.log)
+		if stateDir != "" {
+			a.destroyExecutorContainers(a.runCtx, stateDir)
+		}
 		_ = a.post(context.Background(), func() { a.terminateExecutor(e, nil) })
 	}()
 }
@@ -794,6 +830,8 @@ func (a *Agent) terminateExecutor(e *executorRec, end *ending) {
 	}
 	a.tm.cancel(e.shutdownTimer)
 	e.shutdownTimer = 0
+	a.tm.cancel(e.regTimer)
+	e.regTimer = 0
 	if e.stream != nil {
 		e.stream.close()
 		e.stream = nil
@@ -810,6 +848,7 @@ func (a *Agent) terminateExecutor(e *executorRec, end *ending) {
 		ExecutorExited: &internalpb.Call_ExecutorExited{
 			FrameworkID: mesospb.FrameworkID{Value: e.fw.id},
 			ExecutorID:  mesospb.ExecutorID{Value: e.id},
+			Status:      e.exitStatus,
 			Message:     ptr(e.ending.message),
 		},
 	})

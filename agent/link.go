@@ -201,7 +201,7 @@ func (a *Agent) registrationCall() *internalpb.Call {
 		for _, e := range fw.sortedExecutors() {
 			// As Mesos: the master does not track the command executors
 			// the agent makes up, and terminated executors hold nothing.
-			if e.kind != kindCommand && e.state != execTerminated {
+			if !e.kind.command() && e.state != execTerminated {
 				rr.Executors = append(rr.Executors, e.info)
 			}
 			for _, t := range e.sortedTasks() {

@@ -38,6 +38,7 @@ type loopState struct {
 	held           []*internalpb.Call // EXECUTOR_EXITED waiting for registration
 
 	checkpointed []mesospb.Resource // from CHECKPOINT_RESOURCES
+	met          agentMetrics
 
 	shutdown *shutdownState // set once the agent is shutting down
 	done     bool           // the loop returns at the end of this turn
@@ -54,6 +55,21 @@ func (a *Agent) initLoop(runCtx, execCtx context.Context) {
 	a.frameworks = map[string]*frameworkRec{}
 	a.streams = map[streamKey]*updateStream{}
 	a.regBackoff = a.cfg.RegistrationBackoff
+	a.met = agentMetrics{startedAt: a.clk.Now(), terminal: map[mesospb.TaskState]uint64{}}
+}
+
+// closeExecutorStreams ends every executor's stream once the loop has
+// returned, so HTTP subscriptions end with Run. It runs on Run's goroutine,
+// which owned the loop.
+func (a *Agent) closeExecutorStreams() {
+	for _, fw := range a.frameworks {
+		for _, e := range fw.executors {
+			if e.stream != nil {
+				e.stream.close()
+				e.stream = nil
+			}
+		}
+	}
 }
 
 // loop is the agent's single owner goroutine: each turn runs the timers

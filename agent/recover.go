@@ -16,9 +16,11 @@ import (
 // run on the same WorkDir, before the loop starts (it runs on the loop's
 // goroutine). Containers of command and default executors that survived
 // are handed to new built-in executors (Reattach), which report the tasks'
-// ends; tasks whose containers are gone, and tasks of in-process Go
-// executors (which died with the old agent), get TASK_FAILED with
-// REASON_EXECUTOR_TERMINATED; containers nobody claims are destroyed. The
+// ends; executor processes that survived are watched again and must
+// subscribe again within ExecutorReregistrationTimeout; tasks whose
+// containers are gone, and tasks of in-process Go executors (which died
+// with the old agent), get TASK_FAILED with REASON_EXECUTOR_TERMINATED;
+// containers nobody claims are destroyed. The
 // updates of the status update manager not yet acknowledged are resent
 // after re-registration.
 func (a *Agent) recover(ctx context.Context) error {
@@ -218,6 +220,25 @@ func (a *Agent) recoverExecutor(ctx context.Context, fw *frameworkRec, re *recov
 			return
 		}
 		a.runDriver(e, ex, func(err error) { a.terminateExecutor(e, gone) }, nil)
+	case kindProcess, kindCommandProcess:
+		if !slices.Contains(containers, e.containerID) {
+			e.state = execTerminating
+			e.ending = &ending{
+				state:   mesospb.TASK_FAILED,
+				reason:  mesospb.TaskStatus_REASON_EXECUTOR_TERMINATED,
+				message: "The executor's process did not survive the agent's restart",
+			}
+			// Its state directory may hold containers it left running.
+			a.cleanupExecutor(e)
+			return
+		}
+		// The process lives on and reconnects to this agent, carrying the
+		// tasks and updates it has not seen acknowledged.
+		claimed[e.containerID] = true
+		e.state = execRunning
+		a.watchProcess(e)
+		a.awaitSubscription(e, a.cfg.ExecutorReregistrationTimeout, mesospb.TaskStatus_REASON_EXECUTOR_REREGISTRATION_TIMEOUT,
+			"Executor did not subscribe again within "+a.cfg.ExecutorReregistrationTimeout.String()+" of the agent's restart")
 	default:
 		// In-process Go executors lived in the old agent's process.
 		e.state = execTerminating

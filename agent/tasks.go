@@ -54,7 +54,7 @@ func (t *taskRec) proto() mesospb.Task {
 		KillPolicy:        t.info.KillPolicy,
 		Limits:            t.info.Limits,
 	}
-	if t.exec.kind != kindCommand {
+	if !t.exec.kind.command() {
 		p.ExecutorID = &mesospb.ExecutorID{Value: t.exec.id}
 	}
 	if u := t.exec.taskUser(); u != "" {
@@ -64,8 +64,9 @@ func (t *taskRec) proto() mesospb.Task {
 }
 
 // commandExecutorInfo is the ExecutorInfo the agent makes up for a command
-// task: its ID is the task's. It has no resources of its own: the command
-// executor runs in the agent's process.
+// task: its ID is the task's, and it runs as the task's user, as Mesos's.
+// It has no resources of its own: in process it is a goroutine, and as a
+// process it is small next to its task.
 func commandExecutorInfo(fwID string, task *mesospb.TaskInfo) mesospb.ExecutorInfo {
 	cmd := task.Command.GetValue()
 	if task.Command.Shell == nil || task.Command.GetShell() {
@@ -77,14 +78,15 @@ func commandExecutorInfo(fwID string, task *mesospb.TaskInfo) mesospb.ExecutorIn
 		ExecutorID:  mesospb.ExecutorID{Value: task.TaskID.Value},
 		FrameworkID: &mesospb.FrameworkID{Value: fwID},
 		Name:        ptr(fmt.Sprintf("Command Executor (Task: %s) (Command: %s)", task.TaskID.Value, cmd)),
-		Command:     &mesospb.CommandInfo{Value: ptr(commandExecutorName), Shell: ptr(false)},
+		Command:     &mesospb.CommandInfo{Value: ptr(commandExecutorName), Shell: ptr(false), User: task.Command.User},
 		Container:   task.Container,
 		Labels:      task.Labels,
 	}
 }
 
 // commandExecutorName is the command of the ExecutorInfo of command tasks;
-// the agent runs the command executor in process whatever it says.
+// what runs is the built-in command executor, in process or
+// Config.CommandExecutorPath, whatever it says.
 const commandExecutorName = "apron-command-executor"
 
 // runTasks handles RUN_TASK (one task; execInfo and group nil) and
@@ -135,16 +137,19 @@ func (a *Agent) runTasks(fwInfo mesospb.FrameworkInfo, execInfo *mesospb.Executo
 		case info.Command == nil || info.GetType() == mesospb.ExecutorInfo_DEFAULT:
 			kind = kindDefault
 		default:
-			kind = kindUnsupported
+			kind = kindProcess
 		}
 	case tasks[0].Command != nil && tasks[0].Executor == nil:
 		info, kind = commandExecutorInfo(fwID, &tasks[0]), kindCommand
+		if a.cfg.CommandExecutorMode == CommandExecutorProcess {
+			kind = kindCommandProcess
+		}
 	case tasks[0].Executor != nil && tasks[0].Command == nil:
 		info = *tasks[0].Executor
 		if name := info.GetCommand().GetValue(); name != "" && a.cfg.Executors[name] != nil {
 			kind = kindGo
 		} else {
-			kind = kindUnsupported
+			kind = kindProcess
 		}
 	default:
 		refuse(mesospb.TASK_ERROR, mesospb.TaskStatus_REASON_TASK_INVALID, "A task needs exactly one of command and executor")
@@ -156,22 +161,11 @@ func (a *Agent) runTasks(fwInfo mesospb.FrameworkInfo, execInfo *mesospb.Executo
 
 	e := fw.executors[info.ExecutorID.Value]
 	if e != nil && (e.state == execTerminating || e.state == execTerminated) {
-		if e.kind == kindUnsupported && e.state == execTerminated {
-			// The same answer as for its first task.
-			e = nil
-		} else {
-			refuse(lost, mesospb.TaskStatus_REASON_EXECUTOR_TERMINATED, "Executor terminating")
-			return
-		}
+		refuse(lost, mesospb.TaskStatus_REASON_EXECUTOR_TERMINATED, "Executor terminating")
+		return
 	}
 	fresh := e == nil
 	if fresh {
-		if old := fw.executors[info.ExecutorID.Value]; old != nil {
-			// A terminated executor kept for its unacknowledged tasks: the
-			// new run replaces it in the table; the old tasks keep their
-			// updates.
-			a.detachExecutor(old)
-		}
 		e = a.newExecutor(fw, info, kind)
 	}
 

@@ -74,7 +74,11 @@ func (a *Agent) statusUpdate(fwID, execID string, st mesospb.TaskStatus) {
 	}
 	if fw := a.frameworks[fwID]; fw != nil {
 		if t := fw.tasks[st.TaskID.Value]; t != nil {
+			was := terminal(t.state)
 			a.updateTaskState(t, st)
+			if !was && terminal(t.state) {
+				a.met.terminal[t.state]++
+			}
 		}
 	}
 	if err := a.meta.appendUpdate(fwID, st.TaskID.Value, u); err != nil {

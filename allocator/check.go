@@ -10,9 +10,10 @@ import (
 
 // Check implements Allocator. Besides the invariants every allocator keeps,
 // it verifies DRF's own bookkeeping: the cached available resources, the
-// cluster totals, the allocated quantities of every role and framework, the
-// links between them and, unless a re-sort is pending, the orderings. It
-// costs a walk over everything, so it is meant for tests.
+// cluster totals, the quantities of every framework role and node of the
+// role tree, the links between them, the quota headroom, the filter
+// indexes, the idle agents and, unless a re-sort is pending, the
+// orderings. It costs a walk over everything, so it is meant for tests.
 func (d *DRF) Check() error {
 	if err := d.checkAgents(); err != nil {
 		return err
@@ -20,7 +21,7 @@ func (d *DRF) Check() error {
 	if err := d.checkFrameworks(); err != nil {
 		return err
 	}
-	return d.checkRoles()
+	return d.checkTree()
 }
 
 func negative(rs resources.Resources) bool {
@@ -31,14 +32,7 @@ func negative(rs resources.Resources) bool {
 
 func eqQty(a, b []resources.Scalar) bool {
 	for i := range max(len(a), len(b)) {
-		var x, y resources.Scalar
-		if i < len(a) {
-			x = a[i]
-		}
-		if i < len(b) {
-			y = b[i]
-		}
-		if x != y {
+		if at(a, i) != at(b, i) {
 			return false
 		}
 	}
@@ -54,7 +48,8 @@ func (d *DRF) checkAgents() error {
 			return fmt.Errorf("allocator: agent %q misplaced in the agent list", ag.id)
 		}
 	}
-	var total []resources.Scalar
+	var total, free []resources.Scalar
+	reserved := map[string][]resources.Scalar{}
 	for _, id := range slices.Sorted(maps.Keys(d.agents)) {
 		ag := d.agents[id]
 		if negative(ag.total) || negative(ag.available) {
@@ -64,10 +59,10 @@ func (d *DRF) checkAgents() error {
 			return fmt.Errorf("allocator: agent %q: available %s carries allocation roles", id, ag.available)
 		}
 		sum := ag.available
-		for _, fwID := range slices.Sorted(maps.Keys(ag.allocs)) {
-			a := ag.allocs[fwID]
+		for _, a := range ag.sortedAllocs() {
+			fwID := a.fw.id
 			fw := d.frameworks[fwID]
-			if fw == nil || a.fw != fw || a.ag != ag || fw.allocs[id] != a {
+			if fw == nil || a.fw != fw || a.ag != ag || fw.allocs[ag] != a {
 				return fmt.Errorf("allocator: allocation of framework %q on agent %q is not linked both ways", fwID, id)
 			}
 			if len(a.res) == 0 || negative(a.res) {
@@ -84,14 +79,83 @@ func (d *DRF) checkAgents() error {
 			return fmt.Errorf("allocator: agent %q: allocations plus available are %s, total is %s", id, sum, ag.total)
 		}
 		d.addScalars(&total, ag.total, 1)
+		if ag.active && d.quota.tracking {
+			for i := range ag.available {
+				if counted(&ag.available[i]) {
+					addScalar(&free, d.nameIndex(ag.available[i].Name), ag.available[i].Scalar, 1)
+				}
+			}
+		}
+		for _, r := range ag.total {
+			if r.Type == resources.TypeScalar && r.IsReserved() {
+				for p := r.Role(); p != ""; p = parentOf(p) {
+					v := reserved[p]
+					addScalar(&v, d.nameIndex(r.Name), r.Scalar, 1)
+					reserved[p] = v
+				}
+			}
+		}
+		if ag.idle.on && !ag.idle.avail.Contains(ag.available) {
+			return fmt.Errorf("allocator: agent %q is idle with %s free, more than %s it had then", id, ag.available, ag.idle.avail)
+		}
+		if err := d.checkAgentFilters(ag); err != nil {
+			return err
+		}
 	}
 	if !eqQty(total, d.total) {
 		return fmt.Errorf("allocator: cluster totals %v, agents add up to %v", d.total, total)
+	}
+	if !eqQty(free, d.quota.free) {
+		return fmt.Errorf("allocator: quota headroom available %v, active agents have %v free", d.quota.free, free)
+	}
+	for _, role := range slices.Sorted(maps.Keys(d.quota.reserved)) {
+		if !eqQty(reserved[role], d.quota.reserved[role]) {
+			return fmt.Errorf("allocator: role %q: reserved %v, agents reserve %v", role, d.quota.reserved[role], reserved[role])
+		}
+	}
+	for role := range reserved {
+		if d.quota.reserved[role] == nil {
+			return fmt.Errorf("allocator: role %q has reservations not counted", role)
+		}
+	}
+	return nil
+}
+
+func (d *DRF) checkAgentFilters(ag *agent) error {
+	af := &ag.filters
+	n, nref := 0, 0
+	for idx, fr := range d.frs {
+		if fr == nil {
+			if af.has(idx) {
+				return fmt.Errorf("allocator: agent %q has filter bit %d of no framework role", ag.id, idx)
+			}
+			continue
+		}
+		fs := fr.filters[ag]
+		if af.has(idx) != (len(fs) > 0) {
+			return fmt.Errorf("allocator: agent %q: filter bit of framework %q role %q is %v, with %d filters", ag.id, fr.fw.id, fr.role.name, af.has(idx), len(fs))
+		}
+		for _, f := range fs {
+			n++
+			if same(f.refused, af.ref) {
+				nref++
+			}
+			if f.expires.Before(af.earliest) {
+				return fmt.Errorf("allocator: agent %q: a filter expires at %v, before the earliest %v", ag.id, f.expires, af.earliest)
+			}
+			if len(f.refused) == 0 || slices.ContainsFunc(f.refused, resources.Resource.IsAllocated) {
+				return fmt.Errorf("allocator: agent %q: filter of framework %q refuses %s", ag.id, fr.fw.id, f.refused)
+			}
+		}
+	}
+	if n != af.n || nref != af.nref {
+		return fmt.Errorf("allocator: agent %q counts %d filters (%d interned), has %d (%d)", ag.id, af.n, af.nref, n, nref)
 	}
 	return nil
 }
 
 func (d *DRF) checkFrameworks() error {
+	customMins := 0
 	for _, id := range slices.Sorted(maps.Keys(d.frameworks)) {
 		fw := d.frameworks[id]
 		if fw.id != id {
@@ -102,8 +166,9 @@ func (d *DRF) checkFrameworks() error {
 		}
 		qty := map[string][]resources.Scalar{}
 		agents := map[string]int{}
-		for agentID, a := range fw.allocs {
-			if ag := d.agents[agentID]; ag == nil || ag.allocs[id] != a {
+		for ag, a := range fw.allocs {
+			agentID := ag.id
+			if d.agents[agentID] != ag || ag.allocs[fw] != a || a.ag != ag {
 				return fmt.Errorf("allocator: framework %q: allocation on agent %q is not linked both ways", id, agentID)
 			}
 			for _, name := range rolesOf(a.res) {
@@ -119,9 +184,12 @@ func (d *DRF) checkFrameworks() error {
 			}
 		}
 		for name, fr := range fw.roles {
+			_, hasMins := fw.mins[name]
 			switch {
-			case fr.fw != fw || fr.role != d.roles[name] || !slices.Contains(fr.role.frameworks, fr):
+			case fr.fw != fw || fr.role != d.roles[name] || !fr.role.frameworks.contains(fr):
 				return fmt.Errorf("allocator: framework %q: membership of role %q is not linked both ways", id, name)
+			case fr.idx < 0 || fr.idx >= len(d.frs) || d.frs[fr.idx] != fr:
+				return fmt.Errorf("allocator: framework %q role %q: index %d is not its own", id, name, fr.idx)
 			case !eqQty(fr.qty, qty[name]):
 				return fmt.Errorf("allocator: framework %q role %q: quantities %v, allocations add up to %v", id, name, fr.qty, qty[name])
 			case fr.agents != agents[name]:
@@ -134,73 +202,149 @@ func (d *DRF) checkFrameworks() error {
 				return fmt.Errorf("allocator: framework %q not added but subscribed to %q", id, name)
 			case fr.offerable != (fw.added && fw.active && fr.subscribed && !fr.suppressed):
 				return fmt.Errorf("allocator: framework %q role %q: offerable flag is stale", id, name)
+			case fr.hasMins != (hasMins && fr.subscribed):
+				return fmt.Errorf("allocator: framework %q role %q: minimum offer size is stale", id, name)
+			case len(fr.filters) > 0 && !fr.subscribed:
+				return fmt.Errorf("allocator: framework %q has filters for role %q it does not subscribe to", id, name)
 			}
-		}
-		for agentID, fs := range fw.filters {
-			if d.agents[agentID] == nil {
-				return fmt.Errorf("allocator: framework %q has filters for unknown agent %q", id, agentID)
+			if fr.hasMins {
+				customMins++
 			}
-			for _, f := range fs {
-				if fr := fw.roles[f.role]; fr == nil || !fr.subscribed {
-					return fmt.Errorf("allocator: framework %q has a filter for role %q it does not subscribe to", id, f.role)
+			for ag := range fr.filters {
+				if d.agents[ag.id] != ag {
+					return fmt.Errorf("allocator: framework %q has filters for unknown agent %q", id, ag.id)
 				}
 			}
 		}
 	}
+	if customMins != d.customMins {
+		return fmt.Errorf("allocator: %d framework roles with their own minimum offer size, %d counted", customMins, d.customMins)
+	}
+	live := 0
+	for _, fr := range d.frs {
+		if fr != nil {
+			live++
+		}
+	}
+	if live+len(d.freeIdx) != len(d.frs) {
+		return fmt.Errorf("allocator: %d framework roles indexed, %d free indexes, %d slots", live, len(d.freeIdx), len(d.frs))
+	}
 	return nil
 }
 
-func (d *DRF) checkRoles() error {
-	if len(d.order) != len(d.roles) {
-		return fmt.Errorf("allocator: %d roles ordered, %d known", len(d.order), len(d.roles))
+func (d *DRF) checkTree() error {
+	// What counts toward quotas, by role, from the allocations.
+	countedQty := map[string][]resources.Scalar{}
+	for _, fw := range d.frameworks {
+		for _, a := range fw.allocs {
+			for _, r := range a.res {
+				if counted(&r) {
+					v := countedQty[r.AllocationRole]
+					addScalar(&v, d.nameIndex(r.Name), r.Scalar, 1)
+					countedQty[r.AllocationRole] = v
+				}
+			}
+		}
 	}
-	for i, r := range d.order {
-		if d.roles[r.name] != r {
-			return fmt.Errorf("allocator: ordered role %q is not known", r.name)
+	nodes := 0
+	var walk func(r *role) ([]resources.Scalar, error)
+	walk = func(r *role) ([]resources.Scalar, error) {
+		if r != d.root {
+			nodes++
+			switch {
+			case d.roles[r.name] != r:
+				return nil, fmt.Errorf("allocator: node %q is not filed", r.name)
+			case parentOf(r.name) != r.parent.name:
+				return nil, fmt.Errorf("allocator: node %q under %q", r.name, r.parent.name)
+			case r.frameworks.len() == 0 && r.children.len() == 0:
+				return nil, fmt.Errorf("allocator: node %q has neither frameworks nor children", r.name)
+			case r.weight != d.weight(r.name):
+				return nil, fmt.Errorf("allocator: role %q has weight %v, want %v", r.name, r.weight, d.weight(r.name))
+			case r.quota != d.quota.set[r.name]:
+				return nil, fmt.Errorf("allocator: role %q has a stale quota", r.name)
+			}
 		}
-		if len(r.frameworks) == 0 {
-			return fmt.Errorf("allocator: role %q has no frameworks", r.name)
+		var own, sub, quota []resources.Scalar
+		offerable, ownOfferable, customMins := 0, 0, 0
+		frameworks := r.frameworks.slice()
+		if len(frameworks) != r.frameworks.len() {
+			return nil, fmt.Errorf("allocator: role %q counts %d frameworks, lists %d", r.name, r.frameworks.len(), len(frameworks))
 		}
-		if r.weight != d.weight(r.name) {
-			return fmt.Errorf("allocator: role %q has weight %v, want %v", r.name, r.weight, d.weight(r.name))
-		}
-		var qty []resources.Scalar
-		offerable := 0
-		for j, fr := range r.frameworks {
+		for j, fr := range frameworks {
 			if fr.role != r || fr.fw.roles[r.name] != fr || d.frameworks[fr.fw.id] != fr.fw {
-				return fmt.Errorf("allocator: role %q lists framework %q, not linked back", r.name, fr.fw.id)
+				return nil, fmt.Errorf("allocator: role %q lists framework %q, not linked back", r.name, fr.fw.id)
 			}
 			for k, v := range fr.qty {
-				d.addScalar(&qty, k, v, 1)
+				addScalar(&own, k, v, 1)
 			}
 			if fr.offerable {
-				offerable++
+				ownOfferable++
+			}
+			if fr.hasMins {
+				customMins++
 			}
 			if d.stale {
 				continue
 			}
 			if fr.key != d.share(fr.qty) {
-				return fmt.Errorf("allocator: role %q framework %q: share %v, positioned as %v", r.name, fr.fw.id, d.share(fr.qty), fr.key)
+				return nil, fmt.Errorf("allocator: role %q framework %q: share %v, positioned as %v", r.name, fr.fw.id, d.share(fr.qty), fr.key)
 			}
-			if j > 0 && !less(r.frameworks[j-1], fr) {
-				return fmt.Errorf("allocator: role %q: frameworks %q and %q out of order", r.name, r.frameworks[j-1].fw.id, fr.fw.id)
+			if d.sorter == SorterDRF && j > 0 && !less(frameworks[j-1], fr) {
+				return nil, fmt.Errorf("allocator: role %q: frameworks %q and %q out of order", r.name, frameworks[j-1].fw.id, fr.fw.id)
 			}
 		}
-		if !eqQty(qty, r.qty) {
-			return fmt.Errorf("allocator: role %q: quantities %v, its frameworks add up to %v", r.name, r.qty, qty)
+		for k, v := range own {
+			addScalar(&sub, k, v, 1)
 		}
-		if offerable != r.offerable {
-			return fmt.Errorf("allocator: role %q counts %d offerable frameworks, has %d", r.name, r.offerable, offerable)
+		for k, v := range countedQty[r.name] {
+			addScalar(&quota, k, v, 1)
 		}
-		if d.stale {
-			continue
+		offerable = ownOfferable
+		children := r.children.slice()
+		for j, c := range children {
+			if c.parent != r {
+				return nil, fmt.Errorf("allocator: node %q lists child %q, not linked back", r.name, c.name)
+			}
+			cq, err := walk(c)
+			if err != nil {
+				return nil, err
+			}
+			for k, v := range cq {
+				addScalar(&sub, k, v, 1)
+			}
+			for k, v := range c.quotaQty {
+				addScalar(&quota, k, v, 1)
+			}
+			offerable += c.offerable
+			if d.stale {
+				continue
+			}
+			if c.key != d.share(c.qty)/c.weight {
+				return nil, fmt.Errorf("allocator: role %q: share %v, positioned as %v", c.name, d.share(c.qty)/c.weight, c.key)
+			}
+			if d.sorter == SorterDRF && j > 0 && !less(children[j-1], c) {
+				return nil, fmt.Errorf("allocator: roles %q and %q out of order", children[j-1].name, c.name)
+			}
 		}
-		if r.key != d.share(r.qty)/r.weight {
-			return fmt.Errorf("allocator: role %q: share %v, positioned as %v", r.name, d.share(r.qty)/r.weight, r.key)
+		switch {
+		case !eqQty(own, r.ownQty):
+			return nil, fmt.Errorf("allocator: role %q: own quantities %v, its frameworks add up to %v", r.name, r.ownQty, own)
+		case r != d.root && !eqQty(sub, r.qty):
+			return nil, fmt.Errorf("allocator: role %q: quantities %v, its subtree adds up to %v", r.name, r.qty, sub)
+		case r != d.root && !eqQty(quota, r.quotaQty):
+			return nil, fmt.Errorf("allocator: role %q: quota consumption %v, allocations add up to %v", r.name, r.quotaQty, quota)
+		case ownOfferable != r.ownOfferable || offerable != r.offerable:
+			return nil, fmt.Errorf("allocator: role %q counts %d/%d offerable frameworks, has %d/%d", r.name, r.ownOfferable, r.offerable, ownOfferable, offerable)
+		case customMins != r.customMins:
+			return nil, fmt.Errorf("allocator: role %q counts %d frameworks with their own minimum offer size, has %d", r.name, r.customMins, customMins)
 		}
-		if i > 0 && !less(d.order[i-1], r) {
-			return fmt.Errorf("allocator: roles %q and %q out of order", d.order[i-1].name, r.name)
-		}
+		return sub, nil
+	}
+	if _, err := walk(d.root); err != nil {
+		return err
+	}
+	if nodes != len(d.roles) {
+		return fmt.Errorf("allocator: %d roles filed, %d in the tree", len(d.roles), nodes)
 	}
 	return nil
 }

@@ -1,7 +1,7 @@
 // Package allocator decides which framework is offered which agent's
-// resources: the Allocator interface the master drives, and DRF, the
-// hierarchical weighted Dominant Resource Fairness allocator of Apache
-// Mesos. An allocator is a pure data structure: no goroutines, no I/O, no
+// resources: the Allocator interface the master drives, and DRF, weighted
+// Dominant Resource Fairness as Apache Mesos's hierarchical allocator does
+// it. An allocator is a pure data structure: no goroutines, no I/O, no
 // clock (time is passed in) and no global state; its only randomness is an
 // injected, seeded source. The conformance suite in allocatortest runs
 // against any implementation.
@@ -41,16 +41,22 @@
 // mem:32, as Mesos). Shares are updated after each offer, so the next agent
 // goes to whoever is now furthest behind. With a role of weight 2 and one
 // of weight 1 both asking for everything, the first ends with twice the
-// dominant share of the second. Quota and hierarchical role trees (sub-role
-// shares rolling up into their parents) are not implemented yet; the roles
-// are kept in one flat ordering, which a tree of orderings can replace.
+// dominant share of the second. Offers count toward shares until they are
+// recovered, so fairness is as fine as the offers: frameworks that answer
+// offers one at a time (the master allocating again on each recovery) and
+// take a task from each end with dominant shares within about a task of
+// each other, while within one full cycle over many agents they take turns
+// at whole agents. Quota and hierarchical role trees (sub-role shares
+// rolling up into their parents) are not implemented yet; the roles are
+// kept in one flat ordering, which a tree of orderings can replace.
 //
 // # Cost
 //
 // DRF caches each agent's free resources and keeps the roles, and each
 // role's frameworks, in slices ordered by share; an offer moves the role
-// and framework that received it to their new places, which costs the
-// distance they move (at most R roles, or F_r frameworks of the role). A
+// and framework that received it to their new places, O(log R) comparisons
+// and a copy of the entries passed (at most R roles, or F_r frameworks of
+// the role). A
 // cycle over A agents costs O(A) to shuffle them, then for each agent with
 // free resources above the minimum, O(R) to walk the roles (a role with no
 // active, unsuppressed framework is passed over in O(1)) plus, in each
@@ -60,5 +66,7 @@
 // that follows a change of the cluster's totals (an agent added, removed or
 // resized) first recomputes every share and re-sorts, O(R log R + F log F).
 // Recover, AddFramework and the like reposition one role and framework
-// (O(distance moved)). Check walks everything and is meant for tests.
+// (O(log n) comparisons and a copy of what they pass); RemoveAgent also
+// drops every framework's filters for the agent, O(F). Check walks
+// everything and is meant for tests.
 package allocator

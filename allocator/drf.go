@@ -6,23 +6,44 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/apronhq/apron/resources"
 )
 
+// Sorter chooses the order in which a cycle walks the roles of the tree and
+// the frameworks of each role.
+type Sorter int
+
+const (
+	// SorterDRF walks them by ascending weighted dominant share, Mesos's
+	// "drf" sorter (the default).
+	SorterDRF Sorter = iota
+	// SorterRandom walks them in a random order drawn afresh for every
+	// agent: among siblings, each is next with a probability proportional
+	// to its weight (a role's own frameworks, taken together, weighing 1),
+	// and the frameworks of a role are shuffled. It is Mesos's "random"
+	// sorter, an answer to DRF starving frameworks whose tasks are large.
+	SorterRandom
+)
+
 // Options configures a DRF allocator.
 type Options struct {
-	// Rand orders the agents of each cycle. Default: a source seeded 1, so
-	// that an allocator is deterministic unless told otherwise.
+	// Rand orders the agents of each cycle (and everything else with
+	// SorterRandom). Default: a source seeded 1, so that an allocator is
+	// deterministic unless told otherwise.
 	Rand *rand.Rand
 	// MinAllocatable lists alternative minimum offer sizes, as Mesos's
 	// --min_allocatable_resources flag ("cpus:0.01|mem:32"): a framework is
 	// offered the resources it may use on an agent only if their quantities
 	// reach every quantity of at least one alternative, whatever the
 	// reservations. nil means Mesos's default, cpus:0.01 or mem:32; an
-	// empty, non-nil slice means any non-empty offer is made.
+	// empty, non-nil slice means any non-empty offer is made. A framework
+	// may replace it for its offers of a role (Framework.MinAllocatable).
 	MinAllocatable []resources.Resources
+	// Sorter orders roles and frameworks; SorterDRF by default.
+	Sorter Sorter
 }
 
 // quantity is an amount of a named resource, scalar or counted.
@@ -31,10 +52,13 @@ type quantity struct {
 	amount resources.Scalar
 }
 
-// DRF is the hierarchical weighted Dominant Resource Fairness allocator;
-// see the package documentation. Create it with NewDRF.
+// DRF is Mesos's hierarchical allocator: weighted Dominant Resource
+// Fairness over a tree of roles, with quotas, reservations and refusal
+// filters; see the package documentation. Create it with NewDRF. Like
+// every Allocator, it is owned by one goroutine.
 type DRF struct {
 	rng      *rand.Rand
+	sorter   Sorter
 	minAlloc [][]quantity
 
 	// names interns scalar resource names; quantity vectors ([]Scalar) are
@@ -46,9 +70,19 @@ type DRF struct {
 	agents     map[string]*agent
 	agentList  []*agent // the order cycles shuffle; agent.pos indexes it
 	frameworks map[string]*framework
-	roles      map[string]*role // roles with at least one tracked framework
-	order      []*role          // the roles by ascending (key, name)
+	root       *role            // the role tree's root, named ""
+	roles      map[string]*role // every other node of the tree, by path
 	weights    map[string]float64
+
+	// frs indexes every framework role by its idx, so that an agent's
+	// filter bits lead back to them; freeIdx are the indexes free for
+	// reuse.
+	frs     []*frameworkRole
+	freeIdx []int
+	// customMins counts framework roles with their own minimum offer size.
+	customMins int
+
+	quota quotaBook
 
 	// stale means the cluster totals changed since keys were computed:
 	// every share must be recomputed and every ordering re-sorted before
@@ -56,19 +90,28 @@ type DRF struct {
 	stale bool
 	visit uint64 // counts AllocateAgents calls
 
-	// Scratch space of a cycle, kept to avoid allocating each time.
-	scratch      []*agent
-	touchedFRs   []*frameworkRole
-	touchedRoles []*role
+	// epoch numbers the entries of eligibleLog, the framework roles that
+	// may have become eligible for offers they were not (see cycle.go).
+	epoch       uint64
+	eligibleLog []logEntry
+
+	cycleState
 }
 
 type agent struct {
 	id, hostname string
 	total        resources.Resources
-	available    resources.Resources    // total minus every allocation, unallocated
-	allocs       map[string]*allocation // by framework ID
+	available    resources.Resources        // total minus every allocation, unallocated
+	allocs       map[*framework]*allocation // by framework
 	pos          int
 	visit        uint64 // the last AllocateAgents call that listed the agent
+	active       bool
+	// version counts the changes of available (from 1), so that facts
+	// derived from it can be cached.
+	version uint64
+
+	filters agentFilters
+	idle    idleState
 }
 
 // allocation is what one framework holds on one agent, with each entry's
@@ -77,6 +120,10 @@ type allocation struct {
 	fw  *framework
 	ag  *agent
 	res resources.Resources
+	// shared says res is also the slice of an offer handed out: it is
+	// copied before being changed in place (most offers are declined or
+	// used whole, and never need the copy).
+	shared bool
 }
 
 type framework struct {
@@ -88,52 +135,43 @@ type framework struct {
 	active bool
 	// roles holds the roles the framework is tracked under: those it
 	// subscribes to and those it still holds resources allocated to.
-	roles   map[string]*frameworkRole
-	allocs  map[string]*allocation // by agent ID
-	filters map[string][]filter    // by agent ID
+	roles  map[string]*frameworkRole
+	allocs map[*agent]*allocation
+	// mins are the framework's own minimum offer sizes, by role.
+	mins map[string][][]quantity
 }
 
 // frameworkRole is a framework as a member of one role.
 type frameworkRole struct {
 	fw         *framework
 	role       *role
+	idx        int // in DRF.frs
 	subscribed bool
 	suppressed bool
 	offerable  bool // added, active, subscribed and not suppressed
 	agents     int  // agents where the framework holds resources of this role
 	qty        []resources.Scalar
 	key        float64 // dominant share of qty, as positioned in role.frameworks
+	// mins, when hasMins, replaces the allocator's minimum offer size.
+	mins    [][]quantity
+	hasMins bool
+	// filters are the framework's refusal filters for the role, by agent.
+	filters map[*agent][]filter
 }
 
-type role struct {
-	name       string
-	weight     float64
-	qty        []resources.Scalar
-	key        float64          // weighted dominant share, as positioned in DRF.order
-	frameworks []*frameworkRole // by ascending (key, framework ID)
-	offerable  int              // frameworks with offerable set
-}
-
-// filter is a refused-offer filter for one role on one agent.
-type filter struct {
-	role    string
-	refused resources.Resources // unallocated
-	expires time.Time
-}
-
-func (fr *frameworkRole) sortKey() (float64, string) { return fr.key, fr.fw.id }
-func (r *role) sortKey() (float64, string)           { return r.key, r.name }
-
-// NewDRF returns an empty weighted DRF allocator.
+// NewDRF returns an empty allocator.
 func NewDRF(opts Options) *DRF {
 	d := &DRF{
 		rng:        opts.Rand,
+		sorter:     opts.Sorter,
 		names:      map[string]int{},
 		agents:     map[string]*agent{},
 		frameworks: map[string]*framework{},
+		root:       &role{weight: 1},
 		roles:      map[string]*role{},
 		weights:    map[string]float64{},
 	}
+	d.quota.init()
 	if d.rng == nil {
 		d.rng = rand.New(rand.NewPCG(1, 0))
 	}
@@ -146,23 +184,36 @@ func NewDRF(opts Options) *DRF {
 	}
 	d.minAlloc = make([][]quantity, 0, len(mins))
 	for _, alt := range mins {
-		q := alt.Quantities()
-		qs := make([]quantity, 0, len(q))
-		for _, name := range slices.Sorted(maps.Keys(q)) {
-			if q[name] > 0 {
-				qs = append(qs, quantity{name, q[name]})
-			}
-		}
-		d.minAlloc = append(d.minAlloc, qs)
+		d.minAlloc = append(d.minAlloc, quantitiesOf(alt.Quantities()))
 	}
 	return d
 }
 
 var _ Allocator = (*DRF)(nil)
 
+// quantitiesOf lists the positive amounts of q, sorted by name.
+func quantitiesOf(q map[string]resources.Scalar) []quantity {
+	qs := make([]quantity, 0, len(q))
+	for _, name := range slices.Sorted(maps.Keys(q)) {
+		if q[name] > 0 {
+			qs = append(qs, quantity{name, q[name]})
+		}
+	}
+	return qs
+}
+
 // ---- quantities and shares ----
 
 func (d *DRF) nameIndex(name string) int {
+	if len(d.nameList) <= 8 {
+		// A cluster knows a handful of scalar names: comparing them beats
+		// hashing.
+		for i, n := range d.nameList {
+			if n == name {
+				return i
+			}
+		}
+	}
 	i, ok := d.names[name]
 	if !ok {
 		i = len(d.nameList)
@@ -180,11 +231,11 @@ func (d *DRF) addScalars(v *[]resources.Scalar, rs resources.Resources, sign int
 		if r.Type != resources.TypeScalar {
 			continue
 		}
-		d.addScalar(v, d.nameIndex(r.Name), r.Scalar, sign)
+		addScalar(v, d.nameIndex(r.Name), r.Scalar, sign)
 	}
 }
 
-func (d *DRF) addScalar(v *[]resources.Scalar, i int, s resources.Scalar, sign int) {
+func addScalar(v *[]resources.Scalar, i int, s resources.Scalar, sign int) {
 	if i >= len(*v) {
 		*v = append(*v, make([]resources.Scalar, i+1-len(*v))...)
 	}
@@ -193,6 +244,14 @@ func (d *DRF) addScalar(v *[]resources.Scalar, i int, s resources.Scalar, sign i
 	} else {
 		(*v)[i] = (*v)[i].Sub(s)
 	}
+}
+
+// at is v[i], or 0 past its end.
+func at(v []resources.Scalar, i int) resources.Scalar {
+	if i < len(v) {
+		return v[i]
+	}
+	return 0
 }
 
 // share is the dominant share of q: its largest fraction of a cluster
@@ -217,15 +276,16 @@ func (d *DRF) weight(role string) float64 {
 	return 1
 }
 
-// allocatable reports whether rs reaches the minimum offer size.
-func (d *DRF) allocatable(rs resources.Resources) bool {
+// allocatable reports whether rs reaches the minimum offer size mins (one
+// of its alternatives); no alternative at all means any non-empty rs.
+func allocatable(rs resources.Resources, mins [][]quantity) bool {
 	if len(rs) == 0 {
 		return false
 	}
-	if len(d.minAlloc) == 0 {
+	if len(mins) == 0 {
 		return true
 	}
-	for _, alt := range d.minAlloc {
+	for _, alt := range mins {
 		ok := true
 		for _, q := range alt {
 			var have resources.Scalar
@@ -246,189 +306,12 @@ func (d *DRF) allocatable(rs resources.Resources) bool {
 	return false
 }
 
-// ---- orderings ----
-
-type keyed interface {
-	comparable
-	sortKey() (float64, string)
-}
-
-func less[T keyed](a, b T) bool {
-	ak, an := a.sortKey()
-	bk, bn := b.sortKey()
-	if ak != bk {
-		return ak < bk
+// allocatableFor reports whether rs reaches fr's minimum offer size.
+func (d *DRF) allocatableFor(fr *frameworkRole, rs resources.Resources) bool {
+	if fr.hasMins {
+		return allocatable(rs, fr.mins)
 	}
-	return an < bn
-}
-
-func cmpKeyed[T keyed](a, b T) int {
-	if less(a, b) {
-		return -1
-	}
-	if less(b, a) {
-		return 1
-	}
-	return 0
-}
-
-// search returns the first index of s whose element is not before x.
-func search[T keyed](s []T, x T) int {
-	lo, hi := 0, len(s)
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if less(s[m], x) {
-			lo = m + 1
-		} else {
-			hi = m
-		}
-	}
-	return lo
-}
-
-func insertSorted[T keyed](s []T, x T) []T {
-	return slices.Insert(s, search(s, x), x)
-}
-
-// indexOf finds x in s, by binary search when s is ordered by the keys it
-// holds, else by scanning.
-func indexOf[T keyed](s []T, x T) int {
-	if i := search(s, x); i < len(s) && s[i] == x {
-		return i
-	}
-	return slices.Index(s, x)
-}
-
-// fixAt moves s[i], whose key changed, to its place: O(log n) comparisons
-// and a copy of the elements it passes.
-func fixAt[T keyed](s []T, i int) {
-	x := s[i]
-	switch {
-	case i+1 < len(s) && less(s[i+1], x):
-		j := i + 1 + search(s[i+1:], x) // x goes before s[j]
-		copy(s[i:j-1], s[i+1:j])
-		s[j-1] = x
-	case i > 0 && less(x, s[i-1]):
-		j := search(s[:i], x) // x goes at j
-		copy(s[j+1:i+1], s[j:i])
-		s[j] = x
-	}
-}
-
-func (d *DRF) rekeyFR(fr *frameworkRole) {
-	if d.stale {
-		return
-	}
-	i := indexOf(fr.role.frameworks, fr)
-	fr.key = d.share(fr.qty)
-	fixAt(fr.role.frameworks, i)
-}
-
-func (d *DRF) rekeyRole(r *role) {
-	if d.stale {
-		return
-	}
-	i := indexOf(d.order, r)
-	r.key = d.share(r.qty) / r.weight
-	fixAt(d.order, i)
-}
-
-// refresh recomputes every share and re-sorts every ordering after the
-// cluster totals changed: O(R log R + F log F).
-func (d *DRF) refresh() {
-	if !d.stale {
-		return
-	}
-	for _, r := range d.order {
-		for _, fr := range r.frameworks {
-			fr.key = d.share(fr.qty)
-		}
-		slices.SortFunc(r.frameworks, cmpKeyed[*frameworkRole])
-		r.key = d.share(r.qty) / r.weight
-	}
-	slices.SortFunc(d.order, cmpKeyed[*role])
-	d.stale = false
-}
-
-// ---- role membership ----
-
-// track returns fw's membership of the role called name, creating it (and
-// the role) if needed.
-func (d *DRF) track(fw *framework, name string) *frameworkRole {
-	if fr := fw.roles[name]; fr != nil {
-		return fr
-	}
-	r := d.roles[name]
-	if r == nil {
-		r = &role{name: name, weight: d.weight(name)}
-		d.roles[name] = r
-		d.order = insertSorted(d.order, r)
-	}
-	fr := &frameworkRole{fw: fw, role: r}
-	fw.roles[name] = fr
-	r.frameworks = insertSorted(r.frameworks, fr)
-	return fr
-}
-
-// untrackIfIdle forgets fr once the framework neither subscribes to the
-// role nor holds anything allocated to it, and the role once it has no
-// frameworks.
-func (d *DRF) untrackIfIdle(fr *frameworkRole) {
-	if fr.subscribed || fr.agents > 0 || fr.fw.roles[fr.role.name] != fr {
-		return
-	}
-	r := fr.role
-	if fr.offerable {
-		fr.offerable = false
-		r.offerable--
-	}
-	i := indexOf(r.frameworks, fr)
-	r.frameworks = slices.Delete(r.frameworks, i, i+1)
-	delete(fr.fw.roles, r.name)
-	if len(r.frameworks) == 0 {
-		j := indexOf(d.order, r)
-		d.order = slices.Delete(d.order, j, j+1)
-		delete(d.roles, r.name)
-	}
-}
-
-func (d *DRF) refreshOfferable(fr *frameworkRole) {
-	o := fr.fw.added && fr.fw.active && fr.subscribed && !fr.suppressed
-	if o == fr.offerable {
-		return
-	}
-	fr.offerable = o
-	if o {
-		fr.role.offerable++
-	} else {
-		fr.role.offerable--
-	}
-}
-
-// setRoles makes fw subscribe to exactly roles, with suppressed among them
-// suppressed. Roles left lose their filters.
-func (d *DRF) setRoles(fw *framework, roles, suppressed []string) {
-	for name, fr := range fw.roles {
-		if fr.subscribed && !slices.Contains(roles, name) {
-			fr.subscribed, fr.suppressed = false, false
-			d.dropFilters(fw, func(r string) bool { return r == name })
-		}
-	}
-	for _, name := range roles {
-		fr := d.track(fw, name)
-		fr.subscribed = true
-		fr.suppressed = slices.Contains(suppressed, name)
-	}
-	for _, fr := range fw.roles {
-		d.refreshOfferable(fr)
-		d.untrackIfIdle(fr)
-	}
-}
-
-func (d *DRF) refreshFramework(fw *framework) {
-	for _, fr := range fw.roles {
-		d.refreshOfferable(fr)
-	}
+	return allocatable(rs, d.minAlloc)
 }
 
 // ---- allocation bookkeeping ----
@@ -480,6 +363,37 @@ func ofRole(rs resources.Resources, role string) resources.Resources {
 	return rs.Filter(func(r resources.Resource) bool { return r.AllocationRole == role })
 }
 
+// counted reports whether a resource counts toward quotas: an unreserved,
+// non-revocable scalar (reservations count for their role whole, allocated
+// or not).
+func counted(r *resources.Resource) bool {
+	return r.Type == resources.TypeScalar && len(r.Reservations) == 0 && !r.Revocable
+}
+
+// account adds (sign 1) or subtracts the scalar entries of rs, each
+// attributed to one of fw's tracked roles, to the quantities of fw's roles
+// and of the role tree.
+func (d *DRF) account(fw *framework, rs resources.Resources, sign int) {
+	for i := range rs {
+		r := &rs[i]
+		if r.Type != resources.TypeScalar {
+			continue
+		}
+		fr := fw.roles[r.AllocationRole]
+		n := d.nameIndex(r.Name)
+		addScalar(&fr.qty, n, r.Scalar, sign)
+		addScalar(&fr.role.ownQty, n, r.Scalar, sign)
+		c := counted(r)
+		for a := fr.role; a != d.root; a = a.parent {
+			addScalar(&a.qty, n, r.Scalar, sign)
+			if c {
+				addScalar(&a.quotaQty, n, r.Scalar, sign)
+			}
+		}
+	}
+	d.quota.changed()
+}
+
 // charge records rs (every entry attributed to a role) as allocated to fw
 // on ag, taking unalloc (rs without allocation roles) from the agent's
 // available resources; the caller has checked that it is there. all says
@@ -491,11 +405,11 @@ func ofRole(rs resources.Resources, role string) resources.Resources {
 // owned by the allocator alone, changed in place; they are never handed out
 // without a copy.
 func (d *DRF) charge(fw *framework, ag *agent, rs, unalloc resources.Resources, all, deferred bool) {
-	a := fw.allocs[ag.id]
+	a := fw.allocs[ag]
 	if a == nil {
 		a = &allocation{fw: fw, ag: ag}
-		fw.allocs[ag.id] = a
-		ag.allocs[fw.id] = a
+		fw.allocs[ag] = a
+		ag.allocs[fw] = a
 	}
 	var buf [4]string
 	roles := appendRoles(buf[:0], rs)
@@ -506,9 +420,13 @@ func (d *DRF) charge(fw *framework, ag *agent, rs, unalloc resources.Resources, 
 		}
 	}
 	if a.res == nil {
-		a.res = slices.Clone(rs) // never share the caller's slice
+		a.res, a.shared = rs, true
 	} else {
+		a.own()
 		a.res.AddInPlace(rs)
+	}
+	if ag.active {
+		d.quota.addFree(d, unalloc, -1)
 	}
 	if all {
 		clear(ag.available)
@@ -516,21 +434,12 @@ func (d *DRF) charge(fw *framework, ag *agent, rs, unalloc resources.Resources, 
 	} else {
 		ag.available.SubtractInPlace(unalloc)
 	}
-	for i := range rs {
-		r := &rs[i]
-		if r.Type != resources.TypeScalar {
-			continue
-		}
-		fr := fw.roles[r.AllocationRole]
-		n := d.nameIndex(r.Name)
-		d.addScalar(&fr.qty, n, r.Scalar, 1)
-		d.addScalar(&fr.role.qty, n, r.Scalar, 1)
-	}
+	ag.version++ // available shrank: an idle agent stays idle
+	d.account(fw, rs, 1)
 	for _, name := range roles {
 		fr := fw.roles[name]
 		if deferred {
 			d.touchedFRs = append(d.touchedFRs, fr)
-			d.touchedRoles = append(d.touchedRoles, fr.role)
 		} else {
 			d.rekeyFR(fr)
 			d.rekeyRole(fr.role)
@@ -538,30 +447,38 @@ func (d *DRF) charge(fw *framework, ag *agent, rs, unalloc resources.Resources, 
 	}
 }
 
+// own makes the allocation's slice its own, to change it in place.
+func (a *allocation) own() {
+	if a.shared {
+		a.res, a.shared = slices.Clone(a.res), false
+	}
+}
+
 // release takes rs (attributed, held by fw on ag) out of the allocation and
 // gives it back to the agent; all says rs is the whole allocation (and may
-// be the allocation's slice itself).
-func (d *DRF) release(fw *framework, ag *agent, rs resources.Resources, all bool) {
-	a := fw.allocs[ag.id]
-	if all {
-		a.res = nil
-	} else {
+// be the allocation's slice itself). un is rs unallocated, or nil.
+func (d *DRF) release(fw *framework, ag *agent, rs, un resources.Resources, all bool) {
+	a := fw.allocs[ag]
+	if un == nil {
+		un = unallocate(rs)
+	}
+	switch {
+	case all || (len(rs) == len(a.res) && rs.Contains(a.res)):
+		a.res, a.shared = nil, false
+	default:
+		a.own()
 		a.res.SubtractInPlace(rs)
 	}
-	ag.available.AddInPlace(unallocate(rs))
-	for i := range rs {
-		r := &rs[i]
-		if r.Type != resources.TypeScalar {
-			continue
-		}
-		fr := fw.roles[r.AllocationRole]
-		n := d.nameIndex(r.Name)
-		d.addScalar(&fr.qty, n, r.Scalar, -1)
-		d.addScalar(&fr.role.qty, n, r.Scalar, -1)
+	ag.available.AddInPlace(un)
+	ag.version++
+	if ag.active {
+		d.quota.addFree(d, un, 1)
 	}
+	d.grown(ag)
+	d.account(fw, rs, -1)
 	if len(a.res) == 0 {
-		delete(fw.allocs, ag.id)
-		delete(ag.allocs, fw.id)
+		delete(fw.allocs, ag)
+		delete(ag.allocs, fw)
 	}
 	var buf [4]string
 	for _, name := range appendRoles(buf[:0], rs) {
@@ -593,79 +510,55 @@ func (d *DRF) forget(fw *framework) {
 	delete(d.frameworks, fw.id)
 }
 
-func (d *DRF) dropFilters(fw *framework, match func(role string) bool) {
-	for agentID, fs := range fw.filters {
-		fs = slices.DeleteFunc(fs, func(f filter) bool { return match(f.role) })
-		if len(fs) == 0 {
-			delete(fw.filters, agentID)
-		} else {
-			fw.filters[agentID] = fs
-		}
-	}
-}
-
-// filtered reports whether fw refused, for role on ag, resources containing
-// cand in a filter still running at now; it drops expired filters.
-func (fw *framework) filtered(agentID, role string, cand resources.Resources, now time.Time) bool {
-	fs, ok := fw.filters[agentID]
-	if !ok {
-		return false
-	}
-	hit := false
-	kept := fs[:0]
-	for _, f := range fs {
-		if !now.Before(f.expires) {
-			continue
-		}
-		kept = append(kept, f)
-		if !hit && f.role == role && f.refused.Contains(cand) {
-			hit = true
-		}
-	}
-	if len(kept) < len(fs) {
-		clear(fs[len(kept):])
-		if len(kept) == 0 {
-			delete(fw.filters, agentID)
-		} else {
-			fw.filters[agentID] = kept
-		}
-	}
-	return hit
-}
-
-// addFilter records a refusal, dropping the filters it subsumes and those
-// expired.
-func (fw *framework) addFilter(agentID string, f filter, now time.Time) {
-	fs := slices.DeleteFunc(fw.filters[agentID], func(o filter) bool {
-		return !now.Before(o.expires) ||
-			(o.role == f.role && !o.expires.After(f.expires) && f.refused.Contains(o.refused))
-	})
-	if fw.filters == nil {
-		fw.filters = map[string][]filter{}
-	}
-	fw.filters[agentID] = append(fs, f)
-}
-
 // ---- validation ----
 
-func validateFramework(f Framework) error {
+func validateFramework(f Framework) (map[string][][]quantity, error) {
 	if f.ID == "" {
-		return fmt.Errorf("%w: framework with an empty ID", ErrInvalid)
+		return nil, fmt.Errorf("%w: framework with an empty ID", ErrInvalid)
 	}
 	if len(f.Roles) == 0 {
-		return fmt.Errorf("%w: framework %q has no roles", ErrInvalid, f.ID)
+		return nil, fmt.Errorf("%w: framework %q has no roles", ErrInvalid, f.ID)
 	}
 	for i, r := range f.Roles {
 		if err := resources.ValidateRole(r); err != nil {
-			return fmt.Errorf("%w: framework %q: %w", ErrInvalid, f.ID, err)
+			return nil, fmt.Errorf("%w: framework %q: %w", ErrInvalid, f.ID, err)
 		}
 		if slices.Contains(f.Roles[:i], r) {
-			return fmt.Errorf("%w: framework %q lists role %q twice", ErrInvalid, f.ID, r)
+			return nil, fmt.Errorf("%w: framework %q lists role %q twice", ErrInvalid, f.ID, r)
 		}
 	}
 	for _, r := range f.SuppressedRoles {
 		if !slices.Contains(f.Roles, r) {
-			return fmt.Errorf("%w: framework %q suppresses role %q it does not subscribe to", ErrInvalid, f.ID, r)
+			return nil, fmt.Errorf("%w: framework %q suppresses role %q it does not subscribe to", ErrInvalid, f.ID, r)
+		}
+	}
+	var mins map[string][][]quantity
+	for _, role := range slices.Sorted(maps.Keys(f.MinAllocatable)) {
+		if !slices.Contains(f.Roles, role) {
+			return nil, fmt.Errorf("%w: framework %q sets a minimum offer size for role %q it does not subscribe to", ErrInvalid, f.ID, role)
+		}
+		alts := make([][]quantity, 0, len(f.MinAllocatable[role]))
+		for _, q := range f.MinAllocatable[role] {
+			if err := validateQuantities(q); err != nil {
+				return nil, fmt.Errorf("%w: framework %q: minimum offer size for role %q: %w", ErrInvalid, f.ID, role, err)
+			}
+			alts = append(alts, quantitiesOf(q))
+		}
+		if mins == nil {
+			mins = map[string][][]quantity{}
+		}
+		mins[role] = alts
+	}
+	return mins, nil
+}
+
+func validateQuantities(q Quantities) error {
+	for _, name := range slices.Sorted(maps.Keys(q)) {
+		if name == "" {
+			return fmt.Errorf("a resource without a name")
+		}
+		if v := q[name]; v < 0 || v > resources.MaxScalar {
+			return fmt.Errorf("%s: %s is out of range", name, v)
 		}
 	}
 	return nil
@@ -748,7 +641,21 @@ func soleRole(rs resources.Resources) string {
 }
 
 func newFramework(id string) *framework {
-	return &framework{id: id, roles: map[string]*frameworkRole{}, allocs: map[string]*allocation{}}
+	return &framework{id: id, roles: map[string]*frameworkRole{}, allocs: map[*agent]*allocation{}}
+}
+
+// sortedAllocs lists the framework's allocations by agent ID.
+func (fw *framework) sortedAllocs() []*allocation {
+	out := slices.Collect(maps.Values(fw.allocs))
+	slices.SortFunc(out, func(a, b *allocation) int { return strings.Compare(a.ag.id, b.ag.id) })
+	return out
+}
+
+// sortedAllocs lists the agent's allocations by framework ID.
+func (ag *agent) sortedAllocs() []*allocation {
+	out := slices.Collect(maps.Values(ag.allocs))
+	slices.SortFunc(out, func(a, b *allocation) int { return strings.Compare(a.fw.id, b.fw.id) })
+	return out
 }
 
 func (d *DRF) addedFramework(id string) (*framework, error) {
@@ -763,7 +670,8 @@ func (d *DRF) addedFramework(id string) (*framework, error) {
 
 // AddFramework implements Allocator.
 func (d *DRF) AddFramework(f Framework, used map[string]resources.Resources) error {
-	if err := validateFramework(f); err != nil {
+	mins, err := validateFramework(f)
+	if err != nil {
 		return err
 	}
 	fw := d.frameworks[f.ID]
@@ -790,7 +698,7 @@ func (d *DRF) AddFramework(f Framework, used map[string]resources.Resources) err
 		}
 		have := ag.available
 		if fw != nil {
-			if a := fw.allocs[id]; a != nil {
+			if a := fw.allocs[ag]; a != nil {
 				have = have.Add(a.res.Unallocated())
 			}
 		}
@@ -805,11 +713,11 @@ func (d *DRF) AddFramework(f Framework, used map[string]resources.Resources) err
 		fw = newFramework(f.ID)
 		d.frameworks[f.ID] = fw
 	}
-	fw.added, fw.active = true, f.Active
+	fw.added, fw.active, fw.mins = true, f.Active, mins
 	d.setRoles(fw, f.Roles, f.SuppressedRoles)
 	for _, c := range changes {
-		if a := fw.allocs[c.ag.id]; a != nil {
-			d.release(fw, c.ag, a.res, true)
+		if a := fw.allocs[c.ag]; a != nil {
+			d.release(fw, c.ag, a.res, nil, true)
 		}
 		if len(c.rs) > 0 {
 			d.charge(fw, c.ag, c.rs, c.unallocated, false, false)
@@ -820,7 +728,8 @@ func (d *DRF) AddFramework(f Framework, used map[string]resources.Resources) err
 
 // UpdateFramework implements Allocator.
 func (d *DRF) UpdateFramework(f Framework) error {
-	if err := validateFramework(f); err != nil {
+	mins, err := validateFramework(f)
+	if err != nil {
 		return err
 	}
 	fw, err := d.addedFramework(f.ID)
@@ -828,10 +737,15 @@ func (d *DRF) UpdateFramework(f Framework) error {
 		return err
 	}
 	if fw.active && !f.Active {
-		fw.filters = nil
+		d.dropFrameworkFilters(fw)
 	}
-	fw.active = f.Active
+	fw.active, fw.mins = f.Active, mins
 	d.setRoles(fw, f.Roles, f.SuppressedRoles)
+	for _, fr := range fw.roles {
+		if fr.offerable {
+			d.logEligible(fr) // its minimum offer size may have shrunk
+		}
+	}
 	return nil
 }
 
@@ -841,8 +755,8 @@ func (d *DRF) RemoveFramework(frameworkID string) error {
 	if fw == nil {
 		return fmt.Errorf("%w: %q", ErrUnknownFramework, frameworkID)
 	}
-	for _, agentID := range slices.Sorted(maps.Keys(fw.allocs)) {
-		d.release(fw, d.agents[agentID], fw.allocs[agentID].res, true)
+	for _, a := range fw.sortedAllocs() {
+		d.release(fw, a.ag, a.res, nil, true)
 	}
 	d.forget(fw)
 	return nil
@@ -866,9 +780,15 @@ func (d *DRF) DeactivateFramework(frameworkID string) error {
 		return err
 	}
 	fw.active = false
-	fw.filters = nil
+	d.dropFrameworkFilters(fw)
 	d.refreshFramework(fw)
 	return nil
+}
+
+func (d *DRF) dropFrameworkFilters(fw *framework) {
+	for _, fr := range fw.roles {
+		d.dropFilters(fr)
+	}
 }
 
 // ---- agents ----
@@ -915,11 +835,13 @@ func (d *DRF) AddAgent(a Agent, used map[string]resources.Resources) error {
 	}
 	ag := &agent{
 		id: a.ID, hostname: a.Hostname, total: total, available: slices.Clone(total),
-		allocs: map[string]*allocation{}, pos: len(d.agentList),
+		allocs: map[*framework]*allocation{}, pos: len(d.agentList), active: true, version: 1,
 	}
 	d.agents[a.ID] = ag
 	d.agentList = append(d.agentList, ag)
 	d.addScalars(&d.total, total, 1)
+	d.quota.addReserved(d, total, 1)
+	d.quota.addFree(d, total, 1)
 	d.stale = true
 	for _, c := range changes {
 		fw := d.frameworks[c.fwID]
@@ -936,8 +858,8 @@ func (d *DRF) AddAgent(a Agent, used map[string]resources.Resources) error {
 // framework order so that the result is deterministic.
 func (ag *agent) allocated() resources.Resources {
 	var sum resources.Resources
-	for _, id := range slices.Sorted(maps.Keys(ag.allocs)) {
-		sum = sum.Add(ag.allocs[id].res.Unallocated())
+	for _, a := range ag.sortedAllocs() {
+		sum = sum.Add(a.res.Unallocated())
 	}
 	return sum
 }
@@ -959,8 +881,18 @@ func (d *DRF) UpdateAgent(agentID string, total resources.Resources) error {
 	}
 	d.addScalars(&d.total, ag.total, -1)
 	d.addScalars(&d.total, total, 1)
+	d.quota.addReserved(d, ag.total, -1)
+	d.quota.addReserved(d, total, 1)
+	if ag.active {
+		d.quota.addFree(d, ag.available, -1)
+	}
 	ag.total = total
 	ag.available = total.Subtract(allocated)
+	ag.version++
+	if ag.active {
+		d.quota.addFree(d, ag.available, 1)
+	}
+	ag.idle = idleState{}
 	d.stale = true
 	return nil
 }
@@ -971,14 +903,15 @@ func (d *DRF) RemoveAgent(agentID string) error {
 	if ag == nil {
 		return fmt.Errorf("%w: %q", ErrUnknownAgent, agentID)
 	}
-	for _, id := range slices.Sorted(maps.Keys(ag.allocs)) {
-		fw := ag.allocs[id].fw
-		d.release(fw, ag, ag.allocs[id].res, true)
-		d.gcPending(fw)
+	for _, a := range ag.sortedAllocs() {
+		d.release(a.fw, ag, a.res, nil, true)
+		d.gcPending(a.fw)
 	}
-	for _, fw := range d.frameworks {
-		delete(fw.filters, agentID)
+	d.dropAgentFilters(ag)
+	if ag.active {
+		d.quota.addFree(d, ag.available, -1)
 	}
+	d.quota.addReserved(d, ag.total, -1)
 	last := d.agentList[len(d.agentList)-1]
 	d.agentList[ag.pos] = last
 	last.pos = ag.pos
@@ -987,6 +920,33 @@ func (d *DRF) RemoveAgent(agentID string) error {
 	delete(d.agents, agentID)
 	d.addScalars(&d.total, ag.total, -1)
 	d.stale = true
+	return nil
+}
+
+// ActivateAgent implements Allocator.
+func (d *DRF) ActivateAgent(agentID string) error {
+	ag := d.agents[agentID]
+	if ag == nil {
+		return fmt.Errorf("%w: %q", ErrUnknownAgent, agentID)
+	}
+	if !ag.active {
+		ag.active = true
+		ag.idle = idleState{}
+		d.quota.addFree(d, ag.available, 1)
+	}
+	return nil
+}
+
+// DeactivateAgent implements Allocator.
+func (d *DRF) DeactivateAgent(agentID string) error {
+	ag := d.agents[agentID]
+	if ag == nil {
+		return fmt.Errorf("%w: %q", ErrUnknownAgent, agentID)
+	}
+	if ag.active {
+		ag.active = false
+		d.quota.addFree(d, ag.available, -1)
+	}
 	return nil
 }
 
@@ -1005,7 +965,7 @@ func (d *DRF) Recover(frameworkID, agentID string, rs resources.Resources, refus
 	if resources.New(rs...).Empty() {
 		return nil
 	}
-	a := fw.allocs[agentID]
+	a := fw.allocs[ag]
 	def := ""
 	if a != nil {
 		def = soleRole(a.res)
@@ -1022,15 +982,23 @@ func (d *DRF) Recover(frameworkID, agentID string, rs resources.Resources, refus
 		return fmt.Errorf("%w: framework %q holds %s on agent %q, not %s",
 			ErrOverAllocation, frameworkID, held, agentID, rs)
 	}
-	d.release(fw, ag, rs, false) // rs is attribute's fresh copy
+	un := unallocate(rs)
 	if refuse > 0 && fw.added {
 		expires := now.Add(min(refuse, MaxRefuse))
-		for _, name := range rolesOf(rs) {
-			if fr := fw.roles[name]; fr != nil && fr.subscribed {
-				fw.addFilter(agentID, filter{role: name, refused: unallocate(ofRole(rs, name)), expires: expires}, now)
+		roles := rolesOf(rs)
+		for _, name := range roles {
+			fr := fw.roles[name]
+			if fr == nil || !fr.subscribed {
+				continue
 			}
+			refused := un // never changed: release only reads it
+			if len(roles) > 1 {
+				refused = unallocate(ofRole(rs, name))
+			}
+			d.addFilter(fr, ag, refused, expires, now)
 		}
 	}
+	d.release(fw, ag, rs, un, false) // rs is attribute's fresh copy
 	d.gcPending(fw)
 	return nil
 }
@@ -1040,8 +1008,8 @@ func (d *DRF) Recover(frameworkID, agentID string, rs resources.Resources, refus
 func (fw *framework) subscribed(roles []string) ([]*frameworkRole, error) {
 	var out []*frameworkRole
 	if len(roles) == 0 {
-		for _, fr := range fw.roles {
-			if fr.subscribed {
+		for _, name := range slices.Sorted(maps.Keys(fw.roles)) {
+			if fr := fw.roles[name]; fr.subscribed {
 				out = append(out, fr)
 			}
 		}
@@ -1074,7 +1042,8 @@ func (d *DRF) Suppress(frameworkID string, roles ...string) error {
 	return nil
 }
 
-// Revive implements Allocator.
+// Revive implements Allocator. It costs O(the framework's filters for the
+// roles revived), whatever the size of the cluster.
 func (d *DRF) Revive(frameworkID string, roles ...string) error {
 	fw, err := d.addedFramework(frameworkID)
 	if err != nil {
@@ -1086,11 +1055,12 @@ func (d *DRF) Revive(frameworkID string, roles ...string) error {
 	}
 	for _, fr := range frs {
 		fr.suppressed = false
-		d.refreshOfferable(fr)
+		hadFilters := len(fr.filters) > 0
+		d.dropFilters(fr)
+		if !d.refreshOfferable(fr) && fr.offerable && hadFilters {
+			d.logEligible(fr)
+		}
 	}
-	d.dropFilters(fw, func(role string) bool {
-		return slices.ContainsFunc(frs, func(fr *frameworkRole) bool { return fr.role.name == role })
-	})
 	return nil
 }
 
@@ -1110,90 +1080,6 @@ func (d *DRF) SetWeight(role string, weight float64) error {
 	return nil
 }
 
-// ---- cycles ----
-
-// Allocate implements Allocator.
-func (d *DRF) Allocate(now time.Time) []Offer {
-	d.scratch = append(d.scratch[:0], d.agentList...)
-	return d.cycle(now, d.scratch)
-}
-
-// AllocateAgents implements Allocator.
-func (d *DRF) AllocateAgents(now time.Time, agentIDs ...string) []Offer {
-	d.scratch = d.scratch[:0]
-	d.visit++
-	for _, id := range agentIDs {
-		if ag := d.agents[id]; ag != nil && ag.visit != d.visit {
-			ag.visit = d.visit
-			d.scratch = append(d.scratch, ag)
-		}
-	}
-	return d.cycle(now, d.scratch)
-}
-
-// cycle offers the free resources of agents, visited in random order. See
-// the package documentation for what it costs.
-func (d *DRF) cycle(now time.Time, agents []*agent) []Offer {
-	d.refresh()
-	d.rng.Shuffle(len(agents), func(i, j int) { agents[i], agents[j] = agents[j], agents[i] })
-	var offers []Offer
-	for _, ag := range agents {
-		if !d.allocatable(ag.available) {
-			continue // no part of it can make an offer
-		}
-		// Without reservations, every role may use everything free.
-		unreserved := !slices.ContainsFunc(ag.available, resources.Resource.IsReserved)
-		for _, r := range d.order {
-			if len(ag.available) == 0 {
-				break
-			}
-			if r.offerable == 0 {
-				continue
-			}
-			var cand resources.Resources
-			computed := false
-			for _, fr := range r.frameworks {
-				if !fr.offerable {
-					continue
-				}
-				if !computed {
-					computed = true
-					if unreserved {
-						cand = ag.available
-					} else {
-						cand = ag.available.AllocatableTo(r.name)
-					}
-					if !d.allocatable(cand) {
-						break
-					}
-				}
-				if fr.fw.filtered(ag.id, r.name, cand, now) {
-					continue
-				}
-				rs := allocateTo(cand, r.name)
-				d.charge(fr.fw, ag, rs, cand, unreserved, true)
-				offers = append(offers, Offer{FrameworkID: fr.fw.id, AgentID: ag.id, Role: r.name, Resources: rs})
-				break // the role may use nothing more on this agent
-			}
-		}
-		// Each role and framework got at most one offer on this agent and
-		// the others' shares did not change, so repositioning them now
-		// gives every later agent the order it would see had we done it
-		// after each offer.
-		for _, fr := range d.touchedFRs {
-			d.rekeyFR(fr)
-		}
-		for _, r := range d.touchedRoles {
-			d.rekeyRole(r)
-		}
-		clear(d.touchedFRs)
-		clear(d.touchedRoles)
-		d.touchedFRs, d.touchedRoles = d.touchedFRs[:0], d.touchedRoles[:0]
-	}
-	clear(agents)
-	return offers
-}
-
 // ---- introspection ----
 
 // Allocation implements Allocator.
@@ -1203,8 +1089,8 @@ func (d *DRF) Allocation(frameworkID string) map[string]resources.Resources {
 		return nil
 	}
 	out := make(map[string]resources.Resources, len(fw.allocs))
-	for id, a := range fw.allocs {
-		out[id] = slices.Clone(a.res)
+	for ag, a := range fw.allocs {
+		out[ag.id] = slices.Clone(a.res)
 	}
 	return out
 }
@@ -1220,13 +1106,22 @@ func (d *DRF) Available(agentID string) resources.Resources {
 
 // Roles implements Allocator.
 func (d *DRF) Roles() []RoleInfo {
-	names := slices.Collect(maps.Keys(d.roles))
+	set := map[string]bool{}
+	for name := range d.roles {
+		set[name] = true
+	}
 	for name := range d.weights {
-		if d.roles[name] == nil {
-			names = append(names, name)
+		set[name] = true
+	}
+	for name := range d.quota.set {
+		set[name] = true
+	}
+	for name := range set {
+		for p := parentOf(name); p != ""; p = parentOf(p) {
+			set[p] = true
 		}
 	}
-	slices.Sort(names)
+	names := slices.Sorted(maps.Keys(set))
 	out := make([]RoleInfo, 0, len(names))
 	for _, name := range names {
 		info := RoleInfo{Name: name, Weight: d.weight(name), Allocated: map[string]resources.Scalar{}}
@@ -1237,10 +1132,20 @@ func (d *DRF) Roles() []RoleInfo {
 				}
 			}
 			info.Share = d.share(r.qty) / r.weight
-			for _, fr := range r.frameworks {
+			r.frameworks.each(func(fr *frameworkRole) bool {
 				info.Frameworks = append(info.Frameworks, fr.fw.id)
-			}
+				return true
+			})
 			slices.Sort(info.Frameworks)
+		}
+		if q := d.quota.set[name]; q != nil {
+			info.Quota = q.spec.clone()
+		}
+		info.Consumed = Quantities{}
+		for i, v := range d.quota.consumed(d, name) {
+			if v != 0 {
+				info.Consumed[d.nameList[i]] = v
+			}
 		}
 		out = append(out, info)
 	}

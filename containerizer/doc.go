@@ -45,4 +45,10 @@
 //
 // A Linux containerizer (namespaces, cgroups, images) implements the same
 // interface for untrusted workloads and enforced limits.
+//
+// [Noop] runs nothing: its containers end with exit status 0 after a
+// configured run time. It is for load tests of the agent and master
+// (examples/loadgen), which should measure Apron rather than fork/exec; it
+// keeps the lifecycle of the interface but, running no process, not the
+// conformance suite's cases about processes.
 package containerizer

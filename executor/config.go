@@ -49,8 +49,9 @@ type Config struct {
 	// of frameworks that do not checkpoint behave so (MESOS_CHECKPOINT not
 	// "1"), since their agent does not recover them after a restart.
 	ExitOnDisconnect bool
-	// AgentEndpoint is the agent's host:port (MESOS_AGENT_ENDPOINT), for
-	// whoever builds an HTTP Agent link; the driver does not use it.
+	// AgentEndpoint is the agent's host:port (MESOS_AGENT_ENDPOINT), from
+	// which ConfigFromEnv builds Agent (HTTPAgent); the driver does not use
+	// it.
 	AgentEndpoint string
 }
 
@@ -92,7 +93,15 @@ func (cfg Config) withDefaults() (Config, error) {
 // restart; anything else sets ExitOnDisconnect, as Mesos does),
 // MESOS_RECOVERY_TIMEOUT and MESOS_SUBSCRIPTION_BACKOFF_MAX. Durations take
 // Mesos's form ("15mins", "2secs", "100ms", "1.5hrs") or Go's ("15m").
-// getenv is usually os.Getenv. Agent is left nil for the caller to set.
+// getenv is usually os.Getenv. Agent is the HTTP link to
+// MESOS_AGENT_ENDPOINT (HTTPAgent), so that
+//
+//	cfg, err := executor.ConfigFromEnv(os.Getenv)
+//	d, err := executor.NewDriver(myExecutor, cfg)
+//	err = d.Run(ctx)
+//
+// is the whole main of an executor process an agent starts; without
+// MESOS_AGENT_ENDPOINT, Agent is left nil for the caller to set.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	var cfg Config
 	cfg.FrameworkID.Value = getenv("MESOS_FRAMEWORK_ID")
@@ -104,6 +113,9 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		return Config{}, fmt.Errorf("MESOS_EXECUTOR_ID is not set: %w", ErrInvalidConfig)
 	}
 	cfg.AgentEndpoint = getenv("MESOS_AGENT_ENDPOINT")
+	if cfg.AgentEndpoint != "" {
+		cfg.Agent = HTTPAgent(cfg.AgentEndpoint)
+	}
 	cfg.ExitOnDisconnect = getenv("MESOS_CHECKPOINT") != "1"
 	for _, v := range []struct {
 		name string

@@ -31,8 +31,22 @@
 // goroutine has an owner. SendStatusUpdate and SendFrameworkMessage may be
 // called from any goroutine; updates reach the agent in the order they were
 // sent. The link is the [Agent] interface, whose implementations are the
-// agent itself (in one process, events over a Go channel) and an HTTP client
-// of the agent's /api/v1/executor.
+// agent itself (in one process, events over a Go channel) and [HTTPAgent],
+// the client of an agent's /api/v1/executor (Apron's or Apache Mesos's).
+//
+// # Executor processes
+//
+// An agent starts a custom executor as a process with the Mesos executor
+// environment; its main is
+//
+//	cfg, err := executor.ConfigFromEnv(os.Getenv) // Agent: HTTPAgent(MESOS_AGENT_ENDPOINT)
+//	d, err := executor.NewDriver(myExecutor, cfg)
+//	err = d.Run(ctx)
+//
+// as with Mesos's executor libraries. The built-in command executor can run
+// so too: an agent in its process mode re-executes a binary (its own, by
+// default) with [CommandExecutorEnv] set, and the binary calls
+// [RunCommandExecutor] when [IsCommandExecutorProcess] says so.
 //
 // # The built-in executors
 //

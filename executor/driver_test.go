@@ -470,12 +470,15 @@ func TestConfigFromEnv(t *testing.T) {
 	assert.False(t, cfg.ExitOnDisconnect)
 	assert.Equal(t, 15*time.Minute, cfg.RecoveryTimeout)
 	assert.Equal(t, 2*time.Second, cfg.SubscriptionBackoffMax)
-	assert.Nil(t, cfg.Agent)
+	require.NotNil(t, cfg.Agent, "the HTTP link to MESOS_AGENT_ENDPOINT")
+	assert.Equal(t, "http://127.0.0.1:5051/api/v1/executor", cfg.Agent.(*httpAgent).url)
 
 	env["MESOS_CHECKPOINT"] = "0"
+	delete(env, "MESOS_AGENT_ENDPOINT")
 	cfg, err = ConfigFromEnv(getenv)
 	require.NoError(t, err)
 	assert.True(t, cfg.ExitOnDisconnect)
+	assert.Nil(t, cfg.Agent, "no endpoint, no link")
 
 	env["MESOS_RECOVERY_TIMEOUT"] = "soon"
 	_, err = ConfigFromEnv(getenv)

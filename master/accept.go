@@ -333,6 +333,7 @@ func (l *launcher) commit(ti *mesospb.TaskInfo, need resources.Resources) {
 	l.fw.tasks[t.id] = t
 	l.a.tasks[t.key()] = t
 	l.c.met.tasksLaunched++
+	l.c.emitTaskAdded(t)
 }
 
 func (l *launcher) refuse(ti *mesospb.TaskInfo, err error) {

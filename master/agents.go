@@ -6,6 +6,7 @@ import (
 
 	"github.com/apronhq/apron/allocator"
 	"github.com/apronhq/apron/api/v1/internalpb"
+	"github.com/apronhq/apron/api/v1/masterpb"
 	"github.com/apronhq/apron/api/v1/mesospb"
 	"github.com/apronhq/apron/api/v1/schedulerpb"
 	"github.com/apronhq/apron/resources"
@@ -75,6 +76,7 @@ func (c *core) registerAgent(r *internalpb.Call_Register) (string, error) {
 	s := c.newStream(agentStream, id)
 	a.stream = s.id
 	c.sendAgent(a, c.registered(internalpb.Event_REGISTERED, id))
+	c.emitAgentAdded(a)
 	c.log.Info("agent registered", "agent", id, "hostname", info.Hostname, "resources", total.String())
 	return s.id, nil
 }
@@ -142,6 +144,7 @@ func (c *core) reregisterAgent(r *internalpb.Call_Reregister) (string, error) {
 		if err := c.alloc.DeactivateFramework(fw.id); err != nil {
 			c.log.Error("allocator refused deactivation", "framework", fw.id, "err", err)
 		}
+		c.emitFramework(masterpb.Event_FRAMEWORK_ADDED, fw)
 	}
 
 	reported := map[string]*mesospb.Task{}
@@ -175,9 +178,10 @@ func (c *core) reregisterAgent(r *internalpb.Call_Reregister) (string, error) {
 			}
 			t.state = state
 			c.taskEnded(a, t)
+			st := c.masterStatus(t.id, id, state, mesospb.TaskStatus_REASON_AGENT_RESTARTED, "The agent re-registered without this task")
+			c.emitTaskUpdated(t, st)
 			if fw != nil {
-				c.sendUpdate(fw, c.masterStatus(t.id, id, state, mesospb.TaskStatus_REASON_AGENT_RESTARTED,
-					"The agent re-registered without this task"))
+				c.sendUpdate(fw, st)
 			}
 			c.forgetTask(a, t)
 		}
@@ -238,6 +242,7 @@ func (c *core) reregisterAgent(r *internalpb.Call_Reregister) (string, error) {
 			if fw := c.frameworks[t.framework]; fw != nil {
 				fw.tasks[t.id] = t
 			}
+			c.emitTaskAdded(t)
 		}
 		for _, e := range r.Executors {
 			if e.FrameworkID == nil {
@@ -252,6 +257,7 @@ func (c *core) reregisterAgent(r *internalpb.Call_Reregister) (string, error) {
 	s := c.newStream(agentStream, id)
 	a.stream = s.id
 	c.sendAgent(a, c.registered(internalpb.Event_REREGISTERED, id))
+	c.emitAgentAdded(a)
 	// Kills the agent missed while it was away are sent again by the
 	// framework's reconciliation; frameworks that were removed meanwhile
 	// are shut down on the agent.
@@ -387,7 +393,9 @@ func (c *core) removeAgent(a *agent, reason mesospb.TaskStatus_Reason, msg strin
 			state = mesospb.TASK_UNREACHABLE
 		}
 		t.state = state
-		c.sendUpdate(fw, c.masterStatus(t.id, a.id, state, reason, msg))
+		st := c.masterStatus(t.id, a.id, state, reason, msg)
+		c.emitTaskUpdated(t, st)
+		c.sendUpdate(fw, st)
 	}
 	for _, fw := range c.frameworks {
 		delete(fw.executors, a.id)
@@ -408,5 +416,6 @@ func (c *core) removeAgent(a *agent, reason mesospb.TaskStatus_Reason, msg strin
 	}
 	delete(c.agents, a.id)
 	delete(c.dirtyAgents, a.id)
+	c.emitAgentRemoved(a)
 	c.log.Warn("agent removed", "agent", a.id, "reason", msg)
 }

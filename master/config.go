@@ -47,12 +47,25 @@ type Config struct {
 	StreamBuffer int
 	// Weights are the initial role weights (default 1 for every role).
 	Weights map[string]float64
+	// Leadership says whether this master leads; the HTTP API of a master
+	// that does not redirects clients to the leader (307) or, when no
+	// leader is known, answers 503. nil means the master always leads.
+	Leadership Leadership
 
 	// Clock, Rand and Logger are injected for tests; defaults are the
 	// system clock, a randomly seeded source and a discarding logger.
 	Clock  clock.Clock
 	Rand   *rand.Rand
 	Logger *slog.Logger
+}
+
+// Leadership tells a master whether it leads, and who does when it does not.
+// The election package implements it; it must be safe for concurrent use.
+type Leadership interface {
+	// Leader reports whether this master leads and, when it does not, the
+	// leader's base URL (like "http://10.0.0.2:5050"), or "" when no leader
+	// is known.
+	Leader() (leading bool, leaderURL string)
 }
 
 func (c Config) withDefaults() (Config, error) {

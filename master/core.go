@@ -9,6 +9,7 @@ import (
 
 	"github.com/apronhq/apron/allocator"
 	"github.com/apronhq/apron/api/v1/internalpb"
+	"github.com/apronhq/apron/api/v1/masterpb"
 	"github.com/apronhq/apron/api/v1/mesospb"
 	"github.com/apronhq/apron/api/v1/schedulerpb"
 	"github.com/apronhq/apron/resources"
@@ -44,6 +45,7 @@ type core struct {
 
 	out outbox
 	met metrics
+	ops operators // operator API subscribers and weights
 }
 
 // outbox holds what the core decided to send since the shell last drained it.
@@ -56,6 +58,7 @@ type message struct {
 	stream    string
 	scheduler *schedulerpb.Event
 	agent     *internalpb.Event
+	operator  *masterpb.Event
 }
 
 type streamKind int
@@ -63,6 +66,7 @@ type streamKind int
 const (
 	schedulerStream streamKind = iota
 	agentStream
+	operatorStream
 )
 
 type stream struct {
@@ -93,6 +97,7 @@ func newCore(cfg Config, now time.Time) *core {
 		offers:      map[string]*offer{},
 		dirtyAgents: map[string]bool{},
 		met:         metrics{taskStates: map[mesospb.TaskState]uint64{}},
+		ops:         operators{weights: map[string]float64{}, started: now},
 	}
 	id := c.uuid()
 	c.info = mesospb.MasterInfo{
@@ -111,7 +116,9 @@ func newCore(cfg Config, now time.Time) *core {
 	for role, w := range cfg.Weights {
 		if err := c.alloc.SetWeight(role, w); err != nil {
 			c.log.Warn("ignoring role weight", "role", role, "weight", w, "err", err)
+			continue
 		}
+		c.ops.weights[role] = w
 	}
 	return c
 }
@@ -208,6 +215,8 @@ func (c *core) streamEnded(id string) {
 		if a := c.agents[s.peer]; a != nil && a.stream == id {
 			c.agentDisconnected(a)
 		}
+	case operatorStream:
+		c.operatorLeft(id)
 	}
 }
 

@@ -26,4 +26,25 @@
 // saying what is wrong, tasks on invalid offers TASK_LOST (TASK_DROPPED),
 // and nothing of a refused ACCEPT is lost: unused resources return to the
 // allocator.
+//
+// Handler serves the master over HTTP, wire-compatible with Mesos v1:
+// POST /api/v1/scheduler for schedulers, POST /apron/v1/agent for agents,
+// POST /api/v1 for operators, and GET /state, /health, /metrics (Prometheus
+// text) and /version. A call is one protobuf or JSON message (Content-Type;
+// Accept picks the answer's encoding, JSON by default). SUBSCRIBE (REGISTER
+// or REREGISTER for agents) answers 200 with a chunked RecordIO stream and a
+// Mesos-Stream-Id header; the stream is the same bounded channel the
+// in-process link returns, and lives as long as the request. Every other
+// call must carry that header and is answered 202 when accepted: 403 for a
+// missing or wrong stream ID or a call for another framework, 400 for a
+// malformed call (the message names the field), 405, 415 and 413 for a bad
+// method, media type or size, 501 for an operator call Apron does not
+// implement yet. The operator API answers the GET_* calls from the core's
+// state, applies UPDATE_WEIGHTS whole or not at all, and its SUBSCRIBE
+// streams SUBSCRIBED (the whole state) then task, agent and framework
+// changes, with HEARTBEATs; the core builds these events only while someone
+// subscribes. A master whose Config.Leadership says it does not lead
+// answers 307 to the same path on the leader, or 503 when no leader is
+// known, on every endpoint but /health (503 "not leading"), /metrics and
+// /version.
 package master

@@ -8,6 +8,7 @@ import (
 
 	"github.com/apronhq/apron/allocator"
 	"github.com/apronhq/apron/api/v1/internalpb"
+	"github.com/apronhq/apron/api/v1/masterpb"
 	"github.com/apronhq/apron/api/v1/mesospb"
 	"github.com/apronhq/apron/api/v1/schedulerpb"
 	"github.com/apronhq/apron/resources"
@@ -124,6 +125,7 @@ func (c *core) subscribe(call *schedulerpb.Call) (string, error) {
 	}
 
 	var fw *framework
+	added := info.ID == nil || c.frameworks[info.ID.Value] == nil
 	if info.ID != nil && info.ID.Value != "" {
 		fw = c.frameworks[info.ID.Value]
 		if fw == nil {
@@ -175,6 +177,11 @@ func (c *core) subscribe(call *schedulerpb.Call) (string, error) {
 			})
 		}
 	}
+	if added {
+		c.emitFramework(masterpb.Event_FRAMEWORK_ADDED, fw)
+	} else {
+		c.emitFramework(masterpb.Event_FRAMEWORK_UPDATED, fw)
+	}
 	c.log.Info("framework subscribed", "framework", fw.id, "name", info.Name, "roles", roles)
 	return s.id, nil
 }
@@ -220,6 +227,7 @@ func (c *core) frameworkDisconnected(fw *framework) {
 	if err := c.alloc.DeactivateFramework(fw.id); err != nil {
 		c.log.Error("allocator refused deactivation", "framework", fw.id, "err", err)
 	}
+	c.emitFramework(masterpb.Event_FRAMEWORK_UPDATED, fw)
 	c.log.Info("framework disconnected", "framework", fw.id, "failover_timeout", fw.failoverTimeout)
 	if fw.failoverTimeout == 0 {
 		c.removeFramework(fw)
@@ -259,6 +267,7 @@ func (c *core) removeFramework(fw *framework) {
 		c.log.Error("allocator refused framework removal", "framework", fw.id, "err", err)
 	}
 	delete(c.frameworks, fw.id)
+	c.emitFrameworkRemoved(fw)
 	c.log.Info("framework removed", "framework", fw.id)
 }
 
@@ -435,5 +444,6 @@ func (c *core) updateFramework(fw *framework, u *schedulerpb.Call_UpdateFramewor
 		}
 	}
 	c.markAllAgentsDirty()
+	c.emitFramework(masterpb.Event_FRAMEWORK_UPDATED, fw)
 	return nil
 }

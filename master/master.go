@@ -34,6 +34,7 @@ type Master struct {
 type subscriber struct {
 	scheduler chan *schedulerpb.Event
 	agent     chan *internalpb.Event
+	operator  chan *masterpb.Event
 	stop      chan struct{}
 }
 
@@ -44,6 +45,9 @@ func (s *subscriber) close() {
 	}
 	if s.agent != nil {
 		close(s.agent)
+	}
+	if s.operator != nil {
+		close(s.operator)
 	}
 }
 
@@ -129,6 +133,12 @@ func (m *Master) flush() {
 			case msg.agent != nil && s.agent != nil:
 				select {
 				case s.agent <- msg.agent:
+				default:
+					delivered = false
+				}
+			case msg.operator != nil && s.operator != nil:
+				select {
+				case s.operator <- msg.operator:
 				default:
 					delivered = false
 				}

@@ -26,27 +26,7 @@ func (c *core) state() *masterpb.Response_GetState {
 
 	for _, id := range sortedKeys(c.frameworks) {
 		fw := c.frameworks[id]
-		f := masterpb.Response_GetFrameworks_Framework{
-			FrameworkInfo:    fw.info,
-			Active:           fw.stream != "",
-			Connected:        fw.stream != "",
-			Recovered:        false,
-			RegisteredTime:   timeInfo(fw.registeredAt),
-			UnregisteredTime: timeInfo(fw.disconnectedAt),
-		}
-		var offered resources.Resources
-		for _, oid := range sortedKeys(fw.offers) {
-			o := fw.offers[oid]
-			f.Offers = append(f.Offers, o.proto(c.agents[o.agent]))
-			offered = offered.Add(o.resources)
-		}
-		f.OfferedResources = offered.ToProto()
-		var allocated resources.Resources
-		for _, rs := range c.alloc.Allocation(fw.id) {
-			allocated = allocated.Add(rs)
-		}
-		f.AllocatedResources = allocated.ToProto()
-		frameworks.Frameworks = append(frameworks.Frameworks, f)
+		frameworks.Frameworks = append(frameworks.Frameworks, c.frameworkProto(fw))
 
 		for _, tid := range sortedKeys(fw.tasks) {
 			t := fw.tasks[tid]
@@ -69,23 +49,53 @@ func (c *core) state() *masterpb.Response_GetState {
 		}
 	}
 	for _, id := range sortedKeys(c.agents) {
-		a := c.agents[id]
-		var offered resources.Resources
-		for _, o := range a.offers {
-			offered = offered.Add(o.resources)
-		}
-		allocated := a.total.Subtract(c.alloc.Available(id))
-		agents.Agents = append(agents.Agents, masterpb.Response_GetAgents_Agent{
-			AgentInfo:          a.info,
-			Active:             a.stream != "",
-			Version:            a.version,
-			RegisteredTime:     timeInfo(a.registeredAt),
-			TotalResources:     a.total.ToProto(),
-			AllocatedResources: allocated.ToProto(),
-			OfferedResources:   offered.ToProto(),
-		})
+		agents.Agents = append(agents.Agents, c.agentProto(c.agents[id]))
 	}
 	return &masterpb.Response_GetState{GetTasks: tasks, GetExecutors: executors, GetFrameworks: frameworks, GetAgents: agents}
+}
+
+// frameworkProto is a framework as GET_FRAMEWORKS and the operator events
+// report it.
+func (c *core) frameworkProto(fw *framework) masterpb.Response_GetFrameworks_Framework {
+	f := masterpb.Response_GetFrameworks_Framework{
+		FrameworkInfo:    fw.info,
+		Active:           fw.stream != "",
+		Connected:        fw.stream != "",
+		Recovered:        false,
+		RegisteredTime:   timeInfo(fw.registeredAt),
+		UnregisteredTime: timeInfo(fw.disconnectedAt),
+	}
+	var offered resources.Resources
+	for _, oid := range sortedKeys(fw.offers) {
+		o := fw.offers[oid]
+		f.Offers = append(f.Offers, o.proto(c.agents[o.agent]))
+		offered = offered.Add(o.resources)
+	}
+	f.OfferedResources = offered.ToProto()
+	var allocated resources.Resources
+	for _, rs := range c.alloc.Allocation(fw.id) {
+		allocated = allocated.Add(rs)
+	}
+	f.AllocatedResources = allocated.ToProto()
+	return f
+}
+
+// agentProto is an agent as GET_AGENTS and the operator events report it.
+func (c *core) agentProto(a *agent) masterpb.Response_GetAgents_Agent {
+	var offered resources.Resources
+	for _, o := range a.offers {
+		offered = offered.Add(o.resources)
+	}
+	allocated := a.total.Subtract(c.alloc.Available(a.id))
+	return masterpb.Response_GetAgents_Agent{
+		AgentInfo:          a.info,
+		Active:             a.stream != "",
+		Version:            a.version,
+		RegisteredTime:     timeInfo(a.registeredAt),
+		TotalResources:     a.total.ToProto(),
+		AllocatedResources: allocated.ToProto(),
+		OfferedResources:   offered.ToProto(),
+	}
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -18,12 +18,13 @@ type StateMachine struct {
 	c *core
 }
 
-// Output is one event the state machine decided to send: to the scheduler
-// or the agent on the named stream.
+// Output is one event the state machine decided to send: to the scheduler,
+// the agent or the operator subscriber on the named stream.
 type Output struct {
 	Stream    string
 	Scheduler *schedulerpb.Event
 	Agent     *internalpb.Event
+	Operator  *masterpb.Event
 }
 
 // Ready is what the state machine decided since the last Ready: events to
@@ -63,6 +64,10 @@ func (s *StateMachine) AgentCall(streamID string, call *internalpb.Call) error {
 	return s.c.agentCall(streamID, call)
 }
 
+// SubscribeOperator opens an operator API event stream (the operator
+// SUBSCRIBE call) and returns its ID; its first event is SUBSCRIBED.
+func (s *StateMachine) SubscribeOperator() string { return s.c.subscribeOperator() }
+
 // StreamEnded tells the state machine a stream ended on the peer's side
 // (disconnect) or could not be delivered to.
 func (s *StateMachine) StreamEnded(streamID string) { s.c.streamEnded(streamID) }
@@ -76,7 +81,7 @@ func (s *StateMachine) Ready() Ready {
 	out := s.c.drain()
 	r := Ready{Closes: out.closes, Outputs: make([]Output, len(out.messages))}
 	for i, m := range out.messages {
-		r.Outputs[i] = Output{Stream: m.stream, Scheduler: m.scheduler, Agent: m.agent}
+		r.Outputs[i] = Output{Stream: m.stream, Scheduler: m.scheduler, Agent: m.agent, Operator: m.operator}
 	}
 	return r
 }

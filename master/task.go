@@ -3,6 +3,7 @@ package master
 import (
 	"bytes"
 	"fmt"
+	"slices"
 
 	"github.com/apronhq/apron/api/v1/internalpb"
 	"github.com/apronhq/apron/api/v1/mesospb"
@@ -49,7 +50,7 @@ func (t *task) proto() mesospb.Task {
 		AgentID:     mesospb.AgentID{Value: t.agent},
 		State:       t.state.Enum(),
 		Resources:   t.info.Resources,
-		Statuses:    t.statuses,
+		Statuses:    slices.Clone(t.statuses), // appendStatus reorders t.statuses in place
 		Labels:      t.info.Labels,
 		Discovery:   t.info.Discovery,
 		Container:   t.info.Container,
@@ -125,6 +126,9 @@ func (c *core) statusUpdate(a *agent, u *internalpb.Call_StatusUpdate) error {
 		}
 	}
 	st.AgentID = &mesospb.AgentID{Value: a.id}
+	if t != nil {
+		c.emitTaskUpdated(t, st)
+	}
 	if fw != nil {
 		c.sendUpdate(fw, st)
 	}

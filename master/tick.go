@@ -29,6 +29,8 @@ func (c *core) tick(now time.Time) {
 		}
 	}
 
+	c.operatorHeartbeats()
+
 	if !now.Before(c.nextPing) {
 		c.nextPing = now.Add(c.cfg.AgentPingTimeout)
 		for _, a := range c.agents {

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/apronhq/apron/api/v1/mesospb"
@@ -245,9 +246,26 @@ func (d *Driver) send(ctx context.Context, call *schedulerpb.Call) error {
 	d.mu.Unlock()
 
 	if err := d.master.SchedulerCall(ctx, streamID, call); err != nil {
+		if errors.Is(err, ErrNotConnected) {
+			d.dropStream(streamID)
+		}
 		return fmt.Errorf("scheduler: %s: %w", call.GetType(), err)
 	}
 	return nil
+}
+
+// dropStream makes the session of streamID, if it is still the current
+// one, end and subscribe again: the master said it does not know the
+// stream (a master reached over HTTP answering 403).
+func (d *Driver) dropStream(streamID string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.connected && !d.stopping && d.streamID == streamID {
+		select {
+		case d.streamGone <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // frameworkRoles are the roles a framework subscribes with: roles, or the

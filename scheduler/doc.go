@@ -32,10 +32,11 @@
 // goroutine, in the order the master sent them: a callback that blocks holds
 // up the ones after it. The first SUBSCRIBED gives Registered with the
 // framework ID the master assigned; every later one gives Reregistered.
-// When the master ends the stream, or sends nothing (not even a heartbeat)
-// for five heartbeat intervals, the driver calls Disconnected and subscribes
-// again, after a capped exponential backoff (WithBackoff), with the framework
-// ID, so the master treats it as the same framework and it keeps its tasks.
+// When the master ends the stream, sends nothing (not even a heartbeat)
+// for five heartbeat intervals, or refuses a call because it does not know
+// the stream, the driver calls Disconnected and subscribes again, after a
+// capped exponential backoff (WithBackoff), with the framework ID, so the
+// master treats it as the same framework and it keeps its tasks.
 // The driver does not queue: a call made while it is not subscribed fails
 // with ErrNotConnected, and the framework retries after Reregistered.
 // Driver methods are safe to call from any goroutine, callbacks included;
@@ -49,9 +50,19 @@
 //
 // Run returns nil after Stop, ctx.Err() when its context is cancelled, and
 // an error wrapping ErrAborted after Abort or after the master sent ERROR
-// (the framework was removed, or its subscription refused; Mesos drivers
-// abort then too, and the Error callback runs after the driver stopped). A
-// Driver runs once; after Run returns, every call fails with ErrStopped.
+// or refused the SUBSCRIBE as invalid (the framework was removed, or its
+// subscription refused; Mesos drivers abort then too, and the Error
+// callback runs after the driver stopped). A Driver runs once; after Run
+// returns, every call fails with ErrStopped.
+//
+// # Reaching a master
+//
+// WithMaster links the driver to a master in the same process (a
+// *master.Master, no encoding); WithMasterURL to masters on other machines,
+// over the Mesos v1 scheduler HTTP API, protobuf-encoded (WithJSON for
+// JSON), trying each candidate URL and following a standby's redirect to
+// the leader. Either way the driver behaves the same, and it can talk to
+// an Apache Mesos master too.
 //
 // # Failover
 //
@@ -96,7 +107,7 @@
 //	}
 //
 //	d, err := scheduler.NewDriver(&sleeper{}, mesospb.FrameworkInfo{User: "nobody", Name: "sleeper"},
-//		scheduler.WithMaster(m)) // m is a *master.Master, or any scheduler.Master
+//		scheduler.WithMaster(m)) // or scheduler.WithMasterURL("http://10.0.0.1:5050")
 //	if err != nil {
 //		return err
 //	}

@@ -70,11 +70,16 @@ type Driver struct {
 	connected   bool  // SUBSCRIBED received on the current stream
 	streamID    string
 	registered  bool // Registered was called once
+
+	// streamGone tells the current session that the master refused a
+	// call on its stream as not subscribed: the stream is dead even if
+	// it has not ended yet. Sent and drained under mu.
+	streamGone chan struct{}
 }
 
 // NewDriver returns a driver for the framework s described by info. Set
 // info.ID to take over an existing framework (failover); leave it nil to
-// register a new one. WithMaster is required.
+// register a new one. WithMaster or WithMasterURL is required.
 func NewDriver(s Scheduler, info mesospb.FrameworkInfo, opts ...Option) (*Driver, error) {
 	if s == nil {
 		return nil, fmt.Errorf("%w: nil Scheduler", ErrInvalid)
@@ -90,9 +95,16 @@ func NewDriver(s Scheduler, info mesospb.FrameworkInfo, opts ...Option) (*Driver
 			o(&cfg)
 		}
 	}
+	if cfg.masterURLs != nil {
+		m, err := newHTTPMaster(&cfg)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
+		cfg.master = m
+	}
 	switch {
 	case cfg.master == nil:
-		return nil, fmt.Errorf("%w: a master is required (WithMaster)", ErrInvalid)
+		return nil, fmt.Errorf("%w: a master is required (WithMaster or WithMasterURL)", ErrInvalid)
 	case cfg.clock == nil:
 		return nil, fmt.Errorf("%w: nil clock", ErrInvalid)
 	case cfg.backoffMin <= 0 || cfg.backoffMax < cfg.backoffMin:
@@ -110,6 +122,7 @@ func NewDriver(s Scheduler, info mesospb.FrameworkInfo, opts ...Option) (*Driver
 		backoffMin:   cfg.backoffMin,
 		backoffMax:   cfg.backoffMax,
 		stopCh:       make(chan struct{}),
+		streamGone:   make(chan struct{}, 1),
 		suppressed:   roleSet(cfg.suppressedRoles),
 	}
 	d.info = *cloneInfo(&info)
@@ -220,9 +233,26 @@ func (d *Driver) session(ctx context.Context) (subscribed bool) {
 	defer cancel() // ends the stream on the master's side
 	defer d.clearStream()
 
+	d.mu.Lock()
+	select { // a notice about an earlier stream
+	case <-d.streamGone:
+	default:
+	}
+	d.mu.Unlock()
+
 	streamID, events, err := d.master.SubscribeScheduler(sctx, d.subscribeCall())
 	if err != nil {
-		if ctx.Err() == nil {
+		switch {
+		case ctx.Err() != nil:
+		case errors.Is(err, ErrInvalid):
+			// The master refused the SUBSCRIBE itself (HTTP 400): it would
+			// refuse it again, so give up as on an ERROR event.
+			d.log.Error("master refused the subscription; aborting", "err", err)
+			if d.beginStop(fmt.Errorf("%w: subscription refused: %w", ErrAborted, err)) {
+				d.sched.Error(ctx, d, err.Error())
+				d.finishStop()
+			}
+		default:
 			d.log.Warn("subscribe failed", "err", err)
 		}
 		return false
@@ -244,6 +274,15 @@ func (d *Driver) session(ctx context.Context) (subscribed bool) {
 		case <-d.stopCh:
 			return subscribed
 		case <-ctx.Done():
+			return subscribed
+		case <-d.streamGone:
+			if d.isStopping() {
+				// A TEARDOWN may have ended the stream; Stop closes stopCh
+				// once its call has returned.
+				continue
+			}
+			log.Warn("master no longer knows the stream; re-subscribing")
+			d.lost(ctx, subscribed)
 			return subscribed
 		case <-live.C():
 			if !live.expired() {

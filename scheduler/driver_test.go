@@ -3,6 +3,7 @@ package scheduler
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"testing"
 	"time"
@@ -497,4 +498,66 @@ func TestFrameworkInfoIsCopied(t *testing.T) {
 	h.start()
 	h.waitEntry("registered fw-1")
 	assert.Equal(t, testInfo().Roles, h.m.subscribes()[0].Subscribe.FrameworkInfo.Roles)
+}
+
+func TestInvalidSubscriptionAborts(t *testing.T) {
+	h := newHarness(t)
+	h.m.subscribeErrs = []error{fmt.Errorf("%w: 400 Bad Request: framework_info.user is empty", ErrInvalid)}
+	h.start()
+	err := h.result()
+	require.ErrorIs(t, err, ErrAborted, "the master would refuse it every time")
+	assert.Contains(t, err.Error(), "user is empty")
+	h.rec.mu.Lock()
+	require.Len(t, h.rec.errors, 1)
+	assert.Contains(t, h.rec.errors[0], "user is empty")
+	h.rec.mu.Unlock()
+	assert.Empty(t, h.m.subscribes())
+}
+
+func TestCallRefusedAsNotSubscribedResubscribes(t *testing.T) {
+	h := startRegistered(t)
+	h.m.mu.Lock()
+	h.m.callErr = fmt.Errorf("%w: 403 Forbidden: unknown stream", ErrNotConnected)
+	h.m.mu.Unlock()
+	err := h.d.ReviveOffers(context.Background())
+	require.ErrorIs(t, err, ErrNotConnected)
+	h.waitEntry("disconnected")
+	require.Eventually(t, h.m.stream(0).isClosed, waitFor, tick, "the dead stream is let go")
+
+	h.m.mu.Lock()
+	h.m.callErr = nil
+	h.m.mu.Unlock()
+	h.passBackoff()
+	h.waitEntry("reregistered")
+	require.NoError(t, h.d.ReviveOffers(context.Background()))
+	assert.Equal(t, []string{"registered fw-1", "disconnected", "reregistered"}, h.rec.entries())
+}
+
+func TestOtherCallErrorsKeepTheStream(t *testing.T) {
+	h := startRegistered(t)
+	h.m.mu.Lock()
+	h.m.callErr = errors.New("500 Internal Server Error")
+	h.m.mu.Unlock()
+	require.Error(t, h.d.ReviveOffers(context.Background()))
+	h.m.mu.Lock()
+	h.m.callErr = nil
+	h.m.mu.Unlock()
+	require.NoError(t, h.d.ReviveOffers(context.Background()))
+	assert.False(t, h.rec.has("disconnected"))
+}
+
+func TestWithMasterURLValidates(t *testing.T) {
+	for _, urls := range [][]string{nil, {"ftp://m:21"}, {"http://m:5050", "http://"}} {
+		_, err := NewDriver(Base{}, testInfo(), WithMasterURL(urls...))
+		assert.ErrorIs(t, err, ErrInvalid, "%q", urls)
+	}
+	_, err := NewDriver(Base{}, testInfo(), WithMasterURL("10.0.0.1:5050", "http://10.0.0.2:5050"), WithJSON())
+	assert.NoError(t, err)
+	// The last of WithMaster and WithMasterURL counts.
+	d, err := NewDriver(Base{}, testInfo(), WithMasterURL("ftp://bad"), WithMaster(&fakeMaster{}))
+	require.NoError(t, err)
+	assert.IsType(t, &fakeMaster{}, d.master)
+	d, err = NewDriver(Base{}, testInfo(), WithMaster(&fakeMaster{}), WithMasterURL("http://m:5050"))
+	require.NoError(t, err)
+	assert.IsType(t, &httpMaster{}, d.master)
 }

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/apronhq/apron/internal/clock"
@@ -40,11 +41,19 @@ type config struct {
 	backoffMin      time.Duration
 	backoffMax      time.Duration
 	suppressedRoles []string
+
+	// WithMasterURL's link, built by NewDriver once every option is in.
+	masterURLs []string // nil: not given
+	json       bool
+	httpClient *http.Client
 }
 
-// WithMaster sets the master to subscribe to (required): the in-process
-// *master.Master or a client for a remote one.
-func WithMaster(m Master) Option { return func(c *config) { c.master = m } }
+// WithMaster sets the master to subscribe to: the in-process
+// *master.Master or any other Master. It or WithMasterURL is required;
+// the last one given counts.
+func WithMaster(m Master) Option {
+	return func(c *config) { c.master, c.masterURLs = m, nil }
+}
 
 // WithClock sets the clock used for heartbeat timeouts and backoff
 // (default clock.Real()).

@@ -59,6 +59,12 @@ type Scheduler interface {
 // or the subscriber fell too far behind); the driver ends it by cancelling
 // ctx. SchedulerCall sends any other call on behalf of the stream streamID;
 // nil means accepted, not done: results arrive as events.
+//
+// Two errors change what the driver does: a SchedulerCall error wrapping
+// ErrNotConnected says the master no longer knows the stream, and the
+// driver subscribes again; a SubscribeScheduler error wrapping ErrInvalid
+// says the master refuses this SUBSCRIBE and always will, and the driver
+// aborts. It retries every other subscription error after its backoff.
 type Master interface {
 	SubscribeScheduler(ctx context.Context, call *schedulerpb.Call) (streamID string, events <-chan *schedulerpb.Event, err error)
 	SchedulerCall(ctx context.Context, streamID string, call *schedulerpb.Call) error

@@ -5,10 +5,11 @@
 //
 // The suite checks the contract of the interface, not a fairness policy:
 // who gets offers and who never does, what an offer holds, filters,
-// suppression, reservations, the bookkeeping of allocations and errors,
-// and, in a seeded random test of a few thousand operations checked against
-// a model, that nothing is ever allocated twice and that cycles are
-// work-conserving.
+// suppression, reservations in the role tree, inactive agents, quota limits
+// and the headroom held for guarantees, the bookkeeping of allocations and
+// errors, and, in a seeded random test of a few thousand operations checked
+// against a model, that nothing is ever allocated twice, that no limit is
+// ever exceeded and that cycles are work-conserving.
 package allocatortest
 
 import (
@@ -54,6 +55,13 @@ func Run(t *testing.T, newAllocator func() allocator.Allocator) {
 		{"RecoverAttributesRoles", testRecoverRoles},
 		{"AllocateAgentsVisitsOnlyThoseAgents", testAllocateAgents},
 		{"Weights", testWeights},
+		{"DeactivatedAgentsGetNoOffers", testAgentActivation},
+		{"RoleTree", testRoleTree},
+		{"ReservationsReachTheirRoleAndSubroles", testHierarchicalReservations},
+		{"QuotaLimitsAreNeverExceeded", testQuotaLimits},
+		{"QuotaGuaranteesHoldHeadroom", testQuotaGuarantees},
+		{"QuotaBookkeeping", testQuotaBookkeeping},
+		{"FrameworkMinimumOfferSize", testFrameworkMinAllocatable},
 		{"Errors", testErrors},
 		{"Random", func(t *testing.T, _ allocator.Allocator) { testRandom(t, newAllocator) }},
 	}
@@ -663,4 +671,265 @@ func testErrors(t *testing.T, a allocator.Allocator) {
 		recoverOffer(t, a, o, 0, t0)
 	}
 	require.Len(t, allocate(t, a, t0), 2)
+}
+
+func testAgentActivation(t *testing.T, a allocator.Allocator) {
+	addAgent(t, a, "a1", "cpus:4;mem:1024")
+	addAgent(t, a, "a2", "cpus:2;mem:512")
+	addFramework(t, a, "f", "r")
+	require.NoError(t, a.DeactivateAgent("a1"))
+	require.NoError(t, a.DeactivateAgent("a1"), "deactivating twice is fine")
+	o := one(t, allocate(t, a, t0))
+	require.Equal(t, "a2", o.AgentID, "a deactivated agent is not offered")
+	requireRes(t, res("cpus:4;mem:1024"), a.Available("a1"), "its resources stay free")
+
+	// An agent deactivated while its resources are allocated keeps the
+	// allocation, and gets it back when it is recovered, without offering
+	// it.
+	require.NoError(t, a.DeactivateAgent("a2"))
+	requireRes(t, o.Resources, a.Allocation("f")["a2"], "allocation on the deactivated agent")
+	recoverOffer(t, a, o, 0, t0)
+	require.Empty(t, allocate(t, a, t0))
+	require.Empty(t, a.AllocateAgents(t0, "a1", "a2"))
+
+	require.NoError(t, a.ActivateAgent("a1"))
+	require.NoError(t, a.ActivateAgent("a1"), "activating twice is fine")
+	o = one(t, allocate(t, a, t0))
+	require.Equal(t, "a1", o.AgentID)
+	require.NoError(t, a.ActivateAgent("a2"))
+	o = one(t, a.AllocateAgents(t0, "a2"))
+	require.Equal(t, "a2", o.AgentID)
+
+	require.ErrorIs(t, a.ActivateAgent("nope"), allocator.ErrUnknownAgent)
+	require.ErrorIs(t, a.DeactivateAgent("nope"), allocator.ErrUnknownAgent)
+}
+
+func roleInfos(a allocator.Allocator) map[string]allocator.RoleInfo {
+	out := map[string]allocator.RoleInfo{}
+	for _, r := range a.Roles() {
+		out[r.Name] = r
+	}
+	return out
+}
+
+func testRoleTree(t *testing.T, a allocator.Allocator) {
+	addAgent(t, a, "a1", "cpus:4;mem:1024")
+	addAgent(t, a, "a2", "cpus:4;mem:1024")
+	addFramework(t, a, "f", "eng/backend/search")
+	addFramework(t, a, "g", "eng")
+	require.NoError(t, a.SetWeight("ops/web", 2))
+
+	offers := allocate(t, a, t0)
+	require.Len(t, offers, 2)
+	roles := roleInfos(a)
+	names := make([]string, 0, len(roles))
+	for _, r := range a.Roles() {
+		names = append(names, r.Name)
+	}
+	require.Equal(t, []string{"eng", "eng/backend", "eng/backend/search", "ops", "ops/web"}, names,
+		"roles with frameworks or weights, and their ancestors")
+	require.Equal(t, []string{"g"}, roles["eng"].Frameworks, "a role lists its own frameworks")
+	require.Empty(t, roles["eng/backend"].Frameworks)
+	require.Equal(t, []string{"f"}, roles["eng/backend/search"].Frameworks)
+	require.Equal(t, resources.ScalarOf(8), roles["eng"].Allocated["cpus"], "a role's allocation includes its sub-roles'")
+	require.Equal(t, resources.ScalarOf(4), roles["eng/backend"].Allocated["cpus"])
+	require.Equal(t, resources.ScalarOf(4), roles["eng/backend/search"].Allocated["cpus"])
+	require.Equal(t, 2.0, roles["ops/web"].Weight)
+	require.Empty(t, roles["ops"].Allocated)
+
+	// Offers carry the role they are for.
+	for _, o := range offers {
+		want := map[string]string{"f": "eng/backend/search", "g": "eng"}[o.FrameworkID]
+		require.Equal(t, want, o.Role)
+	}
+
+	// The tree shrinks with its frameworks.
+	require.NoError(t, a.RemoveFramework("f"))
+	roles = roleInfos(a)
+	require.NotContains(t, roles, "eng/backend/search")
+	require.NotContains(t, roles, "eng/backend")
+	require.Equal(t, resources.ScalarOf(4), roles["eng"].Allocated["cpus"])
+}
+
+func testHierarchicalReservations(t *testing.T, a allocator.Allocator) {
+	refined := res("cpus(eng):2;mem(eng):256").PushReservation(resources.Reservation{
+		Type: resources.Dynamic, Role: "eng/backend", Principal: "ops",
+	})
+	total := res("cpus(eng):1;mem(eng):256").Add(refined)
+	require.NoError(t, a.AddAgent(allocator.Agent{ID: "a1", Total: total}, nil))
+
+	// Neither a sibling nor a role whose name merely starts alike is
+	// offered resources reserved to eng.
+	addFramework(t, a, "other", "engineering", "ops")
+	require.Empty(t, allocate(t, a, t0))
+
+	// A framework of eng is offered what is reserved to eng, not what was
+	// refined to eng/backend.
+	addFramework(t, a, "parent", "eng")
+	o := one(t, allocate(t, a, t0))
+	require.Equal(t, allocator.Offer{FrameworkID: "parent", AgentID: "a1", Role: "eng", Resources: o.Resources}, o)
+	requireRes(t, res("cpus(eng):1;mem(eng):256").Allocate("eng"), o.Resources, "offer to eng")
+
+	// A framework of eng/backend/search may use both.
+	recoverOffer(t, a, o, 0, t0)
+	require.NoError(t, a.Suppress("parent"))
+	addFramework(t, a, "child", "eng/backend/search")
+	o = one(t, allocate(t, a, t0))
+	require.Equal(t, "eng/backend/search", o.Role)
+	requireRes(t, total.Allocate("eng/backend/search"), o.Resources, "offer to a descendant")
+	require.Equal(t, resources.ScalarOf(3), roleInfos(a)["eng"].Consumed["cpus"], "reservations count toward their role and its ancestors")
+	require.Equal(t, resources.ScalarOf(2), roleInfos(a)["eng/backend"].Consumed["cpus"])
+}
+
+func testQuotaLimits(t *testing.T, a allocator.Allocator) {
+	for i := range 6 {
+		addAgent(t, a, fmt.Sprint("a", i), "cpus:2;mem:1024;ports:[1-10]")
+	}
+	addAgent(t, a, "r", "cpus(eng):1;mem(eng):128")
+	require.NoError(t, a.SetQuota("eng", allocator.Quota{Limit: allocator.Quantities{"cpus": resources.ScalarOf(5)}}))
+	addFramework(t, a, "parent", "eng")
+	addFramework(t, a, "child", "eng/a")
+	addFramework(t, a, "grandchild", "eng/a/b")
+
+	engCPUs := func() resources.Scalar {
+		return roleInfos(a)["eng"].Consumed["cpus"]
+	}
+	now := t0
+	var held []allocator.Offer
+	for range 5 {
+		offers := allocate(t, a, now)
+		for _, o := range offers {
+			require.True(t, o.Role == "eng" || strings.HasPrefix(o.Role, "eng/"), "offer for %s", o.Role)
+		}
+		held = append(held, offers...)
+		require.LessOrEqual(t, engCPUs(), resources.ScalarOf(5), "the limit counts the role's descendants and reservations")
+		now = now.Add(time.Second)
+	}
+	// 1 reserved cpu and 4 unreserved: the limit is reached, the rest of
+	// the cluster (memory too) is offered when it comes with cpus inside
+	// the limit, and never beyond.
+	require.Equal(t, resources.ScalarOf(5), engCPUs())
+	var cpus resources.Scalar
+	for _, o := range held {
+		cpus = cpus.Add(o.Resources.ScalarOf("cpus"))
+	}
+	require.Equal(t, resources.ScalarOf(5), cpus)
+
+	// Another role is not limited.
+	addFramework(t, a, "web", "web")
+	var webCPUs resources.Scalar
+	for _, o := range allocate(t, a, now) {
+		require.Equal(t, "web", o.FrameworkID)
+		webCPUs = webCPUs.Add(o.Resources.ScalarOf("cpus"))
+	}
+	require.Equal(t, resources.ScalarOf(7), webCPUs)
+
+	// Raising the limit lets the role grow again once resources come back.
+	require.NoError(t, a.SetQuota("eng", allocator.Quota{Limit: allocator.Quantities{"cpus": resources.ScalarOf(20)}}))
+	require.NoError(t, a.Suppress("web"))
+	for _, o := range allocate(t, a, now) {
+		require.Fail(t, "nothing is free", "offer %v", o)
+	}
+}
+
+func testQuotaGuarantees(t *testing.T, a allocator.Allocator) {
+	for i := range 4 {
+		addAgent(t, a, fmt.Sprint("a", i), "cpus:4;mem:4096")
+	}
+	// Role q is guaranteed 6 cpus; its framework is suppressed for now.
+	require.NoError(t, a.SetQuota("q", allocator.Quota{Guarantee: allocator.Quantities{"cpus": resources.ScalarOf(6)}}))
+	require.NoError(t, a.AddFramework(allocator.Framework{ID: "quota", Roles: []string{"q"}, SuppressedRoles: []string{"q"}, Active: true}, nil))
+	addFramework(t, a, "other", "web")
+
+	// The other role gets no more than 16-6 cpus: 6 are held back.
+	var cpus resources.Scalar
+	for _, o := range allocate(t, a, t0) {
+		require.Equal(t, "other", o.FrameworkID)
+		cpus = cpus.Add(o.Resources.ScalarOf("cpus"))
+	}
+	require.Equal(t, resources.ScalarOf(10), cpus)
+	require.Empty(t, allocate(t, a, t0), "what is held back stays free")
+
+	// When the quota framework revives, it gets its guarantee.
+	require.NoError(t, a.Revive("quota"))
+	cpus = 0
+	for _, o := range allocate(t, a, t0) {
+		require.Equal(t, "quota", o.FrameworkID)
+		cpus = cpus.Add(o.Resources.ScalarOf("cpus"))
+	}
+	require.Equal(t, resources.ScalarOf(6), cpus)
+	require.Equal(t, resources.ScalarOf(6), roleInfos(a)["q"].Consumed["cpus"])
+
+	// Removing the quota releases nothing (nothing is held back any more).
+	require.NoError(t, a.SetQuota("q", allocator.Quota{}))
+	require.Empty(t, a.Quotas())
+}
+
+func testQuotaBookkeeping(t *testing.T, a allocator.Allocator) {
+	q := allocator.Quota{
+		Guarantee: allocator.Quantities{"cpus": resources.ScalarOf(2)},
+		Limit:     allocator.Quantities{"cpus": resources.ScalarOf(4), "mem": resources.ScalarOf(1024)},
+	}
+	require.NoError(t, a.SetQuota("eng/backend", q))
+	require.Equal(t, map[string]allocator.Quota{"eng/backend": q}, a.Quotas())
+	roles := roleInfos(a)
+	require.Equal(t, q, roles["eng/backend"].Quota)
+	require.Contains(t, roles, "eng", "a role's ancestors are listed")
+
+	for name, bad := range map[string]allocator.Quota{
+		"guarantee above limit": {Guarantee: allocator.Quantities{"cpus": resources.ScalarOf(5)}, Limit: allocator.Quantities{"cpus": resources.ScalarOf(4)}},
+		"negative guarantee":    {Guarantee: allocator.Quantities{"cpus": -1}},
+		"negative limit":        {Limit: allocator.Quantities{"mem": -1}},
+		"unnamed resource":      {Limit: allocator.Quantities{"": resources.ScalarOf(1)}},
+	} {
+		require.ErrorIs(t, a.SetQuota("eng", bad), allocator.ErrInvalid, name)
+	}
+	require.ErrorIs(t, a.SetQuota("*", q), allocator.ErrInvalid)
+	require.ErrorIs(t, a.SetQuota("a b", q), allocator.ErrInvalid)
+	require.ErrorIs(t, a.SetQuota("", q), allocator.ErrInvalid)
+	require.Equal(t, map[string]allocator.Quota{"eng/backend": q}, a.Quotas(), "rejected quotas change nothing")
+
+	// Quotas returns copies.
+	a.Quotas()["eng/backend"].Limit["cpus"] = 0
+	require.Equal(t, resources.ScalarOf(4), a.Quotas()["eng/backend"].Limit["cpus"])
+
+	require.NoError(t, a.SetQuota("eng/backend", allocator.Quota{}))
+	require.Empty(t, a.Quotas())
+}
+
+func testFrameworkMinAllocatable(t *testing.T, a allocator.Allocator) {
+	addAgent(t, a, "small", "cpus:2;mem:1024")
+	addAgent(t, a, "big", "cpus:8;mem:1024")
+	require.NoError(t, a.AddFramework(allocator.Framework{
+		ID: "picky", Roles: []string{"r", "s"}, Active: true,
+		MinAllocatable: map[string][]allocator.Quantities{
+			"r": {{"cpus": resources.ScalarOf(4)}, {"mem": resources.ScalarOf(2048)}},
+		},
+	}, nil))
+	require.NoError(t, a.Suppress("picky", "s"))
+	o := one(t, allocate(t, a, t0))
+	require.Equal(t, "big", o.AgentID, "only the agent reaching one of the framework's minimums")
+	require.Equal(t, "r", o.Role)
+
+	// Its other role keeps the allocator's minimum.
+	require.NoError(t, a.Revive("picky", "s"))
+	o = one(t, allocate(t, a, t0))
+	require.Equal(t, allocator.Offer{FrameworkID: "picky", AgentID: "small", Role: "s", Resources: o.Resources}, o)
+	recoverOffer(t, a, o, 0, t0)
+
+	// A role with no alternative takes anything; updating the framework
+	// replaces its minimums.
+	require.NoError(t, a.UpdateFramework(allocator.Framework{
+		ID: "picky", Roles: []string{"r"}, Active: true,
+		MinAllocatable: map[string][]allocator.Quantities{"r": nil},
+	}))
+	o = one(t, allocate(t, a, t0))
+	require.Equal(t, "small", o.AgentID)
+
+	require.ErrorIs(t, a.UpdateFramework(allocator.Framework{
+		ID: "picky", Roles: []string{"r"}, MinAllocatable: map[string][]allocator.Quantities{"t": nil},
+	}), allocator.ErrInvalid, "a minimum for a role not subscribed")
+	require.ErrorIs(t, a.UpdateFramework(allocator.Framework{
+		ID: "picky", Roles: []string{"r"}, MinAllocatable: map[string][]allocator.Quantities{"r": {{"cpus": -1}}},
+	}), allocator.ErrInvalid, "a negative minimum")
 }

@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"context"
 	"fmt"
+	"net/http/httptest"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -22,15 +23,39 @@ const wait = 30 * time.Second
 
 func ptr[T any](v T) *T { return &v }
 
-// cluster is a master and agents in this process.
+// transport is how the cluster's pieces reach the master: every test runs
+// once per transport, as a subtest named after it.
+type transport struct {
+	name string
+	// http serves the master's HTTP API, and agents and frameworks use
+	// it; otherwise they hold the *master.Master itself.
+	http bool
+	json bool // over HTTP, JSON instead of protobuf
+}
+
+var transports = []transport{
+	{name: "in-process"},
+	{name: "http", http: true},
+	{name: "http-json", http: true, json: true},
+}
+
+// forEachTransport runs test as a subtest per transport.
+func forEachTransport(t *testing.T, test func(t *testing.T, tr transport)) {
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) { test(t, tr) })
+	}
+}
+
+// cluster is a master and agents in this process, linked by a transport.
 type cluster struct {
 	t         *testing.T
 	master    *master.Master
+	link      []scheduler.Option // how frameworks reach the master
 	agents    []*agent.Agent
 	agentDirs []string
 }
 
-func startCluster(t *testing.T, agents int, res string, cfg master.Config) *cluster {
+func startCluster(t *testing.T, tr transport, agents int, res string, cfg master.Config) *cluster {
 	t.Helper()
 	if cfg.AllocationInterval == 0 {
 		cfg.AllocationInterval = 100 * time.Millisecond
@@ -39,15 +64,31 @@ func startCluster(t *testing.T, agents int, res string, cfg master.Config) *clus
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	c := &cluster{t: t, master: m}
+	c := &cluster{t: t, master: m, link: []scheduler.Option{scheduler.WithMaster(m)}}
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = m.Run(ctx) }()
+	agentLink := func() agent.Master { return m }
+	var srv *httptest.Server
+	if tr.http {
+		srv = httptest.NewServer(m.Handler())
+		var agentOpts []agent.HTTPOption
+		c.link = []scheduler.Option{scheduler.WithMasterURL(srv.URL)}
+		if tr.json {
+			agentOpts = append(agentOpts, agent.WithJSON())
+			c.link = append(c.link, scheduler.WithJSON())
+		}
+		agentLink = func() agent.Master {
+			l, err := agent.NewHTTPMaster([]string{srv.URL}, agentOpts...)
+			require.NoError(t, err)
+			return l
+		}
+	}
 	dir := t.TempDir()
 	for i := 0; i < agents; i++ {
 		workDir := filepath.Join(dir, fmt.Sprintf("agent-%d", i))
 		c.agentDirs = append(c.agentDirs, workDir)
 		a, err := agent.New(agent.Config{
-			Master:    m,
+			Master:    agentLink(),
 			WorkDir:   workDir,
 			Resources: res,
 			Hostname:  fmt.Sprintf("agent-%d", i),
@@ -65,6 +106,10 @@ func startCluster(t *testing.T, agents int, res string, cfg master.Config) *clus
 		}
 		cancel()
 		wg.Wait()
+		if srv != nil {
+			srv.CloseClientConnections()
+			srv.Close()
+		}
 	})
 	require.Eventually(t, func() bool {
 		for _, a := range c.agents {
@@ -137,7 +182,7 @@ type framework struct {
 func (c *cluster) subscribe(info mesospb.FrameworkInfo, opts ...scheduler.Option) *framework {
 	c.t.Helper()
 	rec := newRecorder()
-	d, err := scheduler.NewDriver(rec, info, append([]scheduler.Option{scheduler.WithMaster(c.master)}, opts...)...)
+	d, err := scheduler.NewDriver(rec, info, append(append([]scheduler.Option(nil), c.link...), opts...)...)
 	require.NoError(c.t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	f := &framework{t: c.t, rec: rec, driver: d, cancel: cancel, done: make(chan error, 1)}

@@ -70,28 +70,30 @@ func greedy(ctx context.Context, f *framework, name string, cpus, mem float64, l
 }
 
 func TestTwoFrameworksShareFairly(t *testing.T) {
-	c := startCluster(t, 2, "cpus:4;mem:2048;disk:1000", master.Config{})
-	a := c.subscribe(info("cpu-heavy"))
-	b := c.subscribe(info("mem-heavy"))
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var na, nb atomic.Int32
-	used := &usage{byAgent: map[string]resources.Resources{}}
-	go greedy(ctx, a, "a", 1, 128, &na, used)
-	go greedy(ctx, b, "b", 0.25, 512, &nb, used)
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		c := startCluster(t, tr, 2, "cpus:4;mem:2048;disk:1000", master.Config{})
+		a := c.subscribe(info("cpu-heavy"))
+		b := c.subscribe(info("mem-heavy"))
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var na, nb atomic.Int32
+		used := &usage{byAgent: map[string]resources.Resources{}}
+		go greedy(ctx, a, "a", 1, 128, &na, used)
+		go greedy(ctx, b, "b", 0.25, 512, &nb, used)
 
-	// Run until neither shape fits anywhere.
-	var agents []string
-	for _, ag := range c.agents {
-		agents = append(agents, ag.ID())
-	}
-	total := resources.MustParse("cpus:4;mem:2048")
-	shapeA, shapeB := resources.MustParse("cpus:1;mem:128"), resources.MustParse("cpus:0.25;mem:512")
-	require.Eventually(t, func() bool { return used.full(agents, total, shapeA, shapeB) }, wait, 50*time.Millisecond, "the cluster fills up")
-	// Dominant shares: a's is its cpus of 8, b's its mem of 4096; one task
-	// of either is 1/8 of the cluster.
-	shareA := float64(na.Load()) * 1 / 8
-	shareB := float64(nb.Load()) * 512 / 4096
-	t.Logf("cpu-heavy ran %d tasks (share %.3f), mem-heavy %d (share %.3f)", na.Load(), shareA, nb.Load(), shareB)
-	assert.LessOrEqual(t, math.Abs(shareA-shareB), 1.0/8+1e-9, "dominant shares within one task")
+		// Run until neither shape fits anywhere.
+		var agents []string
+		for _, ag := range c.agents {
+			agents = append(agents, ag.ID())
+		}
+		total := resources.MustParse("cpus:4;mem:2048")
+		shapeA, shapeB := resources.MustParse("cpus:1;mem:128"), resources.MustParse("cpus:0.25;mem:512")
+		require.Eventually(t, func() bool { return used.full(agents, total, shapeA, shapeB) }, wait, 50*time.Millisecond, "the cluster fills up")
+		// Dominant shares: a's is its cpus of 8, b's its mem of 4096; one task
+		// of either is 1/8 of the cluster.
+		shareA := float64(na.Load()) * 1 / 8
+		shareB := float64(nb.Load()) * 512 / 4096
+		t.Logf("cpu-heavy ran %d tasks (share %.3f), mem-heavy %d (share %.3f)", na.Load(), shareA, nb.Load(), shareB)
+		assert.LessOrEqual(t, math.Abs(shareA-shareB), 1.0/8+1e-9, "dominant shares within one task")
+	})
 }

@@ -345,9 +345,9 @@ func (f *field) appendValue(b []byte, v reflect.Value) ([]byte, error) {
 	case kindUint32, kindUint64:
 		return strconv.AppendUint(b, v.Uint(), 10), nil
 	case kindFloat32:
-		return appendFloat(b, v.Float(), 32, f.name)
+		return appendFloat(b, v.Float(), 32)
 	case kindFloat64:
-		return appendFloat(b, v.Float(), 64, f.name)
+		return appendFloat(b, v.Float(), 64)
 	case kindString:
 		return appendString(b, v.String()), nil
 	case kindBytes:
@@ -410,9 +410,17 @@ func (f *field) appendMap(b []byte, v reflect.Value) ([]byte, error) {
 	return append(b, '}'), nil
 }
 
-func appendFloat(b []byte, x float64, bits int, name string) ([]byte, error) {
-	if math.IsNaN(x) || math.IsInf(x, 0) {
-		return nil, fmt.Errorf("codec: field %s: %v cannot be written as JSON", name, x)
+func appendFloat(b []byte, x float64, bits int) ([]byte, error) {
+	// JSON has no NaN or infinities; write them as the strings the
+	// protobuf JSON mapping uses, which UnmarshalJSON reads back, rather
+	// than fail a whole stream over one odd value.
+	switch {
+	case math.IsNaN(x):
+		return append(b, `"NaN"`...), nil
+	case math.IsInf(x, 1):
+		return append(b, `"Infinity"`...), nil
+	case math.IsInf(x, -1):
+		return append(b, `"-Infinity"`...), nil
 	}
 	// As encoding/json: plain notation unless the exponent is extreme.
 	format := byte('f')

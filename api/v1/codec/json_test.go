@@ -2,6 +2,7 @@ package codec_test
 
 import (
 	"encoding/json"
+	"math"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -251,4 +252,14 @@ func TestJSONMapsAndOneofs(t *testing.T) {
 	err = codec.UnmarshalJSON([]byte(`{"user":"u","name":"n","offer_filters":{"web":7}}`), &fi)
 	assert.ErrorIs(t, err, codec.ErrInvalid)
 	assert.Contains(t, err.Error(), `field "offer_filters[web]"`)
+}
+
+func TestJSONNonFiniteFloats(t *testing.T) {
+	f := mesospb.Filters{RefuseSeconds: ptr(math.Inf(1))}
+	out, err := codec.MarshalJSON(&f)
+	require.NoError(t, err)
+	assert.Equal(t, `{"refuse_seconds":"Infinity"}`, string(out))
+	var back mesospb.Filters
+	require.NoError(t, codec.UnmarshalJSON(out, &back))
+	assert.True(t, math.IsInf(back.GetRefuseSeconds(), 1))
 }

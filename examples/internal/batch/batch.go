@@ -3,13 +3,32 @@
 // that fail up to a limit, reports progress as it goes and a summary at the
 // end. devcluster runs it in the same process as the cluster; the batch
 // binary runs it against a master elsewhere.
+//
+// # Failover
+//
+// A framework process can die and another take over its framework (same
+// framework ID, within its failover_timeout): its tasks keep running on the
+// agents meanwhile. To carry on without running finished work again, the
+// framework writes a journal (SetJournal: a line per task launched and per
+// attempt ended, written before the update is acknowledged), which the new
+// process replays (Restore). On every (re-)registration the framework
+// reconciles before it launches anything: it asks the master for the
+// tasks the journal has outstanding (explicit reconciliation: a task the
+// master does not know comes back TASK_LOST and is retried), then for
+// every task the master knows (implicit reconciliation: a task of this job
+// the journal missed is adopted rather than launched twice), then for a
+// task ID nobody uses, whose answer comes last on the stream and ends the
+// reconciliation. Offers that arrive meanwhile are held, and used then.
 package batch
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -48,6 +67,16 @@ type Framework struct {
 	done     chan struct{}
 	closed   bool
 	agents   map[string]string // agent ID -> hostname
+
+	journal      io.Writer // nil: no journal
+	onRegistered func(frameworkID string)
+	// reconciling is the task ID of the marker whose answer ends the
+	// current reconciliation ("" when none runs); held are the offers
+	// received meanwhile.
+	reconciling string
+	rounds      int
+	held        []mesospb.Offer
+	adopted     int // tasks taken over from an earlier process
 }
 
 type taskState struct {
@@ -91,14 +120,255 @@ func (f *Framework) Succeeded() bool {
 	return f.closed && f.failed == 0
 }
 
+// OnRegistered sets a function called with the framework ID when the
+// framework registers, before it reconciles or launches anything: where a
+// program opens its journal, named after the ID, and tells the user the ID
+// to restart with.
+func (f *Framework) OnRegistered(fn func(frameworkID string)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.onRegistered = fn
+}
+
+// SetJournal makes the framework record its progress in w, one line per
+// launch and per attempt's end, so that Restore can replay it in another
+// process. Each record is one Write; a file opened with O_APPEND survives
+// the death of the process that writes it.
+func (f *Framework) SetJournal(w io.Writer) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.journal = w
+}
+
+// ErrBadJournal: a journal line Restore cannot read.
+var ErrBadJournal = errors.New("batch: bad journal")
+
+// Restore replays the journal of an earlier process running the same job
+// (the same task names): tasks that finished, or failed for good, are
+// done; tasks launched and not ended are outstanding, to be reconciled;
+// the others are pending. Call it before the driver runs. Records of
+// tasks the job does not have are skipped; a torn last line (the writer
+// died mid-write) is ignored.
+func (f *Framework) Restore(r io.Reader) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	line := 0
+	var bad error
+	for sc.Scan() {
+		line++
+		if bad != nil {
+			return bad // a bad line that was not the last one
+		}
+		fields := strings.Fields(sc.Text())
+		if len(fields) == 0 {
+			continue
+		}
+		if err := f.replay(fields); err != nil {
+			bad = fmt.Errorf("%w: line %d: %v", ErrBadJournal, line, err)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadJournal, err)
+	}
+	// Everything not outstanding or done is pending again, in job order.
+	f.pending = f.pending[:0]
+	for _, t := range f.tasks {
+		if t.id == "" || (isTerminal(t.state) && !t.done()) {
+			f.pending = append(f.pending, t)
+		}
+	}
+	f.checkDoneLocked()
+	return nil
+}
+
+// replay applies one journal record:
+//
+//	launch <task ID> <agent ID> <hostname> <unix ns>
+//	end <task ID> <state> <unix ns>
+func (f *Framework) replay(fields []string) error {
+	if len(fields) < 4 {
+		return fmt.Errorf("short record %q", strings.Join(fields, " "))
+	}
+	t, attempt := f.lookup(fields[1])
+	if t == nil {
+		return nil
+	}
+	at, err := strconv.ParseInt(fields[len(fields)-1], 10, 64)
+	if err != nil {
+		return fmt.Errorf("bad time in %q", strings.Join(fields, " "))
+	}
+	switch fields[0] {
+	case "launch":
+		if len(fields) != 5 {
+			return fmt.Errorf("bad launch record %q", strings.Join(fields, " "))
+		}
+		if attempt < t.attempt {
+			return nil
+		}
+		t.attempt, t.id, t.agent, t.state = attempt, fields[1], fields[2], mesospb.TASK_STAGING
+		t.launched, t.ended = time.Unix(0, at), time.Time{}
+		f.byID[t.id] = t
+		if fields[3] != "-" {
+			f.agents[t.agent] = fields[3]
+		}
+	case "end":
+		v, ok := mesospb.TaskState_value[fields[2]]
+		if !ok || len(fields) != 4 {
+			return fmt.Errorf("bad end record %q", strings.Join(fields, " "))
+		}
+		if t.id != fields[1] || isTerminal(t.state) {
+			return nil
+		}
+		t.state, t.ended = mesospb.TaskState(v), time.Unix(0, at)
+		t.attempts = append(t.attempts, strings.ToLower(strings.TrimPrefix(t.state.String(), "TASK_")))
+		switch {
+		case t.state == mesospb.TASK_FINISHED:
+			f.finished++
+		case t.attempt >= t.MaxAttempts:
+			f.failed++
+		}
+	default:
+		return fmt.Errorf("unknown record %q", fields[0])
+	}
+	return nil
+}
+
+// lookup finds the task of a task ID, <name>-<attempt>.
+func (f *Framework) lookup(id string) (*taskState, int) {
+	i := strings.LastIndexByte(id, '-')
+	if i < 0 {
+		return nil, 0
+	}
+	attempt, err := strconv.Atoi(id[i+1:])
+	if err != nil || attempt < 1 {
+		return nil, 0
+	}
+	for _, t := range f.tasks {
+		if t.Name == id[:i] {
+			return t, attempt
+		}
+	}
+	return nil, 0
+}
+
+// done reports whether the task needs nothing more: it finished, or it
+// failed with no attempt left.
+func (t *taskState) done() bool {
+	return t.state == mesospb.TASK_FINISHED || (isTerminal(t.state) && t.attempt >= t.MaxAttempts)
+}
+
+func isTerminal(s mesospb.TaskState) bool {
+	switch s {
+	case mesospb.TASK_FINISHED, mesospb.TASK_FAILED, mesospb.TASK_KILLED, mesospb.TASK_LOST,
+		mesospb.TASK_ERROR, mesospb.TASK_DROPPED, mesospb.TASK_GONE, mesospb.TASK_GONE_BY_OPERATOR, mesospb.TASK_UNKNOWN:
+		return true
+	}
+	return false
+}
+
+// record appends a journal line; f.mu is held.
+func (f *Framework) record(format string, args ...any) {
+	if f.journal == nil {
+		return
+	}
+	if _, err := fmt.Fprintf(f.journal, format+"\n", args...); err != nil {
+		fmt.Fprintf(f.out, "journal: %v\n", err)
+	}
+}
+
 // Registered is called once the framework is subscribed.
 func (f *Framework) Registered(ctx context.Context, d *scheduler.Driver, id mesospb.FrameworkID, _ *mesospb.MasterInfo) {
-	fmt.Fprintf(f.out, "framework %s registered; %d tasks to run\n", id.Value, len(f.tasks))
+	f.mu.Lock()
+	fn := f.onRegistered
+	left := len(f.tasks) - f.finished - f.failed
+	f.mu.Unlock()
+	fmt.Fprintf(f.out, "framework %s registered; %d tasks to run\n", id.Value, left)
+	if fn != nil {
+		fn(id.Value)
+	}
+	f.reconcile(ctx, d)
+}
+
+// Reregistered is called when the driver subscribed again after losing
+// its stream: offers held are gone, and the tasks may have moved on.
+func (f *Framework) Reregistered(ctx context.Context, d *scheduler.Driver, _ *mesospb.MasterInfo) {
+	fmt.Fprintln(f.out, "framework re-registered")
+	f.reconcile(ctx, d)
+}
+
+// Disconnected forgets the offers held: they are no longer valid.
+func (f *Framework) Disconnected(ctx context.Context, d *scheduler.Driver) {
+	f.mu.Lock()
+	f.held = nil
+	f.mu.Unlock()
+	fmt.Fprintln(f.out, "framework disconnected; re-subscribing")
+}
+
+// OfferRescinded drops a held offer the master took back.
+func (f *Framework) OfferRescinded(ctx context.Context, d *scheduler.Driver, id mesospb.OfferID) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, o := range f.held {
+		if o.ID.Value == id.Value {
+			f.held = append(f.held[:i], f.held[i+1:]...)
+			return
+		}
+	}
+}
+
+// reconcile asks for the outstanding tasks, then every task, then the
+// marker (see the package documentation).
+func (f *Framework) reconcile(ctx context.Context, d *scheduler.Driver) {
+	f.mu.Lock()
+	f.rounds++
+	marker := fmt.Sprintf("apron-batch-reconciled-%d-%d", f.now().UnixNano(), f.rounds)
+	f.reconciling = marker
+	f.held = nil
+	var outstanding []mesospb.TaskStatus
+	for _, t := range f.tasks {
+		if t.id != "" && !isTerminal(t.state) {
+			st := mesospb.TaskStatus{TaskID: mesospb.TaskID{Value: t.id}}
+			if t.agent != "" {
+				st.AgentID = &mesospb.AgentID{Value: t.agent}
+			}
+			outstanding = append(outstanding, st)
+		}
+	}
+	f.mu.Unlock()
+	if len(outstanding) > 0 {
+		fmt.Fprintf(f.out, "reconciling %d outstanding tasks\n", len(outstanding))
+		if err := d.ReconcileTasks(ctx, outstanding); err != nil {
+			fmt.Fprintf(f.out, "reconciliation failed: %v\n", err)
+		}
+	}
+	if err := d.ReconcileTasks(ctx, nil); err != nil {
+		fmt.Fprintf(f.out, "reconciliation failed: %v\n", err)
+	}
+	if err := d.ReconcileTasks(ctx, []mesospb.TaskStatus{{TaskID: mesospb.TaskID{Value: marker}}}); err != nil {
+		// Calls fail only when the stream is gone: the next subscription
+		// reconciles again.
+		fmt.Fprintf(f.out, "reconciliation failed: %v\n", err)
+	}
 }
 
 // ResourceOffers launches pending tasks on the offers, first fit, and
-// declines what is left.
+// declines what is left. During a reconciliation it holds them.
 func (f *Framework) ResourceOffers(ctx context.Context, d *scheduler.Driver, offers []mesospb.Offer) {
+	f.mu.Lock()
+	if f.reconciling != "" {
+		f.held = append(f.held, offers...)
+		f.mu.Unlock()
+		return
+	}
+	f.mu.Unlock()
+	f.useOffers(ctx, d, offers)
+}
+
+// useOffers launches pending tasks on offers, first fit, and declines what
+// is left.
+func (f *Framework) useOffers(ctx context.Context, d *scheduler.Driver, offers []mesospb.Offer) {
 	f.mu.Lock()
 	type launch struct {
 		offer mesospb.OfferID
@@ -129,6 +399,7 @@ func (f *Framework) ResourceOffers(ctx context.Context, d *scheduler.Driver, off
 			t.state = mesospb.TASK_STAGING
 			t.launched = f.now()
 			f.byID[t.id] = t
+			f.record("launch %s %s %s %d", t.id, t.agent, hostField(o.Hostname), t.launched.UnixNano())
 			infos = append(infos, mesospb.TaskInfo{
 				Name:      t.Name,
 				TaskID:    mesospb.TaskID{Value: t.id},
@@ -173,12 +444,39 @@ func (f *Framework) ResourceOffers(ctx context.Context, d *scheduler.Driver, off
 // attempts remain.
 func (f *Framework) StatusUpdate(ctx context.Context, d *scheduler.Driver, st mesospb.TaskStatus) {
 	f.mu.Lock()
-	t := f.byID[st.TaskID.Value]
-	if t == nil || t.id != st.TaskID.Value {
+	if f.reconciling != "" && st.TaskID.Value == f.reconciling {
+		// The last answer of the reconciliation: launch on what was held.
+		f.reconciling = ""
+		held := f.held
+		f.held = nil
+		adopted, pending := f.adopted, len(f.pending)
 		f.mu.Unlock()
-		return // an earlier attempt, or not ours
+		fmt.Fprintf(f.out, "reconciled (%d tasks taken over from an earlier process)\n", adopted)
+		if len(held) > 0 {
+			f.useOffers(ctx, d, held)
+		}
+		if pending > 0 {
+			// An earlier process may have left filters or suppression.
+			_ = d.ReviveOffers(ctx)
+		}
+		return
+	}
+	t := f.byID[st.TaskID.Value]
+	if t == nil {
+		t = f.adopt(st)
+	}
+	if t == nil || t.id != st.TaskID.Value || isTerminal(t.state) {
+		f.mu.Unlock()
+		return // an earlier attempt, not ours, or a repeat of its end
+	}
+	if st.GetReason() == mesospb.TaskStatus_REASON_RECONCILIATION && !isTerminal(st.GetState()) && st.GetState() == t.state {
+		f.mu.Unlock()
+		return // nothing new
 	}
 	t.state, t.message = st.GetState(), st.GetMessage()
+	if st.AgentID != nil && st.AgentID.Value != "" {
+		t.agent = st.AgentID.Value
+	}
 	var line string
 	retry := false
 	switch st.GetState() {
@@ -186,10 +484,13 @@ func (f *Framework) StatusUpdate(ctx context.Context, d *scheduler.Driver, st me
 		t.ended = f.now()
 		t.attempts = append(t.attempts, "finished")
 		f.finished++
+		f.record("end %s %s %d", t.id, st.GetState(), t.ended.UnixNano())
 		line = fmt.Sprintf("%-14s finished on %s after %s", t.id, f.host(t.agent), t.ended.Sub(t.launched).Round(time.Millisecond))
-	case mesospb.TASK_FAILED, mesospb.TASK_KILLED, mesospb.TASK_LOST, mesospb.TASK_ERROR, mesospb.TASK_DROPPED, mesospb.TASK_GONE:
+	case mesospb.TASK_FAILED, mesospb.TASK_KILLED, mesospb.TASK_LOST, mesospb.TASK_ERROR, mesospb.TASK_DROPPED,
+		mesospb.TASK_GONE, mesospb.TASK_GONE_BY_OPERATOR, mesospb.TASK_UNKNOWN:
 		t.ended = f.now()
 		t.attempts = append(t.attempts, strings.ToLower(strings.TrimPrefix(st.GetState().String(), "TASK_")))
+		f.record("end %s %s %d", t.id, st.GetState(), t.ended.UnixNano())
 		if t.attempt < t.MaxAttempts {
 			retry = true
 			f.pending = append(f.pending, t)
@@ -205,6 +506,7 @@ func (f *Framework) StatusUpdate(ctx context.Context, d *scheduler.Driver, st me
 	if complete {
 		f.closed = true
 	}
+	retry = retry && f.reconciling == "" // else the held offers serve it
 	progress := fmt.Sprintf("[%d/%d done, %d running, %d waiting]", f.finished+f.failed, len(f.tasks), f.runningLocked(), len(f.pending))
 	f.mu.Unlock()
 
@@ -217,6 +519,51 @@ func (f *Framework) StatusUpdate(ctx context.Context, d *scheduler.Driver, st me
 	if complete {
 		close(f.done)
 	}
+}
+
+// adopt takes over a task of this job that an earlier process launched
+// and the journal does not name (the master reported it); f.mu is held.
+func (f *Framework) adopt(st mesospb.TaskStatus) *taskState {
+	t, attempt := f.lookup(st.TaskID.Value)
+	if t == nil || t.done() || attempt < t.attempt {
+		return nil
+	}
+	if t.id != "" && !isTerminal(t.state) {
+		return nil // it runs another attempt: leave that one be
+	}
+	for i, p := range f.pending {
+		if p == t {
+			f.pending = append(f.pending[:i], f.pending[i+1:]...)
+			break
+		}
+	}
+	t.attempt, t.id, t.state, t.launched = attempt, st.TaskID.Value, mesospb.TASK_STAGING, f.now()
+	if st.AgentID != nil {
+		t.agent = st.AgentID.Value
+	}
+	f.byID[t.id] = t
+	f.adopted++
+	agent := "-"
+	if t.agent != "" {
+		agent = t.agent
+	}
+	f.record("launch %s %s %s %d", t.id, agent, hostField(f.agents[t.agent]), t.launched.UnixNano())
+	return t
+}
+
+// checkDoneLocked closes Done when every task is done; f.mu is held.
+func (f *Framework) checkDoneLocked() {
+	if !f.closed && f.finished+f.failed == len(f.tasks) {
+		f.closed = true
+		close(f.done)
+	}
+}
+
+func hostField(h string) string {
+	if h == "" || strings.ContainsAny(h, " \t\n") {
+		return "-"
+	}
+	return h
 }
 
 func (f *Framework) runningLocked() int {

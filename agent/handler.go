@@ -1,0 +1,191 @@
+package agent
+
+import (
+	"errors"
+	"io"
+	"net/http"
+
+	"github.com/apronhq/apron/api/v1/agentpb"
+	"github.com/apronhq/apron/api/v1/codec"
+	"github.com/apronhq/apron/api/v1/executorpb"
+	"github.com/apronhq/apron/internal/httpapi"
+)
+
+// Paths of the agent's HTTP API.
+const (
+	ExecutorAPIPath = "/api/v1/executor" // the Mesos v1 executor API
+	OperatorAPIPath = "/api/v1"          // the Mesos v1 agent operator API
+)
+
+// maxAPIBody bounds a call's body; executor updates carry task data.
+const maxAPIBody = httpapi.DefaultMaxBodyBytes
+
+// Handler returns the agent's HTTP API, wire-compatible with a Mesos agent's:
+//
+//   - POST /api/v1/executor: the executor API (executorpb Call and Event),
+//     served by SubscribeExecutor and ExecutorCall. SUBSCRIBE answers 200
+//     with a RecordIO stream (SUBSCRIBED first, then the agent's events,
+//     and HEARTBEAT every Config.ExecutorHeartbeatInterval of silence);
+//     UPDATE, MESSAGE and HEARTBEAT answer 202. As in Mesos, a call names
+//     its executor by framework_id and executor_id and goes to that
+//     executor's current subscription; a Mesos-Stream-Id header, when
+//     present, must name that subscription.
+//   - POST /api/v1: the operator API (agentpb Call and Response):
+//     GET_HEALTH, GET_FLAGS, GET_VERSION, GET_METRICS, GET_STATE,
+//     GET_CONTAINERS, GET_FRAMEWORKS, GET_EXECUTORS, GET_TASKS and
+//     GET_AGENT; other calls answer 501 naming the call.
+//   - GET /health (200 "OK" while Run runs, else 503), GET /metrics
+//     (Prometheus text format) and GET /state (GET_STATE's Response as
+//     JSON).
+//
+// Calls are protobuf or JSON (Content-Type); Accept picks the answer's
+// encoding, JSON by default. Status codes are Mesos's: 400 for a malformed
+// or invalid call, 403 for a call of an executor that is not subscribed
+// (or of another subscription), 405 for a method other than POST, 406 for
+// an Accept it cannot satisfy, 413 for a body over 8 MiB, 415 for a body
+// that is neither protobuf nor JSON, 503 when the agent is not running.
+//
+// The embedder serves Handler where Config.Endpoint says executor
+// processes find it. Streams end when Run returns.
+func (a *Agent) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc(ExecutorAPIPath, a.serveExecutorAPI)
+	mux.HandleFunc(OperatorAPIPath, a.serveOperatorAPI)
+	mux.HandleFunc("/health", a.serveHealth)
+	mux.HandleFunc("/metrics", a.serveMetrics)
+	mux.HandleFunc("/state", a.serveState)
+	return mux
+}
+
+func (a *Agent) serveExecutorAPI(w http.ResponseWriter, r *http.Request) {
+	var call executorpb.Call
+	c, err := httpapi.DecodeCall(r, &call, maxAPIBody)
+	if err != nil {
+		httpapi.WriteError(w, err)
+		return
+	}
+	if call.FrameworkID.Value == "" || call.ExecutorID.Value == "" {
+		httpapi.WriteError(w, httpapi.Errorf(http.StatusBadRequest, "expecting 'framework_id' and 'executor_id' to be present"))
+		return
+	}
+	switch call.GetType() {
+	case executorpb.Call_SUBSCRIBE:
+		id, events, err := a.SubscribeExecutor(r.Context(), &call)
+		if err != nil {
+			httpapi.WriteError(w, handlerError(err))
+			return
+		}
+		heartbeat := func() *executorpb.Event { return &executorpb.Event{Type: executorpb.Event_HEARTBEAT.Enum()} }
+		httpapi.ServeStream(w, r, c, id, events, heartbeat, a.cfg.ExecutorHeartbeatInterval)
+	case executorpb.Call_UPDATE, executorpb.Call_MESSAGE, executorpb.Call_HEARTBEAT:
+		streamID := r.Header.Get(httpapi.StreamIDHeader)
+		err, perr := request(a, r.Context(), func() error { return a.executorCallAs(streamID, &call) })
+		if perr != nil {
+			err = perr
+		}
+		if err != nil {
+			httpapi.WriteError(w, handlerError(err))
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+	case executorpb.Call_UNKNOWN:
+		httpapi.WriteError(w, httpapi.Errorf(http.StatusBadRequest, "expecting 'type' to be present and known"))
+	default:
+		httpapi.WriteError(w, httpapi.Errorf(http.StatusNotImplemented, "%s is not implemented by this agent", call.GetType()))
+	}
+}
+
+// executorCallAs is ExecutorCall for a call that may name no stream, as a
+// Mesos executor's: it goes to the executor's current subscription.
+func (a *Agent) executorCallAs(streamID string, call *executorpb.Call) error {
+	if streamID == "" {
+		if e := a.executor(call.FrameworkID.Value, call.ExecutorID.Value); e != nil && e.stream != nil {
+			streamID = e.stream.id
+		}
+	}
+	return a.executorCall(streamID, call)
+}
+
+// handlerError maps an error of the executor link to its HTTP answer.
+func handlerError(err error) error {
+	var he *httpapi.Error
+	switch {
+	case errors.As(err, &he):
+		return he
+	case errors.Is(err, ErrNotSubscribed):
+		return httpapi.Errorf(http.StatusForbidden, "%v", err)
+	case errors.Is(err, ErrInvalidCall):
+		return httpapi.Errorf(http.StatusBadRequest, "%v", err)
+	case errors.Is(err, ErrStopped):
+		return httpapi.Errorf(http.StatusServiceUnavailable, "%v", err)
+	case httpapi.Canceled(err):
+		return httpapi.Errorf(http.StatusServiceUnavailable, "the request ended before the agent answered: %v", err)
+	}
+	return err
+}
+
+func (a *Agent) serveOperatorAPI(w http.ResponseWriter, r *http.Request) {
+	var call agentpb.Call
+	c, err := httpapi.DecodeCall(r, &call, maxAPIBody)
+	if err != nil {
+		httpapi.WriteError(w, err)
+		return
+	}
+	resp, err := a.operatorCall(r.Context(), &call)
+	if err != nil {
+		httpapi.WriteError(w, handlerError(err))
+		return
+	}
+	httpapi.WriteMessage(w, c, resp)
+}
+
+// requireGET answers 405 to a method other than GET or HEAD.
+func requireGET(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return true
+	}
+	w.Header().Set("Allow", "GET, HEAD")
+	httpapi.WriteError(w, httpapi.Errorf(http.StatusMethodNotAllowed, "expecting a 'GET' request, received '%s'", r.Method))
+	return false
+}
+
+func (a *Agent) serveHealth(w http.ResponseWriter, r *http.Request) {
+	if !requireGET(w, r) {
+		return
+	}
+	if _, err := request(a, r.Context(), func() bool { return true }); err != nil {
+		httpapi.WriteError(w, handlerError(err))
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = io.WriteString(w, "OK\n")
+}
+
+func (a *Agent) serveState(w http.ResponseWriter, r *http.Request) {
+	if !requireGET(w, r) {
+		return
+	}
+	if !httpapi.AcceptsJSONOnly(r) {
+		httpapi.WriteError(w, httpapi.Errorf(http.StatusNotAcceptable, "/state answers %s only", codec.MediaTypeJSON))
+		return
+	}
+	resp, err := a.operatorCall(r.Context(), &agentpb.Call{Type: agentpb.Call_GET_STATE.Enum()})
+	if err != nil {
+		httpapi.WriteError(w, handlerError(err))
+		return
+	}
+	httpapi.WriteMessage(w, codec.JSON, resp)
+}
+
+func (a *Agent) serveMetrics(w http.ResponseWriter, r *http.Request) {
+	if !requireGET(w, r) {
+		return
+	}
+	m, err := a.metrics(r.Context())
+	if err != nil {
+		httpapi.WriteError(w, handlerError(err))
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	writePrometheus(w, m)
+}

@@ -1,0 +1,100 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/apronhq/apron/api/v1/codec"
+	"github.com/apronhq/apron/api/v1/internalpb"
+	"github.com/apronhq/apron/internal/httpapi"
+	"github.com/apronhq/apron/internal/httplink"
+)
+
+// This file is the agent's client of the master over HTTP (the agent ->
+// master link); the agent's own HTTP API is in handler.go.
+
+// MasterAgentPath is the master's endpoint of Apron's agent link.
+const MasterAgentPath = "/apron/v1/agent"
+
+// HTTPMaster is a Master reached over HTTP, for an agent on another
+// machine than its master: it posts the agent's calls (internalpb.Call,
+// protobuf unless WithJSON) to <url>/apron/v1/agent and reads the master's
+// events from the RecordIO stream REGISTER or REREGISTER opens.
+//
+// It knows several candidate masters. ConnectAgent tries the master it last
+// connected to, then each candidate in order, skipping those that refuse
+// the connection or answer 503, and follows a standby's 307 to the leader
+// (a few hops at most), registering there again rather than replaying the
+// request; every other call goes to the master that accepted the
+// registration, with its Mesos-Stream-Id. When none accepts, the agent
+// retries after its registration backoff, as it does when the stream ends
+// (the master closed it, or the connection broke).
+//
+// Errors keep the master's status and message; a call on a stream that has
+// ended fails without being sent. An HTTPMaster is safe for concurrent use.
+type HTTPMaster struct {
+	link *httplink.Link[internalpb.Event, *internalpb.Event]
+}
+
+var _ Master = (*HTTPMaster)(nil)
+
+// HTTPOption configures an HTTPMaster.
+type HTTPOption func(*httpOptions)
+
+type httpOptions struct {
+	json   bool
+	client *http.Client
+	log    *slog.Logger
+}
+
+// WithJSON makes an HTTPMaster speak application/json instead of
+// application/x-protobuf.
+func WithJSON() HTTPOption { return func(o *httpOptions) { o.json = true } }
+
+// WithHTTPClient sets the HTTP client (for TLS, proxies...). The HTTPMaster
+// uses a copy that does not follow redirects itself; the client must have
+// no Timeout, which would cut the event stream.
+func WithHTTPClient(c *http.Client) HTTPOption { return func(o *httpOptions) { o.client = c } }
+
+// WithHTTPLogger sets the logger told why streams end (default: discard).
+func WithHTTPLogger(l *slog.Logger) HTTPOption { return func(o *httpOptions) { o.log = l } }
+
+// NewHTTPMaster returns a Master for the masters at urls, like
+// "http://10.0.0.1:5050" (http:// is assumed when there is no scheme). It
+// fails with ErrInvalidConfig when there is no URL or one does not parse;
+// it connects to nothing until the agent runs.
+func NewHTTPMaster(urls []string, opts ...HTTPOption) (*HTTPMaster, error) {
+	var o httpOptions
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&o)
+		}
+	}
+	client := httpapi.Client{Codec: codec.Protobuf, HTTP: httplink.NoRedirects(o.client)}
+	if o.json {
+		client.Codec = codec.JSON
+	}
+	link, err := httplink.New[internalpb.Event](httplink.Config{
+		URLs:   urls,
+		Path:   MasterAgentPath,
+		Client: client,
+		Logger: o.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	return &HTTPMaster{link: link}, nil
+}
+
+// ConnectAgent registers (REGISTER or REREGISTER) and opens the agent's
+// stream; cancelling ctx closes it.
+func (m *HTTPMaster) ConnectAgent(ctx context.Context, call *internalpb.Call) (string, <-chan *internalpb.Event, error) {
+	return m.link.Subscribe(ctx, call)
+}
+
+// AgentCall sends call on the stream streamID, to the master that opened it.
+func (m *HTTPMaster) AgentCall(ctx context.Context, streamID string, call *internalpb.Call) error {
+	return m.link.Call(ctx, streamID, call)
+}

@@ -1,0 +1,538 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/apronhq/apron/api/v1/agentpb"
+	"github.com/apronhq/apron/api/v1/mesospb"
+	"github.com/apronhq/apron/containerizer"
+	"github.com/apronhq/apron/internal/httpapi"
+)
+
+// operatorCall answers one call of the agent operator API.
+func (a *Agent) operatorCall(ctx context.Context, call *agentpb.Call) (*agentpb.Response, error) {
+	switch call.GetType() {
+	case agentpb.Call_GET_HEALTH:
+		if _, err := request(a, ctx, func() bool { return true }); err != nil {
+			return nil, err
+		}
+		return &agentpb.Response{Type: agentpb.Response_GET_HEALTH.Enum(), GetHealth: &agentpb.Response_GetHealth{Healthy: true}}, nil
+	case agentpb.Call_GET_FLAGS:
+		return &agentpb.Response{Type: agentpb.Response_GET_FLAGS.Enum(), GetFlags: &agentpb.Response_GetFlags{Flags: a.flags()}}, nil
+	case agentpb.Call_GET_VERSION:
+		return &agentpb.Response{Type: agentpb.Response_GET_VERSION.Enum(),
+			GetVersion: &agentpb.Response_GetVersion{VersionInfo: mesospb.VersionInfo{Version: a.cfg.Version}}}, nil
+	case agentpb.Call_GET_METRICS:
+		m, err := a.metrics(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return &agentpb.Response{Type: agentpb.Response_GET_METRICS.Enum(), GetMetrics: &agentpb.Response_GetMetrics{Metrics: m.mesos()}}, nil
+	case agentpb.Call_GET_STATE:
+		s, err := request(a, ctx, a.getState)
+		if err != nil {
+			return nil, err
+		}
+		return &agentpb.Response{Type: agentpb.Response_GET_STATE.Enum(), GetState: s}, nil
+	case agentpb.Call_GET_CONTAINERS:
+		cs, err := a.getContainers(ctx, call.GetGetContainers())
+		if err != nil {
+			return nil, err
+		}
+		return &agentpb.Response{Type: agentpb.Response_GET_CONTAINERS.Enum(), GetContainers: cs}, nil
+	case agentpb.Call_GET_FRAMEWORKS:
+		s, err := request(a, ctx, a.getFrameworks)
+		if err != nil {
+			return nil, err
+		}
+		return &agentpb.Response{Type: agentpb.Response_GET_FRAMEWORKS.Enum(), GetFrameworks: s}, nil
+	case agentpb.Call_GET_EXECUTORS:
+		s, err := request(a, ctx, a.getExecutors)
+		if err != nil {
+			return nil, err
+		}
+		return &agentpb.Response{Type: agentpb.Response_GET_EXECUTORS.Enum(), GetExecutors: s}, nil
+	case agentpb.Call_GET_TASKS:
+		s, err := request(a, ctx, a.getTasks)
+		if err != nil {
+			return nil, err
+		}
+		return &agentpb.Response{Type: agentpb.Response_GET_TASKS.Enum(), GetTasks: s}, nil
+	case agentpb.Call_GET_AGENT:
+		info, err := request(a, ctx, a.agentInfo)
+		if err != nil {
+			return nil, err
+		}
+		return &agentpb.Response{Type: agentpb.Response_GET_AGENT.Enum(), GetAgent: &agentpb.Response_GetAgent{AgentInfo: &info}}, nil
+	case agentpb.Call_UNKNOWN:
+		return nil, httpapi.Errorf(http.StatusBadRequest, "expecting 'type' to be present and known")
+	default:
+		return nil, httpapi.Errorf(http.StatusNotImplemented, "%s is not implemented by this agent", call.GetType())
+	}
+}
+
+// flags are the agent's configuration under the names of the Mesos agent's
+// flags, where it has them.
+func (a *Agent) flags() []mesospb.Flag {
+	c := &a.cfg
+	kv := [][2]string{
+		{"work_dir", c.WorkDir},
+		{"resources", c.Resources},
+		{"attributes", c.Attributes},
+		{"hostname", c.Hostname},
+		{"advertise_endpoint", c.Endpoint},
+		{"executor_shutdown_grace_period", mesosDuration(c.ExecutorShutdownGracePeriod)},
+		{"executor_registration_timeout", mesosDuration(c.ExecutorRegistrationTimeout)},
+		{"executor_reregistration_timeout", mesosDuration(c.ExecutorReregistrationTimeout)},
+		{"executor_reregistration_retry_interval", mesosDuration(c.ExecutorSubscriptionBackoffMax)},
+		{"executor_heartbeat_interval", mesosDuration(c.ExecutorHeartbeatInterval)},
+		{"registration_backoff_factor", mesosDuration(c.RegistrationBackoff)},
+		{"registration_backoff_max", mesosDuration(c.RegistrationBackoffMax)},
+		{"status_update_retry_interval_min", mesosDuration(c.StatusUpdateRetry)},
+		{"status_update_retry_interval_max", mesosDuration(c.StatusUpdateRetryMax)},
+		{"recovery_timeout", mesosDuration(c.ExecutorRecoveryTimeout)},
+		{"default_kill_grace_period", mesosDuration(c.DefaultKillGracePeriod)},
+		{"max_completed_tasks", strconv.Itoa(c.MaxCompletedTasks)},
+		{"executor_stream_buffer", strconv.Itoa(c.ExecutorStreamBuffer)},
+		{"command_executor_mode", c.CommandExecutorMode.String()},
+		{"command_executor_path", c.CommandExecutorPath},
+		{"in_process_executors", strings.Join(sortedKeys(c.Executors), ",")},
+		{"checkpoint", "true"},
+	}
+	out := make([]mesospb.Flag, 0, len(kv))
+	for _, f := range kv {
+		out = append(out, mesospb.Flag{Name: f[0], Value: ptr(f[1])})
+	}
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// getState is GET_STATE; it runs on the loop.
+func (a *Agent) getState() *agentpb.Response_GetState {
+	return &agentpb.Response_GetState{GetTasks: a.getTasks(), GetExecutors: a.getExecutors(), GetFrameworks: a.getFrameworks()}
+}
+
+// getFrameworks lists the frameworks with executors or tasks here; the
+// agent keeps no completed frameworks.
+func (a *Agent) getFrameworks() *agentpb.Response_GetFrameworks {
+	out := &agentpb.Response_GetFrameworks{}
+	for _, fw := range a.sortedFrameworks() {
+		out.Frameworks = append(out.Frameworks, agentpb.Response_GetFrameworks_Framework{FrameworkInfo: fw.info})
+	}
+	return out
+}
+
+// getExecutors lists the executors; those terminated, kept while their
+// tasks' last updates wait for acknowledgement, are the completed ones.
+func (a *Agent) getExecutors() *agentpb.Response_GetExecutors {
+	out := &agentpb.Response_GetExecutors{}
+	for _, fw := range a.sortedFrameworks() {
+		for _, e := range fw.sortedExecutors() {
+			x := agentpb.Response_GetExecutors_Executor{ExecutorInfo: e.info}
+			if e.state == execTerminated {
+				out.CompletedExecutors = append(out.CompletedExecutors, x)
+			} else {
+				out.Executors = append(out.Executors, x)
+			}
+		}
+	}
+	return out
+}
+
+// getTasks sorts the tasks as Mesos does: queued for an executor that has
+// not subscribed, launched, terminal with an update unacknowledged, and
+// completed.
+func (a *Agent) getTasks() *agentpb.Response_GetTasks {
+	out := &agentpb.Response_GetTasks{}
+	for _, fw := range a.sortedFrameworks() {
+		for _, e := range fw.sortedExecutors() {
+			for _, t := range e.sortedTasks() {
+				switch {
+				case terminal(t.state):
+					out.TerminatedTasks = append(out.TerminatedTasks, t.proto())
+				case t.queued:
+					out.QueuedTasks = append(out.QueuedTasks, t.proto())
+				default:
+					out.LaunchedTasks = append(out.LaunchedTasks, t.proto())
+				}
+			}
+		}
+	}
+	out.CompletedTasks = append([]mesospb.Task(nil), a.completed...)
+	return out
+}
+
+// runRef is an executor run as GET_CONTAINERS shows it.
+type runRef struct {
+	fw, exec, name, run string
+}
+
+// getContainers is GET_CONTAINERS: one entry per executor run with
+// containers (its own, for an executor process, and its tasks'), with the
+// resources they use together; with show_nested, the task containers too,
+// nested under their run; with show_standalone, containers of no executor
+// run. The containerizer's work is done off the loop.
+func (a *Agent) getContainers(ctx context.Context, opts *agentpb.Call_GetContainers) (*agentpb.Response_GetContainers, error) {
+	type snapshot struct {
+		cont containerizer.Containerizer
+		runs []runRef
+	}
+	snap, err := request(a, ctx, func() snapshot {
+		s := snapshot{cont: a.cont}
+		for _, fw := range a.sortedFrameworks() {
+			for _, e := range fw.sortedExecutors() {
+				if e.state != execTerminated {
+					s.runs = append(s.runs, runRef{fw: fw.id, exec: e.id, name: e.info.GetName(), run: e.containerID})
+				}
+			}
+		}
+		return s
+	})
+	if err != nil {
+		return nil, err
+	}
+	ids, err := snap.cont.Containers(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("listing containers: %w", err)
+	}
+	byRun := map[string][]string{}
+	var standalone []string
+	for _, id := range ids {
+		run, _, _ := strings.Cut(id, ".")
+		byRun[run] = append(byRun[run], id)
+	}
+	known := map[string]bool{}
+	out := &agentpb.Response_GetContainers{}
+	for _, r := range snap.runs {
+		members := byRun[r.run]
+		known[r.run] = true
+		if len(members) == 0 {
+			continue
+		}
+		var total *mesospb.ResourceStatistics
+		var nested []agentpb.Response_GetContainers_Container
+		for _, id := range members {
+			stats := containerStats(ctx, snap.cont, id)
+			total = addStats(total, stats)
+			if id != r.run && opts.GetShowNested() {
+				cid := mesospb.ContainerID{Value: strings.TrimPrefix(id, r.run+"."), Parent: &mesospb.ContainerID{Value: r.run}}
+				nested = append(nested, agentpb.Response_GetContainers_Container{
+					ContainerID:        cid,
+					ContainerStatus:    &mesospb.ContainerStatus{ContainerID: &cid},
+					ResourceStatistics: stats,
+				})
+			}
+		}
+		cid := mesospb.ContainerID{Value: r.run}
+		c := agentpb.Response_GetContainers_Container{
+			FrameworkID:        &mesospb.FrameworkID{Value: r.fw},
+			ExecutorID:         &mesospb.ExecutorID{Value: r.exec},
+			ContainerID:        cid,
+			ContainerStatus:    &mesospb.ContainerStatus{ContainerID: &cid},
+			ResourceStatistics: total,
+		}
+		if r.name != "" {
+			c.ExecutorName = ptr(r.name)
+		}
+		out.Containers = append(out.Containers, c)
+		out.Containers = append(out.Containers, nested...)
+	}
+	if opts.GetShowStandalone() {
+		for _, id := range ids {
+			if run, _, _ := strings.Cut(id, "."); !known[run] {
+				standalone = append(standalone, id)
+			}
+		}
+		for _, id := range standalone {
+			cid := mesospb.ContainerID{Value: id}
+			out.Containers = append(out.Containers, agentpb.Response_GetContainers_Container{
+				ContainerID:        cid,
+				ContainerStatus:    &mesospb.ContainerStatus{ContainerID: &cid},
+				ResourceStatistics: containerStats(ctx, snap.cont, id),
+			})
+		}
+	}
+	return out, nil
+}
+
+// containerStats samples a container's usage; nil when it cannot (it
+// ended meanwhile).
+func containerStats(ctx context.Context, cont containerizer.Containerizer, id string) *mesospb.ResourceStatistics {
+	u, err := cont.Usage(ctx, id)
+	if err != nil {
+		return nil
+	}
+	s := &mesospb.ResourceStatistics{
+		Timestamp:          float64(u.Timestamp.UnixNano()) / 1e9,
+		Processes:          ptr(uint32(u.Processes)),
+		Threads:            ptr(uint32(u.Threads)),
+		CpusUserTimeSecs:   ptr(u.CPUUserSeconds),
+		CpusSystemTimeSecs: ptr(u.CPUSystemSeconds),
+		MemRssBytes:        ptr(u.RSSBytes),
+	}
+	if u.Limits.CPUs > 0 {
+		s.CpusLimit = ptr(u.Limits.CPUs)
+	}
+	if u.Limits.MemoryBytes > 0 {
+		s.MemLimitBytes = ptr(u.Limits.MemoryBytes)
+	}
+	return s
+}
+
+// addStats sums two samples (either may be nil).
+func addStats(a, b *mesospb.ResourceStatistics) *mesospb.ResourceStatistics {
+	switch {
+	case b == nil:
+		return a
+	case a == nil:
+		c := *b
+		return &c
+	}
+	sumF := func(x, y *float64) *float64 {
+		if x == nil && y == nil {
+			return nil
+		}
+		var v float64
+		if x != nil {
+			v += *x
+		}
+		if y != nil {
+			v += *y
+		}
+		return &v
+	}
+	sumU := func(x, y *uint64) *uint64 {
+		if x == nil && y == nil {
+			return nil
+		}
+		var v uint64
+		if x != nil {
+			v += *x
+		}
+		if y != nil {
+			v += *y
+		}
+		return &v
+	}
+	sum32 := func(x, y *uint32) *uint32 {
+		if x == nil && y == nil {
+			return nil
+		}
+		var v uint32
+		if x != nil {
+			v += *x
+		}
+		if y != nil {
+			v += *y
+		}
+		return &v
+	}
+	return &mesospb.ResourceStatistics{
+		Timestamp:          max(a.Timestamp, b.Timestamp),
+		Processes:          sum32(a.Processes, b.Processes),
+		Threads:            sum32(a.Threads, b.Threads),
+		CpusUserTimeSecs:   sumF(a.CpusUserTimeSecs, b.CpusUserTimeSecs),
+		CpusSystemTimeSecs: sumF(a.CpusSystemTimeSecs, b.CpusSystemTimeSecs),
+		CpusLimit:          sumF(a.CpusLimit, b.CpusLimit),
+		MemRssBytes:        sumU(a.MemRssBytes, b.MemRssBytes),
+		MemLimitBytes:      sumU(a.MemLimitBytes, b.MemLimitBytes),
+	}
+}
+
+// agentMetrics are the counters of the agent since Run started; the loop
+// owns them.
+type agentMetrics struct {
+	startedAt time.Time
+	// terminal counts the tasks that reached each terminal state.
+	terminal        map[mesospb.TaskState]uint64
+	validUpdates    uint64 // executor status updates taken
+	invalidUpdates  uint64 // executor status updates refused
+	validMessages   uint64 // framework messages delivered to executors
+	invalidMessages uint64 // framework messages dropped
+}
+
+// metricsSnapshot is what GET_METRICS and /metrics report.
+type metricsSnapshot struct {
+	registered     bool
+	uptime         time.Duration
+	frameworks     int
+	tasks          map[mesospb.TaskState]int // tasks the agent knows now, by state
+	terminal       map[mesospb.TaskState]uint64
+	executors      map[string]int // by state
+	containers     int
+	pendingUpdates int
+	counters       agentMetrics
+	total, used    map[string]float64 // cpus, mem, disk
+}
+
+// metrics takes a snapshot: the loop's state, then the containerizer's.
+func (a *Agent) metrics(ctx context.Context) (*metricsSnapshot, error) {
+	type loopPart struct {
+		m    *metricsSnapshot
+		cont containerizer.Containerizer
+	}
+	p, err := request(a, ctx, func() loopPart {
+		m := &metricsSnapshot{
+			registered: a.registered && a.conn != nil,
+			uptime:     a.clk.Now().Sub(a.met.startedAt),
+			frameworks: len(a.frameworks),
+			tasks:      map[mesospb.TaskState]int{},
+			terminal:   map[mesospb.TaskState]uint64{},
+			executors:  map[string]int{},
+			counters:   a.met,
+			total:      map[string]float64{},
+			used:       map[string]float64{},
+		}
+		for k, v := range a.met.terminal {
+			m.terminal[k] = v
+		}
+		for _, r := range a.resources.ToProto() {
+			if r.Scalar != nil {
+				m.total[r.Name] += r.Scalar.Value
+			}
+		}
+		for _, fw := range a.frameworks {
+			for _, e := range fw.executors {
+				m.executors[e.state.String()]++
+				for _, t := range e.tasks {
+					m.tasks[t.state]++
+					if !terminal(t.state) {
+						for _, r := range t.info.Resources {
+							if r.Scalar != nil {
+								m.used[r.Name] += r.Scalar.Value
+							}
+						}
+					}
+				}
+			}
+		}
+		for _, s := range a.streams {
+			m.pendingUpdates += len(s.pending)
+		}
+		return loopPart{m, a.cont}
+	})
+	if err != nil {
+		return nil, err
+	}
+	if ids, err := p.cont.Containers(ctx); err == nil {
+		p.m.containers = len(ids)
+	} else if !errors.Is(err, containerizer.ErrClosed) {
+		return nil, fmt.Errorf("listing containers: %w", err)
+	}
+	return p.m, nil
+}
+
+// taskStates are the states reported, in Mesos's order.
+var taskStates = []mesospb.TaskState{
+	mesospb.TASK_STAGING, mesospb.TASK_STARTING, mesospb.TASK_RUNNING, mesospb.TASK_KILLING,
+	mesospb.TASK_FINISHED, mesospb.TASK_FAILED, mesospb.TASK_KILLED, mesospb.TASK_ERROR,
+	mesospb.TASK_LOST, mesospb.TASK_DROPPED, mesospb.TASK_GONE, mesospb.TASK_GONE_BY_OPERATOR,
+}
+
+var executorStates = []string{"REGISTERING", "RUNNING", "TERMINATING", "TERMINATED"}
+
+// mesos is the snapshot under the Mesos agent's metric names (tasks_* of
+// a terminal state count the tasks that reached it since the agent
+// started, the others are the tasks in that state now), with Apron's own
+// under slave/ too.
+func (m *metricsSnapshot) mesos() []mesospb.Metric {
+	var out []mesospb.Metric
+	add := func(name string, v float64) { out = append(out, mesospb.Metric{Name: name, Value: ptr(v)}) }
+	b := 0.0
+	if m.registered {
+		b = 1
+	}
+	add("slave/registered", b)
+	add("slave/uptime_secs", m.uptime.Seconds())
+	add("slave/frameworks_active", float64(m.frameworks))
+	for _, s := range taskStates {
+		name := "slave/tasks_" + strings.ToLower(strings.TrimPrefix(s.String(), "TASK_"))
+		if terminal(s) {
+			add(name, float64(m.terminal[s]))
+		} else {
+			add(name, float64(m.tasks[s]))
+		}
+	}
+	for _, s := range executorStates {
+		add("slave/executors_"+strings.ToLower(s), float64(m.executors[s]))
+	}
+	add("slave/containers", float64(m.containers))
+	add("slave/status_updates_pending", float64(m.pendingUpdates))
+	add("slave/valid_status_updates", float64(m.counters.validUpdates))
+	add("slave/invalid_status_updates", float64(m.counters.invalidUpdates))
+	add("slave/valid_framework_messages", float64(m.counters.validMessages))
+	add("slave/invalid_framework_messages", float64(m.counters.invalidMessages))
+	for _, r := range []string{"cpus", "mem", "disk"} {
+		add("slave/"+r+"_total", m.total[r])
+		add("slave/"+r+"_used", m.used[r])
+		if m.total[r] > 0 {
+			add("slave/"+r+"_percent", m.used[r]/m.total[r])
+		}
+	}
+	return out
+}
+
+// writePrometheus writes the snapshot in the Prometheus text format.
+func writePrometheus(w io.Writer, m *metricsSnapshot) {
+	var b strings.Builder
+	metric := func(name, typ, help string) {
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
+	}
+	num := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+	reg := 0.0
+	if m.registered {
+		reg = 1
+	}
+	metric("apron_agent_registered", "gauge", "Whether the agent is registered with a master.")
+	fmt.Fprintf(&b, "apron_agent_registered %s\n", num(reg))
+	metric("apron_agent_uptime_seconds", "gauge", "Time since the agent started.")
+	fmt.Fprintf(&b, "apron_agent_uptime_seconds %s\n", num(m.uptime.Seconds()))
+	metric("apron_agent_frameworks", "gauge", "Frameworks with executors or tasks on the agent.")
+	fmt.Fprintf(&b, "apron_agent_frameworks %d\n", m.frameworks)
+	metric("apron_agent_tasks", "gauge", "Tasks the agent knows now (queued, launched, or terminal and unacknowledged), by state.")
+	for _, s := range taskStates {
+		fmt.Fprintf(&b, "apron_agent_tasks{state=%q} %d\n", s.String(), m.tasks[s])
+	}
+	metric("apron_agent_tasks_terminated_total", "counter", "Tasks that reached a terminal state since the agent started, by state.")
+	for _, s := range taskStates {
+		if terminal(s) {
+			fmt.Fprintf(&b, "apron_agent_tasks_terminated_total{state=%q} %d\n", s.String(), m.terminal[s])
+		}
+	}
+	metric("apron_agent_executors", "gauge", "Executor runs, by state.")
+	for _, s := range executorStates {
+		fmt.Fprintf(&b, "apron_agent_executors{state=%q} %d\n", s, m.executors[s])
+	}
+	metric("apron_agent_containers", "gauge", "Containers of the agent's containerizer.")
+	fmt.Fprintf(&b, "apron_agent_containers %d\n", m.containers)
+	metric("apron_agent_status_updates_pending", "gauge", "Status updates waiting for the master's acknowledgement.")
+	fmt.Fprintf(&b, "apron_agent_status_updates_pending %d\n", m.pendingUpdates)
+	metric("apron_agent_status_updates_total", "counter", "Status updates from executors, by whether the agent took them.")
+	fmt.Fprintf(&b, "apron_agent_status_updates_total{result=\"valid\"} %d\n", m.counters.validUpdates)
+	fmt.Fprintf(&b, "apron_agent_status_updates_total{result=\"invalid\"} %d\n", m.counters.invalidUpdates)
+	metric("apron_agent_framework_messages_total", "counter", "Framework messages for executors, by whether they were delivered.")
+	fmt.Fprintf(&b, "apron_agent_framework_messages_total{result=\"delivered\"} %d\n", m.counters.validMessages)
+	fmt.Fprintf(&b, "apron_agent_framework_messages_total{result=\"dropped\"} %d\n", m.counters.invalidMessages)
+	metric("apron_agent_resources", "gauge", "The agent's resources (cpus, mem in MB, disk in MB), total and used by live tasks.")
+	for _, r := range []string{"cpus", "mem", "disk"} {
+		fmt.Fprintf(&b, "apron_agent_resources{resource=%q,kind=\"total\"} %s\n", r, num(m.total[r]))
+		fmt.Fprintf(&b, "apron_agent_resources{resource=%q,kind=\"used\"} %s\n", r, num(m.used[r]))
+	}
+	_, _ = io.WriteString(w, b.String())
+}

@@ -1,0 +1,223 @@
+package allocator
+
+import (
+	"math/bits"
+	"time"
+
+	"github.com/apronhq/apron/resources"
+)
+
+// Refusal filters are indexed twice, so that each of the three things done
+// with them is cheap:
+//
+//   - a cycle asks, for every framework it considers on an agent, whether
+//     a filter of that framework role covers what the agent has free. Each
+//     agent keeps one bit per framework role with filters there (the
+//     frameworkRole's idx), so the usual answer, "no filter here", costs a
+//     bit test. When there are filters, the agent usually holds them all
+//     for one and the same refused set (frameworks declining whole offers):
+//     the agent keeps that set once, interned, and whether its free
+//     resources still fit in it, so the answer is again a bit test;
+//   - Revive drops the framework role's filters: they are kept by the
+//     framework role too (frameworkRole.filters, by agent), so a revive
+//     costs O(its filters), not a scan of the cluster;
+//   - RemoveAgent drops the filters on the agent, found through its bits.
+//
+// Filters expire lazily: when a check meets one, and when a cycle meets an
+// agent whose earliest filter has expired.
+
+// filter is a refused-offer filter: free resources of one agent a framework
+// refused for one role, until expires.
+type filter struct {
+	refused resources.Resources // unallocated; never modified (may be the agent's interned set)
+	expires time.Time
+}
+
+// agentFilters indexes the filters on one agent.
+type agentFilters struct {
+	bits []uint64 // bit i is set when the framework role of idx i has filters here
+	// n counts the filters here, nref those whose refused set is ref.
+	n, nref int
+	ref     resources.Resources
+	// earliest is no later than the expiry of every filter here.
+	earliest time.Time
+	// fitVersion is the agent version at which fits (available ⊆ ref) was
+	// computed; 0 when unknown.
+	fitVersion uint64
+	fits       bool
+}
+
+func (af *agentFilters) has(idx int) bool {
+	w := idx >> 6
+	return w < len(af.bits) && af.bits[w]&(1<<(idx&63)) != 0
+}
+
+func (af *agentFilters) set(idx int) {
+	w := idx >> 6
+	if w >= len(af.bits) {
+		af.bits = append(af.bits, make([]uint64, w+1-len(af.bits))...)
+	}
+	af.bits[w] |= 1 << (idx & 63)
+}
+
+func (af *agentFilters) unset(idx int) {
+	if w := idx >> 6; w < len(af.bits) {
+		af.bits[w] &^= 1 << (idx & 63)
+	}
+}
+
+// same reports whether a and b are the same slice (not merely equal).
+func same(a, b resources.Resources) bool {
+	return len(a) > 0 && len(a) == len(b) && &a[0] == &b[0]
+}
+
+// fitsRef reports whether what is free on ag fits in its interned refused
+// set, so that every filter holding that set covers anything ag can offer.
+func fitsRef(ag *agent) bool {
+	af := &ag.filters
+	if af.fitVersion != ag.version {
+		af.fitVersion = ag.version
+		af.fits = af.ref.Contains(ag.available)
+	}
+	return af.fits
+}
+
+// addFilter records that fr refused refused (unallocated) on ag until
+// expires, dropping the filters of fr there it subsumes and those expired.
+func (d *DRF) addFilter(fr *frameworkRole, ag *agent, refused resources.Resources, expires, now time.Time) {
+	af := &ag.filters
+	fs := fr.filters[ag]
+	kept := fs[:0]
+	for _, o := range fs {
+		if !now.Before(o.expires) || (!o.expires.After(expires) && refused.Contains(o.refused)) {
+			af.forget(o)
+			continue
+		}
+		kept = append(kept, o)
+	}
+	clear(fs[len(kept):])
+	switch {
+	case af.nref > 0 && af.ref.Equal(refused):
+		refused = af.ref // interned
+	case af.nref == 0:
+		af.ref, af.fitVersion = refused, 0
+	}
+	if af.n == 0 || expires.Before(af.earliest) {
+		af.earliest = expires
+	}
+	af.n++
+	if same(refused, af.ref) {
+		af.nref++
+	}
+	if fr.filters == nil {
+		fr.filters = map[*agent][]filter{}
+	}
+	fr.filters[ag] = append(kept, filter{refused: refused, expires: expires})
+	af.set(fr.idx)
+}
+
+// forget uncounts a filter removed from the agent.
+func (af *agentFilters) forget(f filter) {
+	af.n--
+	if same(f.refused, af.ref) {
+		af.nref--
+	}
+	if af.nref == 0 {
+		af.ref, af.fitVersion = nil, 0
+	}
+}
+
+// filtered reports whether a filter of fr still running at d.now covers
+// cand (part of what is free on ag) and notes its expiry for the cycle's
+// idle bookkeeping; it drops the expired filters it meets.
+func (d *DRF) filtered(fr *frameworkRole, ag *agent, cand resources.Resources) bool {
+	af := &ag.filters
+	if !af.has(fr.idx) {
+		return false
+	}
+	if af.nref == af.n && d.now.Before(af.earliest) && fitsRef(ag) {
+		d.noteExpiry(af.earliest)
+		return true
+	}
+	fs := fr.filters[ag]
+	hit := false
+	kept := fs[:0]
+	for _, f := range fs {
+		if !d.now.Before(f.expires) {
+			af.forget(f)
+			continue
+		}
+		kept = append(kept, f)
+		if !hit && ((same(f.refused, af.ref) && fitsRef(ag)) || f.refused.Contains(cand)) {
+			hit = true
+			d.noteExpiry(f.expires)
+		}
+	}
+	clear(fs[len(kept):])
+	if len(kept) == 0 {
+		delete(fr.filters, ag)
+		af.unset(fr.idx)
+	} else {
+		fr.filters[ag] = kept
+	}
+	return hit
+}
+
+// dropFilters drops every filter of fr: O(its filters).
+func (d *DRF) dropFilters(fr *frameworkRole) {
+	for ag, fs := range fr.filters {
+		for _, f := range fs {
+			ag.filters.forget(f)
+		}
+		ag.filters.unset(fr.idx)
+	}
+	fr.filters = nil
+}
+
+// dropAgentFilters drops every filter on ag, which is going away.
+func (d *DRF) dropAgentFilters(ag *agent) {
+	for w, word := range ag.filters.bits {
+		for ; word != 0; word &= word - 1 {
+			idx := w<<6 | bits.TrailingZeros64(word)
+			delete(d.frs[idx].filters, ag)
+		}
+	}
+	ag.filters = agentFilters{}
+}
+
+// sweepFilters drops the expired filters on ag and recomputes the earliest
+// expiry of the others, once the earliest has passed.
+func (d *DRF) sweepFilters(ag *agent) {
+	af := &ag.filters
+	if af.n == 0 || d.now.Before(af.earliest) {
+		return
+	}
+	var earliest time.Time
+	first := true
+	for w, word := range af.bits {
+		for ; word != 0; word &= word - 1 {
+			idx := w<<6 | bits.TrailingZeros64(word)
+			fr := d.frs[idx]
+			fs := fr.filters[ag]
+			kept := fs[:0]
+			for _, f := range fs {
+				if !d.now.Before(f.expires) {
+					af.forget(f)
+					continue
+				}
+				if first || f.expires.Before(earliest) {
+					earliest, first = f.expires, false
+				}
+				kept = append(kept, f)
+			}
+			clear(fs[len(kept):])
+			if len(kept) == 0 {
+				delete(fr.filters, ag)
+				af.unset(idx)
+			} else {
+				fr.filters[ag] = kept
+			}
+		}
+	}
+	af.earliest = earliest
+}

@@ -1,0 +1,263 @@
+// Command agent runs an Apron agent: it registers this machine's resources
+// with a master over HTTP (Apron's agent link, /apron/v1/agent), runs the
+// tasks the master sends it, and serves the executor API
+// (/api/v1/executor) and the agent operator API (/api/v1) on -listen.
+//
+//	go run ./examples/agent -master 127.0.0.1:5050 -listen 127.0.0.1:5051 \
+//		-work-dir /var/lib/apron/agent -resources "cpus:4;mem:4096;disk:10000;ports:[31000-32000]"
+//
+// Resources the -resources text leaves out (any of cpus, mem, disk,
+// ports) are detected, as Mesos does. With -containerizer noop the agent
+// runs no process at all (every task "runs" for -noop-run-time and exits
+// 0), which is what a load test of the master wants.
+//
+// SIGINT or SIGTERM stops the agent and leaves its tasks running: an agent
+// started again on the same -work-dir recovers them. SIGUSR1 shuts the
+// agent down for good instead: it kills its tasks, unregisters from the
+// master and removes its checkpoints.
+//
+// The binary is also the command executor when the agent runs it as a
+// process of its own (-command-executor process): the agent re-executes
+// it with the argument "executor".
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/apronhq/apron/agent"
+	"github.com/apronhq/apron/containerizer"
+	"github.com/apronhq/apron/examples/internal/cli"
+	"github.com/apronhq/apron/executor"
+)
+
+const description = `Runs an Apron agent that registers with the master(s) given by -master,
+runs their tasks, and serves the executor and agent operator HTTP APIs on
+-listen. SIGINT/SIGTERM stop it leaving its tasks running (a restarted agent
+on the same -work-dir recovers them); SIGUSR1 shuts it down, killing its
+tasks.
+
+"agent executor" runs the command executor, as the agent itself does when
+-command-executor is "process".`
+
+func main() {
+	if executor.IsCommandExecutorProcess() || (len(os.Args) > 1 && os.Args[1] == "executor") {
+		os.Exit(runExecutor())
+	}
+	if err := run(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "agent:", err)
+		os.Exit(1)
+	}
+}
+
+// runExecutor is the command executor process's main.
+func runExecutor() int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := executor.RunCommandExecutor(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "command executor:", err)
+		return 1
+	}
+	return 0
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
+	var (
+		masters     = fs.String("master", "127.0.0.1:5050", "the master's `host:port` or URL; several, comma-separated, are candidates of which one leads")
+		listen      = fs.String("listen", "127.0.0.1:5051", "`host:port` to serve the executor and operator APIs on")
+		advertise   = fs.String("advertise", "", "`host:port` at which executors reach this agent (default: the -listen address, or -hostname with its port when listening on all interfaces)")
+		workDir     = fs.String("work-dir", "", "`directory` for sandboxes, checkpoints and container state (required; one per agent)")
+		resourcesF  = fs.String("resources", "", "resources to offer, Mesos `text` (\"cpus:4;mem:4096;disk:10000;ports:[31000-32000]\") or JSON; cpus, mem, disk and ports left out are detected")
+		attributes  = fs.String("attributes", "", "attributes, `text` like \"rack:r1;zone:a\"")
+		hostname    = fs.String("hostname", "", "hostname to register with (default: the machine's)")
+		contKind    = fs.String("containerizer", "process", "what runs tasks: \"process\" (one fork/exec per task) or \"noop\" (runs nothing; for load tests)")
+		noopRun     = fs.Duration("noop-run-time", 0, "with -containerizer noop: how long each task runs before it exits 0 (0: at once); a task's "+containerizer.NoopRunTimeEnv+" environment variable overrides it")
+		cmdExecutor = fs.String("command-executor", "in-process", "where command executors run: \"in-process\" (a goroutine of the agent) or \"process\" (this binary re-executed, one per task, talking to the agent over HTTP)")
+		useJSON     = fs.Bool("json", false, "speak JSON to the master instead of protobuf")
+		common      cli.Common
+	)
+	common.Register(fs, "info")
+	common.RegisterPprof(fs)
+	fs.Usage = cli.Usage(fs, "agent -work-dir DIR [flags]\n       agent executor", description)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if *workDir == "" {
+		return errors.New("-work-dir is required")
+	}
+	log, err := common.Logger()
+	if err != nil {
+		return err
+	}
+
+	var mode agent.CommandExecutorMode
+	switch *cmdExecutor {
+	case "in-process":
+		mode = agent.CommandExecutorInProcess
+	case "process":
+		mode = agent.CommandExecutorProcess
+	default:
+		return fmt.Errorf("-command-executor %q: want in-process or process", *cmdExecutor)
+	}
+	var cont containerizer.Containerizer
+	switch *contKind {
+	case "process":
+		// The agent's default: a process containerizer in <work-dir>/containers.
+	case "noop":
+		if mode == agent.CommandExecutorProcess {
+			return errors.New("-containerizer noop runs no process, so it needs -command-executor in-process")
+		}
+		cont = containerizer.NewNoop(containerizer.NoopOptions{RunTime: *noopRun, Logger: log.With("component", "containerizer")})
+	default:
+		return fmt.Errorf("-containerizer %q: want process or noop", *contKind)
+	}
+
+	var opts []agent.HTTPOption
+	if *useJSON {
+		opts = append(opts, agent.WithJSON())
+	}
+	link, err := agent.NewHTTPMaster(splitList(*masters), append(opts, agent.WithHTTPLogger(log.With("component", "link")))...)
+	if err != nil {
+		return fmt.Errorf("-master: %w", err)
+	}
+
+	ln, err := cli.Listen(*listen)
+	if err != nil {
+		return err
+	}
+	endpoint := *advertise
+	if endpoint == "" {
+		endpoint = advertised(ln.Addr().(*net.TCPAddr), *hostname)
+	}
+	a, err := agent.New(agent.Config{
+		Master:              link,
+		WorkDir:             *workDir,
+		Resources:           *resourcesF,
+		Attributes:          *attributes,
+		Hostname:            *hostname,
+		Containerizer:       cont,
+		Endpoint:            endpoint,
+		CommandExecutorMode: mode,
+		Logger:              log,
+	})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	if cont != nil {
+		defer cont.Close()
+	}
+
+	stopProfiles, err := common.StartProfiles()
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopProfiles()
+
+	ctx, stop := cli.SignalContext()
+	defer stop()
+	// SIGUSR1: shut down for good.
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
+
+	runCtx, stopAgent := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	runErr := make(chan error, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		runErr <- a.Run(runCtx)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		select {
+		case <-usr1:
+			fmt.Fprintln(os.Stderr, "user defined signal 1: shutting down, killing every task")
+			sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if err := a.Shutdown(sctx); err != nil {
+				log.Error("shutdown", "err", err)
+			}
+			stop()
+		case <-runCtx.Done():
+		}
+	}()
+	fmt.Printf("agent listening on http://%s (executors reach it at %s), master %s, work dir %s\n", ln.Addr(), endpoint, *masters, *workDir)
+
+	srvCtx, stopServing := context.WithCancel(ctx)
+	go func() {
+		// The agent may stop by itself (the master told it to shut
+		// down): then stop serving too.
+		select {
+		case err := <-runErr:
+			runErr <- err
+			stopServing()
+		case <-srvCtx.Done():
+		}
+	}()
+	err = cli.Serve(srvCtx, ln, common.WithPprof(a.Handler()), func() {
+		stopAgent()
+		wg.Wait()
+	}, 5*time.Second, log)
+	stopServing()
+	stopAgent()
+	wg.Wait()
+	var agentErr error
+	select {
+	case agentErr = <-runErr:
+	default:
+	}
+	fmt.Println("agent stopped")
+	if err != nil {
+		return err
+	}
+	if agentErr != nil && !errors.Is(agentErr, context.Canceled) {
+		return agentErr
+	}
+	return nil
+}
+
+// advertised is the endpoint executors use: the listening address, with
+// the hostname instead of an unspecified IP.
+func advertised(addr *net.TCPAddr, hostname string) string {
+	if addr.IP.IsUnspecified() {
+		h := hostname
+		if h == "" {
+			h, _ = os.Hostname()
+		}
+		if h == "" {
+			h = "localhost"
+		}
+		return net.JoinHostPort(h, fmt.Sprint(addr.Port))
+	}
+	return addr.String()
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -1,0 +1,287 @@
+// Command batch is a framework in its own process: it runs -tasks copies
+// of a shell command on a cluster whose master it reaches over HTTP (the
+// Mesos v1 scheduler API), prints their progress and a summary, and exits
+// 0 once every task has finished.
+//
+//	go run ./examples/batch -master 127.0.0.1:5050 -tasks 20 -cmd 'echo "task $TASK_INDEX"; sleep 1'
+//
+// Each task sees TASK_INDEX (1 to -tasks) and ATTEMPT in its environment; a
+// task that fails is retried up to -max-attempts times in all.
+//
+// # Failover
+//
+// The framework's ID is printed as soon as the master registers it
+// ("framework-id: ..."), and its progress is journaled in -journal-dir.
+// With a -failover-timeout, the master keeps the framework's tasks running
+// for that long after the process dies; starting the binary again with
+// -framework-id and the same job flags takes the framework over: it
+// re-subscribes with that ID, replays the journal, reconciles its tasks
+// with the master and carries on with what is left. SIGINT or SIGTERM
+// leaves the same way when there is a failover timeout (the framework can
+// be resumed), and tears the framework down (killing its tasks) when there
+// is none.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/apronhq/apron/api/v1/mesospb"
+	"github.com/apronhq/apron/examples/internal/batch"
+	"github.com/apronhq/apron/examples/internal/cli"
+	"github.com/apronhq/apron/scheduler"
+)
+
+const description = `Runs -tasks copies of the shell command -cmd as a framework of the master
+given by -master, printing progress and a summary; exits 0 when every task
+finished, 1 when some failed for good, 2 when interrupted. With
+-failover-timeout, a killed run can be resumed with -framework-id.`
+
+func main() {
+	code, err := run(os.Args[1:], os.Stdout)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "batch:", err)
+	}
+	os.Exit(code)
+}
+
+func run(args []string, out io.Writer) (int, error) {
+	fs := flag.NewFlagSet("batch", flag.ContinueOnError)
+	var (
+		masters     = fs.String("master", "127.0.0.1:5050", "the master's `host:port` or URL; several, comma-separated, are candidates of which one leads")
+		nTasks      = fs.Int("tasks", 10, "number of tasks")
+		cmd         = fs.String("cmd", `echo "task $TASK_INDEX on $(hostname)"; sleep 1`, "shell `command` each task runs")
+		cpus        = fs.Float64("cpus", 0.1, "cpus of each task")
+		mem         = fs.Float64("mem", 32, "memory of each task, MB")
+		attempts    = fs.Int("max-attempts", 3, "times a task may run before it has failed for good")
+		name        = fs.String("name", "batch", "the framework's name")
+		role        = fs.String("role", "*", "the `role` the framework subscribes with")
+		userName    = fs.String("user", "", "the user tasks run as (default: the current user)")
+		frameworkID = fs.String("framework-id", "", "take over the framework with this `ID` (printed by an earlier run) and resume its job")
+		failover    = fs.Duration("failover-timeout", 0, "how long the master keeps the framework's tasks after this process is gone (0: they are killed at once)")
+		journalDir  = fs.String("journal-dir", os.TempDir(), "`directory` of the job's journal, apron-batch-<framework ID>.journal, which a resumed run reads")
+		timeout     = fs.Duration("timeout", 0, "give up after this long (0: never)")
+		useJSON     = fs.Bool("json", false, "speak JSON to the master instead of protobuf")
+		common      cli.Common
+	)
+	common.Register(fs, "error")
+	fs.Usage = cli.Usage(fs, "batch [flags]", description)
+	if err := fs.Parse(args); err != nil {
+		return 2, err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return 2, fmt.Errorf("unexpected arguments %q", fs.Args())
+	case *nTasks < 0:
+		return 2, errors.New("-tasks must not be negative")
+	case *cpus <= 0 || *mem <= 0:
+		return 2, errors.New("-cpus and -mem must be positive")
+	case *failover < 0:
+		return 2, errors.New("-failover-timeout must not be negative")
+	}
+	log, err := common.Logger()
+	if err != nil {
+		return 2, err
+	}
+	if *userName == "" {
+		*userName = currentUser()
+	}
+	stopProfiles, err := common.StartProfiles()
+	if err != nil {
+		return 2, err
+	}
+	defer stopProfiles()
+
+	tasks := make([]batch.Task, *nTasks)
+	width := len(fmt.Sprint(*nTasks))
+	for i := range tasks {
+		tasks[i] = batch.Task{
+			Name:        fmt.Sprintf("task-%0*d", width, i+1),
+			Command:     fmt.Sprintf("TASK_INDEX=%d; export TASK_INDEX; %s", i+1, *cmd),
+			CPUs:        *cpus,
+			Mem:         *mem,
+			MaxAttempts: *attempts,
+		}
+	}
+	fw := batch.New(tasks, out)
+
+	var (
+		journalMu   sync.Mutex
+		journal     *os.File
+		journalPath string
+	)
+	openJournal := func(id string) error {
+		journalMu.Lock()
+		defer journalMu.Unlock()
+		if journal != nil {
+			return nil
+		}
+		journalPath = filepath.Join(*journalDir, "apron-batch-"+safeName(id)+".journal")
+		f, err := os.OpenFile(journalPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			return err
+		}
+		journal = f
+		fw.SetJournal(f)
+		return nil
+	}
+	defer func() {
+		journalMu.Lock()
+		defer journalMu.Unlock()
+		if journal != nil {
+			journal.Close()
+		}
+	}()
+
+	info := mesospb.FrameworkInfo{
+		User:     *userName,
+		Name:     *name,
+		Roles:    []string{*role},
+		Hostname: hostname(),
+		Capabilities: []mesospb.FrameworkInfo_Capability{
+			{Type: mesospb.FrameworkInfo_Capability_MULTI_ROLE.Enum()},
+		},
+	}
+	if *failover > 0 {
+		secs := failover.Seconds()
+		info.FailoverTimeout = &secs
+	}
+	if *frameworkID != "" {
+		info.ID = &mesospb.FrameworkID{Value: *frameworkID}
+		path := filepath.Join(*journalDir, "apron-batch-"+safeName(*frameworkID)+".journal")
+		switch f, err := os.Open(path); {
+		case err == nil:
+			err = fw.Restore(f)
+			f.Close()
+			if err != nil {
+				return 2, fmt.Errorf("reading the journal %s: %w", path, err)
+			}
+			fmt.Fprintf(out, "resuming framework %s from the journal %s\n", *frameworkID, path)
+		case errors.Is(err, os.ErrNotExist):
+			fmt.Fprintf(out, "resuming framework %s without a journal (%s): tasks the master no longer knows run again\n", *frameworkID, path)
+		default:
+			return 2, err
+		}
+	}
+	fw.OnRegistered(func(id string) {
+		fmt.Fprintf(out, "framework-id: %s\n", id)
+		if err := openJournal(id); err != nil {
+			fmt.Fprintf(out, "journal: %v (a resumed run will not know what this one did)\n", err)
+		}
+	})
+
+	opts := []scheduler.Option{
+		scheduler.WithMasterURL(splitList(*masters)...),
+		scheduler.WithLogger(log),
+	}
+	if *useJSON {
+		opts = append(opts, scheduler.WithJSON())
+	}
+	d, err := scheduler.NewDriver(fw, info, opts...)
+	if err != nil {
+		return 2, err
+	}
+
+	ctx, stop := cli.SignalContext()
+	defer stop()
+	if *timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, *timeout)
+		defer cancel()
+	}
+	fmt.Fprintf(out, "running %d tasks (%q, cpus %g, mem %g MB) on the master at %s\n", *nTasks, *cmd, *cpus, *mem, *masters)
+	runErr := make(chan error, 1)
+	go func() { runErr <- d.Run(context.WithoutCancel(ctx)) }()
+
+	code := 0
+	select {
+	case <-fw.Done():
+		// The job is over: tear the framework down.
+		_ = d.Stop(false)
+		<-runErr
+		if !fw.Succeeded() {
+			code = 1
+		}
+	case err := <-runErr:
+		fmt.Fprintln(out)
+		fw.Summary(out)
+		return 1, fmt.Errorf("the framework stopped before the job ended: %w", err)
+	case <-ctx.Done():
+		if *failover > 0 {
+			_ = d.Stop(true)
+			fmt.Fprintf(out, "\nleaving; the master keeps the framework for %v: resume it with -framework-id %s\n", *failover, d.FrameworkID().Value)
+		} else {
+			_ = d.Stop(false)
+			fmt.Fprintln(out, "\nleaving; the framework is torn down and its tasks killed")
+		}
+		<-runErr
+		fw.Summary(out)
+		return 2, fmt.Errorf("job not done: %w", context.Cause(ctx))
+	}
+	fmt.Fprintln(out)
+	fw.Summary(out)
+	if code == 0 {
+		// The framework is gone: nobody can resume it.
+		journalMu.Lock()
+		if journal != nil {
+			journal.Close()
+			journal = nil
+			os.Remove(journalPath)
+		}
+		journalMu.Unlock()
+	}
+	if code != 0 {
+		return code, errors.New("some tasks failed for good")
+	}
+	return 0, nil
+}
+
+// safeName keeps a framework ID usable as part of a file name.
+func safeName(id string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
+			return r
+		}
+		return '_'
+	}, id)
+}
+
+func currentUser() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	if u := os.Getenv("USER"); u != "" {
+		return u
+	}
+	return "root"
+}
+
+func hostname() *string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return nil
+	}
+	return &h
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

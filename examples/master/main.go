@@ -1,0 +1,156 @@
+// Command master runs an Apron master: it serves the Mesos v1 scheduler
+// API (/api/v1/scheduler), Apron's agent link (/apron/v1/agent), the
+// operator API (/api/v1), /health, /metrics, /state and /version on one
+// HTTP address.
+//
+//	go run ./examples/master -listen 127.0.0.1:5050 -work-dir /var/lib/apron/master
+//
+// SIGINT or SIGTERM stops it: it ends every stream (agents and frameworks
+// reconnect to whichever master comes up), then the HTTP server. This
+// master keeps its state in memory: a restarted master learns its agents
+// and frameworks again as they re-register.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/apronhq/apron/examples/internal/cli"
+	"github.com/apronhq/apron/master"
+)
+
+const description = `Runs an Apron master serving the Mesos v1 scheduler and operator HTTP APIs
+and Apron's agent link on -listen. Stop it with SIGINT or SIGTERM.`
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "master:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("master", flag.ContinueOnError)
+	var (
+		listen        = fs.String("listen", "127.0.0.1:5050", "`host:port` to serve the HTTP API on")
+		hostname      = fs.String("hostname", "", "hostname in the master's MasterInfo (default: the host of -listen)")
+		workDir       = fs.String("work-dir", "", "`directory` for the master's persistent state, created if missing (this master keeps its registry in memory, so nothing is written there yet)")
+		allocInterval = fs.Duration("allocation-interval", time.Second, "how often a full allocation cycle runs; freed resources are offered sooner, at the next tick")
+		offerTimeout  = fs.Duration("offer-timeout", 0, "rescind offers not answered within this long (0: never)")
+		heartbeat     = fs.Duration("heartbeat-interval", 15*time.Second, "interval of HEARTBEAT events to schedulers")
+		pingTimeout   = fs.Duration("agent-ping-timeout", 15*time.Second, "interval of the master's pings to agents")
+		maxPings      = fs.Int("max-agent-ping-timeouts", 5, "pings an agent may miss in a row before it is unreachable")
+		weights       = fs.String("weights", "", "initial `role=weight,...` list, e.g. \"analytics=2,batch=1\"; roles not named weigh 1")
+		common        cli.Common
+	)
+	common.Register(fs, "info")
+	common.RegisterPprof(fs)
+	fs.Usage = cli.Usage(fs, "master [flags]", description)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	log, err := common.Logger()
+	if err != nil {
+		return err
+	}
+	w, err := parseWeights(*weights)
+	if err != nil {
+		return err
+	}
+	if *workDir != "" {
+		if err := os.MkdirAll(*workDir, 0o755); err != nil {
+			return fmt.Errorf("-work-dir: %w", err)
+		}
+	}
+
+	ln, err := cli.Listen(*listen)
+	if err != nil {
+		return err
+	}
+	host, portText, _ := net.SplitHostPort(ln.Addr().String())
+	port, _ := strconv.ParseUint(portText, 10, 32)
+	if *hostname != "" {
+		host = *hostname
+	}
+
+	m, err := master.New(master.Config{
+		Hostname:             host,
+		Port:                 uint32(port),
+		AllocationInterval:   *allocInterval,
+		OfferTimeout:         *offerTimeout,
+		HeartbeatInterval:    *heartbeat,
+		AgentPingTimeout:     *pingTimeout,
+		MaxAgentPingTimeouts: *maxPings,
+		Weights:              w,
+		Logger:               log,
+	})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+
+	stopProfiles, err := common.StartProfiles()
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopProfiles()
+
+	ctx, stop := cli.SignalContext()
+	defer stop()
+	runCtx, stopMaster := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := m.Run(runCtx); err != nil {
+			log.Error("master stopped", "err", err)
+		}
+	}()
+	fmt.Printf("master %s listening on http://%s\n", m.Info().ID, ln.Addr())
+	err = cli.Serve(ctx, ln, common.WithPprof(m.Handler()), func() {
+		// Ending the master ends its streams, so the server's shutdown
+		// does not wait for them.
+		stopMaster()
+		wg.Wait()
+	}, 5*time.Second, log)
+	stopMaster()
+	wg.Wait()
+	fmt.Println("master stopped")
+	return err
+}
+
+// parseWeights reads "role=2,other=1".
+func parseWeights(s string) (map[string]float64, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	out := map[string]float64{}
+	for _, kv := range strings.Split(s, ",") {
+		role, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		role = strings.TrimSpace(role)
+		if !ok || role == "" {
+			return nil, fmt.Errorf("-weights: %q is not role=weight", kv)
+		}
+		w, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil || w <= 0 || w != w || w > 1e12 {
+			return nil, fmt.Errorf("-weights: weight of %q is not a positive number: %q", role, v)
+		}
+		out[role] = w
+	}
+	return out, nil
+}

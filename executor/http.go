@@ -1,0 +1,92 @@
+package executor
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/apronhq/apron/api/v1/executorpb"
+	"github.com/apronhq/apron/internal/httpapi"
+)
+
+// ExecutorAPIPath is the path of an agent's executor API.
+const ExecutorAPIPath = "/api/v1/executor"
+
+// httpStreamBuffer is the number of decoded events the HTTP link holds for
+// the driver; the agent's side of the stream is bounded too, so a driver
+// that falls behind slows the connection, never the agent.
+const httpStreamBuffer = 64
+
+// HTTPAgent returns the executor link to the agent whose HTTP API is at
+// endpoint: "host:port" as MESOS_AGENT_ENDPOINT gives it, or a URL
+// ("http://host:port"). Calls are POSTed to <endpoint>/api/v1/executor in
+// protobuf, as a Mesos executor library does: SUBSCRIBE opens a chunked
+// RecordIO stream whose events (HEARTBEAT included) arrive on the returned
+// channel, closed when the agent ends the stream or the connection breaks;
+// cancelling the SUBSCRIBE's ctx closes the connection. Other calls are
+// answered 202; another answer is an error carrying the agent's status and
+// message. The stream ID the agent sends (Mesos-Stream-Id) goes back with
+// each call, so an Apron agent refuses calls of a superseded stream; Mesos
+// agents send none and go by the call's executor and framework IDs.
+func HTTPAgent(endpoint string) Agent {
+	return &httpAgent{
+		url:    endpointURL(endpoint),
+		client: httpapi.Client{HTTP: &http.Client{CheckRedirect: httpapi.NoRedirects.CheckRedirect}},
+	}
+}
+
+// endpointURL is the executor API URL of an agent endpoint.
+func endpointURL(endpoint string) string {
+	u := strings.TrimRight(strings.TrimSpace(endpoint), "/")
+	if !strings.Contains(u, "://") {
+		u = "http://" + u
+	}
+	if strings.HasSuffix(u, ExecutorAPIPath) {
+		return u
+	}
+	return u + ExecutorAPIPath
+}
+
+type httpAgent struct {
+	url    string
+	client httpapi.Client
+}
+
+var _ Agent = (*httpAgent)(nil)
+
+// SubscribeExecutor implements Agent over HTTP.
+func (a *httpAgent) SubscribeExecutor(ctx context.Context, call *executorpb.Call) (string, <-chan *executorpb.Event, error) {
+	s, err := a.client.Subscribe(ctx, a.url, call)
+	if err != nil {
+		return "", nil, fmt.Errorf("subscribing at %s: %w", a.url, err)
+	}
+	events := make(chan *executorpb.Event, httpStreamBuffer)
+	// Closing the body is what unblocks a read in progress.
+	stop := context.AfterFunc(ctx, func() { s.Close() })
+	go func() {
+		defer close(events)
+		defer stop()
+		defer s.Close()
+		for {
+			ev := &executorpb.Event{}
+			if err := s.Next(ev); err != nil {
+				return // io.EOF: the agent ended the stream; else it broke
+			}
+			select {
+			case events <- ev:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return s.ID, events, nil
+}
+
+// ExecutorCall implements Agent over HTTP.
+func (a *httpAgent) ExecutorCall(ctx context.Context, streamID string, call *executorpb.Call) error {
+	if _, err := a.client.Call(ctx, a.url, streamID, call); err != nil {
+		return fmt.Errorf("%s call to %s: %w", call.GetType(), a.url, err)
+	}
+	return nil
+}

@@ -1,0 +1,250 @@
+package master
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/apronhq/apron/api/v1/codec"
+	"github.com/apronhq/apron/api/v1/internalpb"
+	"github.com/apronhq/apron/api/v1/schedulerpb"
+	"github.com/apronhq/apron/internal/httpapi"
+)
+
+// Handler returns the master's HTTP API:
+//
+//	POST /api/v1/scheduler  the Mesos v1 scheduler API (schedulerpb Call/Event)
+//	POST /apron/v1/agent    Apron's agent link (internalpb Call/Event)
+//	POST /api/v1            the Mesos v1 operator API (masterpb Call/Response/Event)
+//	GET  /state             GET_STATE as JSON
+//	GET  /health            200 "OK" while leading, 503 otherwise
+//	GET  /metrics           Prometheus text format
+//	GET  /version           {"version": ...}
+//
+// A master that does not lead answers every endpoint but /health,
+// /metrics and /version with 307 to the same path on the leader, or 503
+// when it knows no leader. The handler holds no state of its own: streams
+// are the master's, and end when the request's context does.
+func (m *Master) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/api/v1/scheduler", m.leaderOnly(http.HandlerFunc(m.serveScheduler)))
+	mux.Handle("/apron/v1/agent", m.leaderOnly(http.HandlerFunc(m.serveAgent)))
+	mux.Handle("/api/v1", m.leaderOnly(http.HandlerFunc(m.serveOperator)))
+	mux.Handle("/state", m.leaderOnly(getOnly(m.serveState)))
+	mux.Handle("/health", getOnly(m.serveHealth))
+	mux.Handle("/metrics", getOnly(m.serveMetrics))
+	mux.Handle("/version", getOnly(m.serveVersion))
+	return mux
+}
+
+// leading asks the configured Leadership; without one the master leads.
+func (m *Master) leading() (bool, string) {
+	if m.cfg.Leadership == nil {
+		return true, ""
+	}
+	return m.cfg.Leadership.Leader()
+}
+
+// leaderOnly answers for a master that does not lead: 307 to the same
+// endpoint on the leader, as Mesos does, so clients find it; 503 when no
+// leader is known, so they retry later.
+func (m *Master) leaderOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		leading, leader := m.leading()
+		if leading {
+			h.ServeHTTP(w, r)
+			return
+		}
+		if leader == "" {
+			httpapi.WriteError(w, httpapi.Errorf(http.StatusServiceUnavailable, "no leading master is known"))
+			return
+		}
+		loc := strings.TrimSuffix(leader, "/") + r.URL.RequestURI()
+		w.Header().Set("Location", loc)
+		httpapi.WriteError(w, httpapi.Errorf(http.StatusTemporaryRedirect, "this master is not the leader; the leader is %s", leader))
+	})
+}
+
+// getOnly admits GET and HEAD.
+func getOnly(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			httpapi.WriteError(w, httpapi.Errorf(http.StatusMethodNotAllowed, "expecting a 'GET' request, received '%s'", r.Method))
+			return
+		}
+		h(w, r)
+	})
+}
+
+// httpError maps the master's errors to the status codes a Mesos client
+// expects.
+func httpError(err error) error {
+	var he *httpapi.Error
+	switch {
+	case errors.As(err, &he):
+		return err
+	case errors.Is(err, ErrNotSubscribed):
+		return httpapi.Errorf(http.StatusForbidden, "%v", err)
+	case errors.Is(err, ErrInvalidCall):
+		return httpapi.Errorf(http.StatusBadRequest, "%v", err)
+	case errors.Is(err, errors.ErrUnsupported):
+		return httpapi.Errorf(http.StatusNotImplemented, "%v", err)
+	case errors.Is(err, ErrStopped):
+		return httpapi.Errorf(http.StatusServiceUnavailable, "%v", err)
+	case httpapi.Canceled(err):
+		return httpapi.Errorf(http.StatusServiceUnavailable, "the request ended before the master answered: %v", err)
+	}
+	return err
+}
+
+// validType rejects a call whose type is missing or not one of names (a
+// protobuf body may carry any number there).
+func validType[T ~int32](typ T, unknown T, names map[int32]string) error {
+	if _, ok := names[int32(typ)]; !ok || typ == unknown {
+		return httpapi.Errorf(http.StatusBadRequest, "expecting 'type' to be present and known")
+	}
+	return nil
+}
+
+// serveScheduler is POST /api/v1/scheduler. SUBSCRIBE answers 200 with the
+// framework's event stream, which lasts as long as the request; any other
+// call must carry the stream's Mesos-Stream-Id and is answered 202.
+func (m *Master) serveScheduler(w http.ResponseWriter, r *http.Request) {
+	var call schedulerpb.Call
+	c, err := httpapi.DecodeCall(r, &call, 0)
+	if err != nil {
+		httpapi.WriteError(w, err)
+		return
+	}
+	if err := validType(call.GetType(), schedulerpb.Call_UNKNOWN, schedulerpb.Call_Type_name); err != nil {
+		httpapi.WriteError(w, err)
+		return
+	}
+	streamID := r.Header.Get(httpapi.StreamIDHeader)
+	if call.GetType() == schedulerpb.Call_SUBSCRIBE {
+		if streamID != "" {
+			httpapi.WriteError(w, httpapi.Errorf(http.StatusBadRequest, "a SUBSCRIBE call must not carry the '%s' header", httpapi.StreamIDHeader))
+			return
+		}
+		if call.Subscribe == nil {
+			httpapi.WriteError(w, httpapi.Errorf(http.StatusBadRequest, "expecting 'subscribe' to be present"))
+			return
+		}
+		id, events, err := m.SubscribeScheduler(r.Context(), &call)
+		if err != nil {
+			httpapi.WriteError(w, httpError(err))
+			return
+		}
+		httpapi.ServeStream(w, r, c, id, events, nil, 0)
+		return
+	}
+	if call.FrameworkID == nil {
+		httpapi.WriteError(w, httpapi.Errorf(http.StatusBadRequest, "expecting 'framework_id' to be present"))
+		return
+	}
+	if streamID == "" {
+		httpapi.WriteError(w, httpapi.Errorf(http.StatusForbidden, "every call but SUBSCRIBE must carry the '%s' header of its subscription", httpapi.StreamIDHeader))
+		return
+	}
+	if err := m.SchedulerCall(r.Context(), streamID, &call); err != nil {
+		httpapi.WriteError(w, httpError(err))
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// serveAgent is POST /apron/v1/agent, the agent link: REGISTER or
+// REREGISTER answers 200 with the agent's event stream; any other call
+// carries the stream's Mesos-Stream-Id and is answered 202.
+func (m *Master) serveAgent(w http.ResponseWriter, r *http.Request) {
+	var call internalpb.Call
+	c, err := httpapi.DecodeCall(r, &call, 0)
+	if err != nil {
+		httpapi.WriteError(w, err)
+		return
+	}
+	if err := validType(call.GetType(), internalpb.Call_UNKNOWN, internalpb.Call_Type_name); err != nil {
+		httpapi.WriteError(w, err)
+		return
+	}
+	streamID := r.Header.Get(httpapi.StreamIDHeader)
+	if t := call.GetType(); t == internalpb.Call_REGISTER || t == internalpb.Call_REREGISTER {
+		if streamID != "" {
+			httpapi.WriteError(w, httpapi.Errorf(http.StatusBadRequest, "a %s call must not carry the '%s' header", t, httpapi.StreamIDHeader))
+			return
+		}
+		id, events, err := m.ConnectAgent(r.Context(), &call)
+		if err != nil {
+			httpapi.WriteError(w, httpError(err))
+			return
+		}
+		httpapi.ServeStream(w, r, c, id, events, nil, 0)
+		return
+	}
+	if call.AgentID == nil {
+		httpapi.WriteError(w, httpapi.Errorf(http.StatusBadRequest, "expecting 'agent_id' to be present"))
+		return
+	}
+	if streamID == "" {
+		httpapi.WriteError(w, httpapi.Errorf(http.StatusForbidden, "every call but REGISTER and REREGISTER must carry the '%s' header of its stream", httpapi.StreamIDHeader))
+		return
+	}
+	if err := m.AgentCall(r.Context(), streamID, &call); err != nil {
+		httpapi.WriteError(w, httpError(err))
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// serveState is GET /state: GET_STATE in JSON.
+func (m *Master) serveState(w http.ResponseWriter, r *http.Request) {
+	if !httpapi.AcceptsJSONOnly(r) {
+		httpapi.WriteError(w, httpapi.Errorf(http.StatusNotAcceptable, "/state answers %s only", codec.MediaTypeJSON))
+		return
+	}
+	st, err := m.State(r.Context())
+	if err != nil {
+		httpapi.WriteError(w, httpError(err))
+		return
+	}
+	b, err := codec.MarshalJSON(st)
+	if err != nil {
+		httpapi.WriteError(w, fmt.Errorf("encoding the state: %w", err))
+		return
+	}
+	writeBody(w, r, codec.MediaTypeJSON, b)
+}
+
+// serveHealth is GET /health: 200 "OK" from a running leader, 503 from a
+// standby or a stopped master, so a load balancer sends traffic to the
+// leader only.
+func (m *Master) serveHealth(w http.ResponseWriter, r *http.Request) {
+	if leading, _ := m.leading(); !leading {
+		httpapi.WriteError(w, httpapi.Errorf(http.StatusServiceUnavailable, "not leading"))
+		return
+	}
+	select {
+	case <-m.done:
+		httpapi.WriteError(w, httpapi.Errorf(http.StatusServiceUnavailable, "stopped"))
+		return
+	default:
+	}
+	writeBody(w, r, "text/plain; charset=utf-8", []byte("OK\n"))
+}
+
+// serveVersion is GET /version.
+func (m *Master) serveVersion(w http.ResponseWriter, r *http.Request) {
+	b, _ := json.Marshal(map[string]string{"version": Version})
+	writeBody(w, r, codec.MediaTypeJSON, b)
+}
+
+func writeBody(w http.ResponseWriter, r *http.Request, contentType string, b []byte) {
+	w.Header().Set("Content-Type", contentType)
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(b)
+	}
+}

@@ -1,0 +1,108 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/apronhq/apron/api/v1/codec"
+	"github.com/apronhq/apron/api/v1/schedulerpb"
+	"github.com/apronhq/apron/internal/httpapi"
+	"github.com/apronhq/apron/internal/httplink"
+)
+
+// SchedulerPath is the master's endpoint of the scheduler API (Mesos v1).
+const SchedulerPath = "/api/v1/scheduler"
+
+// WithMasterURL connects the driver to a master over the Mesos v1
+// scheduler HTTP API (POST <url>/api/v1/scheduler), for an Apron or Apache
+// Mesos master on another machine. urls are candidate masters, like
+// "http://10.0.0.1:5050" (http:// is assumed when there is no scheme):
+// SUBSCRIBE tries the master the driver last subscribed to, then each
+// candidate in order, skipping those that refuse the connection or answer
+// 503, and follows a standby's 307 to the leader (a few hops at most),
+// subscribing there again rather than replaying the request; every other
+// call goes to the master that accepted the SUBSCRIBE, with its
+// Mesos-Stream-Id. When no master accepts, the driver retries after its
+// backoff.
+//
+// The master's answers map to the driver's errors: 403 (the master does
+// not know the stream) and 307 on a call (it no longer leads) to
+// ErrNotConnected, after which the driver subscribes again; 400 to
+// ErrInvalid, which for a SUBSCRIBE aborts the driver, as the master would
+// refuse it every time; other failures keep the status in the message.
+//
+// Calls are protobuf-encoded unless WithJSON is given. WithMasterURL and
+// WithMaster replace each other: the last one given counts.
+func WithMasterURL(urls ...string) Option {
+	return func(c *config) {
+		c.master = nil
+		c.masterURLs = append([]string{}, urls...)
+	}
+}
+
+// WithJSON makes WithMasterURL's client speak application/json instead of
+// application/x-protobuf.
+func WithJSON() Option { return func(c *config) { c.json = true } }
+
+// WithHTTPClient sets the HTTP client WithMasterURL's link uses (for TLS,
+// proxies, authentication in a RoundTripper...). The driver uses a copy
+// that does not follow redirects itself; the client must have no Timeout,
+// which would cut the event stream: bound calls with their context.
+func WithHTTPClient(hc *http.Client) Option { return func(c *config) { c.httpClient = hc } }
+
+// httpMaster is a Master reached over HTTP.
+type httpMaster struct {
+	link *httplink.Link[schedulerpb.Event, *schedulerpb.Event]
+}
+
+func newHTTPMaster(cfg *config) (*httpMaster, error) {
+	client := httpapi.Client{Codec: codec.Protobuf, HTTP: httplink.NoRedirects(cfg.httpClient)}
+	if cfg.json {
+		client.Codec = codec.JSON
+	}
+	log := cfg.log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	link, err := httplink.New[schedulerpb.Event](httplink.Config{
+		URLs:   cfg.masterURLs,
+		Path:   SchedulerPath,
+		Client: client,
+		Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &httpMaster{link: link}, nil
+}
+
+func (m *httpMaster) SubscribeScheduler(ctx context.Context, call *schedulerpb.Call) (string, <-chan *schedulerpb.Event, error) {
+	id, events, err := m.link.Subscribe(ctx, call)
+	if err != nil {
+		return "", nil, httpError(err)
+	}
+	return id, events, nil
+}
+
+func (m *httpMaster) SchedulerCall(ctx context.Context, streamID string, call *schedulerpb.Call) error {
+	return httpError(m.link.Call(ctx, streamID, call))
+}
+
+// httpError maps an HTTP failure to the driver's errors.
+func httpError(err error) error {
+	var he *httpapi.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, httplink.ErrNoStream), errors.Is(err, httpapi.ErrRedirect):
+		return fmt.Errorf("%w: %w", ErrNotConnected, err)
+	case errors.As(err, &he) && he.Status == http.StatusForbidden:
+		return fmt.Errorf("%w: %w", ErrNotConnected, err)
+	case errors.As(err, &he) && he.Status == http.StatusBadRequest:
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	return err
+}
