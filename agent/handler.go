@@ -88,10 +88,8 @@ func (a *Agent) serveExecutorAPI(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		w.WriteHeader(http.StatusAccepted)
-	case executorpb.Call_UNKNOWN:
-		httpapi.WriteError(w, httpapi.Errorf(http.StatusBadRequest, "expecting 'type' to be present and known"))
 	default:
-		httpapi.WriteError(w, httpapi.Errorf(http.StatusNotImplemented, "%s is not implemented by this agent", call.GetType()))
+		httpapi.WriteError(w, httpapi.Errorf(http.StatusBadRequest, "expecting 'type' to be one of SUBSCRIBE, UPDATE, MESSAGE, HEARTBEAT, got %s", call.GetType()))
 	}
 }
 

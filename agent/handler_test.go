@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,6 +29,7 @@ import (
 	"github.com/apronhq/apron/api/v1/executorpb"
 	"github.com/apronhq/apron/api/v1/internalpb"
 	"github.com/apronhq/apron/api/v1/mesospb"
+	"github.com/apronhq/apron/containerizer"
 	"github.com/apronhq/apron/executor"
 	"github.com/apronhq/apron/internal/httpapi"
 	"github.com/apronhq/apron/recordio"
@@ -128,6 +130,12 @@ func newHTTPHarness(t *testing.T, configure ...func(*agent.Config)) *httpHarness
 // endpoint.
 func (h *httpHarness) restart() {
 	h.stop()
+	h.startAgain()
+}
+
+// startAgain starts a new agent on the stopped agent's work directory and
+// endpoint.
+func (h *httpHarness) startAgain() {
 	h.start(h.configure...)
 	h.cur.Store(h.a)
 	h.waitRegistered()
@@ -323,6 +331,40 @@ func TestCommandExecutorProcess(t *testing.T) {
 	require.Eventually(t, func() bool { return len(containers(t, h.harness, true)) == 0 }, waitFor, tick)
 }
 
+// A command executor process killed while the agent was away leaves its
+// task's container behind; the restarted agent destroys it, and fails the
+// task.
+func TestCommandExecutorProcessKilledWhileAgentAway(t *testing.T) {
+	h := newHTTPHarness(t, func(c *agent.Config) { c.CommandExecutorMode = agent.CommandExecutorProcess })
+	h.fm.push(runTask(commandTask("k1", "echo $$ > pid; exec sleep 1000")))
+	h.fm.waitUpdate(t, "k1", mesospb.TASK_RUNNING)
+	var pid int
+	require.Eventually(t, func() bool {
+		b, err := os.ReadFile(filepath.Join(h.state().Frameworks[0].Executors[0].Directory, "pid"))
+		pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		return err == nil && pid > 0
+	}, waitFor, tick)
+	h.stop()
+
+	// The executor's process dies; its task, in a session of its own, does
+	// not.
+	c, err := containerizer.NewProcess(containerizer.ProcessOptions{StateDir: filepath.Join(h.dir, "containers")})
+	require.NoError(t, err)
+	ids, err := c.Recover(context.Background())
+	require.NoError(t, err)
+	require.Len(t, ids, 1, "the executor's container")
+	require.NoError(t, c.Destroy(context.Background(), ids[0]))
+	require.NoError(t, c.Close())
+	require.NoError(t, syscall.Kill(pid, 0), "the task outlived its executor")
+
+	h.startAgain()
+	u := h.fm.waitUpdate(t, "k1", mesospb.TASK_FAILED)
+	assert.Equal(t, mesospb.TaskStatus_SOURCE_AGENT, u.Status.GetSource())
+	assert.Equal(t, mesospb.TaskStatus_REASON_EXECUTOR_TERMINATED, u.Status.GetReason())
+	require.Eventually(t, func() bool { return syscall.Kill(pid, 0) == syscall.ESRCH }, waitFor, tick, "the task is destroyed")
+	h.fm.waitExited(t, "k1")
+}
+
 // operator posts a call to the agent's operator API and decodes the
 // answer.
 func operator(t *testing.T, h *harness, call *agentpb.Call) *agentpb.Response {
@@ -431,6 +473,11 @@ func TestOperatorAPI(t *testing.T) {
 	h.a.Handler().ServeHTTP(rec, req)
 	assert.Equal(t, http.StatusNotImplemented, rec.Code)
 	assert.Contains(t, rec.Body.String(), "LAUNCH_CONTAINER")
+	req = httptest.NewRequest(http.MethodPost, agent.OperatorAPIPath, strings.NewReader(`{"type":"UNKNOWN"}`))
+	req.Header.Set("Content-Type", codec.MediaTypeJSON)
+	rec = httptest.NewRecorder()
+	h.a.Handler().ServeHTTP(rec, req)
+	assert.Equal(t, http.StatusBadRequest, rec.Code)
 
 	// The plain endpoints.
 	code, text := get(t, h, "/health")
@@ -684,15 +731,15 @@ func FuzzExecutorHTTPJSON(f *testing.F) {
 	handler := a.Handler()
 
 	f.Fuzz(func(t *testing.T, body []byte, protobuf bool) {
-		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		req := httptest.NewRequest(http.MethodPost, agent.ExecutorAPIPath, bytes.NewReader(body)).WithContext(ctx)
 		req.Header.Set("Content-Type", codec.MediaTypeJSON)
 		if protobuf {
 			req.Header.Set("Content-Type", codec.MediaTypeProtobuf)
 		}
-		rec := httptest.NewRecorder()
-		handler.ServeHTTP(rec, req) // a subscription is served until ctx ends
+		rec := &hangUp{ResponseRecorder: httptest.NewRecorder(), cancel: cancel}
+		handler.ServeHTTP(rec, req) // a subscription is served until its first event
 		switch {
 		case rec.Code == http.StatusInternalServerError:
 			t.Fatalf("500 for %q: %s", body, rec.Body)
@@ -700,4 +747,16 @@ func FuzzExecutorHTTPJSON(f *testing.F) {
 			t.Fatalf("a subscription without a stream ID for %q", body)
 		}
 	})
+}
+
+// hangUp is a client that goes away once it has read something: a
+// subscription ends after its first event.
+type hangUp struct {
+	*httptest.ResponseRecorder
+	cancel context.CancelFunc
+}
+
+func (h *hangUp) Write(b []byte) (int, error) {
+	defer h.cancel()
+	return h.ResponseRecorder.Write(b)
 }

@@ -72,11 +72,11 @@ func (a *Agent) operatorCall(ctx context.Context, call *agentpb.Call) (*agentpb.
 			return nil, err
 		}
 		return &agentpb.Response{Type: agentpb.Response_GET_AGENT.Enum(), GetAgent: &agentpb.Response_GetAgent{AgentInfo: &info}}, nil
-	case agentpb.Call_UNKNOWN:
-		return nil, httpapi.Errorf(http.StatusBadRequest, "expecting 'type' to be present and known")
-	default:
-		return nil, httpapi.Errorf(http.StatusNotImplemented, "%s is not implemented by this agent", call.GetType())
 	}
+	if _, known := agentpb.Call_Type_name[int32(call.GetType())]; !known || call.GetType() == agentpb.Call_UNKNOWN {
+		return nil, httpapi.Errorf(http.StatusBadRequest, "expecting 'type' to be present and known, got %s", call.GetType())
+	}
+	return nil, httpapi.Errorf(http.StatusNotImplemented, "%s is not implemented by this agent", call.GetType())
 }
 
 // flags are the agent's configuration under the names of the Mesos agent's

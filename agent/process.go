@@ -172,7 +172,7 @@ func (a *Agent) executorContainer(e *executorRec) (containerizer.Config, error) 
 		cmd = containerizer.ExecCommand(a.cfg.CommandExecutorPath, a.cfg.CommandExecutorArgs...)
 	} else {
 		ci := e.info.Command
-		if ci == nil || ci.GetValue() == "" && len(ci.Arguments) == 0 {
+		if ci == nil || ci.GetValue() == "" {
 			return containerizer.Config{}, errors.New("the executor has no command")
 		}
 		if ci.Shell == nil || ci.GetShell() {
