@@ -69,9 +69,9 @@ func (c *core) registerAgent(r *internalpb.Call_Register) (string, error) {
 	}
 	id := c.newAgentID()
 	info.ID = &mesospb.AgentID{Value: id}
-	a := c.addAgent(info, total, r.GetVersion(), nil)
-	if a == nil {
-		return "", fmt.Errorf("%w: agent %s could not be added", ErrInvalidCall, id)
+	a, err := c.addAgent(info, total, r.GetVersion(), nil)
+	if err != nil {
+		return "", fmt.Errorf("%w: agent %s: %v", ErrInvalidCall, id, err)
 	}
 	s := c.newStream(agentStream, id)
 	a.stream = s.id
@@ -95,7 +95,7 @@ func (c *core) registered(t internalpb.Event_Type, id string) *internalpb.Event 
 
 // addAgent records an agent and gives its free resources to the allocator.
 // used is what its tasks and executors already hold, by framework.
-func (c *core) addAgent(info mesospb.AgentInfo, total resources.Resources, version string, used map[string]resources.Resources) *agent {
+func (c *core) addAgent(info mesospb.AgentInfo, total resources.Resources, version string, used map[string]resources.Resources) (*agent, error) {
 	a := &agent{
 		id:           info.ID.Value,
 		info:         info,
@@ -107,12 +107,11 @@ func (c *core) addAgent(info mesospb.AgentInfo, total resources.Resources, versi
 		ponged:       true,
 	}
 	if err := c.alloc.AddAgent(allocator.Agent{ID: a.id, Hostname: info.Hostname, Total: total}, used); err != nil {
-		c.log.Error("allocator refused agent", "agent", a.id, "err", err)
-		return nil
+		return nil, err
 	}
 	c.agents[a.id] = a
 	c.dirtyAgents[a.id] = true
-	return a
+	return a, nil
 }
 
 // reregisterAgent admits an agent that has an ID: after its own restart, a
@@ -157,6 +156,9 @@ func (c *core) reregisterAgent(r *internalpb.Call_Reregister) (string, error) {
 	if a != nil {
 		if a.stream != "" {
 			c.endStream(a.stream)
+		}
+		if err := c.alloc.ActivateAgent(id); err != nil {
+			c.log.Error("allocator refused agent activation", "agent", id, "err", err)
 		}
 		a.info, a.version = info, r.GetVersion()
 		if !a.total.Equal(total) {
@@ -233,9 +235,8 @@ func (c *core) reregisterAgent(r *internalpb.Call_Reregister) (string, error) {
 				used[e.FrameworkID.Value] = used[e.FrameworkID.Value].Add(rs)
 			}
 		}
-		a = c.addAgent(info, total, r.GetVersion(), used)
-		if a == nil {
-			return "", fmt.Errorf("%w: agent %s reports more in use than it has", ErrInvalidCall, id)
+		if a, err = c.addAgent(info, total, r.GetVersion(), used); err != nil {
+			return "", fmt.Errorf("%w: agent %s: what it reports in use was refused: %v", ErrInvalidCall, id, err)
 		}
 		for _, t := range recovered {
 			a.tasks[t.key()] = t
@@ -368,6 +369,9 @@ func (c *core) agentDisconnected(a *agent) {
 	a.stream = ""
 	for _, o := range a.offers {
 		c.rescindOffer(o)
+	}
+	if err := c.alloc.DeactivateAgent(a.id); err != nil {
+		c.log.Error("allocator refused agent deactivation", "agent", a.id, "err", err)
 	}
 	c.log.Info("agent disconnected", "agent", a.id)
 }

@@ -315,3 +315,31 @@ func TestReregisterWithEndedTaskFreesIt(t *testing.T) {
 	}
 	assert.Equal(t, 2.0, cpus, "the ended task's cpu is offered again")
 }
+
+func TestDisconnectedAgentIsNotOffered(t *testing.T) {
+	h := newHarness(t, master.Config{})
+	fs, _ := h.subscribe(frameworkInfo("fw"))
+	as, aid := h.registerAgent("cpus:2;mem:512")
+	h.advance(40 * time.Millisecond)
+	require.Len(t, h.offers(fs), 1)
+
+	h.sm.StreamEnded(as)
+	h.collect()
+	rescinds := 0
+	for _, ev := range h.take(fs) {
+		if ev.GetType() == schedulerpb.Event_RESCIND {
+			rescinds++
+		}
+	}
+	assert.Equal(t, 1, rescinds, "the agent's offer is rescinded")
+	h.advance(3 * time.Second)
+	assert.Empty(t, h.offers(fs), "no offers from a disconnected agent")
+
+	total := resources.MustParse("cpus:2;mem:512")
+	_, err := h.sm.ConnectAgent(&internalpb.Call{Type: internalpb.Call_REREGISTER.Enum(), Reregister: &internalpb.Call_Reregister{
+		AgentInfo: mesospb.AgentInfo{Hostname: "host", ID: &mesospb.AgentID{Value: aid}, Resources: total.ToProto()},
+	}})
+	require.NoError(t, err)
+	h.advance(40 * time.Millisecond)
+	assert.Len(t, h.offers(fs), 1, "offered again once it is back")
+}
