@@ -216,6 +216,7 @@ type load struct {
 	declines   int
 	suppressed bool
 	resources  map[string][]mesospb.Resource // a task's resources, by role
+	command    *mesospb.CommandInfo
 	done       chan struct{}
 	closed     bool
 }
@@ -231,6 +232,7 @@ func newLoad(o options, out io.Writer) *load {
 		ended:     make([]bool, o.tasks),
 		latencies: make([]time.Duration, 0, o.tasks),
 		resources: map[string][]mesospb.Resource{},
+		command:   taskCommand(o.taskTime),
 		done:      make(chan struct{}),
 	}
 }
@@ -309,7 +311,7 @@ func (g *load) ResourceOffers(ctx context.Context, d *scheduler.Driver, offers [
 				TaskID:    mesospb.TaskID{Value: id},
 				AgentID:   o.AgentID,
 				Resources: rs,
-				Command:   g.command(),
+				Command:   g.command,
 			}
 		}
 		g.inflight += n
@@ -348,26 +350,18 @@ func (g *load) enqueue(call func(context.Context, *scheduler.Driver)) {
 	g.calls <- call
 }
 
-var commandCache struct {
-	once sync.Once
-	cmd  *mesospb.CommandInfo
-}
-
-// command is every task's command (shared: it is only marshalled).
-func (g *load) command() *mesospb.CommandInfo {
-	commandCache.once.Do(func() {
-		value := "true"
-		if g.o.taskTime > 0 {
-			value = fmt.Sprintf("sleep %g", g.o.taskTime.Seconds())
-		}
-		commandCache.cmd = &mesospb.CommandInfo{
-			Value: &value,
-			Environment: &mesospb.Environment{Variables: []mesospb.Environment_Variable{
-				{Name: containerizer.NoopRunTimeEnv, Value: ptr(g.o.taskTime.String())},
-			}},
-		}
-	})
-	return commandCache.cmd
+// taskCommand is every task's command (shared: it is only marshalled).
+func taskCommand(taskTime time.Duration) *mesospb.CommandInfo {
+	value := "true"
+	if taskTime > 0 {
+		value = fmt.Sprintf("sleep %g", taskTime.Seconds())
+	}
+	return &mesospb.CommandInfo{
+		Value: &value,
+		Environment: &mesospb.Environment{Variables: []mesospb.Environment_Variable{
+			{Name: containerizer.NoopRunTimeEnv, Value: ptr(taskTime.String())},
+		}},
+	}
 }
 
 // scalars sums an offer's cpus and mem.

@@ -77,6 +77,7 @@ type Framework struct {
 	rounds      int
 	held        []mesospb.Offer
 	adopted     int // tasks taken over from an earlier process
+	asked       int // outstanding tasks the current reconciliation asked for
 }
 
 type taskState struct {
@@ -336,6 +337,7 @@ func (f *Framework) reconcile(ctx context.Context, d *scheduler.Driver) {
 			outstanding = append(outstanding, st)
 		}
 	}
+	f.asked = len(outstanding)
 	f.mu.Unlock()
 	if len(outstanding) > 0 {
 		fmt.Fprintf(f.out, "reconciling %d outstanding tasks\n", len(outstanding))
@@ -449,9 +451,11 @@ func (f *Framework) StatusUpdate(ctx context.Context, d *scheduler.Driver, st me
 		f.reconciling = ""
 		held := f.held
 		f.held = nil
-		adopted, pending := f.adopted, len(f.pending)
+		adopted, asked, pending := f.adopted, f.asked, len(f.pending)
 		f.mu.Unlock()
-		fmt.Fprintf(f.out, "reconciled (%d tasks taken over from an earlier process)\n", adopted)
+		if adopted > 0 || asked > 0 {
+			fmt.Fprintf(f.out, "reconciled (%d tasks taken over from an earlier process without a journal record)\n", adopted)
+		}
 		if len(held) > 0 {
 			f.useOffers(ctx, d, held)
 		}
@@ -611,9 +615,10 @@ func (f *Framework) Summary(w io.Writer) {
 			agents[t.agent] = a
 		}
 		a.runs += len(t.attempts)
-		if t.state == mesospb.TASK_FINISHED {
+		switch {
+		case t.state == mesospb.TASK_FINISHED:
 			a.finished++
-		} else {
+		case isTerminal(t.state):
 			a.failed++
 		}
 		a.cpus += t.CPUs
