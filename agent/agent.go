@@ -35,6 +35,20 @@ type Master interface {
 	AgentCall(ctx context.Context, streamID string, call *internalpb.Call) error
 }
 
+// BatchMaster is an optional capability of a Master: taking several calls
+// on a stream at once, in order, which costs the master one hand-off (one
+// HTTP request, one turn of its loop) instead of one per call. The agent
+// uses it, when its Master has it, to send what queued up while the
+// previous calls were in flight. A call that fails stops the batch with an
+// *internalpb.CallError naming its index: the calls before it were
+// applied, the ones after it were not tried, so the agent goes on with
+// the next one as it would have sent them one by one. An error without an
+// index is taken to be about the first call. *master.Master and
+// *HTTPMaster implement it.
+type BatchMaster interface {
+	AgentCalls(ctx context.Context, streamID string, calls []*internalpb.Call) error
+}
+
 // Agent runs the tasks a master sends it; see the package documentation.
 // Its methods are safe for concurrent use.
 type Agent struct {
@@ -155,6 +169,8 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		return ErrRunning
 	}
 	defer close(a.finished)
+	// Last, once nothing else runs: close the task logs kept open.
+	defer a.meta.close()
 	runCtx, cancelRun := context.WithCancel(ctx)
 	defer cancelRun()
 	execCtx, cancelExecutors := context.WithCancel(context.WithoutCancel(ctx))

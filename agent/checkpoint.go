@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bytes"
+	"container/list"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/apronhq/apron/api/v1/internalpb"
 	"github.com/apronhq/apron/api/v1/mesospb"
@@ -33,8 +35,30 @@ import (
 // record of a log, left by a crash, is ignored. Nothing is fsynced:
 // checkpoints matter across agent restarts, not machine reboots, after
 // which no task survives anyway.
+//
+// A task's log is appended to several times in its life (the task, each
+// status update, each acknowledgement), so the store keeps it open from
+// the first append until removeTask, wipe or close: one open and one close
+// per task instead of one per record. At most maxOpen logs stay open (the
+// least recently written is closed past that, and opened again if it is
+// written again), so thousands of live tasks do not use up the agent's
+// file descriptors.
 type store struct {
 	dir string
+	// maxOpen bounds the open task logs; <= 0 means defaultMaxOpenLogs.
+	maxOpen int
+
+	mu   sync.Mutex
+	open map[string]*list.Element // by path; values are *openLog
+	lru  list.List                // front: most recently written
+}
+
+// defaultMaxOpenLogs is the number of task logs a store keeps open.
+const defaultMaxOpenLogs = 1024
+
+type openLog struct {
+	path string
+	f    *os.File
 }
 
 // pathSafe turns an ID into one path element: IDs Mesos accepts are kept
@@ -172,35 +196,91 @@ func (s *store) appendAck(fw, task string, uuid []byte) error {
 }
 
 func (s *store) appendRecord(fw, task string, rec []byte) error {
-	path := s.taskLogPath(fw, task)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if errors.Is(err, fs.ErrNotExist) {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			return err
-		}
-		f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	}
-	if err != nil {
-		return err
-	}
 	var buf bytes.Buffer
 	if err := recordio.NewWriter(&buf).WriteRecord(rec); err != nil {
-		f.Close()
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, err := s.openLog(s.taskLogPath(fw, task))
+	if err != nil {
 		return err
 	}
 	// One write of the whole record, so a crash leaves at most a torn
 	// last record.
-	_, werr := f.Write(buf.Bytes())
-	cerr := f.Close()
-	if werr != nil {
-		return werr
+	if _, err := f.Write(buf.Bytes()); err != nil {
+		s.closeLog(s.taskLogPath(fw, task))
+		return err
 	}
-	return cerr
+	return nil
+}
+
+// openLog returns the open log at path, opening (and creating) it if need
+// be and closing the least recently written one past maxOpen. s.mu is held.
+func (s *store) openLog(path string) (*os.File, error) {
+	if el, ok := s.open[path]; ok {
+		s.lru.MoveToFront(el)
+		return el.Value.(*openLog).f, nil
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return nil, err
+		}
+		f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if s.open == nil {
+		s.open = map[string]*list.Element{}
+	}
+	s.open[path] = s.lru.PushFront(&openLog{path: path, f: f})
+	limit := s.maxOpen
+	if limit <= 0 {
+		limit = defaultMaxOpenLogs
+	}
+	for s.lru.Len() > limit {
+		s.closeLog(s.lru.Back().Value.(*openLog).path)
+	}
+	return f, nil
+}
+
+// closeLog closes the log at path if it is open. s.mu is held. Appends
+// are written through (no buffering), so a close has nothing to lose.
+func (s *store) closeLog(path string) {
+	el, ok := s.open[path]
+	if !ok {
+		return
+	}
+	_ = el.Value.(*openLog).f.Close()
+	s.lru.Remove(el)
+	delete(s.open, path)
+}
+
+// close closes every open log; the store stays usable.
+func (s *store) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for path := range s.open {
+		s.closeLog(path)
+	}
+}
+
+// openLogs is the number of logs open, for tests.
+func (s *store) openLogs() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.open)
 }
 
 // removeTask forgets a task and its update stream.
 func (s *store) removeTask(fw, task string) error {
-	err := os.Remove(s.taskLogPath(fw, task))
+	path := s.taskLogPath(fw, task)
+	s.mu.Lock()
+	s.closeLog(path)
+	s.mu.Unlock()
+	err := os.Remove(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -210,6 +290,7 @@ func (s *store) removeTask(fw, task string) error {
 // wipe forgets everything: after a shutdown the next agent on this work
 // directory is a new agent.
 func (s *store) wipe() error {
+	s.close()
 	return os.RemoveAll(s.dir)
 }
 

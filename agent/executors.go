@@ -120,8 +120,12 @@ type executorRec struct {
 	sandbox     string
 	state       execState
 
-	queue   []launchItem        // waiting for the executor to subscribe, in order
-	tasks   map[string]*taskRec // queued, launched and terminal-unacknowledged tasks
+	queue []launchItem        // waiting for the executor to subscribe, in order
+	tasks map[string]*taskRec // queued, launched and terminal-unacknowledged tasks
+	// Every task ever given to the run, forgotten or not: the built-in
+	// executors run each in container TaskContainerID(containerID, task),
+	// which the clean-up destroys by name.
+	taskIDs []mesospb.TaskID
 	stream  *execStream         // the current subscription, nil when none
 	pending []*executorpb.Event // KILL and SHUTDOWN waiting for a subscription
 
@@ -771,7 +775,21 @@ func (a *Agent) cleanupExecutor(e *executorRec) {
 	e.shutdownTimer = 0
 	a.tm.cancel(e.regTimer)
 	e.regTimer = 0
-	run, prefix, process := e.containerID, e.containerID+".", e.kind.process()
+	// The run's containers are known by name: its own (an executor
+	// process) and its tasks' (the built-in executors). Only an in-process
+	// Go executor may have named others, found by listing them all.
+	var ids []string
+	if e.kind.process() {
+		// The executor's own container first: what it ran is released
+		// once it can no longer launch more.
+		ids = append(ids, e.containerID)
+	}
+	if e.kind == kindCommand || e.kind == kindDefault {
+		for _, id := range e.taskIDs {
+			ids = append(ids, executor.TaskContainerID(e.containerID, id))
+		}
+	}
+	prefix, listAll := e.containerID+".", e.kind == kindGo
 	stateDir := ""
 	if e.kind == kindCommandProcess {
 		stateDir = executorStateDir(e.sandbox)
@@ -780,12 +798,12 @@ func (a *Agent) cleanupExecutor(e *executorRec) {
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
-		if process {
-			// The executor's own container first: what it ran is released
-			// once it can no longer launch more.
-			destroyContainers(a.runCtx, cont, func(id string) bool { return id == run }, a.log)
+		for _, id := range ids {
+			destroyContainer(a.runCtx, cont, id, a.log)
 		}
-		destroyContainers(a.runCtx, cont, func(id string) bool { return strings.HasPrefix(id, prefix) }, a.log)
+		if listAll {
+			destroyContainers(a.runCtx, cont, func(id string) bool { return strings.HasPrefix(id, prefix) }, a.log)
+		}
 		if stateDir != "" {
 			a.destroyExecutorContainers(a.runCtx, stateDir)
 		}
@@ -793,7 +811,15 @@ func (a *Agent) cleanupExecutor(e *executorRec) {
 	}()
 }
 
-// destroyContainers destroys the containers whose IDs match.
+// destroyContainer destroys a container, if it exists.
+func destroyContainer(ctx context.Context, cont containerizer.Containerizer, id string, log interface{ Warn(string, ...any) }) {
+	if err := cont.Destroy(ctx, id); err != nil && !errors.Is(err, containerizer.ErrUnknownContainer) {
+		log.Warn("agent: destroying a container", "container", id, "err", err)
+	}
+}
+
+// destroyContainers destroys the containers whose IDs match. It lists
+// them all: for recovery, and what is not known by name.
 func destroyContainers(ctx context.Context, cont containerizer.Containerizer, match func(string) bool, log interface{ Warn(string, ...any) }) {
 	ids, err := cont.Containers(ctx)
 	if err != nil {
@@ -801,11 +827,8 @@ func destroyContainers(ctx context.Context, cont containerizer.Containerizer, ma
 		return
 	}
 	for _, id := range ids {
-		if !match(id) {
-			continue
-		}
-		if err := cont.Destroy(ctx, id); err != nil && !errors.Is(err, containerizer.ErrUnknownContainer) {
-			log.Warn("agent: destroying a container", "container", id, "err", err)
+		if match(id) {
+			destroyContainer(ctx, cont, id, log)
 		}
 	}
 }

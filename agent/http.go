@@ -2,9 +2,14 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/gogo/protobuf/proto"
 
 	"github.com/apronhq/apron/api/v1/codec"
 	"github.com/apronhq/apron/api/v1/internalpb"
@@ -38,7 +43,10 @@ type HTTPMaster struct {
 	link *httplink.Link[internalpb.Event, *internalpb.Event]
 }
 
-var _ Master = (*HTTPMaster)(nil)
+var (
+	_ Master      = (*HTTPMaster)(nil)
+	_ BatchMaster = (*HTTPMaster)(nil)
+)
 
 // HTTPOption configures an HTTPMaster.
 type HTTPOption func(*httpOptions)
@@ -97,4 +105,60 @@ func (m *HTTPMaster) ConnectAgent(ctx context.Context, call *internalpb.Call) (s
 // AgentCall sends call on the stream streamID, to the master that opened it.
 func (m *HTTPMaster) AgentCall(ctx context.Context, streamID string, call *internalpb.Call) error {
 	return m.link.Call(ctx, streamID, call)
+}
+
+// maxBatchBytes bounds the calls AgentCalls puts in one request (their
+// protobuf size, JSON being a few times larger), well under the master's
+// limit on a body; a single larger call goes alone.
+const maxBatchBytes = 1 << 20
+
+// AgentCalls sends calls on the stream streamID in as few requests as
+// their size allows, each an application/recordio body of several calls
+// (see BatchMaster). A failure is an *internalpb.CallError whose Index
+// counts from the first of calls.
+func (m *HTTPMaster) AgentCalls(ctx context.Context, streamID string, calls []*internalpb.Call) error {
+	for start := 0; start < len(calls); {
+		end, size := start, 0
+		for end < len(calls) && (end == start || size+calls[end].Size() <= maxBatchBytes) {
+			size += calls[end].Size()
+			end++
+		}
+		var err error
+		if end-start == 1 {
+			err = m.link.Call(ctx, streamID, calls[start])
+		} else {
+			msgs := make([]proto.Message, end-start)
+			for i, c := range calls[start:end] {
+				msgs[i] = c
+			}
+			err = m.link.CallBatch(ctx, streamID, msgs)
+		}
+		if err != nil {
+			return &internalpb.CallError{Index: start + failedIndex(err), Err: err}
+		}
+		start = end
+	}
+	return nil
+}
+
+// failedIndex reads which call of a batch the master refused from its
+// answer ("call <index>: ..."); any other failure is the first call's.
+func failedIndex(err error) int {
+	var he *httpapi.Error
+	if !errors.As(err, &he) {
+		return 0
+	}
+	rest, ok := strings.CutPrefix(he.Message, "call ")
+	if !ok {
+		return 0
+	}
+	digits, _, ok := strings.Cut(rest, ":")
+	if !ok {
+		return 0
+	}
+	i, err := strconv.Atoi(digits)
+	if err != nil || i < 0 {
+		return 0
+	}
+	return i
 }

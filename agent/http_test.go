@@ -18,6 +18,8 @@ import (
 	"github.com/apronhq/apron/agent"
 	"github.com/apronhq/apron/api/v1/codec"
 	"github.com/apronhq/apron/api/v1/internalpb"
+	"github.com/apronhq/apron/api/v1/mesospb"
+	"github.com/apronhq/apron/internal/httpapi"
 	"github.com/apronhq/apron/master"
 )
 
@@ -179,4 +181,68 @@ func TestNewHTTPMasterValidates(t *testing.T) {
 	}
 	_, err := agent.NewHTTPMaster([]string{"10.0.0.1:5050", "https://10.0.0.2:5050/mesos"})
 	assert.NoError(t, err)
+}
+
+func TestHTTPMasterAgentCallsBatch(t *testing.T) {
+	for _, json := range []bool{false, true} {
+		m := runHTTPMaster(t, master.Config{})
+		srv := httptest.NewServer(m.Handler())
+		t.Cleanup(srv.Close)
+		var opts []agent.HTTPOption
+		if json {
+			opts = append(opts, agent.WithJSON())
+		}
+		hm, err := agent.NewHTTPMaster([]string{srv.URL}, opts...)
+		require.NoError(t, err)
+		ctx, cancel := context.WithTimeout(context.Background(), httpWait)
+		defer cancel()
+		stream, events, err := hm.ConnectAgent(ctx, &internalpb.Call{
+			Type:     internalpb.Call_REGISTER.Enum(),
+			Register: &internalpb.Call_Register{AgentInfo: mesospb.AgentInfo{Hostname: "a1"}},
+		})
+		require.NoError(t, err)
+		ev := <-events
+		require.Equal(t, internalpb.Event_REGISTERED, ev.GetType())
+		id := ev.Registered.AgentID
+		pong := func(agentID string) *internalpb.Call {
+			return &internalpb.Call{Type: internalpb.Call_PONG.Enum(), AgentID: &mesospb.AgentID{Value: agentID}}
+		}
+
+		require.NoError(t, hm.AgentCalls(ctx, stream, []*internalpb.Call{pong(id.Value), pong(id.Value), pong(id.Value)}))
+		require.NoError(t, hm.AgentCalls(ctx, stream, []*internalpb.Call{pong(id.Value)}))
+
+		// The master refuses the second call: the error names it and
+		// keeps the master's answer.
+		err = hm.AgentCalls(ctx, stream, []*internalpb.Call{pong(id.Value), pong("other"), pong(id.Value)})
+		var ce *internalpb.CallError
+		require.ErrorAs(t, err, &ce)
+		assert.Equal(t, 1, ce.Index)
+		var he *httpapi.Error
+		require.ErrorAs(t, err, &he)
+		assert.Equal(t, http.StatusForbidden, he.Status)
+		assert.Contains(t, he.Message, "call 1:")
+	}
+}
+
+func TestAgentCallsInProcess(t *testing.T) {
+	m := runHTTPMaster(t, master.Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), httpWait)
+	defer cancel()
+	stream, events, err := m.ConnectAgent(ctx, &internalpb.Call{
+		Type:     internalpb.Call_REGISTER.Enum(),
+		Register: &internalpb.Call_Register{AgentInfo: mesospb.AgentInfo{Hostname: "a1"}},
+	})
+	require.NoError(t, err)
+	ev := <-events
+	id := ev.Registered.AgentID.Value
+	var bm agent.BatchMaster = m
+	pong := func(agentID string) *internalpb.Call {
+		return &internalpb.Call{Type: internalpb.Call_PONG.Enum(), AgentID: &mesospb.AgentID{Value: agentID}}
+	}
+	require.NoError(t, bm.AgentCalls(ctx, stream, []*internalpb.Call{pong(id), pong(id)}))
+	err = bm.AgentCalls(ctx, stream, []*internalpb.Call{pong(id), pong(id), pong("other")})
+	var ce *internalpb.CallError
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, 2, ce.Index)
+	assert.ErrorIs(t, err, master.ErrNotSubscribed)
 }

@@ -2,7 +2,9 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -11,6 +13,7 @@ import (
 
 	"github.com/apronhq/apron/api/v1/internalpb"
 	"github.com/apronhq/apron/api/v1/mesospb"
+	"github.com/apronhq/apron/containerizer"
 	"github.com/apronhq/apron/internal/clock"
 )
 
@@ -185,4 +188,103 @@ func TestTimers(t *testing.T) {
 	assert.Equal(t, []int{2, 3, 4}, fired)
 	tm.arm()
 	assert.Nil(t, tm.C())
+}
+
+// batchRecorder is a BatchMaster that refuses the call at failAt of its
+// first batch and records every batch it is given.
+type batchRecorder struct {
+	nopMaster
+	failAt  int
+	batches [][]string
+}
+
+func (b *batchRecorder) AgentCalls(ctx context.Context, streamID string, calls []*internalpb.Call) error {
+	var ids []string
+	for _, c := range calls {
+		ids = append(ids, c.AgentID.GetValue())
+	}
+	b.batches = append(b.batches, ids)
+	if len(b.batches) == 1 {
+		return &internalpb.CallError{Index: b.failAt, Err: ErrInvalidConfig}
+	}
+	return nil
+}
+
+func TestSenderBatchGoesOnAfterAFailedCall(t *testing.T) {
+	bm := &batchRecorder{failAt: 1}
+	s := &sender{master: bm, log: discardWarn{}}
+	var calls []*internalpb.Call
+	for _, id := range []string{"a", "b", "c", "d"} {
+		calls = append(calls, &internalpb.Call{Type: internalpb.Call_PONG.Enum(), AgentID: &mesospb.AgentID{Value: id}})
+	}
+	require.True(t, s.send(context.Background(), calls))
+	assert.Equal(t, [][]string{{"a", "b", "c", "d"}, {"c", "d"}}, bm.batches)
+}
+
+type discardWarn struct{}
+
+func (discardWarn) Warn(string, ...any) {}
+
+func TestCompletedTasksTrimmedInBatches(t *testing.T) {
+	const limit = 3
+	a := &Agent{cfg: Config{MaxCompletedTasks: limit}}
+	fw := &frameworkRec{id: "fw", executors: map[string]*executorRec{}, tasks: map[string]*taskRec{}}
+	e := &executorRec{fw: fw, id: "e", key: "e", tasks: map[string]*taskRec{}}
+	fw.executors["e"] = e
+	for i := range 4 * limit {
+		id := fmt.Sprintf("t%02d", i)
+		tk := &taskRec{exec: e, info: mesospb.TaskInfo{TaskID: mesospb.TaskID{Value: id}}}
+		e.tasks[id], fw.tasks[id] = tk, tk
+		a.forgetTask(tk)
+		assert.LessOrEqual(t, len(a.completed), 2*limit)
+		var got, want []string
+		for _, ct := range a.completedTasks() {
+			got = append(got, ct.TaskID.Value)
+		}
+		for j := max(0, i+1-limit); j <= i; j++ {
+			want = append(want, fmt.Sprintf("t%02d", j))
+		}
+		require.Equal(t, want, got, "after task %d", i)
+	}
+}
+
+// countingContainerizer counts the listings of its containers and records
+// the destroyed IDs.
+type countingContainerizer struct {
+	*containerizer.Noop
+	mu        sync.Mutex
+	listings  int
+	destroyed []string
+}
+
+func (c *countingContainerizer) Containers(ctx context.Context) ([]string, error) {
+	c.mu.Lock()
+	c.listings++
+	c.mu.Unlock()
+	return c.Noop.Containers(ctx)
+}
+
+func (c *countingContainerizer) Destroy(ctx context.Context, id string) error {
+	c.mu.Lock()
+	c.destroyed = append(c.destroyed, id)
+	c.mu.Unlock()
+	return c.Noop.Destroy(ctx, id)
+}
+
+// A built-in executor's clean-up destroys its tasks' containers by name,
+// those forgotten already too, without listing every container.
+func TestCleanupDestroysTaskContainersByName(t *testing.T) {
+	a := loopAgent(t)
+	cc := &countingContainerizer{Noop: containerizer.NewNoop(containerizer.NoopOptions{})}
+	a.cont = cc
+	fw := &frameworkRec{id: "fw", executors: map[string]*executorRec{}, tasks: map[string]*taskRec{}}
+	e := &executorRec{fw: fw, id: "e", key: "e", kind: kindDefault, containerID: "run", tasks: map[string]*taskRec{},
+		taskIDs: []mesospb.TaskID{{Value: "t1"}, {Value: "t2"}}}
+	fw.executors["e"] = e
+	a.cleanupExecutor(e)
+	runPosted(t, a, func() bool { return e.state == execTerminated })
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	assert.Equal(t, 0, cc.listings)
+	assert.Equal(t, []string{"run.t1", "run.t2"}, cc.destroyed)
 }

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -60,15 +61,8 @@ func (s *sender) run(ctx context.Context) {
 			s.idle = make(chan struct{})
 		}
 		s.mu.Unlock()
-		for _, c := range batch {
-			if err := s.master.AgentCall(ctx, s.streamID, c); err != nil {
-				if ctx.Err() != nil {
-					return
-				}
-				// The stream's end, if that is the cause, comes as the
-				// closing of the event channel; updates are resent then.
-				s.log.Warn("agent: call to the master failed", "call", c.GetType().String(), "err", err)
-			}
+		if !s.send(ctx, batch) {
+			return
 		}
 		if len(batch) > 0 {
 			continue
@@ -79,6 +73,38 @@ func (s *sender) run(ctx context.Context) {
 		case <-s.wake:
 		}
 	}
+}
+
+// send makes the calls of batch in order, several at a time when the
+// master can take them (BatchMaster); a call that fails is logged and the
+// next ones are still made, as when they go one by one. The stream's end,
+// if that is the cause, comes as the closing of the event channel;
+// updates are resent then. It returns false when ctx ended.
+func (s *sender) send(ctx context.Context, batch []*internalpb.Call) bool {
+	bm, _ := s.master.(BatchMaster)
+	for len(batch) > 0 {
+		failed := 0
+		var err error
+		if bm != nil && len(batch) > 1 {
+			if err = bm.AgentCalls(ctx, s.streamID, batch); err == nil {
+				return true
+			}
+			var ce *internalpb.CallError
+			if errors.As(err, &ce) && ce.Index >= 0 && ce.Index < len(batch) {
+				failed, err = ce.Index, ce.Err
+			}
+		} else {
+			err = s.master.AgentCall(ctx, s.streamID, batch[0])
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return false
+			}
+			s.log.Warn("agent: call to the master failed", "call", batch[failed].GetType().String(), "err", err)
+		}
+		batch = batch[failed+1:]
+	}
+	return true
 }
 
 // drain waits until every queued call has been made, or ctx ends.

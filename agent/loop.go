@@ -23,7 +23,7 @@ type loopState struct {
 
 	frameworks map[string]*frameworkRec
 	streams    map[streamKey]*updateStream // the status update manager
-	completed  []mesospb.Task              // terminal, acknowledged tasks, oldest first
+	completed  []mesospb.Task              // terminal, acknowledged tasks, oldest first; read through completedTasks
 
 	// The master link.
 	conn           *masterConn

@@ -174,7 +174,7 @@ func (a *Agent) getTasks() *agentpb.Response_GetTasks {
 			}
 		}
 	}
-	out.CompletedTasks = append([]mesospb.Task(nil), a.completed...)
+	out.CompletedTasks = append([]mesospb.Task(nil), a.completedTasks()...)
 	return out
 }
 

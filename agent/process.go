@@ -153,7 +153,7 @@ func (a *Agent) destroyLater(id string) {
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
-		destroyContainers(a.runCtx, cont, func(c string) bool { return c == id }, a.log)
+		destroyContainer(a.runCtx, cont, id, a.log)
 	}()
 }
 

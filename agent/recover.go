@@ -122,6 +122,7 @@ func (a *Agent) recoverExecutor(ctx context.Context, fw *frameworkRec, re *recov
 			continue
 		}
 		e.tasks[rt.info.TaskID.Value] = t
+		e.taskIDs = append(e.taskIDs, rt.info.TaskID)
 		fw.tasks[rt.info.TaskID.Value] = t
 	}
 	// Two runs of one executor ID: the live one takes the ID.

@@ -54,7 +54,7 @@ func (a *Agent) State(ctx context.Context) (State, error) {
 			}
 			s.Frameworks = append(s.Frameworks, fs)
 		}
-		s.CompletedTasks = append([]mesospb.Task(nil), a.completed...)
+		s.CompletedTasks = append([]mesospb.Task(nil), a.completedTasks()...)
 		return s
 	})
 }

@@ -175,6 +175,7 @@ func (a *Agent) runTasks(fwInfo mesospb.FrameworkInfo, execInfo *mesospb.Executo
 			t.info.AgentID = mesospb.AgentID{Value: a.id}
 		}
 		e.tasks[t.info.TaskID.Value] = t
+		e.taskIDs = append(e.taskIDs, t.info.TaskID)
 		fw.tasks[t.info.TaskID.Value] = t
 		if err := a.meta.appendTask(e, &t.info, group); err != nil {
 			a.log.Error("agent: checkpointing a task", "task", t.info.TaskID.Value, "err", err)
@@ -333,11 +334,22 @@ func (a *Agent) forgetTask(t *taskRec) {
 		delete(e.fw.tasks, t.info.TaskID.Value)
 	}
 	a.completed = append(a.completed, t.proto())
-	if over := len(a.completed) - a.cfg.MaxCompletedTasks; over > 0 {
-		a.completed = append(a.completed[:0:0], a.completed[over:]...)
+	// Trimmed in batches: the list grows to twice its bound, then keeps the
+	// newest MaxCompletedTasks, so a forgotten task costs O(1) amortized
+	// rather than a copy of the list. Readers take completedTasks.
+	if limit := a.cfg.MaxCompletedTasks; len(a.completed) > 2*limit {
+		n := copy(a.completed, a.completed[len(a.completed)-limit:])
+		clear(a.completed[n:])
+		a.completed = a.completed[:n]
 	}
 	a.maybeForgetExecutor(e)
 	a.maybeForgetFramework(e.fw)
+}
+
+// completedTasks is the newest MaxCompletedTasks of the completed list,
+// oldest first (the list itself may hold up to twice as many).
+func (a *Agent) completedTasks() []mesospb.Task {
+	return a.completed[max(0, len(a.completed)-a.cfg.MaxCompletedTasks):]
 }
 
 // reconcileTasks answers RECONCILE_TASKS: the latest state of each task

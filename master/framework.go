@@ -33,7 +33,7 @@ type framework struct {
 	failoverTimeout time.Duration
 
 	tasks     map[string]*task // live tasks, and terminal ones until acknowledged
-	completed []*task          // terminal and acknowledged, newest last, bounded
+	completed []*task          // terminal and acknowledged, newest last, bounded (see recentCompleted)
 	offers    map[string]*offer
 	// executors on each agent: agent ID -> executor ID -> executor.
 	executors map[string]map[string]*executor

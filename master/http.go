@@ -159,24 +159,37 @@ func (m *Master) serveScheduler(w http.ResponseWriter, r *http.Request) {
 // serveAgent is POST /apron/v1/agent, the agent link: REGISTER or
 // REREGISTER answers 200 with the agent's event stream; any other call
 // carries the stream's Mesos-Stream-Id and is answered 202.
+//
+// Calls on a stream may also come several in one request, as Mesos's
+// streaming requests do: Content-Type application/recordio, one call per
+// record, encoded as Message-Content-Type says. A batch is checked whole
+// first (a record that does not decode or is not a valid call is a 400
+// naming it, and nothing is applied), then applied in order as AgentCalls
+// does: a call the master refuses ends the batch with the error of that
+// call, "call <index>: ...", the calls before it staying applied.
 func (m *Master) serveAgent(w http.ResponseWriter, r *http.Request) {
-	var call internalpb.Call
-	c, err := httpapi.DecodeCall(r, &call, 0)
+	calls, c, err := httpapi.DecodeCalls[internalpb.Call](r, 0)
 	if err != nil {
 		httpapi.WriteError(w, err)
 		return
 	}
-	if err := validType(call.GetType(), internalpb.Call_UNKNOWN, internalpb.Call_Type_name); err != nil {
-		httpapi.WriteError(w, err)
-		return
-	}
+	batch := httpapi.IsBatch(r)
 	streamID := r.Header.Get(httpapi.StreamIDHeader)
-	if t := call.GetType(); t == internalpb.Call_REGISTER || t == internalpb.Call_REREGISTER {
-		if streamID != "" {
-			httpapi.WriteError(w, httpapi.Errorf(http.StatusBadRequest, "a %s call must not carry the '%s' header", t, httpapi.StreamIDHeader))
+	for i, call := range calls {
+		if e := checkAgentCall(call, batch); e != nil {
+			if batch {
+				e = httpapi.Errorf(e.Status, "record %d: %s", i, e.Message)
+			}
+			httpapi.WriteError(w, e)
 			return
 		}
-		id, events, err := m.ConnectAgent(r.Context(), &call)
+	}
+	if call := calls[0]; !batch && (call.GetType() == internalpb.Call_REGISTER || call.GetType() == internalpb.Call_REREGISTER) {
+		if streamID != "" {
+			httpapi.WriteError(w, httpapi.Errorf(http.StatusBadRequest, "a %s call must not carry the '%s' header", call.GetType(), httpapi.StreamIDHeader))
+			return
+		}
+		id, events, err := m.ConnectAgent(r.Context(), call)
 		if err != nil {
 			httpapi.WriteError(w, httpError(err))
 			return
@@ -184,19 +197,39 @@ func (m *Master) serveAgent(w http.ResponseWriter, r *http.Request) {
 		httpapi.ServeStream(w, r, c, id, events, nil, 0)
 		return
 	}
-	if call.AgentID == nil {
-		httpapi.WriteError(w, httpapi.Errorf(http.StatusBadRequest, "expecting 'agent_id' to be present"))
-		return
-	}
 	if streamID == "" {
 		httpapi.WriteError(w, httpapi.Errorf(http.StatusForbidden, "every call but REGISTER and REREGISTER must carry the '%s' header of its stream", httpapi.StreamIDHeader))
 		return
 	}
-	if err := m.AgentCall(r.Context(), streamID, &call); err != nil {
+	if batch {
+		err = m.AgentCalls(r.Context(), streamID, calls)
+	} else {
+		err = m.AgentCall(r.Context(), streamID, calls[0])
+	}
+	if err != nil {
 		httpapi.WriteError(w, httpError(err))
 		return
 	}
 	w.WriteHeader(http.StatusAccepted)
+}
+
+// checkAgentCall is what serveAgent checks of a call before the master
+// sees it; REGISTER and REREGISTER open a stream and cannot come in a
+// batch.
+func checkAgentCall(call *internalpb.Call, batch bool) *httpapi.Error {
+	if _, ok := internalpb.Call_Type_name[int32(call.GetType())]; !ok || call.GetType() == internalpb.Call_UNKNOWN {
+		return httpapi.Errorf(http.StatusBadRequest, "expecting 'type' to be present and known")
+	}
+	if t := call.GetType(); t == internalpb.Call_REGISTER || t == internalpb.Call_REREGISTER {
+		if batch {
+			return httpapi.Errorf(http.StatusBadRequest, "a %s call opens a stream and cannot come in a batch", t)
+		}
+		return nil
+	}
+	if call.AgentID == nil {
+		return httpapi.Errorf(http.StatusBadRequest, "expecting 'agent_id' to be present")
+	}
+	return nil
 }
 
 // serveState is GET /state: GET_STATE in JSON.

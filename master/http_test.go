@@ -26,6 +26,7 @@ import (
 	"github.com/apronhq/apron/api/v1/schedulerpb"
 	"github.com/apronhq/apron/internal/httpapi"
 	"github.com/apronhq/apron/master"
+	"github.com/apronhq/apron/recordio"
 	"github.com/apronhq/apron/resources"
 )
 
@@ -816,4 +817,88 @@ func TestSlowOperatorSubscriberIsDropped(t *testing.T) {
 	}
 	assert.LessOrEqual(t, n, buffer, "the slow subscriber got at most its buffer")
 
+}
+
+// postBatch posts records as an application/recordio batch of calls
+// encoded as msgType says.
+func (h *httpMaster) postBatch(msgType, streamID string, records ...[]byte) *http.Response {
+	h.t.Helper()
+	var buf bytes.Buffer
+	w := recordio.NewWriter(&buf)
+	for _, r := range records {
+		require.NoError(h.t, w.WriteRecord(r))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), httpWait)
+	h.t.Cleanup(cancel)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.url("/apron/v1/agent"), &buf)
+	require.NoError(h.t, err)
+	req.Header.Set("Content-Type", httpapi.MediaTypeRecordIO)
+	req.Header.Set(httpapi.MessageContentTypeHeader, msgType)
+	req.Header.Set(httpapi.StreamIDHeader, streamID)
+	resp, err := httpapi.NoRedirects.Do(req)
+	require.NoError(h.t, err)
+	h.t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+func TestHTTPAgentLinkBatch(t *testing.T) {
+	h := startHTTPMaster(t, master.Config{})
+	resp := h.postCall("/apron/v1/agent", codec.Protobuf, "", &internalpb.Call{
+		Type:     internalpb.Call_REGISTER.Enum(),
+		Register: &internalpb.Call_Register{AgentInfo: mesospb.AgentInfo{Hostname: "a1"}},
+	})
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	stream := resp.Header.Get(httpapi.StreamIDHeader)
+	var ev internalpb.Event
+	newRecordStream(t, resp).event(&ev)
+	agentID := ev.Registered.AgentID
+	enc := func(c codec.Codec, call *internalpb.Call) []byte {
+		b, err := c.Marshal(call)
+		require.NoError(t, err)
+		return b
+	}
+	pong := &internalpb.Call{Type: internalpb.Call_PONG.Enum(), AgentID: &agentID}
+	stranger := &internalpb.Call{Type: internalpb.Call_PONG.Enum(), AgentID: &mesospb.AgentID{Value: "other"}}
+	noAgent := &internalpb.Call{Type: internalpb.Call_PONG.Enum()}
+	register := &internalpb.Call{Type: internalpb.Call_REGISTER.Enum(), AgentID: &agentID, Register: &internalpb.Call_Register{}}
+
+	for _, c := range []codec.Codec{codec.Protobuf, codec.JSON} {
+		resp = h.postBatch(c.MediaType(), stream, enc(c, pong), enc(c, pong), enc(c, pong))
+		assert.Equal(t, http.StatusAccepted, resp.StatusCode, body(t, resp))
+	}
+	for _, tc := range []struct {
+		name, msgType, stream string
+		records               [][]byte
+		status                int
+		contains              string
+	}{
+		{"undecodable record", codec.MediaTypeJSON, stream, [][]byte{enc(codec.JSON, pong), []byte("{not json")}, http.StatusBadRequest, "record 1"},
+		{"record without agent_id", codec.MediaTypeProtobuf, stream, [][]byte{enc(codec.Protobuf, pong), enc(codec.Protobuf, noAgent)}, http.StatusBadRequest, "record 1: expecting 'agent_id'"},
+		{"register in a batch", codec.MediaTypeProtobuf, stream, [][]byte{enc(codec.Protobuf, register)}, http.StatusBadRequest, "record 0: a REGISTER call opens a stream"},
+		{"empty batch", codec.MediaTypeProtobuf, stream, nil, http.StatusBadRequest, "at least one record"},
+		{"bad message type", "text/plain", stream, [][]byte{enc(codec.Protobuf, pong)}, http.StatusUnsupportedMediaType, "Message-Content-Type"},
+		{"no stream", codec.MediaTypeProtobuf, "", [][]byte{enc(codec.Protobuf, pong)}, http.StatusForbidden, ""},
+		{"refused call", codec.MediaTypeProtobuf, stream, [][]byte{enc(codec.Protobuf, pong), enc(codec.Protobuf, stranger), enc(codec.Protobuf, pong)}, http.StatusForbidden, "call 1:"},
+		{"too large", codec.MediaTypeProtobuf, stream, [][]byte{make([]byte, httpapi.DefaultMaxBodyBytes)}, http.StatusRequestEntityTooLarge, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := h.postBatch(tc.msgType, tc.stream, tc.records...)
+			assert.Equal(t, tc.status, resp.StatusCode)
+			assert.Contains(t, body(t, resp), tc.contains)
+		})
+	}
+
+	// A torn record is malformed.
+	ctx, cancel := context.WithTimeout(context.Background(), httpWait)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.url("/apron/v1/agent"), strings.NewReader("5\nab"))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", httpapi.MediaTypeRecordIO)
+	req.Header.Set(httpapi.MessageContentTypeHeader, codec.MediaTypeProtobuf)
+	req.Header.Set(httpapi.StreamIDHeader, stream)
+	resp, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+	assert.Contains(t, body(t, resp), "record 0")
 }

@@ -277,6 +277,28 @@ func (m *Master) AgentCall(ctx context.Context, streamID string, call *internalp
 	return err
 }
 
+// AgentCalls sends several of an agent's calls on its stream at once, in
+// order, in one turn of the master's loop: the batch costs one hand-off
+// instead of one per call. Each call is checked and applied as AgentCall
+// would; the first that fails stops the batch with an
+// *internalpb.CallError naming its index (wrapping the call's error, so
+// errors.Is(err, ErrNotSubscribed) works). The calls before it stay
+// applied, exactly as if they had been sent one by one.
+func (m *Master) AgentCalls(ctx context.Context, streamID string, calls []*internalpb.Call) error {
+	var err error
+	if derr := m.do(ctx, func(c *core) {
+		for i, call := range calls {
+			if cerr := c.agentCall(streamID, call); cerr != nil {
+				err = &internalpb.CallError{Index: i, Err: cerr}
+				return
+			}
+		}
+	}); derr != nil {
+		return derr
+	}
+	return err
+}
+
 // State returns the master's state as the operator API's GET_STATE
 // reports it: frameworks, agents, tasks and executors.
 func (m *Master) State(ctx context.Context) (*masterpb.Response_GetState, error) {

@@ -36,7 +36,7 @@ func (c *core) state() *masterpb.Response_GetState {
 				tasks.Tasks = append(tasks.Tasks, t.proto())
 			}
 		}
-		for _, t := range fw.completed {
+		for _, t := range fw.recentCompleted(c.cfg.MaxCompletedTasks) {
 			tasks.CompletedTasks = append(tasks.CompletedTasks, t.proto())
 		}
 		for _, aid := range sortedKeys(fw.executors) {

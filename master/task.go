@@ -162,9 +162,20 @@ func (c *core) forgetTask(a *agent, t *task) {
 	}
 	delete(fw.tasks, t.id)
 	fw.completed = append(fw.completed, t)
-	if over := len(fw.completed) - c.cfg.MaxCompletedTasks; over > 0 {
-		fw.completed = append(fw.completed[:0:0], fw.completed[over:]...)
+	// Trimmed in batches: the list grows to twice its bound, then keeps the
+	// newest MaxCompletedTasks, so a forgotten task costs O(1) amortized
+	// rather than a copy of the list. Readers take recentCompleted.
+	if limit := c.cfg.MaxCompletedTasks; len(fw.completed) > 2*limit {
+		n := copy(fw.completed, fw.completed[len(fw.completed)-limit:])
+		clear(fw.completed[n:])
+		fw.completed = fw.completed[:n]
 	}
+}
+
+// recentCompleted is the newest limit tasks of fw's completed list,
+// oldest first (the list itself may hold up to twice as many).
+func (fw *framework) recentCompleted(limit int) []*task {
+	return fw.completed[max(0, len(fw.completed)-limit):]
 }
 
 // acknowledge forwards a framework's acknowledgement to the agent holding

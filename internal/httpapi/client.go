@@ -95,6 +95,45 @@ func (c *Client) Call(ctx context.Context, endpoint, streamID string, call proto
 	return io.ReadAll(io.LimitReader(resp.Body, DefaultMaxBodyBytes))
 }
 
+// CallBatch posts several calls in one request: a body of Content-Type
+// application/recordio holding one record per call, in c's encoding, which
+// the Message-Content-Type header names. The endpoint must take batches
+// (see DecodeCalls). A non-2xx answer is an *Error (or a *RedirectError
+// for 307); the answer's body, if any, is discarded.
+func (c *Client) CallBatch(ctx context.Context, endpoint, streamID string, calls []proto.Message) error {
+	var buf bytes.Buffer
+	w := recordio.NewWriter(&buf)
+	for _, call := range calls {
+		b, err := c.codec().Marshal(call)
+		if err != nil {
+			return err
+		}
+		if err := w.WriteRecord(b); err != nil {
+			return err
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, &buf)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", MediaTypeRecordIO)
+	req.Header.Set(MessageContentTypeHeader, c.codec().MediaType())
+	req.Header.Set("Accept", c.codec().MediaType())
+	if streamID != "" {
+		req.Header.Set(StreamIDHeader, streamID)
+	}
+	resp, err := c.http().Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if err := checkStatus(resp, endpoint); err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, DefaultMaxBodyBytes))
+	return nil
+}
+
 // CallInto posts a call whose answer is a message, and decodes it.
 func (c *Client) CallInto(ctx context.Context, endpoint, streamID string, call, answer proto.Message) error {
 	b, err := c.Call(ctx, endpoint, streamID, call)

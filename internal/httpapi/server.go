@@ -9,6 +9,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -56,6 +57,15 @@ func WriteError(w http.ResponseWriter, err error) {
 	_, _ = io.WriteString(w, e.Message+"\n")
 }
 
+// MediaTypeRecordIO is the Content-Type of a request that carries several
+// calls, one RecordIO record each, as Mesos's streaming requests do; the
+// MessageContentTypeHeader says how each record is encoded.
+const MediaTypeRecordIO = "application/recordio"
+
+// MessageContentTypeHeader names the encoding of the records of an
+// application/recordio body (protobuf or JSON).
+const MessageContentTypeHeader = "Message-Content-Type"
+
 // DecodeCall reads a POSTed call into msg and returns the codec the answer
 // must use (from Accept). It answers for the request's faults with the
 // codes Mesos uses: 405 for a method other than POST, 415 for a body that
@@ -63,35 +73,104 @@ func WriteError(w http.ResponseWriter, err error) {
 // for a body over maxBytes (DefaultMaxBodyBytes if <= 0), 400 for a body
 // that does not decode, with a message naming the problem.
 func DecodeCall(r *http.Request, msg proto.Message, maxBytes int64) (codec.Codec, error) {
-	if r.Method != http.MethodPost {
-		return nil, Errorf(http.StatusMethodNotAllowed, "expecting a 'POST' request, received '%s'", r.Method)
-	}
-	ct := r.Header.Get("Content-Type")
-	if ct == "" {
-		return nil, Errorf(http.StatusUnsupportedMediaType, "expecting 'Content-Type' of %s or %s", codec.MediaTypeJSON, codec.MediaTypeProtobuf)
-	}
-	in, err := codec.ForMediaType(ct)
-	if err != nil || !exactMediaType(ct) {
-		return nil, Errorf(http.StatusUnsupportedMediaType, "expecting 'Content-Type' of %s or %s, got %q", codec.MediaTypeJSON, codec.MediaTypeProtobuf, ct)
-	}
-	out, err := codec.ForMediaType(r.Header.Get("Accept"))
+	in, out, body, err := readCall(r, maxBytes, false)
 	if err != nil {
-		return nil, Errorf(http.StatusNotAcceptable, "expecting 'Accept' to allow %s or %s", codec.MediaTypeJSON, codec.MediaTypeProtobuf)
-	}
-	if maxBytes <= 0 {
-		maxBytes = DefaultMaxBodyBytes
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBytes+1))
-	if err != nil {
-		return nil, Errorf(http.StatusBadRequest, "reading the body: %v", err)
-	}
-	if int64(len(body)) > maxBytes {
-		return nil, Errorf(http.StatusRequestEntityTooLarge, "the body is over %d bytes", maxBytes)
+		return nil, err
 	}
 	if err := in.Unmarshal(body, msg); err != nil {
 		return nil, Errorf(http.StatusBadRequest, "failed to parse the body into %s: %v", proto.MessageName(msg), err)
 	}
 	return out, nil
+}
+
+// DecodeCalls is DecodeCall for endpoints that also take a batch: a body
+// of Content-Type application/recordio whose records are calls encoded as
+// its Message-Content-Type says. It returns the calls in order (one for a
+// plain body). maxBytes bounds the whole body, and so each record; a
+// record that is malformed or does not decode, or a batch without a
+// record, is a 400 naming the record, and no call is returned.
+func DecodeCalls[T any, PT interface {
+	*T
+	proto.Message
+}](r *http.Request, maxBytes int64) ([]PT, codec.Codec, error) {
+	in, out, body, err := readCall(r, maxBytes, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	name := proto.MessageName(PT(new(T)))
+	if !IsBatch(r) {
+		msg := PT(new(T))
+		if err := in.Unmarshal(body, msg); err != nil {
+			return nil, nil, Errorf(http.StatusBadRequest, "failed to parse the body into %s: %v", name, err)
+		}
+		return []PT{msg}, out, nil
+	}
+	var calls []PT
+	rd := recordio.NewReader(bytes.NewReader(body), len(body))
+	for i := 0; ; i++ {
+		rec, err := rd.ReadRecord()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, nil, Errorf(http.StatusBadRequest, "record %d: %v", i, err)
+		}
+		msg := PT(new(T))
+		if err := in.Unmarshal(rec, msg); err != nil {
+			return nil, nil, Errorf(http.StatusBadRequest, "record %d: failed to parse it into %s: %v", i, name, err)
+		}
+		calls = append(calls, msg)
+	}
+	if len(calls) == 0 {
+		return nil, nil, Errorf(http.StatusBadRequest, "expecting at least one record in the %s body", MediaTypeRecordIO)
+	}
+	return calls, out, nil
+}
+
+// IsBatch reports whether r's body is a RecordIO batch of calls.
+func IsBatch(r *http.Request) bool {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return err == nil && mt == MediaTypeRecordIO
+}
+
+// readCall checks a call's method and media types and reads its body; it
+// returns the codec of the body (of its records, for a RecordIO batch when
+// batch allows one) and that of the answer.
+func readCall(r *http.Request, maxBytes int64, batch bool) (in, out codec.Codec, body []byte, err error) {
+	if r.Method != http.MethodPost {
+		return nil, nil, nil, Errorf(http.StatusMethodNotAllowed, "expecting a 'POST' request, received '%s'", r.Method)
+	}
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		return nil, nil, nil, Errorf(http.StatusUnsupportedMediaType, "expecting 'Content-Type' of %s or %s", codec.MediaTypeJSON, codec.MediaTypeProtobuf)
+	}
+	if mt, _, perr := mime.ParseMediaType(ct); batch && perr == nil && mt == MediaTypeRecordIO {
+		mct := r.Header.Get(MessageContentTypeHeader)
+		in, err = codec.ForMediaType(mct)
+		if err != nil || !exactMediaType(mct) {
+			return nil, nil, nil, Errorf(http.StatusUnsupportedMediaType, "expecting '%s' of %s or %s with 'Content-Type' %s, got %q", MessageContentTypeHeader, codec.MediaTypeJSON, codec.MediaTypeProtobuf, MediaTypeRecordIO, mct)
+		}
+	} else {
+		in, err = codec.ForMediaType(ct)
+		if err != nil || !exactMediaType(ct) {
+			return nil, nil, nil, Errorf(http.StatusUnsupportedMediaType, "expecting 'Content-Type' of %s or %s, got %q", codec.MediaTypeJSON, codec.MediaTypeProtobuf, ct)
+		}
+	}
+	out, err = codec.ForMediaType(r.Header.Get("Accept"))
+	if err != nil {
+		return nil, nil, nil, Errorf(http.StatusNotAcceptable, "expecting 'Accept' to allow %s or %s", codec.MediaTypeJSON, codec.MediaTypeProtobuf)
+	}
+	if maxBytes <= 0 {
+		maxBytes = DefaultMaxBodyBytes
+	}
+	body, err = io.ReadAll(io.LimitReader(r.Body, maxBytes+1))
+	if err != nil {
+		return nil, nil, nil, Errorf(http.StatusBadRequest, "reading the body: %v", err)
+	}
+	if int64(len(body)) > maxBytes {
+		return nil, nil, nil, Errorf(http.StatusRequestEntityTooLarge, "the body is over %d bytes", maxBytes)
+	}
+	return in, out, body, nil
 }
 
 // exactMediaType accepts only protobuf or JSON in Content-Type (a request

@@ -277,6 +277,18 @@ func (l *Link[E, PE]) Call(ctx context.Context, streamID string, call proto.Mess
 	return err
 }
 
+// CallBatch is Call for several calls in one request (see
+// httpapi.Client.CallBatch); the endpoint must take batches.
+func (l *Link[E, PE]) CallBatch(ctx context.Context, streamID string, calls []proto.Message) error {
+	l.mu.Lock()
+	s := l.streams[streamID]
+	l.mu.Unlock()
+	if s == nil {
+		return fmt.Errorf("%w: %q", ErrNoStream, streamID)
+	}
+	return l.cfg.Client.CallBatch(ctx, s.endpoint, streamID, calls)
+}
+
 // NoRedirects returns a copy of c (nil: http.DefaultClient) that hands 307
 // answers back, as a Link needs to see them.
 func NoRedirects(c *http.Client) *http.Client {
