@@ -212,25 +212,31 @@ func (m *Master) watch(ctx context.Context, id string, s *subscriber) {
 // far behind, or the master stopped. Cancelling ctx disconnects the
 // scheduler, which starts its failover timeout.
 func (m *Master) SubscribeScheduler(ctx context.Context, call *schedulerpb.Call) (string, <-chan *schedulerpb.Event, error) {
-	var (
-		id  string
-		sub *subscriber
-		err error
-	)
-	if derr := m.do(ctx, func(c *core) {
-		if id, err = c.subscribe(call); err != nil {
-			return
-		}
-		sub = &subscriber{scheduler: make(chan *schedulerpb.Event, m.cfg.StreamBuffer), stop: make(chan struct{})}
-		m.subs[id] = sub
-		m.watch(ctx, id, sub)
-	}); derr != nil {
-		return "", nil, derr
-	}
+	sub := &subscriber{scheduler: make(chan *schedulerpb.Event, m.cfg.StreamBuffer), stop: make(chan struct{})}
+	id, err := m.openStream(ctx, sub, func(c *core) (string, error) { return c.subscribe(call) })
 	if err != nil {
 		return "", nil, err
 	}
 	return id, sub.scheduler, nil
+}
+
+// openStream runs start on the master's goroutine and, when it opens a
+// stream, delivers that stream's events to sub until the stream or ctx ends.
+func (m *Master) openStream(ctx context.Context, sub *subscriber, start func(*core) (string, error)) (string, error) {
+	var (
+		id  string
+		err error
+	)
+	if derr := m.do(ctx, func(c *core) {
+		if id, err = start(c); err != nil {
+			return
+		}
+		m.subs[id] = sub
+		m.watch(ctx, id, sub)
+	}); derr != nil {
+		return "", derr
+	}
+	return id, err
 }
 
 // SchedulerCall sends a call other than SUBSCRIBE on a subscription. nil
@@ -247,21 +253,8 @@ func (m *Master) SchedulerCall(ctx context.Context, streamID string, call *sched
 // REREGISTER call) and opens its stream, which starts with REGISTERED or
 // REREGISTERED. Cancelling ctx disconnects the agent.
 func (m *Master) ConnectAgent(ctx context.Context, call *internalpb.Call) (string, <-chan *internalpb.Event, error) {
-	var (
-		id  string
-		sub *subscriber
-		err error
-	)
-	if derr := m.do(ctx, func(c *core) {
-		if id, err = c.connectAgent(call); err != nil {
-			return
-		}
-		sub = &subscriber{agent: make(chan *internalpb.Event, m.cfg.StreamBuffer), stop: make(chan struct{})}
-		m.subs[id] = sub
-		m.watch(ctx, id, sub)
-	}); derr != nil {
-		return "", nil, derr
-	}
+	sub := &subscriber{agent: make(chan *internalpb.Event, m.cfg.StreamBuffer), stop: make(chan struct{})}
+	id, err := m.openStream(ctx, sub, func(c *core) (string, error) { return c.connectAgent(call) })
 	if err != nil {
 		return "", nil, err
 	}

@@ -20,16 +20,9 @@ import (
 // subscriber falls StreamBuffer events behind, or the master stops;
 // cancelling ctx ends the subscription.
 func (m *Master) SubscribeOperator(ctx context.Context) (string, <-chan *masterpb.Event, error) {
-	var (
-		id  string
-		sub *subscriber
-	)
-	if err := m.do(ctx, func(c *core) {
-		id = c.subscribeOperator()
-		sub = &subscriber{operator: make(chan *masterpb.Event, m.cfg.StreamBuffer), stop: make(chan struct{})}
-		m.subs[id] = sub
-		m.watch(ctx, id, sub)
-	}); err != nil {
+	sub := &subscriber{operator: make(chan *masterpb.Event, m.cfg.StreamBuffer), stop: make(chan struct{})}
+	id, err := m.openStream(ctx, sub, func(c *core) (string, error) { return c.subscribeOperator(), nil })
+	if err != nil {
 		return "", nil, err
 	}
 	return id, sub.operator, nil

@@ -29,7 +29,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -132,7 +131,7 @@ func run(args []string) error {
 	if *useJSON {
 		opts = append(opts, agent.WithJSON())
 	}
-	link, err := agent.NewHTTPMaster(splitList(*masters), append(opts, agent.WithHTTPLogger(log.With("component", "link")))...)
+	link, err := agent.NewHTTPMaster(cli.SplitList(*masters), append(opts, agent.WithHTTPLogger(log.With("component", "link")))...)
 	if err != nil {
 		return fmt.Errorf("-master: %w", err)
 	}
@@ -250,14 +249,4 @@ func advertised(addr *net.TCPAddr, hostname string) string {
 		return net.JoinHostPort(h, fmt.Sprint(addr.Port))
 	}
 	return addr.String()
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }

@@ -182,7 +182,7 @@ func run(args []string, out io.Writer) (int, error) {
 	})
 
 	opts := []scheduler.Option{
-		scheduler.WithMasterURL(splitList(*masters)...),
+		scheduler.WithMasterURL(cli.SplitList(*masters)...),
 		scheduler.WithLogger(log),
 	}
 	if *useJSON {
@@ -274,14 +274,4 @@ func hostname() *string {
 		return nil
 	}
 	return &h
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }

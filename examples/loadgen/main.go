@@ -102,7 +102,7 @@ func run(args []string, out io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	o.masters = splitList(masters)
+	o.masters = cli.SplitList(masters)
 	switch {
 	case fs.NArg() > 0:
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
@@ -487,16 +487,6 @@ func currentUser() string {
 		return u.Username
 	}
 	return "root"
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -181,3 +181,14 @@ func Usage(fs *flag.FlagSet, synopsis, description string) func() {
 		fs.PrintDefaults()
 	}
 }
+
+// SplitList splits a comma-separated flag value, dropping empty items.
+func SplitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
