@@ -24,8 +24,8 @@
 //	allocator      the Allocator interface and hierarchical weighted DRF
 //	master         the master: offers, tasks, frameworks, agents; its HTTP API
 //	agent          the agent: executors, status updates, checkpoints and recovery
-//	containerizer  the Containerizer interface; process and Linux implementations, images
-//	election       leader election: in-process and ZooKeeper
+//	containerizer  the Containerizer interface; the process (and, to come, Linux) implementations
+//	election       leader election: in-process and ZooKeeper (not yet written)
 //	scheduler      the Scheduler interface frameworks implement, and its Driver
 //	executor       the Executor interface executors implement, and its Driver
 //	examples/...   runnable binaries: a whole cluster in one process, master, agent, frameworks
