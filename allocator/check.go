@@ -126,21 +126,21 @@ func (d *DRF) checkAgentFilters(ag *agent) error {
 	n, nref := 0, 0
 	for idx, fr := range d.frs {
 		if fr == nil {
-			if af.has(idx) {
+			if af.bits.has(idx) {
 				return fmt.Errorf("allocator: agent %q has filter bit %d of no framework role", ag.id, idx)
 			}
 			continue
 		}
 		fs := fr.filters[ag]
-		if af.has(idx) != (len(fs) > 0) {
-			return fmt.Errorf("allocator: agent %q: filter bit of framework %q role %q is %v, with %d filters", ag.id, fr.fw.id, fr.role.name, af.has(idx), len(fs))
+		if af.bits.has(idx) != (len(fs) > 0) {
+			return fmt.Errorf("allocator: agent %q: filter bit of framework %q role %q is %v, with %d filters", ag.id, fr.fw.id, fr.role.name, af.bits.has(idx), len(fs))
 		}
 		for _, f := range fs {
 			n++
 			if same(f.refused, af.ref) {
 				nref++
 			}
-			if f.expires.Before(af.earliest) {
+			if f.expires < af.earliest {
 				return fmt.Errorf("allocator: agent %q: a filter expires at %v, before the earliest %v", ag.id, f.expires, af.earliest)
 			}
 			if len(f.refused) == 0 || slices.ContainsFunc(f.refused, resources.Resource.IsAllocated) {
@@ -342,6 +342,13 @@ func (d *DRF) checkTree() error {
 	}
 	if _, err := walk(d.root); err != nil {
 		return err
+	}
+	if q := &d.quota; len(q.guaranteed) > 0 && !q.requiredStale {
+		followed := slices.Clone(q.required)
+		q.requiredStale = true
+		if want := q.requiredHeadroom(d); !eqQty(followed, want) {
+			return fmt.Errorf("allocator: required quota headroom followed as %v, is %v", followed, want)
+		}
 	}
 	if nodes != len(d.roles) {
 		return fmt.Errorf("allocator: %d roles filed, %d in the tree", len(d.roles), nodes)

@@ -1,6 +1,7 @@
 package allocator
 
 import (
+	"math/bits"
 	"time"
 
 	"github.com/apronhq/apron/resources"
@@ -39,7 +40,7 @@ type idleState struct {
 	on    bool
 	avail resources.Resources // what was free when the agent was found idle
 	epoch uint64              // the last eligibility log entry then
-	until time.Time           // the first expiry of a filter that mattered; zero for none
+	until stamp               // the first expiry of a filter that mattered
 }
 
 type logEntry struct {
@@ -54,6 +55,7 @@ const eligibleLogSize = 64
 // cycleState is the scratch space of a cycle, kept to avoid allocating.
 type cycleState struct {
 	now        time.Time
+	nowStamp   stamp
 	offers     []Offer
 	lastOffers int
 	// merge indexes the offers of the quota stage by framework role and
@@ -66,9 +68,18 @@ type cycleState struct {
 	pick       []*role // SorterRandom: the entries of the nodes being walked
 
 	// About the agent being walked:
-	unreserved bool      // nothing free on it is reserved
-	until      time.Time // the first expiry of a filter that mattered
-	quotaHit   bool      // a quota limit or the headroom held something back
+	unreserved bool  // nothing free on it is reserved
+	until      stamp // the first expiry of a filter that mattered
+	quotaHit   bool  // a quota limit or the headroom held something back
+
+	stats cycleStats
+}
+
+// cycleStats counts what cycles did with the agents they were given, for
+// tests and benchmarks.
+type cycleStats struct {
+	skipped, quick, walked int
+	byBits                 int // role walks that went by filter bits
 }
 
 type offerKey struct {
@@ -108,16 +119,12 @@ func (d *DRF) grown(ag *agent) {
 	}
 }
 
-func (d *DRF) noteExpiry(t time.Time) {
-	if d.until.IsZero() || t.Before(d.until) {
-		d.until = t
-	}
-}
+func (d *DRF) noteExpiry(t stamp) { d.until = min(d.until, t) }
 
 // idleNow reports whether ag is idle and none of its filters that mattered
 // has expired.
 func (d *DRF) idleNow(ag *agent) bool {
-	return ag.idle.on && (ag.idle.until.IsZero() || d.now.Before(ag.idle.until))
+	return ag.idle.on && d.nowStamp < ag.idle.until
 }
 
 // Allocate implements Allocator.
@@ -143,7 +150,7 @@ func (d *DRF) AllocateAgents(now time.Time, agentIDs ...string) []Offer {
 // the package documentation for what it costs.
 func (d *DRF) cycle(now time.Time, agents []*agent) []Offer {
 	d.refresh()
-	d.now = now
+	d.now, d.nowStamp = now, stampOf(now)
 	d.offers = make([]Offer, 0, d.lastOffers)
 	// Agents that cannot be offered anything are left out before the
 	// shuffle, in O(1) each.
@@ -154,6 +161,7 @@ func (d *DRF) cycle(now time.Time, agents []*agent) []Offer {
 			n++
 		}
 	}
+	d.stats.skipped += len(agents) - n
 	clear(agents[n:])
 	agents = agents[:n]
 	d.rng.Shuffle(len(agents), func(i, j int) { agents[i], agents[j] = agents[j], agents[i] })
@@ -163,15 +171,21 @@ func (d *DRF) cycle(now time.Time, agents []*agent) []Offer {
 		d.stage1, d.merge = true, map[offerKey]int{}
 		d.quota.markStage1(d)
 		for _, ag := range agents {
+			if !d.quota.unmet(d) {
+				break
+			}
 			d.walk(ag, true)
 		}
 		d.stage1 = false
 		d.rng.Shuffle(len(agents), func(i, j int) { agents[i], agents[j] = agents[j], agents[i] })
 	}
 	for _, ag := range agents {
-		if !d.idleNow(ag) || !d.quickCheck(ag) {
-			d.walk(ag, false)
+		if d.idleNow(ag) && d.quickCheck(ag) {
+			d.stats.quick++
+			continue
 		}
+		d.stats.walked++
+		d.walk(ag, false)
 	}
 	clear(agents)
 	d.merge = nil
@@ -231,7 +245,7 @@ func (d *DRF) quickCheck(ag *agent) bool {
 // which the agent is idle unless a quota held something back.
 func (d *DRF) walk(ag *agent, stage1 bool) {
 	d.sweepFilters(ag)
-	d.until, d.quotaHit = time.Time{}, false
+	d.until, d.quotaHit = never, false
 	d.unreserved = !anyReserved(ag.available)
 	if d.customMins > 0 || allocatable(ag.available, d.minAlloc) {
 		d.visitNode(d.root, ag, stage1)
@@ -394,6 +408,18 @@ func (d *DRF) tryRole(r *role, ag *agent, stage1 bool) bool {
 		}
 		return false
 	}
+	if r.frameworks.len() >= denseRole && d.allRefusedFit(ag) && unrefused(r, ag) <= fewUnrefused {
+		// Many frameworks, nearly all of which refused the agent: pick
+		// among the few that did not, found by their bits, rather than
+		// walking past all the others.
+		d.stats.byBits++
+		if fr := d.firstUnrefused(r, ag, cand, big); fr != nil {
+			d.offer(fr, ag, cand)
+			return len(ag.available) == 0
+		}
+		d.noteExpiry(ag.filters.earliest)
+		return false
+	}
 	for _, b := range r.frameworks.blocks {
 		for _, fr := range b {
 			if d.eligible(fr, ag, cand, big) {
@@ -403,6 +429,49 @@ func (d *DRF) tryRole(r *role, ag *agent, stage1 bool) bool {
 		}
 	}
 	return false
+}
+
+// A role's walk on an agent whose filters all cover what it has free goes
+// by bits when the role has at least denseRole frameworks, at most
+// fewUnrefused of them offerable without a filter there. (Variables, for
+// tests.)
+var denseRole, fewUnrefused = 64, 32
+
+// unrefused counts r's offerable frameworks without a filter on ag.
+func unrefused(r *role, ag *agent) int {
+	n := 0
+	refused := ag.filters.bits
+	for w, word := range r.offerBits {
+		if w < len(refused) {
+			word &^= refused[w]
+		}
+		n += bits.OnesCount64(word)
+	}
+	return n
+}
+
+// firstUnrefused returns the first framework of r, in DRF order, that is
+// offerable, reaches its minimum offer size with cand, and has no filter
+// on ag (where, allRefusedFit, every filter covers cand): in O(r's index
+// words + the frameworks without a filter there).
+func (d *DRF) firstUnrefused(r *role, ag *agent, cand resources.Resources, big bool) *frameworkRole {
+	var best *frameworkRole
+	refused := ag.filters.bits
+	for w, word := range r.offerBits {
+		if w < len(refused) {
+			word &^= refused[w]
+		}
+		for ; word != 0; word &= word - 1 {
+			fr := d.frs[w<<6|bits.TrailingZeros64(word)]
+			if fr.hasMins && !allocatable(cand, fr.mins) || !fr.hasMins && !big {
+				continue
+			}
+			if best == nil || less(fr, best) {
+				best = fr
+			}
+		}
+	}
+	return best
 }
 
 // eligible reports whether fr may be offered cand on ag; big says cand
@@ -417,10 +486,21 @@ func (d *DRF) eligible(fr *frameworkRole, ag *agent, cand resources.Resources, b
 	return big && !d.filtered(fr, ag, cand)
 }
 
-// offer allocates cand, free on ag, to fr and records the offer.
+// offer allocates cand, free on ag, to fr and records the offer. When
+// cand is all the agent has free, its slice becomes the offer's, without a
+// copy (the agent starts a new one when resources come back).
 func (d *DRF) offer(fr *frameworkRole, ag *agent, cand resources.Resources) {
-	rs := allocateTo(cand, fr.role.name)
-	d.charge(fr.fw, ag, rs, cand, same(cand, ag.available), true)
+	var rs resources.Resources
+	all := same(cand, ag.available)
+	if all {
+		rs = cand
+		for i := range rs {
+			rs[i].AllocationRole = fr.role.name
+		}
+	} else {
+		rs = allocateTo(cand, fr.role.name)
+	}
+	d.charge(fr.fw, ag, rs, cand, all, true)
 	key := offerKey{fr, ag}
 	if i, ok := d.merge[key]; ok {
 		d.offers[i].Resources = d.offers[i].Resources.Add(rs)

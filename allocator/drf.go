@@ -390,14 +390,17 @@ func (d *DRF) account(fw *framework, rs resources.Resources, sign int) {
 				addScalar(&a.quotaQty, n, r.Scalar, sign)
 			}
 		}
+		if c {
+			d.quota.consume(d, fr.role, n)
+		}
 	}
-	d.quota.changed()
 }
 
 // charge records rs (every entry attributed to a role) as allocated to fw
 // on ag, taking unalloc (rs without allocation roles) from the agent's
 // available resources; the caller has checked that it is there. all says
-// unalloc is everything available (and may be the available slice itself).
+// rs is everything available: its slice may be the available slice itself,
+// handed over.
 // In a cycle (deferred) the orderings are updated after the agent, by the
 // cycle.
 //
@@ -429,8 +432,7 @@ func (d *DRF) charge(fw *framework, ag *agent, rs, unalloc resources.Resources, 
 		d.quota.addFree(d, unalloc, -1)
 	}
 	if all {
-		clear(ag.available)
-		ag.available = ag.available[:0]
+		ag.available = nil
 	} else {
 		ag.available.SubtractInPlace(unalloc)
 	}
@@ -456,11 +458,13 @@ func (a *allocation) own() {
 
 // release takes rs (attributed, held by fw on ag) out of the allocation and
 // gives it back to the agent; all says rs is the whole allocation (and may
-// be the allocation's slice itself). un is rs unallocated, or nil.
-func (d *DRF) release(fw *framework, ag *agent, rs, un resources.Resources, all bool) {
+// be the allocation's slice itself). un is rs unallocated, or nil; owned
+// says nothing else holds it, so that an agent with nothing free can take
+// it as it is.
+func (d *DRF) release(fw *framework, ag *agent, rs, un resources.Resources, owned, all bool) {
 	a := fw.allocs[ag]
 	if un == nil {
-		un = unallocate(rs)
+		un, owned = unallocate(rs), true
 	}
 	switch {
 	case all || (len(rs) == len(a.res) && rs.Contains(a.res)):
@@ -469,7 +473,11 @@ func (d *DRF) release(fw *framework, ag *agent, rs, un resources.Resources, all 
 		a.own()
 		a.res.SubtractInPlace(rs)
 	}
-	ag.available.AddInPlace(un)
+	if len(ag.available) == 0 && owned {
+		ag.available = un
+	} else {
+		ag.available.AddInPlace(un)
+	}
 	ag.version++
 	if ag.active {
 		d.quota.addFree(d, un, 1)
@@ -577,10 +585,16 @@ func validateTotal(agentID string, total resources.Resources) (resources.Resourc
 	return rs, nil
 }
 
+// where names, for error messages, the framework and agent resources are
+// attributed to; it is formatted only when there is an error.
+type where struct{ framework, agent string }
+
+func (w where) String() string { return fmt.Sprintf("framework %q on agent %q", w.framework, w.agent) }
+
 // attribute returns rs normalized with every entry's allocation role set,
 // giving def to entries without one; it fails when def is empty then, or
 // when an entry is reserved to a role it cannot be allocated to.
-func attribute(rs resources.Resources, def, what string) (resources.Resources, error) {
+func attribute(rs resources.Resources, def string, what where) (resources.Resources, error) {
 	rs = resources.New(rs...)
 	if err := rs.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrInvalid, what, err)
@@ -634,10 +648,15 @@ func (fw *framework) soleRole() string {
 
 // soleRole is the only allocation role in rs, or "".
 func soleRole(rs resources.Resources) string {
-	if roles := rolesOf(rs); len(roles) == 1 {
-		return roles[0]
+	if len(rs) == 0 {
+		return ""
 	}
-	return ""
+	for i := range rs[1:] {
+		if rs[i+1].AllocationRole != rs[0].AllocationRole {
+			return ""
+		}
+	}
+	return rs[0].AllocationRole
 }
 
 func newFramework(id string) *framework {
@@ -692,7 +711,7 @@ func (d *DRF) AddFramework(f Framework, used map[string]resources.Resources) err
 		if ag == nil {
 			return fmt.Errorf("%w: %q, used by framework %q", ErrUnknownAgent, id, f.ID)
 		}
-		rs, err := attribute(used[id], def, fmt.Sprintf("framework %q on agent %q", f.ID, id))
+		rs, err := attribute(used[id], def, where{f.ID, id})
 		if err != nil {
 			return err
 		}
@@ -717,7 +736,7 @@ func (d *DRF) AddFramework(f Framework, used map[string]resources.Resources) err
 	d.setRoles(fw, f.Roles, f.SuppressedRoles)
 	for _, c := range changes {
 		if a := fw.allocs[c.ag]; a != nil {
-			d.release(fw, c.ag, a.res, nil, true)
+			d.release(fw, c.ag, a.res, nil, false, true)
 		}
 		if len(c.rs) > 0 {
 			d.charge(fw, c.ag, c.rs, c.unallocated, false, false)
@@ -756,7 +775,7 @@ func (d *DRF) RemoveFramework(frameworkID string) error {
 		return fmt.Errorf("%w: %q", ErrUnknownFramework, frameworkID)
 	}
 	for _, a := range fw.sortedAllocs() {
-		d.release(fw, a.ag, a.res, nil, true)
+		d.release(fw, a.ag, a.res, nil, false, true)
 	}
 	d.forget(fw)
 	return nil
@@ -819,7 +838,7 @@ func (d *DRF) AddAgent(a Agent, used map[string]resources.Resources) error {
 		if fw := d.frameworks[id]; fw != nil && fw.added {
 			def = fw.soleRole()
 		}
-		rs, err := attribute(used[id], def, fmt.Sprintf("framework %q on agent %q", id, a.ID))
+		rs, err := attribute(used[id], def, where{id, a.ID})
 		if err != nil {
 			return err
 		}
@@ -904,7 +923,7 @@ func (d *DRF) RemoveAgent(agentID string) error {
 		return fmt.Errorf("%w: %q", ErrUnknownAgent, agentID)
 	}
 	for _, a := range ag.sortedAllocs() {
-		d.release(a.fw, ag, a.res, nil, true)
+		d.release(a.fw, ag, a.res, nil, false, true)
 		d.gcPending(a.fw)
 	}
 	d.dropAgentFilters(ag)
@@ -970,7 +989,7 @@ func (d *DRF) Recover(frameworkID, agentID string, rs resources.Resources, refus
 	if a != nil {
 		def = soleRole(a.res)
 	}
-	rs, err := attribute(rs, def, fmt.Sprintf("framework %q on agent %q", frameworkID, agentID))
+	rs, err := attribute(rs, def, where{frameworkID, agentID})
 	if err != nil {
 		return err
 	}
@@ -983,22 +1002,25 @@ func (d *DRF) Recover(frameworkID, agentID string, rs resources.Resources, refus
 			ErrOverAllocation, frameworkID, held, agentID, rs)
 	}
 	un := unallocate(rs)
+	owned := true // un is held by nothing else
 	if refuse > 0 && fw.added {
-		expires := now.Add(min(refuse, MaxRefuse))
+		expires := stampOf(now.Add(min(refuse, MaxRefuse)))
 		roles := rolesOf(rs)
 		for _, name := range roles {
 			fr := fw.roles[name]
 			if fr == nil || !fr.subscribed {
 				continue
 			}
-			refused := un // never changed: release only reads it
+			refused := un
 			if len(roles) > 1 {
 				refused = unallocate(ofRole(rs, name))
 			}
-			d.addFilter(fr, ag, refused, expires, now)
+			if same(d.addFilter(fr, ag, refused, expires, stampOf(now)), un) {
+				owned = false // the filter keeps it, unchanged
+			}
 		}
 	}
-	d.release(fw, ag, rs, un, false) // rs is attribute's fresh copy
+	d.release(fw, ag, rs, un, owned, false) // rs is attribute's fresh copy
 	d.gcPending(fw)
 	return nil
 }

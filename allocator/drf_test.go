@@ -317,3 +317,165 @@ func TestDRFMinAllocatable(t *testing.T) {
 	require.NoError(t, d.AddFramework(allocator.Framework{ID: "f", Roles: []string{"r"}, Active: true}, nil))
 	require.Len(t, d.Allocate(t0), 1)
 }
+
+func TestDRFRandomSorterConformance(t *testing.T) {
+	allocatortest.Run(t, func() allocator.Allocator {
+		return allocator.NewDRF(allocator.Options{Rand: rand.New(rand.NewPCG(3, 1)), Sorter: allocator.SorterRandom})
+	})
+}
+
+// shares runs simulate and returns each framework's dominant share.
+func shares(t *testing.T, d *allocator.DRF, ids []string, total resources.Resources, tasks map[string]resources.Resources) map[string]float64 {
+	launched := simulate(t, d, ids, tasks)
+	out := map[string]float64{}
+	for id, task := range tasks {
+		out[id] = dominant(launched[id], task, total)
+	}
+	return out
+}
+
+func TestDRFHierarchicalWeights(t *testing.T) {
+	// eng (weight 2) and ops (1) share the cluster 2:1; within eng, eng/a
+	// (1) and eng/b (3) share eng's part 1:3. Shares are judged among
+	// siblings only: eng/b's weight does not count against ops.
+	task := resources.MustParse("cpus:1;mem:512")
+	for seed := range uint64(3) {
+		d := newDRF(seed)
+		ids, total := cluster(t, d, 12, "cpus:6;mem:6144")
+		for role, w := range map[string]float64{"eng": 2, "eng/a": 1, "eng/b": 3, "ops": 1} {
+			require.NoError(t, d.SetWeight(role, w))
+		}
+		for id, role := range map[string]string{"A": "eng/a", "B": "eng/b", "O": "ops"} {
+			require.NoError(t, d.AddFramework(allocator.Framework{ID: id, Roles: []string{role}, Active: true}, nil))
+		}
+		got := shares(t, d, ids, total, map[string]resources.Resources{"A": task, "B": task, "O": task})
+		one := dominant(1, task, total)
+		require.InDelta(t, 2.0/3, got["A"]+got["B"], one, "eng: %v", got)
+		require.InDelta(t, 1.0/3, got["O"], one, "ops: %v", got)
+		require.InDelta(t, 1.0/6, got["A"], one, "eng/a: %v", got)
+		require.InDelta(t, 1.0/2, got["B"], one, "eng/b: %v", got)
+	}
+}
+
+func TestDRFOwnFrameworksAmongSubroles(t *testing.T) {
+	// A role's own frameworks compete with its sub-roles as one more
+	// sibling of weight 1 (Mesos's "." node).
+	task := resources.MustParse("cpus:1;mem:512")
+	d := newDRF(1)
+	ids, total := cluster(t, d, 8, "cpus:6;mem:6144")
+	require.NoError(t, d.SetWeight("eng/a", 3))
+	require.NoError(t, d.AddFramework(allocator.Framework{ID: "E", Roles: []string{"eng"}, Active: true}, nil))
+	require.NoError(t, d.AddFramework(allocator.Framework{ID: "A", Roles: []string{"eng/a"}, Active: true}, nil))
+	got := shares(t, d, ids, total, map[string]resources.Resources{"E": task, "A": task})
+	one := dominant(1, task, total)
+	require.InDelta(t, 0.25, got["E"], one, "%v", got)
+	require.InDelta(t, 0.75, got["A"], one, "%v", got)
+}
+
+func TestDRFMultiRoleHierarchy(t *testing.T) {
+	// A framework of two roles in different subtrees gets offers for each,
+	// each role judged among its own siblings.
+	d := newDRF(2)
+	cluster(t, d, 12, "cpus:2;mem:2048")
+	require.NoError(t, d.AddFramework(allocator.Framework{ID: "M", Roles: []string{"eng/a", "ops"}, Active: true}, nil))
+	require.NoError(t, d.AddFramework(allocator.Framework{ID: "B", Roles: []string{"eng/b"}, Active: true}, nil))
+	perRole := map[string]int{}
+	for _, o := range d.Allocate(t0) {
+		perRole[o.Role]++
+		require.Equal(t, map[string]string{"eng/a": "M", "ops": "M", "eng/b": "B"}[o.Role], o.FrameworkID)
+		for _, r := range o.Resources {
+			require.Equal(t, o.Role, r.AllocationRole)
+		}
+	}
+	// eng and ops take turns (6 agents each); within eng, a and b (3 each).
+	require.Equal(t, map[string]int{"eng/a": 3, "eng/b": 3, "ops": 6}, perRole)
+	require.NoError(t, d.Check())
+}
+
+func TestDRFQuotaGuaranteeFirst(t *testing.T) {
+	// Without quota, five roles taking turns give each 2 agents of 10. A
+	// guarantee of 12 cpus is met first (stage 1), whatever the order.
+	d := newDRF(4)
+	cluster(t, d, 10, "cpus:4;mem:4096")
+	require.NoError(t, d.SetQuota("q", allocator.Quota{Guarantee: allocator.Quantities{"cpus": resources.ScalarOf(12)}}))
+	for i := range 4 {
+		require.NoError(t, d.AddFramework(allocator.Framework{ID: fmt.Sprint("f", i), Roles: []string{fmt.Sprint("r", i)}, Active: true}, nil))
+	}
+	// The quota role already holds nothing and is added last: its name
+	// and position do not matter.
+	require.NoError(t, d.AddFramework(allocator.Framework{ID: "zq", Roles: []string{"q"}, Active: true}, nil))
+	cpus := map[string]resources.Scalar{}
+	for _, o := range d.Allocate(t0) {
+		cpus[o.Role] = cpus[o.Role].Add(o.Resources.ScalarOf("cpus"))
+	}
+	require.Equal(t, resources.ScalarOf(12), cpus["q"])
+	var others resources.Scalar
+	for i := range 4 {
+		others = others.Add(cpus[fmt.Sprint("r", i)])
+	}
+	require.Equal(t, resources.ScalarOf(28), others)
+	require.NoError(t, d.Check())
+	info := map[string]allocator.RoleInfo{}
+	for _, r := range d.Roles() {
+		info[r.Name] = r
+	}
+	require.Equal(t, resources.ScalarOf(12), info["q"].Consumed["cpus"])
+}
+
+func TestDRFQuotaNestedGuarantees(t *testing.T) {
+	// eng is guaranteed 8 cpus, eng/a 6 of them: 8 are held back for eng's
+	// subtree (not 14), and frameworks of eng/b may use eng's part beyond
+	// eng/a's.
+	d := newDRF(5)
+	cluster(t, d, 8, "cpus:2;mem:2048")
+	require.NoError(t, d.SetQuota("eng", allocator.Quota{Guarantee: allocator.Quantities{"cpus": resources.ScalarOf(8)}}))
+	require.NoError(t, d.SetQuota("eng/a", allocator.Quota{Guarantee: allocator.Quantities{"cpus": resources.ScalarOf(6)}}))
+	require.NoError(t, d.AddFramework(allocator.Framework{ID: "web", Roles: []string{"web"}, Active: true}, nil))
+	require.NoError(t, d.AddFramework(allocator.Framework{ID: "a", Roles: []string{"eng/a"}, SuppressedRoles: []string{"eng/a"}, Active: true}, nil))
+	require.NoError(t, d.AddFramework(allocator.Framework{ID: "b", Roles: []string{"eng/b"}, SuppressedRoles: []string{"eng/b"}, Active: true}, nil))
+	var web resources.Scalar
+	for _, o := range d.Allocate(t0) {
+		web = web.Add(o.Resources.ScalarOf("cpus"))
+	}
+	require.Equal(t, resources.ScalarOf(8), web, "16 cpus less the 8 eng needs")
+
+	require.NoError(t, d.Revive("b"))
+	var b resources.Scalar
+	for _, o := range d.Allocate(t0) {
+		require.Equal(t, "b", o.FrameworkID)
+		b = b.Add(o.Resources.ScalarOf("cpus"))
+	}
+	require.Equal(t, resources.ScalarOf(2), b, "eng/b may take eng's 2 beyond eng/a's 6, not eng/a's")
+
+	require.NoError(t, d.Revive("a"))
+	var a resources.Scalar
+	for _, o := range d.Allocate(t0) {
+		require.Equal(t, "a", o.FrameworkID)
+		a = a.Add(o.Resources.ScalarOf("cpus"))
+	}
+	require.Equal(t, resources.ScalarOf(6), a)
+	require.NoError(t, d.Check())
+}
+
+func TestDRFRandomSorterFollowsWeights(t *testing.T) {
+	// With the random sorter, a role is first with a probability
+	// proportional to its weight.
+	d := allocator.NewDRF(allocator.Options{Rand: rand.New(rand.NewPCG(7, 7)), Sorter: allocator.SorterRandom})
+	require.NoError(t, d.AddAgent(allocator.Agent{ID: "a", Total: resources.MustParse("cpus:1;mem:1024")}, nil))
+	for i, w := range []float64{1, 2, 3} {
+		role := fmt.Sprint("r", i)
+		require.NoError(t, d.SetWeight(role, w))
+		require.NoError(t, d.AddFramework(allocator.Framework{ID: role, Roles: []string{role}, Active: true}, nil))
+	}
+	const n = 6000
+	count := map[string]int{}
+	for range n {
+		o := d.Allocate(t0)
+		require.Len(t, o, 1)
+		count[o[0].Role]++
+		require.NoError(t, d.Recover(o[0].FrameworkID, o[0].AgentID, o[0].Resources, 0, t0))
+	}
+	for i, w := range []float64{1, 2, 3} {
+		require.InDelta(t, w/6, float64(count[fmt.Sprint("r", i)])/n, 0.02, "%v", count)
+	}
+}

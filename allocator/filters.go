@@ -1,6 +1,7 @@
 package allocator
 
 import (
+	"math"
 	"math/bits"
 	"time"
 
@@ -30,45 +31,77 @@ import (
 // refused for one role, until expires.
 type filter struct {
 	refused resources.Resources // unallocated; never modified (may be the agent's interned set)
-	expires time.Time
+	expires stamp
+}
+
+// stamp is an instant in nanoseconds since 1970, clamped to what an int64
+// holds: a cluster keeps millions of filters, and a stamp takes 8 bytes
+// where a time.Time takes 24.
+type stamp int64
+
+// never is the stamp after every other.
+const never = stamp(math.MaxInt64)
+
+var minStamp, maxStamp = time.Unix(0, math.MinInt64), time.Unix(0, math.MaxInt64)
+
+func stampOf(t time.Time) stamp {
+	switch {
+	case t.Before(minStamp):
+		return math.MinInt64
+	case t.After(maxStamp):
+		return never
+	}
+	return stamp(t.UnixNano())
+}
+
+// bitset is a set of framework role indexes.
+type bitset []uint64
+
+func (b bitset) has(idx int) bool {
+	w := idx >> 6
+	return w < len(b) && b[w]&(1<<(idx&63)) != 0
+}
+
+func (b *bitset) set(idx int) {
+	w := idx >> 6
+	if w >= len(*b) {
+		*b = append(*b, make([]uint64, w+1-len(*b))...)
+	}
+	(*b)[w] |= 1 << (idx & 63)
+}
+
+func (b bitset) unset(idx int) {
+	if w := idx >> 6; w < len(b) {
+		b[w] &^= 1 << (idx & 63)
+	}
 }
 
 // agentFilters indexes the filters on one agent.
 type agentFilters struct {
-	bits []uint64 // bit i is set when the framework role of idx i has filters here
+	bits bitset // bit i is set when the framework role of idx i has filters here
 	// n counts the filters here, nref those whose refused set is ref.
 	n, nref int
 	ref     resources.Resources
 	// earliest is no later than the expiry of every filter here.
-	earliest time.Time
+	earliest stamp
 	// fitVersion is the agent version at which fits (available ⊆ ref) was
 	// computed; 0 when unknown.
 	fitVersion uint64
 	fits       bool
 }
 
-func (af *agentFilters) has(idx int) bool {
-	w := idx >> 6
-	return w < len(af.bits) && af.bits[w]&(1<<(idx&63)) != 0
-}
-
-func (af *agentFilters) set(idx int) {
-	w := idx >> 6
-	if w >= len(af.bits) {
-		af.bits = append(af.bits, make([]uint64, w+1-len(af.bits))...)
-	}
-	af.bits[w] |= 1 << (idx & 63)
-}
-
-func (af *agentFilters) unset(idx int) {
-	if w := idx >> 6; w < len(af.bits) {
-		af.bits[w] &^= 1 << (idx & 63)
-	}
-}
-
 // same reports whether a and b are the same slice (not merely equal).
 func same(a, b resources.Resources) bool {
 	return len(a) > 0 && len(a) == len(b) && &a[0] == &b[0]
+}
+
+// allRefusedFit reports whether every filter on ag is running and covers
+// whatever ag has free (they all refused the interned set, and what is
+// free fits in it): then a framework role is filtered there exactly when
+// its bit is set.
+func (d *DRF) allRefusedFit(ag *agent) bool {
+	af := &ag.filters
+	return af.n > 0 && af.nref == af.n && d.nowStamp < af.earliest && fitsRef(ag)
 }
 
 // fitsRef reports whether what is free on ag fits in its interned refused
@@ -84,12 +117,14 @@ func fitsRef(ag *agent) bool {
 
 // addFilter records that fr refused refused (unallocated) on ag until
 // expires, dropping the filters of fr there it subsumes and those expired.
-func (d *DRF) addFilter(fr *frameworkRole, ag *agent, refused resources.Resources, expires, now time.Time) {
+// It returns the refused set the filter keeps: refused itself, or the
+// agent's interned set when equal.
+func (d *DRF) addFilter(fr *frameworkRole, ag *agent, refused resources.Resources, expires, now stamp) resources.Resources {
 	af := &ag.filters
 	fs := fr.filters[ag]
 	kept := fs[:0]
 	for _, o := range fs {
-		if !now.Before(o.expires) || (!o.expires.After(expires) && refused.Contains(o.refused)) {
+		if now >= o.expires || (o.expires <= expires && refused.Contains(o.refused)) {
 			af.forget(o)
 			continue
 		}
@@ -102,7 +137,7 @@ func (d *DRF) addFilter(fr *frameworkRole, ag *agent, refused resources.Resource
 	case af.nref == 0:
 		af.ref, af.fitVersion = refused, 0
 	}
-	if af.n == 0 || expires.Before(af.earliest) {
+	if af.n == 0 || expires < af.earliest {
 		af.earliest = expires
 	}
 	af.n++
@@ -113,7 +148,8 @@ func (d *DRF) addFilter(fr *frameworkRole, ag *agent, refused resources.Resource
 		fr.filters = map[*agent][]filter{}
 	}
 	fr.filters[ag] = append(kept, filter{refused: refused, expires: expires})
-	af.set(fr.idx)
+	af.bits.set(fr.idx)
+	return refused
 }
 
 // forget uncounts a filter removed from the agent.
@@ -132,10 +168,10 @@ func (af *agentFilters) forget(f filter) {
 // idle bookkeeping; it drops the expired filters it meets.
 func (d *DRF) filtered(fr *frameworkRole, ag *agent, cand resources.Resources) bool {
 	af := &ag.filters
-	if !af.has(fr.idx) {
+	if !af.bits.has(fr.idx) {
 		return false
 	}
-	if af.nref == af.n && d.now.Before(af.earliest) && fitsRef(ag) {
+	if d.allRefusedFit(ag) {
 		d.noteExpiry(af.earliest)
 		return true
 	}
@@ -143,7 +179,7 @@ func (d *DRF) filtered(fr *frameworkRole, ag *agent, cand resources.Resources) b
 	hit := false
 	kept := fs[:0]
 	for _, f := range fs {
-		if !d.now.Before(f.expires) {
+		if d.nowStamp >= f.expires {
 			af.forget(f)
 			continue
 		}
@@ -156,7 +192,7 @@ func (d *DRF) filtered(fr *frameworkRole, ag *agent, cand resources.Resources) b
 	clear(fs[len(kept):])
 	if len(kept) == 0 {
 		delete(fr.filters, ag)
-		af.unset(fr.idx)
+		af.bits.unset(fr.idx)
 	} else {
 		fr.filters[ag] = kept
 	}
@@ -169,7 +205,7 @@ func (d *DRF) dropFilters(fr *frameworkRole) {
 		for _, f := range fs {
 			ag.filters.forget(f)
 		}
-		ag.filters.unset(fr.idx)
+		ag.filters.bits.unset(fr.idx)
 	}
 	fr.filters = nil
 }
@@ -189,11 +225,10 @@ func (d *DRF) dropAgentFilters(ag *agent) {
 // expiry of the others, once the earliest has passed.
 func (d *DRF) sweepFilters(ag *agent) {
 	af := &ag.filters
-	if af.n == 0 || d.now.Before(af.earliest) {
+	if af.n == 0 || d.nowStamp < af.earliest {
 		return
 	}
-	var earliest time.Time
-	first := true
+	earliest := never
 	for w, word := range af.bits {
 		for ; word != 0; word &= word - 1 {
 			idx := w<<6 | bits.TrailingZeros64(word)
@@ -201,19 +236,17 @@ func (d *DRF) sweepFilters(ag *agent) {
 			fs := fr.filters[ag]
 			kept := fs[:0]
 			for _, f := range fs {
-				if !d.now.Before(f.expires) {
+				if d.nowStamp >= f.expires {
 					af.forget(f)
 					continue
 				}
-				if first || f.expires.Before(earliest) {
-					earliest, first = f.expires, false
-				}
+				earliest = min(earliest, f.expires)
 				kept = append(kept, f)
 			}
 			clear(fs[len(kept):])
 			if len(kept) == 0 {
 				delete(fr.filters, ag)
-				af.unset(idx)
+				af.bits.unset(idx)
 			} else {
 				fr.filters[ag] = kept
 			}

@@ -24,21 +24,36 @@ import (
 //     descendants need), and no role is offered unreserved scalars that
 //     would leave less than that free on the active agents;
 //   - a cycle first walks only the roles under an unmet guarantee (stage
-//     1), offering each what helps toward the largest shortfall among its
-//     own guarantee and its ancestors', even out of the headroom, plus what
-//     else it may use within its limits and the surplus headroom; then
-//     every role (stage 2), within limits and headroom.
+//     1), offering each what lowers the required headroom (what its own
+//     guarantee and its ancestors' lack beyond what their other guaranteed
+//     descendants need), even out of the headroom, plus what else it may
+//     use within its limits and the surplus headroom; then every role
+//     (stage 2), within limits and headroom.
 //
 // Reserved, revocable and non-scalar resources are never held back: they
 // count toward no limit (reservations were counted when made).
 
 // roleQuota is a quota as set, with its amounts indexed by resource name.
 type roleQuota struct {
+	role      string
 	spec      Quota
 	guarantee []amount
 	limit     []amount
-	// up is the nearest ancestor with a guarantee, "" when none.
-	up string
+	// For a guarantee: the nearest ancestor with one (nil when none), what
+	// the role needs (its own shortfall or, if larger, childNeed: what its
+	// nearest guaranteed descendants need together), by name index.
+	up              *roleQuota
+	need, childNeed []resources.Scalar
+}
+
+// guaranteeOf is the role's guarantee of the resource of name index n.
+func (rq *roleQuota) guaranteeOf(n int) resources.Scalar {
+	for _, g := range rq.guarantee {
+		if g.n == n {
+			return g.v
+		}
+	}
+	return 0
 }
 
 type amount struct {
@@ -59,11 +74,13 @@ type quotaBook struct {
 	// while some quota is set (tracking).
 	free     []resources.Scalar
 	tracking bool
-	// required is the headroom the guarantees need, recomputed when
-	// requiredStale.
+	// required is the headroom the guarantees need: the sum of what the
+	// guaranteed roles without a guaranteed ancestor need. It follows
+	// allocations (consume), and is recomputed whole when requiredStale.
 	required      []resources.Scalar
 	requiredStale bool
-	room, alt     []resources.Scalar // scratch
+	room, alt     []resources.Scalar  // scratch
+	offer         resources.Resources // scratch: what stage2Offer cut
 }
 
 const unbounded = resources.Scalar(math.MaxInt64)
@@ -76,11 +93,37 @@ func (q *quotaBook) init() {
 // active reports whether any quota is set.
 func (q *quotaBook) active() bool { return len(q.set) > 0 }
 
-// changed notes that consumption changed.
+// changed notes that what the guarantees need must be recomputed.
 func (q *quotaBook) changed() {
 	if len(q.guaranteed) > 0 {
 		q.requiredStale = true
 	}
+}
+
+func setAt(v *[]resources.Scalar, n int, x resources.Scalar) {
+	addScalar(v, n, x.Sub(at(*v, n)), 1)
+}
+
+// consume updates what the guarantees need after the consumption of role r
+// (and so of its ancestors) of the resource of name index n changed:
+// O(r's depth).
+func (q *quotaBook) consume(d *DRF, r *role, n int) {
+	if len(q.guaranteed) == 0 || q.requiredStale {
+		return
+	}
+	change := resources.Scalar(0) // in the need of the guaranteed role below
+	for a := r; a != d.root; a = a.parent {
+		rq := a.quota
+		if rq == nil || len(rq.guarantee) == 0 {
+			continue
+		}
+		below := at(rq.childNeed, n).Add(change)
+		setAt(&rq.childNeed, n, below)
+		need := max(rq.guaranteeOf(n).Sub(q.consumedAt(d, a.name, n)), below, 0)
+		change = need.Sub(at(rq.need, n))
+		setAt(&rq.need, n, need)
+	}
+	setAt(&q.required, n, at(q.required, n).Add(change))
 }
 
 // addFree adds (sign 1) or subtracts the counted entries of rs to the
@@ -132,39 +175,62 @@ func (q *quotaBook) consumed(d *DRF, role string) []resources.Scalar {
 	return out
 }
 
-// requiredHeadroom is what the guarantees still lack, by name index.
+// requiredHeadroom is what the guarantees still lack, by name index. A
+// guaranteed role needs the larger of its own shortfall and the sum of
+// what its nearest guaranteed descendants need; the requirement is the sum
+// of what the guaranteed roles without a guaranteed ancestor need.
 func (q *quotaBook) requiredHeadroom(d *DRF) []resources.Scalar {
 	if !q.requiredStale {
 		return q.required
 	}
 	q.requiredStale = false
 	q.required = append(q.required[:0], make([]resources.Scalar, len(d.nameList))...)
-	need := map[string][]resources.Scalar{} // what the guaranteed descendants need, summed
 	for _, role := range q.guaranteed {
 		rq := q.set[role]
-		nd := need[role]
+		rq.childNeed = append(rq.childNeed[:0], make([]resources.Scalar, len(d.nameList))...)
+	}
+	for _, role := range q.guaranteed { // deepest first
+		rq := q.set[role]
+		rq.need = append(rq.need[:0], rq.childNeed...)
 		for _, g := range rq.guarantee {
-			if short := g.v.Sub(q.consumedAt(d, role, g.n)); short > at(nd, g.n) {
-				addScalar(&nd, g.n, short.Sub(at(nd, g.n)), 1)
+			if short := g.v.Sub(q.consumedAt(d, role, g.n)); short > at(rq.need, g.n) {
+				setAt(&rq.need, g.n, short)
 			}
 		}
-		if rq.up == "" {
-			for n, v := range nd {
-				if v > 0 {
-					q.required[n] = q.required[n].Add(v)
-				}
-			}
-			continue
+		dst := &q.required
+		if rq.up != nil {
+			dst = &rq.up.childNeed
 		}
-		up := need[rq.up]
-		for n, v := range nd {
-			if v > 0 {
-				addScalar(&up, n, v, 1)
-			}
+		for n, v := range rq.need {
+			addScalar(dst, n, v, 1)
 		}
-		need[rq.up] = up
 	}
 	return q.required
+}
+
+// allowance sets q.alt to how much of each counted resource role r can be
+// given toward the guarantees, reducing the required headroom as much as
+// it is given (the quota stage's "guarantee part"), and reports whether
+// any is positive. Going up r's guaranteed ancestors (r included), each
+// adds what it lacks beyond what its guaranteed descendants need.
+func (q *quotaBook) allowance(d *DRF, r *role) bool {
+	q.requiredHeadroom(d)
+	q.alt = append(q.alt[:0], make([]resources.Scalar, len(d.nameList))...)
+	any := false
+	for a := r; a != d.root; a = a.parent {
+		if a.quota == nil || len(a.quota.guarantee) == 0 {
+			continue
+		}
+		below := a.quota.childNeed
+		for _, g := range a.quota.guarantee {
+			short := g.v.Sub(q.consumedAt(d, a.name, g.n))
+			if extra := short.Sub(at(below, g.n)); extra > 0 {
+				q.alt[g.n] = q.alt[g.n].Add(extra)
+				any = true
+			}
+		}
+	}
+	return any
 }
 
 // unmet reports whether some guarantee is not met.
@@ -237,32 +303,23 @@ func (q *quotaBook) stage2Offer(d *DRF, r *role, cand resources.Resources) resou
 	if required := q.surplusRoom(d); !limited && !required {
 		return cand
 	}
-	out, cut := shrink(d, cand, q.room)
+	// The cut offer lives in a scratch slice: offer copies it.
+	out, cut := shrink(d, cand, q.room, q.offer[:0])
 	if cut {
 		d.quotaHit = true
+		q.offer = out
 	}
 	return out
 }
 
 // stage1Offer is what r may be offered of cand in the quota stage: nothing
-// unless it helps toward an unmet guarantee of r or an ancestor; then that
+// unless it helps toward an unmet guarantee (see allowance); then that
 // part (within limits, even out of the headroom), plus what else r may use
 // within its limits and the surplus headroom.
 func (q *quotaBook) stage1Offer(d *DRF, r *role, cand resources.Resources) resources.Resources {
-	// q.alt: per resource, the largest shortfall among r and its ancestors.
-	q.alt = append(q.alt[:0], make([]resources.Scalar, len(d.nameList))...)
-	short := false
-	for a := r; a != d.root; a = a.parent {
-		if a.quota == nil {
-			continue
-		}
-		for _, g := range a.quota.guarantee {
-			if s := g.v.Sub(q.consumedAt(d, a.name, g.n)); s > q.alt[g.n] {
-				q.alt[g.n], short = s, true
-			}
-		}
-	}
-	if !short {
+	if !q.allowance(d, r) {
+		// Allowances only shrink during the quota stage: the role is done.
+		r.ownStage1 = false
 		return nil
 	}
 	q.limitRoom(d, r)
@@ -271,7 +328,7 @@ func (q *quotaBook) stage1Offer(d *DRF, r *role, cand resources.Resources) resou
 	}
 	countedPart := cand.Filter(func(r resources.Resource) bool { return counted(&r) })
 	rest := cand.Filter(func(r resources.Resource) bool { return !counted(&r) })
-	guar, _ := shrink(d, countedPart, q.alt)
+	guar, _ := shrink(d, countedPart, q.alt, nil)
 	if len(guar) == 0 {
 		return nil
 	}
@@ -280,16 +337,18 @@ func (q *quotaBook) stage1Offer(d *DRF, r *role, cand resources.Resources) resou
 		q.room[n] = max(q.room[n].Sub(guar[i].Scalar), 0)
 	}
 	q.surplusRoom(d)
-	more, _ := shrink(d, countedPart.Subtract(guar), q.room)
+	more, _ := shrink(d, countedPart.Subtract(guar), q.room, nil)
 	return rest.Add(guar).Add(more)
 }
 
 // shrink returns rs with its counted entries cut so that, by name, they fit
 // in room (which it uses up), and reports whether anything was cut. A
 // divisible resource is cut to what fits; an exclusive one (a MOUNT disk)
-// is kept whole or left out. When nothing is cut, rs itself is returned.
-func shrink(d *DRF, rs resources.Resources, room []resources.Scalar) (resources.Resources, bool) {
+// is kept whole or left out. When nothing is cut, rs itself is returned;
+// else the result is appended to buf (empty, possibly nil).
+func shrink(d *DRF, rs resources.Resources, room []resources.Scalar, buf resources.Resources) (resources.Resources, bool) {
 	var out resources.Resources
+	cut := false
 	for i := range rs {
 		r := rs[i]
 		if counted(&r) {
@@ -299,8 +358,8 @@ func shrink(d *DRF, rs resources.Resources, room []resources.Scalar) (resources.
 				have = room[n]
 			}
 			if r.Scalar > have {
-				if out == nil {
-					out = append(make(resources.Resources, 0, len(rs)), rs[:i]...)
+				if !cut {
+					out, cut = append(buf, rs[:i]...), true
 				}
 				if exclusive(&r) || have == 0 {
 					continue
@@ -311,11 +370,11 @@ func shrink(d *DRF, rs resources.Resources, room []resources.Scalar) (resources.
 				room[n] = have.Sub(r.Scalar)
 			}
 		}
-		if out != nil {
+		if cut {
 			out = append(out, r)
 		}
 	}
-	if out == nil {
+	if !cut {
 		return rs, false
 	}
 	return out, true
@@ -360,7 +419,7 @@ func (d *DRF) SetQuota(role string, q Quota) error {
 			return fmt.Errorf("%w: role %q: guarantee of %s %s exceeds its limit %s", ErrInvalid, role, name, q.Guarantee[name], l)
 		}
 	}
-	rq := &roleQuota{spec: Quota{Guarantee: Quantities{}, Limit: Quantities{}}}
+	rq := &roleQuota{role: role, spec: Quota{Guarantee: Quantities{}, Limit: Quantities{}}}
 	for _, name := range slices.Sorted(maps.Keys(q.Guarantee)) {
 		if v := q.Guarantee[name]; v > 0 {
 			rq.spec.Guarantee[name] = v
@@ -410,10 +469,10 @@ func (q *quotaBook) reindex() {
 	})
 	for _, role := range q.guaranteed {
 		rq := q.set[role]
-		rq.up = ""
+		rq.up = nil
 		for p := parentOf(role); p != ""; p = parentOf(p) {
 			if a := q.set[p]; a != nil && len(a.guarantee) > 0 {
-				rq.up = p
+				rq.up = a
 				break
 			}
 		}

@@ -33,9 +33,11 @@ type role struct {
 	key      float64            // share(qty)/weight, as positioned among its siblings
 
 	// offerable counts the offerable framework roles of the subtree,
-	// ownOfferable those of the role itself; customMins counts the role's
-	// own members with their own minimum offer size.
+	// ownOfferable those of the role itself, offerBits holds the indexes
+	// of the latter; customMins counts the role's own members with their
+	// own minimum offer size.
 	offerable, ownOfferable, customMins int
+	offerBits                           bitset
 
 	// inStage1 marks, during a cycle, the nodes the quota stage walks
 	// into, and ownStage1 those whose own frameworks it considers: the
@@ -233,6 +235,11 @@ func (d *DRF) refreshOfferable(fr *frameworkRole) bool {
 		delta = 1
 	}
 	fr.role.ownOfferable += delta
+	if o {
+		fr.role.offerBits.set(fr.idx)
+	} else {
+		fr.role.offerBits.unset(fr.idx)
+	}
 	for a := fr.role; a != nil; a = a.parent {
 		a.offerable += delta
 	}

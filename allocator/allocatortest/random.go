@@ -5,9 +5,11 @@ import (
 	"maps"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/apronhq/apron/allocator"
@@ -16,19 +18,26 @@ import (
 
 // The random test drives an allocator with seeded random operations and
 // checks it, after every one, against a model of the contract: what is
-// allocated where, what is free, which filters run. Offers are checked for
-// safety (only to active, unsuppressed frameworks of a subscribed role,
-// only resources free and allowed to the role, never what a running filter
-// covers) and cycles for work conservation (afterwards, no visited agent
-// has cpus or mem an eligible framework could be offered). Every amount is
-// whole cpus or a multiple of 256 MB, so anything non-empty passes Mesos's
-// minimum offer size.
+// allocated where, what is free, which filters run, what each role
+// consumes of its quota. Offers are checked for safety (only to active,
+// unsuppressed frameworks of a subscribed role, only on active agents, only
+// resources free and allowed to the role, never what a running filter
+// covers, never beyond a quota limit) and cycles for work conservation
+// (afterwards, no visited active agent has cpus or mem an eligible
+// framework could be offered within the limits and the headroom the
+// guarantees need). Every amount is whole cpus or a multiple of 256 MB, so
+// anything non-empty passes Mesos's minimum offer size.
 
-var modelRoles = []string{"web", "batch", "analytics", "ml"}
+// The roles form a tree: eng/ml and eng/data under eng.
+var (
+	modelRoles = []string{"web", "batch", "eng", "eng/ml", "eng/data"}
+	quotaRoles = []string{"batch", "eng", "eng/ml"}
+)
 
 type mAgent struct {
 	total, avail resources.Resources
 	allocs       map[string]resources.Resources // by framework, allocated
+	inactive     bool
 }
 
 type mFilter struct {
@@ -52,6 +61,7 @@ type model struct {
 	agents  map[string]*mAgent
 	fws     map[string]*mFramework
 	weights map[string]float64
+	quotas  map[string]allocator.Quota
 	gone    []string // IDs of removed agents and frameworks, to check they stay gone
 	next    int
 	offers  int
@@ -67,6 +77,7 @@ func testRandom(t *testing.T, newAllocator func() allocator.Allocator) {
 			m := &model{
 				t: t, a: newAllocator(), rng: rand.New(rand.NewPCG(seed, 42)), now: t0,
 				agents: map[string]*mAgent{}, fws: map[string]*mFramework{}, weights: map[string]float64{},
+				quotas: map[string]allocator.Quota{},
 			}
 			for step := range steps {
 				op := m.step()
@@ -154,13 +165,185 @@ func (m *model) step() string {
 		require.NoError(t, m.a.SetWeight(role, w))
 		m.weights[role] = w
 		return fmt.Sprintf("weight %s %v", role, w)
-	case n < 92:
+	case n < 89:
 		d := time.Duration(m.rng.IntN(20000)) * time.Millisecond
 		m.now = m.now.Add(d)
 		return fmt.Sprintf("advance %v", d)
+	case n < 92 && len(m.agents) > 0:
+		id := pick(m.rng, m.agentIDs())
+		ag := m.agents[id]
+		if ag.inactive {
+			require.NoError(t, m.a.ActivateAgent(id))
+			ag.inactive = false
+			return "activate agent " + id
+		}
+		require.NoError(t, m.a.DeactivateAgent(id))
+		ag.inactive = true
+		return "deactivate agent " + id
+	case n < 95:
+		return m.setQuota()
 	default:
 		return m.badCall()
 	}
+}
+
+// setQuota sets a random quota (or none) on one of the quota roles.
+func (m *model) setQuota() string {
+	role := pick(m.rng, quotaRoles)
+	q := allocator.Quota{}
+	if m.rng.IntN(4) > 0 {
+		q = allocator.Quota{Guarantee: allocator.Quantities{}, Limit: allocator.Quantities{}}
+		if g := m.rng.IntN(6); g > 0 {
+			q.Guarantee["cpus"] = resources.ScalarOf(float64(g))
+		}
+		if m.rng.IntN(2) == 0 {
+			q.Guarantee["mem"] = resources.ScalarOf(float64(256 * (1 + m.rng.IntN(8))))
+		}
+		if m.rng.IntN(2) == 0 {
+			q.Limit["cpus"] = q.Guarantee["cpus"].Add(resources.ScalarOf(float64(m.rng.IntN(8))))
+		}
+		if m.rng.IntN(3) == 0 {
+			q.Limit["mem"] = q.Guarantee["mem"].Add(resources.ScalarOf(float64(256 * m.rng.IntN(8))))
+		}
+	}
+	require.NoError(m.t, m.a.SetQuota(role, q))
+	if len(q.Guarantee) == 0 && len(q.Limit) == 0 {
+		delete(m.quotas, role)
+	} else {
+		m.quotas[role] = q
+	}
+	return fmt.Sprintf("quota %s %v", role, q)
+}
+
+// subrole reports whether role is ancestor or below it.
+func subrole(role, ancestor string) bool { return resources.IsSubroleOrSelf(role, ancestor) }
+
+// consumed is what role consumes of its quota: what is reserved to it and
+// its sub-roles, plus the unreserved, non-revocable scalars allocated to
+// them.
+func (m *model) consumed(role string) map[string]resources.Scalar {
+	out := map[string]resources.Scalar{}
+	for _, ag := range m.agents {
+		for _, r := range ag.total {
+			if r.Type == resources.TypeScalar && r.IsReserved() && subrole(r.Role(), role) {
+				out[r.Name] = out[r.Name].Add(r.Scalar)
+			}
+		}
+		for _, rs := range ag.allocs {
+			for _, r := range rs {
+				if counted(r) && subrole(r.AllocationRole, role) {
+					out[r.Name] = out[r.Name].Add(r.Scalar)
+				}
+			}
+		}
+	}
+	return out
+}
+
+func counted(r resources.Resource) bool {
+	return r.Type == resources.TypeScalar && r.IsUnreserved() && !r.Revocable
+}
+
+// required is the headroom the guarantees need: a guaranteed role needs
+// the larger of its shortfall and what its nearest guaranteed descendants
+// need together; the roles without a guaranteed ancestor add up.
+func (m *model) required() map[string]resources.Scalar {
+	guaranteed := []string{}
+	for role, q := range m.quotas {
+		if len(q.Guarantee) > 0 {
+			guaranteed = append(guaranteed, role)
+		}
+	}
+	// Deepest first.
+	slices.SortFunc(guaranteed, func(a, b string) int { return strings.Count(b, "/") - strings.Count(a, "/") })
+	below := map[string]map[string]resources.Scalar{}
+	out := map[string]resources.Scalar{}
+	for _, role := range guaranteed {
+		need := map[string]resources.Scalar{}
+		maps.Copy(need, below[role])
+		c := m.consumed(role)
+		for name, g := range m.quotas[role].Guarantee {
+			if short := g.Sub(c[name]); short > need[name] {
+				need[name] = short
+			}
+		}
+		up := ""
+		for p := parent(role); p != ""; p = parent(p) {
+			if len(m.quotas[p].Guarantee) > 0 {
+				up = p
+				break
+			}
+		}
+		dst := out
+		if up != "" {
+			if below[up] == nil {
+				below[up] = map[string]resources.Scalar{}
+			}
+			dst = below[up]
+		}
+		for name, v := range need {
+			if v > 0 {
+				dst[name] = dst[name].Add(v)
+			}
+		}
+	}
+	return out
+}
+
+func parent(role string) string {
+	if i := strings.LastIndexByte(role, '/'); i >= 0 {
+		return role[:i]
+	}
+	return ""
+}
+
+// room is what the role may still be allocated of each counted resource
+// under the quota limits, and beyond what the guarantees hold back; a
+// resource not named is not bounded.
+func (m *model) room(role string) map[string]resources.Scalar {
+	room := map[string]resources.Scalar{}
+	bound := func(name string, v resources.Scalar) {
+		v = max(v, 0)
+		if old, ok := room[name]; !ok || v < old {
+			room[name] = v
+		}
+	}
+	for a := role; a != ""; a = parent(a) {
+		c := m.consumed(a)
+		for name, l := range m.quotas[a].Limit {
+			bound(name, l.Sub(c[name]))
+		}
+	}
+	free := map[string]resources.Scalar{}
+	for _, ag := range m.agents {
+		if !ag.inactive {
+			for _, r := range ag.avail {
+				if counted(r) {
+					free[r.Name] = free[r.Name].Add(r.Scalar)
+				}
+			}
+		}
+	}
+	for name, v := range m.required() {
+		if v > 0 {
+			bound(name, free[name].Sub(v))
+		}
+	}
+	return room
+}
+
+// shrink cuts the counted entries of rs to room.
+func shrink(rs resources.Resources, room map[string]resources.Scalar) resources.Resources {
+	room = maps.Clone(room)
+	var out resources.Resources
+	for _, r := range rs {
+		if v, ok := room[r.Name]; ok && counted(r) {
+			r.Scalar = min(r.Scalar, v)
+			room[r.Name] = v.Sub(r.Scalar)
+		}
+		out = append(out, r)
+	}
+	return resources.New(out...)
 }
 
 func (m *model) randomTotal() resources.Resources {
@@ -387,8 +570,18 @@ func (m *model) allocate(agentIDs []string) {
 		offers = m.a.AllocateAgents(m.now, append(agentIDs, "no-such-agent")...)
 	}
 	m.offers += len(offers)
+	offered := map[string]map[string]bool{} // role -> names of counted resources offered
 	for _, o := range offers {
 		require.Truef(t, slices.Contains(scope, o.AgentID), "offer on agent %s outside the cycle %v", o.AgentID, scope)
+		require.Falsef(t, m.agents[o.AgentID].inactive, "offer on inactive agent %s", o.AgentID)
+		if offered[o.Role] == nil {
+			offered[o.Role] = map[string]bool{}
+		}
+		for _, r := range o.Resources {
+			if counted(r) {
+				offered[o.Role][r.Name] = true
+			}
+		}
 		fw := m.fws[o.FrameworkID]
 		require.NotNilf(t, fw, "offer to unknown framework %s", o.FrameworkID)
 		require.Truef(t, fw.added && fw.active, "offer to framework %s, added %v active %v", o.FrameworkID, fw.added, fw.active)
@@ -406,16 +599,36 @@ func (m *model) allocate(agentIDs []string) {
 		ag.avail = ag.avail.Subtract(un)
 		ag.allocs[o.FrameworkID] = ag.allocs[o.FrameworkID].Add(o.Resources)
 	}
+	// Limits.
+	for limited, q := range m.quotas {
+		c := m.consumed(limited)
+		for role, names := range offered {
+			if !subrole(role, limited) {
+				continue
+			}
+			for name, l := range q.Limit {
+				require.Falsef(t, names[name] && c[name] > l, "role %s was offered %s beyond the limit of %s: %s consumed, limit %s",
+					role, name, limited, c[name], l)
+			}
+		}
+	}
 	// Work conservation.
+	rooms := map[string]map[string]resources.Scalar{}
+	for _, role := range modelRoles {
+		rooms[role] = m.room(role)
+	}
 	for _, agID := range scope {
 		ag := m.agents[agID]
+		if ag.inactive {
+			continue
+		}
 		for _, fwID := range m.addedIDs() {
 			fw := m.fws[fwID]
 			if !fw.active {
 				continue
 			}
 			for _, role := range fw.roles {
-				cand := ag.avail.AllocatableTo(role)
+				cand := shrink(ag.avail.AllocatableTo(role), rooms[role])
 				if fw.suppressed[role] || (cand.CPUs() == 0 && cand.Mem() == 0) || m.filtered(fw, agID, role, cand) {
 					continue
 				}
@@ -531,9 +744,9 @@ func (m *model) verify(when string) {
 	require.NoErrorf(t, m.a.Check(), "%s", when)
 	for _, agID := range m.agentIDs() {
 		ag := m.agents[agID]
-		require.Truef(t, ag.avail.Equal(resources.New(m.a.Available(agID)...)),
+		m.expect(ag.avail.Equal(resources.New(m.a.Available(agID)...)),
 			"%s: agent %s available: model %s, allocator %s", when, agID, ag.avail, m.a.Available(agID))
-		require.Truef(t, m.allocated(ag).Add(ag.avail).Equal(ag.total), "%s: model lost track of agent %s", when, agID)
+		m.expect(m.allocated(ag).Add(ag.avail).Equal(ag.total), "%s: model lost track of agent %s", when, agID)
 	}
 	quantities := map[string]map[string]resources.Scalar{}
 	members := map[string][]string{}
@@ -545,9 +758,9 @@ func (m *model) verify(when string) {
 				want[agID] = rs
 			}
 		}
-		require.Equalf(t, slices.Sorted(maps.Keys(want)), slices.Sorted(maps.Keys(got)), "%s: agents of framework %s", when, fwID)
+		m.expectEqual(slices.Sorted(maps.Keys(want)), slices.Sorted(maps.Keys(got)), "%s: agents of framework %s", when, fwID)
 		for agID, rs := range want {
-			require.Truef(t, rs.Equal(resources.New(got[agID]...)), "%s: framework %s on agent %s: model %s, allocator %s", when, fwID, agID, rs, got[agID])
+			m.expect(rs.Equal(resources.New(got[agID]...)), "%s: framework %s on agent %s: model %s, allocator %s", when, fwID, agID, rs, got[agID])
 			for role, part := range rs.Allocations() {
 				q := quantities[role]
 				if q == nil {
@@ -572,40 +785,77 @@ func (m *model) verify(when string) {
 	}
 	for _, id := range m.gone {
 		if m.agents[id] == nil && m.fws[id] == nil {
-			require.Emptyf(t, m.a.Allocation(id), "%s: removed %s still has allocations", when, id)
-			require.Emptyf(t, m.a.Available(id), "%s: removed %s still has resources", when, id)
+			m.expect(len(m.a.Allocation(id)) == 0, "%s: removed %s still has allocations", when, id)
+			m.expect(len(m.a.Available(id)) == 0, "%s: removed %s still has resources", when, id)
 		}
 	}
-	names := slices.Collect(maps.Keys(members))
+	set := map[string]bool{}
+	for role := range members {
+		set[role] = true
+	}
 	for role := range m.weights {
-		if !slices.Contains(names, role) {
-			names = append(names, role)
+		set[role] = true
+	}
+	for role := range m.quotas {
+		set[role] = true
+	}
+	for role := range set {
+		for p := parent(role); p != ""; p = parent(p) {
+			set[p] = true
 		}
 	}
-	slices.Sort(names)
+	names := slices.Sorted(maps.Keys(set))
+	m.expectEqual(m.quotas, m.a.Quotas(), "%s: quotas", when)
 	roles := m.a.Roles()
 	got := make([]string, len(roles))
 	for i, r := range roles {
 		got[i] = r.Name
 	}
-	require.Equalf(t, fmt.Sprint(names), fmt.Sprint(got), "%s: roles", when)
+	m.expectEqual(fmt.Sprint(names), fmt.Sprint(got), "%s: roles", when)
 	for _, r := range roles {
 		want := m.weights[r.Name]
 		if want == 0 {
 			want = 1
 		}
-		require.Equalf(t, want, r.Weight, "%s: weight of %s", when, r.Name)
+		m.expectEqual(want, r.Weight, "%s: weight of %s", when, r.Name)
 		slices.Sort(members[r.Name])
-		require.Equalf(t, fmt.Sprint(members[r.Name]), fmt.Sprint(r.Frameworks), "%s: frameworks of role %s", when, r.Name)
-		q := quantities[r.Name]
-		if q == nil {
-			q = map[string]resources.Scalar{}
-		}
-		for k, v := range q {
-			if v == 0 {
-				delete(q, k)
+		m.expectEqual(fmt.Sprint(members[r.Name]), fmt.Sprint(r.Frameworks), "%s: frameworks of role %s", when, r.Name)
+		q := map[string]resources.Scalar{}
+		for role, rq := range quantities {
+			if subrole(role, r.Name) {
+				for k, v := range rq {
+					q[k] = q[k].Add(v)
+				}
 			}
 		}
-		require.Equalf(t, q, r.Allocated, "%s: allocated to role %s", when, r.Name)
+		m.expectEqual(nonZero(q), r.Allocated, "%s: allocated to role %s and its sub-roles", when, r.Name)
+		m.expectEqual(nonZero(m.consumed(r.Name)), map[string]resources.Scalar(r.Consumed), "%s: consumed by role %s", when, r.Name)
+		m.expectEqual(m.quotas[r.Name], r.Quota, "%s: quota of role %s", when, r.Name)
 	}
+}
+
+// expect fails the test when cond is false; unlike require it costs
+// nothing when it holds, which matters in a test of thousands of steps.
+func (m *model) expect(cond bool, format string, args ...any) {
+	if !cond {
+		m.t.Helper()
+		m.t.Fatalf(format, args...)
+	}
+}
+
+func (m *model) expectEqual(want, got any, format string, args ...any) {
+	if !assert.ObjectsAreEqual(want, got) {
+		m.t.Helper()
+		require.Equalf(m.t, want, got, format, args...)
+	}
+}
+
+func nonZero(q map[string]resources.Scalar) map[string]resources.Scalar {
+	out := map[string]resources.Scalar{}
+	for k, v := range q {
+		if v != 0 {
+			out[k] = v
+		}
+	}
+	return out
 }
