@@ -3,6 +3,7 @@ package allocator
 import (
 	"fmt"
 	"maps"
+	mathbits "math/bits"
 	"slices"
 
 	"github.com/apronhq/apron/resources"
@@ -19,6 +20,9 @@ func (d *DRF) Check() error {
 		return err
 	}
 	if err := d.checkFrameworks(); err != nil {
+		return err
+	}
+	if err := d.checkFilters(); err != nil {
 		return err
 	}
 	return d.checkTree()
@@ -55,7 +59,7 @@ func (d *DRF) checkAgents() error {
 		if negative(ag.total) || negative(ag.available) {
 			return fmt.Errorf("allocator: agent %q has negative resources: total %s, available %s", id, ag.total, ag.available)
 		}
-		if slices.ContainsFunc(ag.available, resources.Resource.IsAllocated) {
+		if anyAllocated(ag.available) {
 			return fmt.Errorf("allocator: agent %q: available %s carries allocation roles", id, ag.available)
 		}
 		sum := ag.available
@@ -98,9 +102,6 @@ func (d *DRF) checkAgents() error {
 		if ag.idle.on && !ag.idle.avail.Contains(ag.available) {
 			return fmt.Errorf("allocator: agent %q is idle with %s free, more than %s it had then", id, ag.available, ag.idle.avail)
 		}
-		if err := d.checkAgentFilters(ag); err != nil {
-			return err
-		}
 	}
 	if !eqQty(total, d.total) {
 		return fmt.Errorf("allocator: cluster totals %v, agents add up to %v", d.total, total)
@@ -121,35 +122,68 @@ func (d *DRF) checkAgents() error {
 	return nil
 }
 
-func (d *DRF) checkAgentFilters(ag *agent) error {
-	af := &ag.filters
-	n, nref := 0, 0
-	for idx, fr := range d.frs {
-		if fr == nil {
-			if af.bits.has(idx) {
-				return fmt.Errorf("allocator: agent %q has filter bit %d of no framework role", ag.id, idx)
-			}
-			continue
-		}
-		fs := fr.filters[ag]
-		if af.bits.has(idx) != (len(fs) > 0) {
-			return fmt.Errorf("allocator: agent %q: filter bit of framework %q role %q is %v, with %d filters", ag.id, fr.fw.id, fr.role.name, af.bits.has(idx), len(fs))
-		}
-		for _, f := range fs {
-			n++
-			if same(f.refused, af.ref) {
-				nref++
-			}
-			if f.expires < af.earliest {
-				return fmt.Errorf("allocator: agent %q: a filter expires at %v, before the earliest %v", ag.id, f.expires, af.earliest)
-			}
-			if len(f.refused) == 0 || slices.ContainsFunc(f.refused, resources.Resource.IsAllocated) {
-				return fmt.Errorf("allocator: agent %q: filter of framework %q refuses %s", ag.id, fr.fw.id, f.refused)
-			}
+func anyAllocated(rs resources.Resources) bool {
+	for i := range rs {
+		if rs[i].AllocationRole != "" {
+			return true
 		}
 	}
-	if n != af.n || nref != af.nref {
-		return fmt.Errorf("allocator: agent %q counts %d filters (%d interned), has %d (%d)", ag.id, af.n, af.nref, n, nref)
+	return false
+}
+
+// checkFilters verifies the two indexes of the filters against each other,
+// in O(filters + agents).
+func (d *DRF) checkFilters() error {
+	type counts struct{ n, nref int }
+	seen := map[*agent]counts{}
+	for idx, fr := range d.frs {
+		if fr == nil {
+			continue
+		}
+		for ag := range fr.filters.first {
+			fs := fr.filters.get(ag, nil)
+			if ag.pos >= len(d.agentList) || d.agentList[ag.pos] != ag {
+				return fmt.Errorf("allocator: framework %q has filters for unknown agent %q", fr.fw.id, ag.id)
+			}
+			af := &ag.filters
+			if len(fs) == 0 || !af.bits.has(idx) {
+				return fmt.Errorf("allocator: agent %q: framework %q role %q has %d filters, bit %v", ag.id, fr.fw.id, fr.role.name, len(fs), af.bits.has(idx))
+			}
+			c := seen[ag]
+			for _, f := range fs {
+				c.n++
+				if f.expires < af.earliest {
+					return fmt.Errorf("allocator: agent %q: a filter expires at %v, before the earliest %v", ag.id, f.expires, af.earliest)
+				}
+				if same(f.refused, af.ref) {
+					c.nref++
+					continue // checked once, below
+				}
+				if len(f.refused) == 0 || anyAllocated(f.refused) {
+					return fmt.Errorf("allocator: agent %q: filter of framework %q refuses %s", ag.id, fr.fw.id, f.refused)
+				}
+			}
+			seen[ag] = c
+		}
+	}
+	for _, ag := range d.agentList {
+		af := &ag.filters
+		bits := 0
+		for w, word := range af.bits {
+			for ; word != 0; word &= word - 1 {
+				bits++
+				idx := w<<6 | mathbits.TrailingZeros64(word)
+				if idx >= len(d.frs) || d.frs[idx] == nil || len(d.frs[idx].filters.get(ag, nil)) == 0 {
+					return fmt.Errorf("allocator: agent %q has filter bit %d of no framework role with filters there", ag.id, idx)
+				}
+			}
+		}
+		if c := seen[ag]; c.n != af.n || c.nref != af.nref {
+			return fmt.Errorf("allocator: agent %q counts %d filters (%d interned), has %d (%d)", ag.id, af.n, af.nref, c.n, c.nref)
+		}
+		if af.nref > 0 && anyAllocated(af.ref) {
+			return fmt.Errorf("allocator: agent %q: interned refused set %s is allocated", ag.id, af.ref)
+		}
 	}
 	return nil
 }
@@ -204,13 +238,18 @@ func (d *DRF) checkFrameworks() error {
 				return fmt.Errorf("allocator: framework %q role %q: offerable flag is stale", id, name)
 			case fr.hasMins != (hasMins && fr.subscribed):
 				return fmt.Errorf("allocator: framework %q role %q: minimum offer size is stale", id, name)
-			case len(fr.filters) > 0 && !fr.subscribed:
+			case fr.filters.len() > 0 && !fr.subscribed:
 				return fmt.Errorf("allocator: framework %q has filters for role %q it does not subscribe to", id, name)
 			}
 			if fr.hasMins {
 				customMins++
 			}
-			for ag := range fr.filters {
+			for ag := range fr.filters.more {
+				if _, ok := fr.filters.first[ag]; !ok {
+					return fmt.Errorf("allocator: framework %q keeps further filters on agent %q without a first", id, ag.id)
+				}
+			}
+			for ag := range fr.filters.first {
 				if d.agents[ag.id] != ag {
 					return fmt.Errorf("allocator: framework %q has filters for unknown agent %q", id, ag.id)
 				}

@@ -31,10 +31,11 @@ import (
 //
 // A cycle skips an idle agent with no log entry since its idle.epoch, in
 // O(1); and on one with a few entries, checks only the framework roles
-// logged (quickCheck), so a framework reviving often costs every cycle
-// O(agents × its own filters), not a walk of every framework on every
-// agent. A walk held back by a quota limit or headroom leaves the agent
-// not idle, since those depend on the rest of the cluster.
+// logged (quickCheck), so a framework reviving before every cycle costs
+// each cycle a check of that framework alone on each agent, not a walk of
+// every framework on every agent. A walk held back by a quota limit or
+// headroom leaves the agent not idle, since those depend on the rest of the
+// cluster.
 
 type idleState struct {
 	on    bool
@@ -65,7 +66,8 @@ type cycleState struct {
 	stage1     bool
 	scratch    []*agent
 	touchedFRs []*frameworkRole
-	pick       []*role // SorterRandom: the entries of the nodes being walked
+	pick       []*role  // SorterRandom: the entries of the nodes being walked
+	fbuf       []filter // the filters of one framework role on one agent
 
 	// About the agent being walked:
 	unreserved bool  // nothing free on it is reserved
@@ -151,7 +153,7 @@ func (d *DRF) AllocateAgents(now time.Time, agentIDs ...string) []Offer {
 func (d *DRF) cycle(now time.Time, agents []*agent) []Offer {
 	d.refresh()
 	d.now, d.nowStamp = now, stampOf(now)
-	d.offers = make([]Offer, 0, d.lastOffers)
+	d.offers = make([]Offer, 0, min(d.lastOffers, len(agents)))
 	// Agents that cannot be offered anything are left out before the
 	// shuffle, in O(1) each.
 	n := 0

@@ -156,7 +156,7 @@ type frameworkRole struct {
 	mins    [][]quantity
 	hasMins bool
 	// filters are the framework's refusal filters for the role, by agent.
-	filters map[*agent][]filter
+	filters filterMap
 }
 
 // NewDRF returns an empty allocator.
@@ -510,7 +510,8 @@ func (d *DRF) gcPending(fw *framework) {
 
 // forget removes fw, which holds nothing, from every role.
 func (d *DRF) forget(fw *framework) {
-	for _, fr := range fw.roles {
+	for _, name := range slices.Sorted(maps.Keys(fw.roles)) {
+		fr := fw.roles[name]
 		fr.subscribed = false
 		d.refreshOfferable(fr)
 		d.untrackIfIdle(fr)
@@ -1077,7 +1078,7 @@ func (d *DRF) Revive(frameworkID string, roles ...string) error {
 	}
 	for _, fr := range frs {
 		fr.suppressed = false
-		hadFilters := len(fr.filters) > 0
+		hadFilters := fr.filters.len() > 0
 		d.dropFilters(fr)
 		if !d.refreshOfferable(fr) && fr.offerable && hadFilters {
 			d.logEligible(fr)

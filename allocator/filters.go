@@ -3,6 +3,7 @@ package allocator
 import (
 	"math"
 	"math/bits"
+	"slices"
 	"time"
 
 	"github.com/apronhq/apron/resources"
@@ -54,6 +55,46 @@ func stampOf(t time.Time) stamp {
 	return stamp(t.UnixNano())
 }
 
+// filterMap holds a framework role's filters by agent: the first one in
+// the map's own slots (nearly always the only one: a new filter replaces
+// those it covers), the others aside. A cluster may keep millions.
+type filterMap struct {
+	first map[*agent]filter
+	more  map[*agent][]filter
+}
+
+func (m *filterMap) len() int { return len(m.first) }
+
+// get appends the filters on ag to buf.
+func (m *filterMap) get(ag *agent, buf []filter) []filter {
+	f, ok := m.first[ag]
+	if !ok {
+		return buf
+	}
+	return append(append(buf, f), m.more[ag]...)
+}
+
+// put makes fs the filters on ag.
+func (m *filterMap) put(ag *agent, fs []filter) {
+	if len(fs) == 0 {
+		delete(m.first, ag)
+		delete(m.more, ag)
+		return
+	}
+	if m.first == nil {
+		m.first = map[*agent]filter{}
+	}
+	m.first[ag] = fs[0]
+	switch {
+	case len(fs) > 1 && m.more == nil:
+		m.more = map[*agent][]filter{ag: slices.Clone(fs[1:])}
+	case len(fs) > 1:
+		m.more[ag] = slices.Clone(fs[1:])
+	default:
+		delete(m.more, ag)
+	}
+}
+
 // bitset is a set of framework role indexes.
 type bitset []uint64
 
@@ -88,7 +129,15 @@ type agentFilters struct {
 	// computed; 0 when unknown.
 	fitVersion uint64
 	fits       bool
+	// nextSweep is when sweepFilters may next look at every filter here.
+	nextSweep stamp
 }
+
+// sweepInterval spaces the sweeps of an agent's filters: expired filters
+// are otherwise dropped when a check meets them, so a sweep is only
+// needed to let the interned fast path work again (allRefusedFit) and to
+// free the memory of filters nobody checks.
+const sweepInterval = stamp(10 * time.Second)
 
 // same reports whether a and b are the same slice (not merely equal).
 func same(a, b resources.Resources) bool {
@@ -121,7 +170,7 @@ func fitsRef(ag *agent) bool {
 // agent's interned set when equal.
 func (d *DRF) addFilter(fr *frameworkRole, ag *agent, refused resources.Resources, expires, now stamp) resources.Resources {
 	af := &ag.filters
-	fs := fr.filters[ag]
+	fs := fr.filters.get(ag, d.fbuf[:0])
 	kept := fs[:0]
 	for _, o := range fs {
 		if now >= o.expires || (o.expires <= expires && refused.Contains(o.refused)) {
@@ -130,7 +179,6 @@ func (d *DRF) addFilter(fr *frameworkRole, ag *agent, refused resources.Resource
 		}
 		kept = append(kept, o)
 	}
-	clear(fs[len(kept):])
 	switch {
 	case af.nref > 0 && af.ref.Equal(refused):
 		refused = af.ref // interned
@@ -144,10 +192,9 @@ func (d *DRF) addFilter(fr *frameworkRole, ag *agent, refused resources.Resource
 	if same(refused, af.ref) {
 		af.nref++
 	}
-	if fr.filters == nil {
-		fr.filters = map[*agent][]filter{}
-	}
-	fr.filters[ag] = append(kept, filter{refused: refused, expires: expires})
+	d.fbuf = append(kept, filter{refused: refused, expires: expires})
+	fr.filters.put(ag, d.fbuf)
+	clear(d.fbuf)
 	af.bits.set(fr.idx)
 	return refused
 }
@@ -175,7 +222,7 @@ func (d *DRF) filtered(fr *frameworkRole, ag *agent, cand resources.Resources) b
 		d.noteExpiry(af.earliest)
 		return true
 	}
-	fs := fr.filters[ag]
+	fs := fr.filters.get(ag, d.fbuf[:0])
 	hit := false
 	kept := fs[:0]
 	for _, f := range fs {
@@ -189,25 +236,27 @@ func (d *DRF) filtered(fr *frameworkRole, ag *agent, cand resources.Resources) b
 			d.noteExpiry(f.expires)
 		}
 	}
-	clear(fs[len(kept):])
-	if len(kept) == 0 {
-		delete(fr.filters, ag)
-		af.bits.unset(fr.idx)
-	} else {
-		fr.filters[ag] = kept
+	if len(kept) < len(fs) {
+		fr.filters.put(ag, kept)
+		if len(kept) == 0 {
+			af.bits.unset(fr.idx)
+		}
 	}
+	d.fbuf = fs
+	clear(d.fbuf)
 	return hit
 }
 
 // dropFilters drops every filter of fr: O(its filters).
 func (d *DRF) dropFilters(fr *frameworkRole) {
-	for ag, fs := range fr.filters {
-		for _, f := range fs {
+	for ag, f := range fr.filters.first {
+		ag.filters.forget(f)
+		for _, f := range fr.filters.more[ag] {
 			ag.filters.forget(f)
 		}
 		ag.filters.bits.unset(fr.idx)
 	}
-	fr.filters = nil
+	fr.filters = filterMap{}
 }
 
 // dropAgentFilters drops every filter on ag, which is going away.
@@ -215,25 +264,27 @@ func (d *DRF) dropAgentFilters(ag *agent) {
 	for w, word := range ag.filters.bits {
 		for ; word != 0; word &= word - 1 {
 			idx := w<<6 | bits.TrailingZeros64(word)
-			delete(d.frs[idx].filters, ag)
+			d.frs[idx].filters.put(ag, nil)
 		}
 	}
 	ag.filters = agentFilters{}
 }
 
 // sweepFilters drops the expired filters on ag and recomputes the earliest
-// expiry of the others, once the earliest has passed.
+// expiry of the others, once the earliest has passed, no more often than
+// every sweepInterval.
 func (d *DRF) sweepFilters(ag *agent) {
 	af := &ag.filters
-	if af.n == 0 || d.nowStamp < af.earliest {
+	if af.n == 0 || d.nowStamp < af.earliest || d.nowStamp < af.nextSweep {
 		return
 	}
+	af.nextSweep = d.nowStamp + sweepInterval
 	earliest := never
 	for w, word := range af.bits {
 		for ; word != 0; word &= word - 1 {
 			idx := w<<6 | bits.TrailingZeros64(word)
 			fr := d.frs[idx]
-			fs := fr.filters[ag]
+			fs := fr.filters.get(ag, d.fbuf[:0])
 			kept := fs[:0]
 			for _, f := range fs {
 				if d.nowStamp >= f.expires {
@@ -243,13 +294,14 @@ func (d *DRF) sweepFilters(ag *agent) {
 				earliest = min(earliest, f.expires)
 				kept = append(kept, f)
 			}
-			clear(fs[len(kept):])
-			if len(kept) == 0 {
-				delete(fr.filters, ag)
-				af.bits.unset(idx)
-			} else {
-				fr.filters[ag] = kept
+			if len(kept) < len(fs) {
+				fr.filters.put(ag, kept)
+				if len(kept) == 0 {
+					af.bits.unset(idx)
+				}
 			}
+			d.fbuf = fs
+			clear(d.fbuf)
 		}
 	}
 	af.earliest = earliest
