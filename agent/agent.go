@@ -71,6 +71,8 @@ type Agent struct {
 
 	wg sync.WaitGroup // goroutines Run owns: executors, connections, clean-ups
 
+	vols volumeBook // volumes of task containers the built-in executors launch
+
 	// Everything below is owned by the loop goroutine.
 	loopState
 }
@@ -110,6 +112,13 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent: reading the checkpointed agent ID: %w", err)
 	}
+	if a.id != "" {
+		// The reservations and volumes of the earlier run are part of the
+		// total the agent re-registers with.
+		if a.checkpointed, err = a.meta.readResources(); err != nil {
+			a.log.Warn("agent: unreadable checkpointed resources", "err", err)
+		}
+	}
 	a.info = a.agentInfo()
 	return a, nil
 }
@@ -135,7 +144,7 @@ func (a *Agent) Info() mesospb.AgentInfo {
 func (a *Agent) agentInfo() mesospb.AgentInfo {
 	info := mesospb.AgentInfo{
 		Hostname:   a.cfg.Hostname,
-		Resources:  a.resources.ToProto(),
+		Resources:  a.totalResources().ToProto(),
 		Attributes: append([]mesospb.Attribute(nil), a.attributes...),
 	}
 	if a.id != "" {

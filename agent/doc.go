@@ -113,4 +113,14 @@
 // acknowledged. [Agent.Shutdown] (and the master's SHUTDOWN) is the other
 // way to stop: it kills every executor and task, unregisters, and removes
 // the checkpoints, so a later agent on the same WorkDir is a new agent.
+//
+// # Reservations and persistent volumes
+//
+// CHECKPOINT_RESOURCES from the master carries every dynamic reservation
+// and persistent volume of the agent; the agent's total, as it registers
+// and re-registers (after its own restart too), is its configured
+// resources with them applied. Each volume's data is kept in
+// <work_dir>/volumes/roles/<role>/<persistence id> ('/' of a hierarchical
+// role written as a space) and removed when the volume is destroyed; a
+// task using a volume sees it at its container_path in the sandbox.
 package agent

@@ -444,7 +444,7 @@ func (a *Agent) isStopped() bool {
 
 func (a *Agent) commandConfig(e *executorRec) executor.CommandConfig {
 	return executor.CommandConfig{
-		Containerizer:      a.cont,
+		Containerizer:      withVolumes{a.cont, &a.vols},
 		Sandbox:            e.sandbox,
 		Env:                a.executorEnv(e),
 		User:               e.taskUser(),

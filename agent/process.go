@@ -204,6 +204,7 @@ func (a *Agent) executorContainer(e *executorRec) (containerizer.Config, error) 
 		User:    e.taskUser(),
 		Env:     env,
 		Limits:  limitsOf(rs),
+		Volumes: a.volumesOf(rs),
 	}, nil
 }
 

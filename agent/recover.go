@@ -40,6 +40,7 @@ func (a *Agent) recover(ctx context.Context) error {
 	if a.checkpointed, err = a.meta.readResources(); err != nil {
 		a.log.Warn("agent: unreadable checkpointed resources", "err", err)
 	}
+	a.makeVolumeDirs(a.checkpointedResources().PersistentVolumes())
 	fws, logs, err := a.meta.readAll(a.log.Warn)
 	if err != nil {
 		return fmt.Errorf("agent: reading checkpoints: %w", err)

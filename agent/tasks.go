@@ -176,6 +176,7 @@ func (a *Agent) runTasks(fwInfo mesospb.FrameworkInfo, execInfo *mesospb.Executo
 		}
 		e.tasks[t.info.TaskID.Value] = t
 		e.taskIDs = append(e.taskIDs, t.info.TaskID)
+		a.noteTaskVolumes(e, &t.info)
 		fw.tasks[t.info.TaskID.Value] = t
 		if err := a.meta.appendTask(e, &t.info, group); err != nil {
 			a.log.Error("agent: checkpointing a task", "task", t.info.TaskID.Value, "err", err)
@@ -402,12 +403,5 @@ func (a *Agent) reconcileTasks(fwID string, ids []mesospb.TaskID) {
 				LatestState: st.State,
 			},
 		})
-	}
-}
-
-func (a *Agent) checkpointResources(rs []mesospb.Resource) {
-	a.checkpointed = append([]mesospb.Resource(nil), rs...)
-	if err := a.meta.writeResources(rs); err != nil {
-		a.log.Error("agent: checkpointing resources", "err", err)
 	}
 }

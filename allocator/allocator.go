@@ -193,6 +193,20 @@ type Allocator interface {
 	// filter, so an agent with more or different free resources is offered
 	// again. Filters are made only for roles the framework subscribes to.
 	Recover(frameworkID, agentID string, rs resources.Resources, refuse time.Duration, now time.Time) error
+	// UpdateAllocation applies an operation that changes the shape of
+	// resources but not their amounts (RESERVE, UNRESERVE, CREATE and
+	// DESTROY of a persistent volume) to what a framework holds on an
+	// agent: from, which the framework must hold (ErrOverAllocation),
+	// becomes to, and the agent's total changes the same way. Entries of
+	// from and to carry their allocation role (or take the framework's
+	// only role there, as Recover); each role must get back exactly the
+	// quantities it gave (ErrInvalid), and to must be allocatable to its
+	// role. With frameworkID "", the operation applies to the agent's
+	// unallocated resources instead (the operator API): from and to carry
+	// no allocation role and from must be free on the agent. Shares do not
+	// change; quota consumption does (a reservation counts for its role
+	// whether allocated or not).
+	UpdateAllocation(frameworkID, agentID string, from, to resources.Resources) error
 	// Suppress stops offers to a framework for some of its roles, or all
 	// of them when none is given.
 	Suppress(frameworkID string, roles ...string) error

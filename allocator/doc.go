@@ -25,6 +25,13 @@
 // at all, and neither does a deactivated agent (disconnected, or draining),
 // which keeps its allocations.
 //
+// Operations that change the shape of resources but not their amounts
+// (RESERVE, UNRESERVE, CREATE and DESTROY of a persistent volume) go
+// through UpdateAllocation, on what a framework holds (the offer it
+// accepted) or on what is free (the operator API): the agent's total
+// changes with them, shares do not, and a new reservation counts toward
+// its role's quota at once.
+//
 // # Roles
 //
 // Roles are paths ("eng/backend/search") and form a tree. Resources

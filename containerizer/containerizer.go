@@ -106,6 +106,25 @@ type Config struct {
 	Env []string
 	// Limits are the resources the container may use.
 	Limits Limits
+	// Volumes are host directories the container sees in its sandbox, such
+	// as persistent volumes.
+	Volumes []Volume
+}
+
+// Volume exposes a host directory in a container's sandbox. The process
+// containerizer has no mount namespace: as Mesos's posix filesystem
+// isolator does, it makes ContainerPath a symbolic link to HostPath (and
+// cannot enforce ReadOnly); a containerizer with a mount namespace bind
+// mounts it there.
+type Volume struct {
+	// HostPath is the directory on the host, an absolute path.
+	HostPath string
+	// ContainerPath is where it appears, relative to the sandbox and
+	// inside it: not absolute, not the sandbox itself, no "..".
+	ContainerPath string
+	// ReadOnly asks for a read-only view, where the containerizer can give
+	// one.
+	ReadOnly bool
 }
 
 // MaxIDLength is the longest container ID, so that an ID with a short
@@ -256,6 +275,25 @@ func (c *Config) Validate() error {
 	}
 	if l := c.Limits.CPUs; l < 0 || math.IsNaN(l) || math.IsInf(l, 0) {
 		return bad("cpus limit %v is not a non-negative number", l)
+	}
+	seen := make(map[string]bool, len(c.Volumes))
+	for _, v := range c.Volumes {
+		cp := v.ContainerPath
+		switch {
+		case v.HostPath == "" || !filepath.IsAbs(v.HostPath):
+			return bad("volume at %q: host path %q is not an absolute path", cp, v.HostPath)
+		case strings.IndexByte(v.HostPath, 0) >= 0 || strings.IndexByte(cp, 0) >= 0:
+			return bad("volume at %q: a path contains a NUL byte", cp)
+		case cp == "":
+			return bad("volume of %q: empty container path", v.HostPath)
+		case filepath.IsAbs(cp):
+			return bad("volume at %q: the container path is absolute; it must be relative to the sandbox", cp)
+		case filepath.Clean(cp) == "." || strings.Contains("/"+filepath.ToSlash(cp)+"/", "/../"):
+			return bad("volume at %q: the container path is not inside the sandbox", cp)
+		case seen[filepath.Clean(cp)]:
+			return bad("two volumes at %q", cp)
+		}
+		seen[filepath.Clean(cp)] = true
 	}
 	return nil
 }

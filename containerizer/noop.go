@@ -37,7 +37,8 @@ type NoopOptions struct {
 // NoopOptions.RunTime) and ends with exit status 0; Signal ends it as if
 // its process had died of the signal, Destroy as if it had been killed.
 // Usage reports zeros. It touches no file: the sandbox is neither created
-// nor written (the agent makes sandboxes itself).
+// nor written (the agent makes sandboxes itself), and volumes are recorded
+// (see Volumes), not linked.
 //
 // It exists so that a load driver measures the agent, the master and the
 // network, not fork/exec: with it an agent turns a task into a few status
@@ -65,11 +66,12 @@ type Noop struct {
 }
 
 type noopContainer struct {
-	limits Limits
-	ended  chan struct{} // closed once term is set
-	term   Termination
-	stop   chan struct{} // closed (by halt) to end the run timer's goroutine
-	halted bool
+	limits  Limits
+	volumes []Volume
+	ended   chan struct{} // closed once term is set
+	term    Termination
+	stop    chan struct{} // closed (by halt) to end the run timer's goroutine
+	halted  bool
 }
 
 var _ Containerizer = (*Noop)(nil)
@@ -116,7 +118,7 @@ func (n *Noop) Launch(ctx context.Context, cfg Config) error {
 	if _, ok := n.containers[cfg.ID]; ok {
 		return fmt.Errorf("container %q: %w", cfg.ID, ErrContainerExists)
 	}
-	c := &noopContainer{limits: cfg.Limits, ended: make(chan struct{})}
+	c := &noopContainer{limits: cfg.Limits, volumes: slices.Clone(cfg.Volumes), ended: make(chan struct{})}
 	n.containers[cfg.ID] = c
 	if run <= 0 {
 		c.end(Termination{ExitCode: 0, Message: "exited with status 0 (no-op container)"})
@@ -310,4 +312,16 @@ func lookupEnv(env []string, key string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// Volumes returns the volumes a container not yet destroyed was launched
+// with, for tests of what an agent asks of its containerizer.
+func (n *Noop) Volumes(id string) ([]Volume, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	c, ok := n.containers[id]
+	if !ok {
+		return nil, fmt.Errorf("container %q: %w", id, ErrUnknownContainer)
+	}
+	return slices.Clone(c.volumes), nil
 }

@@ -334,3 +334,23 @@ func TestNoopConcurrentAndNoLeak(t *testing.T) {
 	}
 	require.LessOrEqual(t, runtime.NumGoroutine(), before, "goroutines left running")
 }
+
+func TestNoopRecordsVolumes(t *testing.T) {
+	n := containerizer.NewNoop(containerizer.NoopOptions{RunTime: time.Hour})
+	t.Cleanup(func() { _ = n.Close() })
+	cfg := noopConfig("vols")
+	cfg.Volumes = []containerizer.Volume{{HostPath: "/var/lib/apron/volumes/roles/db/v1", ContainerPath: "data"}}
+	require.NoError(t, n.Launch(testCtx(t), cfg))
+	got, err := n.Volumes("vols")
+	require.NoError(t, err)
+	assert.Equal(t, cfg.Volumes, got)
+	_, err = n.Volumes("nope")
+	require.ErrorIs(t, err, containerizer.ErrUnknownContainer)
+
+	bad := noopConfig("bad")
+	bad.Volumes = []containerizer.Volume{{HostPath: "/h", ContainerPath: "/abs"}}
+	err = n.Launch(testCtx(t), bad)
+	require.ErrorIs(t, err, containerizer.ErrInvalidConfig)
+	assert.Contains(t, err.Error(), "absolute")
+	require.NoError(t, n.Destroy(testCtx(t), "vols"))
+}

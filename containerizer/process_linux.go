@@ -198,6 +198,13 @@ func (p *Process) start(c *container, cfg *Config, cred *syscall.Credential) (er
 			return fail("giving the sandbox to user "+cfg.User, err)
 		}
 	}
+	uid, gid := -1, -1
+	if cred != nil {
+		uid, gid = int(cred.Uid), int(cred.Gid)
+	}
+	if err := linkVolumes(cfg.Sandbox, cfg.Volumes, uid, gid); err != nil {
+		return fail("exposing the volumes", err)
+	}
 	argv0, argv, err := resolveCommand(cfg)
 	if err != nil {
 		return fail("finding the executable", err)

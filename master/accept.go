@@ -17,10 +17,12 @@ import (
 // framework in the TASK_ERROR update.
 var errTask = errors.New("invalid task")
 
-// accept handles ACCEPT: validate the offers, then each operation against
-// what they hold. Nothing is half-applied: a task that fails validation gets
-// TASK_ERROR and uses nothing; whatever the operations leave unused goes
-// back to the allocator under the call's filters.
+// accept handles ACCEPT: validate the offers, then apply each operation in
+// order to the pool of what they hold (see operations.go for RESERVE,
+// UNRESERVE, CREATE and DESTROY). Nothing is half-applied: a task that fails
+// validation gets TASK_ERROR and uses nothing, an invalid operation is
+// dropped; whatever the operations leave unused goes back to the allocator
+// under the call's filters.
 func (c *core) accept(fw *framework, acc *schedulerpb.Call_Accept) {
 	refuse, err := refuseDuration(acc.Filters)
 	if err != nil {
@@ -69,6 +71,9 @@ func (c *core) accept(fw *framework, acc *schedulerpb.Call_Accept) {
 			if op.LaunchGroup != nil {
 				l.launchGroup(op.LaunchGroup)
 			}
+		case mesospb.Offer_Operation_RESERVE, mesospb.Offer_Operation_UNRESERVE,
+			mesospb.Offer_Operation_CREATE, mesospb.Offer_Operation_DESTROY:
+			l.operate(op)
 		default:
 			c.log.Warn("operation not supported yet; its resources stay unused", "framework", fw.id, "operation", op.GetType())
 		}

@@ -153,6 +153,8 @@ func (c *core) reregisterAgent(r *internalpb.Call_Reregister) (string, error) {
 	}
 
 	a := c.agents[id]
+	total, resend := c.checkpointedTotal(a, total, r.CheckpointedResources)
+	info.Resources = total.ToProto()
 	if a != nil {
 		if a.stream != "" {
 			c.endStream(a.stream)
@@ -258,6 +260,9 @@ func (c *core) reregisterAgent(r *internalpb.Call_Reregister) (string, error) {
 	s := c.newStream(agentStream, id)
 	a.stream = s.id
 	c.sendAgent(a, c.registered(internalpb.Event_REREGISTERED, id))
+	if resend {
+		c.sendCheckpoint(a)
+	}
 	c.emitAgentAdded(a)
 	// Kills the agent missed while it was away are sent again by the
 	// framework's reconciliation; frameworks that were removed meanwhile
@@ -422,4 +427,58 @@ func (c *core) removeAgent(a *agent, reason mesospb.TaskStatus_Reason, msg strin
 	delete(c.dirtyAgents, a.id)
 	c.emitAgentRemoved(a)
 	c.log.Warn("agent removed", "agent", a.id, "reason", msg)
+}
+
+// checkpointedTotal is the total of a re-registering agent with its
+// dynamic reservations and persistent volumes applied. The agent reports a
+// total that already has its checkpointed resources applied (and the
+// checkpointed resources themselves); one that only reports them
+// separately, as a Mesos agent's static resources, gets them applied here.
+// For an agent the master knows (a is not nil), the master's view of the
+// checkpointed resources wins, as in Mesos: an operation the agent missed
+// while it was away is applied, and resend says the agent must be sent its
+// checkpointed resources again.
+func (c *core) checkpointedTotal(a *agent, total resources.Resources, reported []mesospb.Resource) (resources.Resources, bool) {
+	ckpt, err := resources.FromProto(reported)
+	if err == nil {
+		err = ckpt.Validate()
+	}
+	if err != nil {
+		c.log.Warn("agent reported bad checkpointed resources; ignoring them", "err", err)
+		ckpt = nil
+	}
+	ckpt = ckpt.Unallocated()
+	if a != nil {
+		want := a.total.Checkpointed()
+		if want.Equal(ckpt) {
+			return c.applyMissing(total, ckpt), false
+		}
+		t, err := total.UnapplyCheckpointed().ApplyCheckpointed(want)
+		if err != nil {
+			c.log.Warn("agent resources do not hold its reservations and volumes; keeping its report", "agent", a.id, "err", err)
+			return c.applyMissing(total, ckpt), false
+		}
+		return t, true
+	}
+	return c.applyMissing(total, ckpt), false
+}
+
+// applyMissing applies to total those checkpointed resources it does not
+// already hold.
+func (c *core) applyMissing(total, ckpt resources.Resources) resources.Resources {
+	var missing resources.Resources
+	for _, r := range ckpt {
+		if !total.ContainsResource(r) {
+			missing = append(missing, r)
+		}
+	}
+	if len(missing) == 0 {
+		return total
+	}
+	t, err := total.ApplyCheckpointed(missing)
+	if err != nil {
+		c.log.Warn("agent resources do not hold its checkpointed resources; ignoring them", "err", err)
+		return total
+	}
+	return t
 }

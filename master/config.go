@@ -8,6 +8,7 @@ import (
 
 	"github.com/apronhq/apron/allocator"
 	"github.com/apronhq/apron/internal/clock"
+	"github.com/apronhq/apron/resources"
 )
 
 // Config configures a master. The zero value of every field but the ones
@@ -18,8 +19,23 @@ type Config struct {
 	Port     uint32
 
 	// Allocator divides resources among frameworks. Default: weighted DRF
-	// (allocator.NewDRF) seeded from Rand.
+	// (allocator.NewDRF) seeded from Rand, configured by MinAllocatable
+	// and Sorter.
 	Allocator allocator.Allocator
+	// MinAllocatable lists alternative minimum offer sizes for the default
+	// allocator, as Mesos's --min_allocatable_resources
+	// ("cpus:0.01|mem:32"): resources are offered only when they reach
+	// every quantity of at least one alternative. nil means Mesos's
+	// default, cpus:0.01 or mem:32; an empty, non-nil slice lets any
+	// non-empty offer through. A framework replaces it for its own offers
+	// of a role with FrameworkInfo.offer_filters. Only with a nil
+	// Allocator.
+	MinAllocatable []resources.Resources
+	// Sorter chooses how the default allocator orders roles and frameworks:
+	// allocator.SorterDRF (the default) or allocator.SorterRandom, Mesos's
+	// --role_sorter and --framework_sorter (one choice serves both). Only
+	// with a nil Allocator.
+	Sorter allocator.Sorter
 	// AllocationInterval is how often a full allocation cycle runs
 	// (Mesos: 1 s). Resources that become free (a new agent, a declined
 	// offer, an ended task) are offered sooner, at the next tick.
@@ -47,6 +63,11 @@ type Config struct {
 	StreamBuffer int
 	// Weights are the initial role weights (default 1 for every role).
 	Weights map[string]float64
+	// Quotas are the initial role quotas, as UPDATE_QUOTA would set them
+	// (Mesos sets quota only at run time; an embedder may know its quotas
+	// up front). The capacity check of UPDATE_QUOTA does not apply: no
+	// agent has registered yet.
+	Quotas map[string]allocator.Quota
 	// Leadership says whether this master leads; the HTTP API of a master
 	// that does not redirects clients to the leader (307) or, when no
 	// leader is known, answers 503. nil means the master always leads.
@@ -106,9 +127,28 @@ func (c Config) withDefaults() (Config, error) {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	if c.Allocator == nil {
+		if err := validateMinAllocatable(c.MinAllocatable); err != nil {
+			return c, err
+		}
+		if c.Sorter != allocator.SorterDRF && c.Sorter != allocator.SorterRandom {
+			return c, fmt.Errorf("master: unknown Sorter %d", c.Sorter)
+		}
 		// Its own stream from the same seed, so the master's IDs do not
 		// shift the allocator's agent order.
-		c.Allocator = allocator.NewDRF(allocator.Options{Rand: rand.New(rand.NewPCG(c.Rand.Uint64(), c.Rand.Uint64()))})
+		c.Allocator = allocator.NewDRF(allocator.Options{
+			Rand:           rand.New(rand.NewPCG(c.Rand.Uint64(), c.Rand.Uint64())),
+			MinAllocatable: c.MinAllocatable,
+			Sorter:         c.Sorter,
+		})
+	} else if c.MinAllocatable != nil || c.Sorter != allocator.SorterDRF {
+		// Silently ignoring them would leave the embedder guessing why
+		// offers do not change.
+		return c, fmt.Errorf("master: MinAllocatable and Sorter configure the default allocator; with Config.Allocator set, pass them to that allocator")
+	}
+	for _, role := range sortedKeys(c.Quotas) {
+		if err := validateQuota(role, c.Quotas[role]); err != nil {
+			return c, fmt.Errorf("master: Quotas: %w", err)
+		}
 	}
 	for name, d := range map[string]time.Duration{
 		"AllocationInterval": c.AllocationInterval, "TickInterval": c.TickInterval,
@@ -122,4 +162,23 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("master: negative OfferTimeout, MaxAgentPingTimeouts, MaxCompletedTasks or StreamBuffer")
 	}
 	return c, nil
+}
+
+// validateMinAllocatable checks Config.MinAllocatable: each alternative
+// names resources once, with non-negative amounts (their quantities: a
+// scalar's value, the number of ports or set items).
+func validateMinAllocatable(alts []resources.Resources) error {
+	for i, alt := range alts {
+		if err := alt.Validate(); err != nil {
+			return fmt.Errorf("master: MinAllocatable[%d]: %w", i, err)
+		}
+		seen := map[string]bool{}
+		for _, r := range alt {
+			if seen[r.Name] {
+				return fmt.Errorf("master: MinAllocatable[%d] names %q twice", i, r.Name)
+			}
+			seen[r.Name] = true
+		}
+	}
+	return nil
 }

@@ -41,6 +41,7 @@ type core struct {
 	// resources grew are allocated at the next tick.
 	nextAllocation time.Time
 	dirtyAgents    map[string]bool
+	allocateAll    bool // run a full cycle at the next tick
 	nextPing       time.Time
 
 	out outbox
@@ -119,6 +120,11 @@ func newCore(cfg Config, now time.Time) *core {
 			continue
 		}
 		c.ops.weights[role] = w
+	}
+	for _, role := range sortedKeys(cfg.Quotas) {
+		if err := c.alloc.SetQuota(role, cfg.Quotas[role]); err != nil {
+			c.log.Warn("ignoring role quota", "role", role, "err", err)
+		}
 	}
 	return c
 }

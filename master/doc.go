@@ -25,11 +25,16 @@
 // partition-aware frameworks); invalid tasks get TASK_ERROR with a message
 // saying what is wrong, tasks on invalid offers TASK_LOST (TASK_DROPPED),
 // and nothing of a refused ACCEPT is lost: unused resources return to the
-// allocator.
+// allocator. An ACCEPT's operations apply in order: RESERVE and UNRESERVE
+// (dynamic reservations) and CREATE and DESTROY (persistent volumes)
+// convert resources of the offers' pool, so a later LAUNCH of the same
+// ACCEPT uses what they made; an invalid one is dropped, as in Mesos, and
+// the agent is sent its checkpointed resources after each one applied.
 //
 // Handler serves the master over HTTP, wire-compatible with Mesos v1:
 // POST /api/v1/scheduler for schedulers, POST /apron/v1/agent for agents,
-// POST /api/v1 for operators, and GET /state, /health, /metrics (Prometheus
+// POST /api/v1 for operators, and GET /state, /roles (weights, quotas and
+// their consumption, as Mesos's /roles), /health, /metrics (Prometheus
 // text) and /version. A call is one protobuf or JSON message (Content-Type;
 // Accept picks the answer's encoding, JSON by default). SUBSCRIBE (REGISTER
 // or REREGISTER for agents) answers 200 with a chunked RecordIO stream and a
@@ -40,7 +45,8 @@
 // malformed call (the message names the field), 405, 415 and 413 for a bad
 // method, media type or size, 501 for an operator call Apron does not
 // implement yet. The operator API answers the GET_* calls from the core's
-// state, applies UPDATE_WEIGHTS whole or not at all, and its SUBSCRIBE
+// state, applies UPDATE_WEIGHTS and the quota calls (UPDATE_QUOTA, and the
+// legacy SET_QUOTA and REMOVE_QUOTA) whole or not at all, and its SUBSCRIBE
 // streams SUBSCRIBED (the whole state) then task, agent and framework
 // changes, with HEARTBEATs; the core builds these events only while someone
 // subscribes. A master whose Config.Leadership says it does not lead

@@ -27,6 +27,9 @@ type framework struct {
 	info   mesospb.FrameworkInfo
 	roles  []string
 	stream string // "" while disconnected
+	// minAlloc is the framework's own minimum offer sizes, by role, from
+	// its offer_filters.
+	minAlloc map[string][]allocator.Quantities
 
 	registeredAt    time.Time
 	disconnectedAt  time.Time // zero while connected
@@ -85,6 +88,48 @@ func frameworkRoles(info mesospb.FrameworkInfo) ([]string, error) {
 	return roles, nil
 }
 
+// offerMinimums reads FrameworkInfo.offer_filters into the allocator's
+// per-role minimum offer sizes, with Mesos's checks: each role must be one
+// of the framework's, each alternative must name at least one resource,
+// and amounts must be finite and non-negative. A role whose filters set no
+// min_allocatable_resources keeps the master's minimum; one that sets it
+// with no alternative takes any offer.
+func offerMinimums(info mesospb.FrameworkInfo, roles []string) (map[string][]allocator.Quantities, error) {
+	var out map[string][]allocator.Quantities
+	for _, role := range sortedKeys(info.OfferFilters) {
+		if !slices.Contains(roles, role) {
+			return nil, fmt.Errorf("%w: offer filters are specified for role '%s' to which the framework is not subscribed", ErrInvalidCall, role)
+		}
+		minimum := info.OfferFilters[role].MinAllocatableResources
+		if minimum == nil {
+			continue
+		}
+		alts := make([]allocator.Quantities, 0, len(minimum.Quantities))
+		for i, q := range minimum.Quantities {
+			if len(q.Quantities) == 0 {
+				return nil, fmt.Errorf("%w: offer_filters[%q].min_allocatable_resources.quantities[%d]: resource quantities must contain at least one quantity", ErrInvalidCall, role, i)
+			}
+			alt := make(allocator.Quantities, len(q.Quantities))
+			for _, name := range sortedKeys(q.Quantities) {
+				v := q.Quantities[name].Value
+				switch {
+				case name == "":
+					return nil, fmt.Errorf("%w: offer_filters[%q]: a resource quantity without a name", ErrInvalidCall, role)
+				case math.IsNaN(v) || math.IsInf(v, 0) || v < 0 || resources.ScalarOf(v) > resources.MaxScalar:
+					return nil, fmt.Errorf("%w: offer_filters[%q]: quantity of %s %v is not a non-negative finite number", ErrInvalidCall, role, name, v)
+				}
+				alt[name] = resources.ScalarOf(v)
+			}
+			alts = append(alts, alt)
+		}
+		if out == nil {
+			out = map[string][]allocator.Quantities{}
+		}
+		out[role] = alts
+	}
+	return out, nil
+}
+
 func durationOf(seconds float64) (time.Duration, error) {
 	if math.IsNaN(seconds) || seconds < 0 || math.IsInf(seconds, 0) {
 		return 0, fmt.Errorf("%w: %v is not a duration in seconds", ErrInvalidCall, seconds)
@@ -96,7 +141,7 @@ func durationOf(seconds float64) (time.Duration, error) {
 }
 
 func (fw *framework) allocatorFramework(suppressed []string) allocator.Framework {
-	return allocator.Framework{ID: fw.id, Roles: fw.roles, SuppressedRoles: suppressed, Active: fw.stream != ""}
+	return allocator.Framework{ID: fw.id, Roles: fw.roles, SuppressedRoles: suppressed, Active: fw.stream != "", MinAllocatable: fw.minAlloc}
 }
 
 // subscribe handles SUBSCRIBE: a new framework, or one re-subscribing with
@@ -111,6 +156,10 @@ func (c *core) subscribe(call *schedulerpb.Call) (string, error) {
 		return "", fmt.Errorf("%w: framework_id and subscribe.framework_info.id differ", ErrInvalidCall)
 	}
 	roles, err := frameworkRoles(info)
+	if err != nil {
+		return "", err
+	}
+	mins, err := offerMinimums(info, roles)
 	if err != nil {
 		return "", err
 	}
@@ -145,6 +194,7 @@ func (c *core) subscribe(call *schedulerpb.Call) (string, error) {
 			}
 			fw.info = info
 			fw.roles = roles
+			fw.minAlloc = mins
 			fw.failoverTimeout = timeout
 		}
 	} else {
@@ -182,15 +232,27 @@ func (c *core) subscribe(call *schedulerpb.Call) (string, error) {
 	} else {
 		c.emitFramework(masterpb.Event_FRAMEWORK_UPDATED, fw)
 	}
+	// Offer it what is free now, as Mesos does on a framework's arrival,
+	// not at the next periodic cycle.
+	c.markAllAgentsDirty()
 	c.log.Info("framework subscribed", "framework", fw.id, "name", info.Name, "roles", roles)
 	return s.id, nil
 }
 
+// addFramework records a framework and adds it to the allocator. Its
+// minimum offer sizes come from info's offer_filters, which subscribe has
+// validated; an agent reporting a framework this master does not know
+// gives no guarantee, so what does not validate there is left out.
 func (c *core) addFramework(id string, info mesospb.FrameworkInfo, roles []string, timeout time.Duration, suppressed []string) *framework {
+	mins, err := offerMinimums(info, roles)
+	if err != nil {
+		mins = nil
+	}
 	fw := &framework{
 		id:              id,
 		info:            info,
 		roles:           roles,
+		minAlloc:        mins,
 		registeredAt:    c.now,
 		failoverTimeout: timeout,
 		tasks:           map[string]*task{},
@@ -209,7 +271,7 @@ func (c *core) addFramework(id string, info mesospb.FrameworkInfo, roles []strin
 			}
 		}
 	}
-	if err := c.alloc.AddFramework(allocator.Framework{ID: id, Roles: roles, SuppressedRoles: suppressed}, used); err != nil {
+	if err := c.alloc.AddFramework(allocator.Framework{ID: id, Roles: roles, SuppressedRoles: suppressed, MinAllocatable: mins}, used); err != nil {
 		c.log.Error("allocator refused framework", "framework", id, "err", err)
 	}
 	return fw
@@ -398,11 +460,11 @@ func refuseDuration(f *mesospb.Filters) (time.Duration, error) {
 	return time.Duration(secs * float64(time.Second)), nil
 }
 
-func (c *core) markAllAgentsDirty() {
-	for id := range c.agents {
-		c.dirtyAgents[id] = true
-	}
-}
+// markAllAgentsDirty asks for a full allocation cycle at the next tick
+// rather than at the next AllocationInterval: something changed that may
+// let any agent be offered (a framework came or was revived, a quota
+// changed). A cycle skips agents where nothing changed for them in O(1).
+func (c *core) markAllAgentsDirty() { c.allocateAll = true }
 
 func (c *core) updateFramework(fw *framework, u *schedulerpb.Call_UpdateFramework) error {
 	info := u.FrameworkInfo
@@ -413,6 +475,10 @@ func (c *core) updateFramework(fw *framework, u *schedulerpb.Call_UpdateFramewor
 		return fmt.Errorf("%w: user, principal and checkpoint cannot change", ErrInvalidCall)
 	}
 	roles, err := frameworkRoles(info)
+	if err != nil {
+		return err
+	}
+	mins, err := offerMinimums(info, roles)
 	if err != nil {
 		return err
 	}
@@ -431,8 +497,10 @@ func (c *core) updateFramework(fw *framework, u *schedulerpb.Call_UpdateFramewor
 			c.rescindOffer(o)
 		}
 	}
-	fw.info, fw.roles, fw.failoverTimeout = info, roles, timeout
+	prevInfo, prevRoles, prevMins, prevTimeout := fw.info, fw.roles, fw.minAlloc, fw.failoverTimeout
+	fw.info, fw.roles, fw.minAlloc, fw.failoverTimeout = info, roles, mins, timeout
 	if err := c.alloc.UpdateFramework(fw.allocatorFramework(u.SuppressedRoles)); err != nil {
+		fw.info, fw.roles, fw.minAlloc, fw.failoverTimeout = prevInfo, prevRoles, prevMins, prevTimeout
 		return fmt.Errorf("%w: %v", ErrInvalidCall, err)
 	}
 	for agentID := range fw.executors {

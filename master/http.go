@@ -19,6 +19,7 @@ import (
 //	POST /apron/v1/agent    Apron's agent link (internalpb Call/Event)
 //	POST /api/v1            the Mesos v1 operator API (masterpb Call/Response/Event)
 //	GET  /state             GET_STATE as JSON
+//	GET  /roles             roles with weights, quotas and consumption, as Mesos's /roles
 //	GET  /health            200 "OK" while leading, 503 otherwise
 //	GET  /metrics           Prometheus text format
 //	GET  /version           {"version": ...}
@@ -33,6 +34,7 @@ func (m *Master) Handler() http.Handler {
 	mux.Handle("/apron/v1/agent", m.leaderOnly(http.HandlerFunc(m.serveAgent)))
 	mux.Handle("/api/v1", m.leaderOnly(http.HandlerFunc(m.serveOperator)))
 	mux.Handle("/state", m.leaderOnly(getOnly(m.serveState)))
+	mux.Handle("/roles", m.leaderOnly(getOnly(m.serveRoles)))
 	mux.Handle("/health", getOnly(m.serveHealth))
 	mux.Handle("/metrics", getOnly(m.serveMetrics))
 	mux.Handle("/version", getOnly(m.serveVersion))

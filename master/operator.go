@@ -2,12 +2,14 @@ package master
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
 
+	"github.com/apronhq/apron/api/v1/codec"
 	"github.com/apronhq/apron/api/v1/masterpb"
 	"github.com/apronhq/apron/internal/httpapi"
 )
@@ -32,7 +34,7 @@ func (m *Master) SubscribeOperator(ctx context.Context) (string, <-chan *masterp
 // that is malformed gives an error wrapping ErrInvalidCall; one Apron does
 // not implement yet, an error wrapping errors.ErrUnsupported. A nil
 // Response with a nil error means the call was applied and has no answer
-// (UPDATE_WEIGHTS).
+// (UPDATE_WEIGHTS, UPDATE_QUOTA, SET_QUOTA, REMOVE_QUOTA).
 func (m *Master) OperatorCall(ctx context.Context, call *masterpb.Call) (*masterpb.Response, error) {
 	leading, _ := m.leading()
 	var (
@@ -46,9 +48,9 @@ func (m *Master) OperatorCall(ctx context.Context, call *masterpb.Call) (*master
 }
 
 // serveOperator is POST /api/v1: one masterpb.Call, answered with a
-// masterpb.Response (200), nothing (200, for UPDATE_WEIGHTS), or, for
-// SUBSCRIBE, a stream of masterpb.Event. The master sends the stream's
-// HEARTBEATs itself.
+// masterpb.Response (200), nothing (200, for UPDATE_WEIGHTS and the quota
+// updates), or, for SUBSCRIBE, a stream of masterpb.Event. The master
+// sends the stream's HEARTBEATs itself.
 func (m *Master) serveOperator(w http.ResponseWriter, r *http.Request) {
 	var call masterpb.Call
 	c, err := httpapi.DecodeCall(r, &call, 0)
@@ -75,6 +77,23 @@ func (m *Master) serveOperator(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	httpapi.WriteMessage(w, c, resp)
+}
+
+// serveRoles is GET /roles: every role with its weight, quota, what it
+// consumes of the quota, what is allocated and offered to it, and its
+// frameworks, as JSON in the shape of Mesos's /roles endpoint.
+func (m *Master) serveRoles(w http.ResponseWriter, r *http.Request) {
+	var v rolesView
+	if err := m.do(r.Context(), func(c *core) { v = c.rolesView() }); err != nil {
+		httpapi.WriteError(w, httpError(err))
+		return
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		httpapi.WriteError(w, fmt.Errorf("encoding the roles: %w", err))
+		return
+	}
+	writeBody(w, r, codec.MediaTypeJSON, b)
 }
 
 // metrics returns a snapshot of the master's metrics.
@@ -142,4 +161,10 @@ func (s metricsSnapshot) writePrometheus(w io.Writer) {
 	}
 	one("apron_master_allocation_runs_total", "counter", "Allocation cycles run, full or over the agents that changed.", float64(s.allocationRuns))
 	one("apron_master_allocation_duration_seconds", "gauge", "Duration of the last allocation cycle.", s.allocationTime.Seconds())
+}
+
+// OperatorCall answers an operator API call other than SUBSCRIBE, as
+// Master.OperatorCall does; the state machine reports itself as leading.
+func (s *StateMachine) OperatorCall(call *masterpb.Call) (*masterpb.Response, error) {
+	return s.c.operatorCall(call, true)
 }

@@ -8,8 +8,10 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/apronhq/apron/allocator"
 	"github.com/apronhq/apron/api/v1/masterpb"
 	"github.com/apronhq/apron/api/v1/mesospb"
 	"github.com/apronhq/apron/resources"
@@ -192,8 +194,23 @@ func (c *core) operatorCall(call *masterpb.Call, elected bool) (*masterpb.Respon
 			// one, when it won is the election's to say.
 			resp.GetMaster.ElectedTime = ptr(seconds(c.ops.started))
 		}
-	case masterpb.Call_GET_QUOTA, masterpb.Call_UPDATE_QUOTA, masterpb.Call_SET_QUOTA, masterpb.Call_REMOVE_QUOTA:
-		return nil, fmt.Errorf("%w: %s: quota is not supported yet", errors.ErrUnsupported, typ)
+	case masterpb.Call_GET_QUOTA:
+		resp.GetQuota = &masterpb.Response_GetQuota{Status: c.quotaStatus()}
+	case masterpb.Call_UPDATE_QUOTA:
+		if call.UpdateQuota == nil {
+			return nil, fmt.Errorf("%w: expecting 'update_quota' to be present", ErrInvalidCall)
+		}
+		return nil, c.updateQuota(call.UpdateQuota)
+	case masterpb.Call_SET_QUOTA:
+		if call.SetQuota == nil {
+			return nil, fmt.Errorf("%w: expecting 'set_quota' to be present", ErrInvalidCall)
+		}
+		return nil, c.setQuota(call.SetQuota)
+	case masterpb.Call_REMOVE_QUOTA:
+		if call.RemoveQuota == nil {
+			return nil, fmt.Errorf("%w: expecting 'remove_quota' to be present", ErrInvalidCall)
+		}
+		return nil, c.removeQuota(call.RemoveQuota)
 	case masterpb.Call_SUBSCRIBE:
 		return nil, fmt.Errorf("%w: SUBSCRIBE opens an event stream; it has no single answer", ErrInvalidCall)
 	case masterpb.Call_UNKNOWN:
@@ -222,20 +239,40 @@ func (c *core) flags() []mesospb.Flag {
 		}
 		weights += role + "=" + strconv.FormatFloat(c.ops.weights[role], 'g', -1, 64)
 	}
+	sorter := "drf"
+	if cfg.Sorter == allocator.SorterRandom {
+		sorter = "random"
+	}
 	flags := []mesospb.Flag{
 		{Name: "agent_ping_timeout", Value: ptr(cfg.AgentPingTimeout.String())},
 		{Name: "allocation_interval", Value: ptr(cfg.AllocationInterval.String())},
+		{Name: "framework_sorter", Value: ptr(sorter)},
 		{Name: "heartbeat_interval", Value: ptr(cfg.HeartbeatInterval.String())},
 		{Name: "hostname", Value: ptr(cfg.Hostname)},
 		{Name: "max_agent_ping_timeouts", Value: ptr(strconv.Itoa(cfg.MaxAgentPingTimeouts))},
 		{Name: "max_completed_tasks_per_framework", Value: ptr(strconv.Itoa(cfg.MaxCompletedTasks))},
+		{Name: "min_allocatable_resources", Value: ptr(minAllocatableText(cfg.MinAllocatable))},
 		{Name: "offer_timeout", Value: ptr(cfg.OfferTimeout.String())},
 		{Name: "port", Value: ptr(strconv.FormatUint(uint64(cfg.Port), 10))},
+		{Name: "role_sorter", Value: ptr(sorter)},
 		{Name: "stream_buffer", Value: ptr(strconv.Itoa(cfg.StreamBuffer))},
 		{Name: "tick_interval", Value: ptr(cfg.TickInterval.String())},
 		{Name: "weights", Value: ptr(weights)},
 	}
 	return flags
+}
+
+// minAllocatableText writes Config.MinAllocatable as Mesos's flag does
+// ("cpus:0.01|mem:32"), nil being Mesos's default.
+func minAllocatableText(alts []resources.Resources) string {
+	if alts == nil {
+		return "cpus:0.01|mem:32"
+	}
+	parts := make([]string, len(alts))
+	for i, alt := range alts {
+		parts[i] = alt.String()
+	}
+	return strings.Join(parts, "|")
 }
 
 // roles reports the allocator's roles with what is allocated to each.

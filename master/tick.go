@@ -56,8 +56,11 @@ func (c *core) tick(now time.Time) {
 
 	var offers []allocator.Offer
 	switch {
-	case !now.Before(c.nextAllocation):
-		c.nextAllocation = now.Add(c.cfg.AllocationInterval)
+	case !now.Before(c.nextAllocation) || c.allocateAll:
+		if !now.Before(c.nextAllocation) {
+			c.nextAllocation = now.Add(c.cfg.AllocationInterval)
+		}
+		c.allocateAll = false
 		clear(c.dirtyAgents)
 		offers = c.alloc.Allocate(now)
 		c.met.allocationRuns++

@@ -25,7 +25,9 @@ import (
 // covers, never beyond a quota limit) and cycles for work conservation
 // (afterwards, no visited active agent has cpus or mem an eligible
 // framework could be offered within the limits and the headroom the
-// guarantees need). Every amount is whole cpus or a multiple of 256 MB, so
+// guarantees need). Conversions (UpdateAllocation) reserve and unreserve
+// allocated and free resources dynamically in between. Every amount is
+// whole cpus or a multiple of 256 MB, so
 // anything non-empty passes Mesos's minimum offer size.
 
 // The roles form a tree: eng/ml and eng/data under eng.
@@ -165,6 +167,8 @@ func (m *model) step() string {
 		require.NoError(t, m.a.SetWeight(role, w))
 		m.weights[role] = w
 		return fmt.Sprintf("weight %s %v", role, w)
+	case n < 86:
+		return m.convert()
 	case n < 89:
 		d := time.Duration(m.rng.IntN(20000)) * time.Millisecond
 		m.now = m.now.Add(d)
@@ -858,4 +862,59 @@ func nonZero(q map[string]resources.Scalar) map[string]resources.Scalar {
 		}
 	}
 	return out
+}
+
+// convert reserves dynamically, or unreserves, a random part of what a
+// framework holds on an agent or, as an operator does, of what is free.
+func (m *model) convert() string {
+	fwIDs, agentIDs := m.holdings()
+	operator := len(fwIDs) == 0 || m.rng.IntN(3) == 0
+	var fwID, agID string
+	var pool resources.Resources
+	if operator {
+		if len(m.agents) == 0 {
+			return "convert (no agent)"
+		}
+		agID = pick(m.rng, m.agentIDs())
+		pool = m.agents[agID].avail
+	} else {
+		i := m.rng.IntN(len(fwIDs))
+		fwID, agID = fwIDs[i], agentIDs[i]
+		pool = m.agents[agID].allocs[fwID]
+	}
+	if len(pool) == 0 {
+		return "convert (nothing there)"
+	}
+	r := pick(m.rng, pool)
+	if r.Type != resources.TypeScalar || r.IsStaticallyReserved() {
+		return "convert (not a candidate)"
+	}
+	unit := resources.ScalarOf(256)
+	if r.Name == resources.NameCPUs {
+		unit = resources.ScalarOf(1)
+	}
+	if r.Scalar < unit {
+		return "convert (too small)"
+	}
+	r.Scalar = unit * resources.Scalar(1+m.rng.Int64N(int64(r.Scalar/unit)))
+	from := resources.New(r)
+	var to resources.Resources
+	if r.IsDynamicallyReserved() {
+		to = from.PopReservation()
+	} else {
+		role := r.AllocationRole
+		if operator {
+			role = pick(m.rng, modelRoles)
+		}
+		to = from.PushReservation(resources.Reservation{Type: resources.Dynamic, Role: role, Principal: "ops"})
+	}
+	require.NoError(m.t, m.a.UpdateAllocation(fwID, agID, from, to))
+	ag := m.agents[agID]
+	if operator {
+		ag.avail = ag.avail.Subtract(from).Add(to)
+	} else {
+		ag.allocs[fwID] = ag.allocs[fwID].Subtract(from).Add(to)
+	}
+	ag.total = ag.total.Subtract(from.Unallocated()).Add(to.Unallocated())
+	return fmt.Sprintf("convert %s into %s for %q on %s", from, to, fwID, agID)
 }

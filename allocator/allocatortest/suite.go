@@ -7,7 +7,8 @@
 // who gets offers and who never does, what an offer holds, filters,
 // suppression, reservations in the role tree, inactive agents, quota limits
 // and the headroom held for guarantees, the bookkeeping of allocations and
-// errors, and, in a seeded random test of a few thousand operations checked
+// errors, conversions of allocated and free resources (reservations and
+// persistent volumes), and, in a seeded random test of a few thousand operations checked
 // against a model, that nothing is ever allocated twice, that no limit is
 // ever exceeded and that cycles are work-conserving.
 package allocatortest
@@ -63,6 +64,9 @@ func Run(t *testing.T, newAllocator func() allocator.Allocator) {
 		{"QuotaBookkeeping", testQuotaBookkeeping},
 		{"FrameworkMinimumOfferSize", testFrameworkMinAllocatable},
 		{"Errors", testErrors},
+		{"UpdateAllocation", testUpdateAllocation},
+		{"UpdateAllocationUnallocated", testUpdateAllocationUnallocated},
+		{"UpdateAllocationErrors", testUpdateAllocationErrors},
 		{"Random", func(t *testing.T, _ allocator.Allocator) { testRandom(t, newAllocator) }},
 	}
 	for _, tc := range tests {

@@ -79,6 +79,7 @@ func Run(t *testing.T, newContainerizer Factory) {
 		{"EnvironmentExact", testEnvironment},
 		{"WorkingDirectoryIsSandbox", testWorkingDirectory},
 		{"SandboxCreated", testSandboxCreated},
+		{"VolumesInSandbox", testVolumes},
 		{"SignalTerm", testSignalTerm},
 		{"TrappedTermSurvivesSignalNotDestroy", testTrappedTerm},
 		{"DestroyKillsChildren", testDestroyKillsChildren},
@@ -354,6 +355,28 @@ func testSandboxCreated(t *testing.T, h *harness) {
 	assert.Equal(t, "ok\n", readFile(t, filepath.Join(cfg.Sandbox, "stdout")))
 }
 
+// testVolumes: a volume's host directory is reachable at its container
+// path, relative to the sandbox, and what the container writes there
+// outlives it; a second container on the same sandbox sees the same data.
+func testVolumes(t *testing.T, h *harness) {
+	host := filepath.Join(h.dir, "volume")
+	require.NoError(t, os.MkdirAll(host, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(host, "in"), []byte("hello\n"), 0o644))
+	vols := []containerizer.Volume{{HostPath: host, ContainerPath: "data/vol"}}
+	cfg := h.config("vol1", containerizer.ShellCommand("cat data/vol/in && echo world > data/vol/out"))
+	cfg.Volumes = vols
+	h.launch(cfg)
+	requireExited(t, h.wait("vol1"), 0)
+	assert.Equal(t, "hello\n", readFile(t, filepath.Join(cfg.Sandbox, "stdout")))
+	assert.Equal(t, "world\n", readFile(t, filepath.Join(host, "out")), "written through to the host directory")
+
+	again := h.config("vol2", containerizer.ShellCommand("cat data/vol/out"))
+	again.Sandbox, again.Volumes = cfg.Sandbox, vols
+	h.launch(again)
+	requireExited(t, h.wait("vol2"), 0)
+	assert.Equal(t, "hello\nworld\n", readFile(t, filepath.Join(cfg.Sandbox, "stdout")))
+}
+
 func testSignalTerm(t *testing.T, h *harness) {
 	h.run("sleeper", "sleep 600")
 	require.NoError(t, h.c.Signal(ctx(t), "sleeper", syscall.SIGTERM))
@@ -527,6 +550,18 @@ func testInvalidConfig(t *testing.T, h *harness) {
 		"unknown user":       func(c *containerizer.Config) { c.User = "apron-no-such-user" },
 		"negative cpus":      func(c *containerizer.Config) { c.Limits.CPUs = -1 },
 		"NaN cpus":           func(c *containerizer.Config) { c.Limits.CPUs = math.NaN() },
+		"absolute volume path": func(c *containerizer.Config) {
+			c.Volumes = []containerizer.Volume{{HostPath: h.dir, ContainerPath: "/data"}}
+		},
+		"volume path leaving the sandbox": func(c *containerizer.Config) {
+			c.Volumes = []containerizer.Volume{{HostPath: h.dir, ContainerPath: "a/../../data"}}
+		},
+		"volume at the sandbox": func(c *containerizer.Config) {
+			c.Volumes = []containerizer.Volume{{HostPath: h.dir, ContainerPath: "."}}
+		},
+		"relative volume host path": func(c *containerizer.Config) {
+			c.Volumes = []containerizer.Volume{{HostPath: "host", ContainerPath: "data"}}
+		},
 	}
 	for name, mutate := range cases {
 		cfg := good()

@@ -23,8 +23,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/apronhq/apron/allocator"
 	"github.com/apronhq/apron/examples/internal/cli"
 	"github.com/apronhq/apron/master"
+	"github.com/apronhq/apron/resources"
 )
 
 const description = `Runs an Apron master serving the Mesos v1 scheduler and operator HTTP APIs
@@ -52,6 +54,9 @@ func run(args []string) error {
 		pingTimeout   = fs.Duration("agent-ping-timeout", 15*time.Second, "interval of the master's pings to agents")
 		maxPings      = fs.Int("max-agent-ping-timeouts", 5, "pings an agent may miss in a row before it is unreachable")
 		weights       = fs.String("weights", "", "initial `role=weight,...` list, e.g. \"analytics=2,batch=1\"; roles not named weigh 1")
+		minAlloc      = fs.String("min-allocatable-resources", "", "minimum offer size, as Mesos's --min_allocatable_resources: `alternatives` separated by '|', each resources separated by ';' that an offer must all reach, e.g. \"cpus:1;mem:32|disk:64\" (default: cpus:0.01|mem:32)")
+		roleSorter    = fs.String("role-sorter", "drf", "how roles are ordered for offers: drf or random (Mesos's --role_sorter); Apron's allocator sorts roles and frameworks alike, so this also sets -framework-sorter")
+		fwSorter      = fs.String("framework-sorter", "drf", "how the frameworks of a role are ordered: drf or random (Mesos's --framework_sorter); must equal -role-sorter when both are given")
 		common        cli.Common
 	)
 	common.Register(fs, "info")
@@ -68,6 +73,16 @@ func run(args []string) error {
 		return err
 	}
 	w, err := parseWeights(*weights)
+	if err != nil {
+		return err
+	}
+	mins, err := parseMinAllocatable(*minAlloc)
+	if err != nil {
+		return err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	sorter, err := parseSorters(*roleSorter, *fwSorter, set["role-sorter"], set["framework-sorter"])
 	if err != nil {
 		return err
 	}
@@ -96,6 +111,8 @@ func run(args []string) error {
 		AgentPingTimeout:     *pingTimeout,
 		MaxAgentPingTimeouts: *maxPings,
 		Weights:              w,
+		MinAllocatable:       mins,
+		Sorter:               sorter,
 		Logger:               log,
 	})
 	if err != nil {
@@ -153,4 +170,55 @@ func parseWeights(s string) (map[string]float64, error) {
 		out[role] = w
 	}
 	return out, nil
+}
+
+// parseMinAllocatable reads Mesos's --min_allocatable_resources form,
+// "cpus:0.01|mem:32": alternatives separated by '|', each a resource text.
+// "" means the master's default.
+func parseMinAllocatable(s string) ([]resources.Resources, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var out []resources.Resources
+	for _, alt := range strings.Split(s, "|") {
+		rs, err := resources.Parse(strings.TrimSpace(alt))
+		if err != nil {
+			return nil, fmt.Errorf("-min-allocatable-resources: %q: %w", alt, err)
+		}
+		if len(rs) == 0 {
+			return nil, fmt.Errorf("-min-allocatable-resources: %q: an alternative names no resource", alt)
+		}
+		out = append(out, rs)
+	}
+	return out, nil
+}
+
+// parseSorters reads -role-sorter and -framework-sorter. Apron's allocator
+// has one sorter for both levels (allocator.Options.Sorter): a flag given
+// alone sets both, and two given must agree.
+func parseSorters(role, framework string, roleSet, frameworkSet bool) (allocator.Sorter, error) {
+	parse := func(flagName, v string) (allocator.Sorter, error) {
+		switch v {
+		case "drf":
+			return allocator.SorterDRF, nil
+		case "random":
+			return allocator.SorterRandom, nil
+		}
+		return 0, fmt.Errorf("-%s: %q is neither drf nor random", flagName, v)
+	}
+	r, err := parse("role-sorter", role)
+	if err != nil {
+		return 0, err
+	}
+	f, err := parse("framework-sorter", framework)
+	if err != nil {
+		return 0, err
+	}
+	switch {
+	case roleSet && frameworkSet && r != f:
+		return 0, fmt.Errorf("-role-sorter %s and -framework-sorter %s differ; Apron's allocator uses one sorter for both", role, framework)
+	case frameworkSet && !roleSet:
+		return f, nil
+	}
+	return r, nil
 }

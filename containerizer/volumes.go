@@ -1,0 +1,35 @@
+package containerizer
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// linkVolumes makes each volume's container path in the sandbox a symbolic
+// link to its host path, as Mesos's posix filesystem isolator does for
+// containers without a mount namespace. A link already there to the same
+// host path (the container of an earlier task of the same executor) is
+// kept; anything else there is an error. uid and gid, when not -1, get the
+// volume's root directory, so that a task running as that user can write
+// in it.
+func linkVolumes(sandbox string, volumes []Volume, uid, gid int) error {
+	for _, v := range volumes {
+		link := filepath.Join(sandbox, filepath.Clean(v.ContainerPath))
+		if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
+			return fmt.Errorf("volume at %q: %w", v.ContainerPath, err)
+		}
+		if uid >= 0 {
+			if err := os.Chown(v.HostPath, uid, gid); err != nil {
+				return fmt.Errorf("volume at %q: giving %s to the container's user: %w", v.ContainerPath, v.HostPath, err)
+			}
+		}
+		if target, err := os.Readlink(link); err == nil && target == v.HostPath {
+			continue
+		}
+		if err := os.Symlink(v.HostPath, link); err != nil {
+			return fmt.Errorf("volume at %q: %w", v.ContainerPath, err)
+		}
+	}
+	return nil
+}
