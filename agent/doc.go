@@ -122,5 +122,8 @@
 // resources with them applied. Each volume's data is kept in
 // <work_dir>/volumes/roles/<role>/<persistence id> ('/' of a hierarchical
 // role written as a space) and removed when the volume is destroyed; a
-// task using a volume sees it at its container_path in the sandbox.
+// task using a volume sees it at its container_path in the sandbox,
+// whatever its executor: the built-in ones, an executor process, or an
+// in-process Go executor (for a task handed to an executor already
+// running, the agent makes the link itself before delivering the task).
 package agent

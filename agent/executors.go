@@ -175,6 +175,18 @@ type launchItem struct {
 	group *mesospb.TaskGroupInfo
 }
 
+// taskIDs lists the IDs of the item's task or tasks.
+func (l launchItem) taskIDs() []string {
+	if l.group == nil {
+		return []string{l.task.TaskID.Value}
+	}
+	ids := make([]string, len(l.group.Tasks))
+	for i := range l.group.Tasks {
+		ids[i] = l.group.Tasks[i].TaskID.Value
+	}
+	return ids
+}
+
 func (l launchItem) event() *executorpb.Event {
 	if l.group != nil {
 		return &executorpb.Event{Type: executorpb.Event_LAUNCH_GROUP.Enum(), LaunchGroup: &executorpb.Event_LaunchGroup{TaskGroup: *l.group}}
@@ -462,22 +474,33 @@ func makeSandbox(sandbox, name string) error {
 	if err := os.MkdirAll(sandbox, 0o755); err != nil {
 		return fmt.Errorf("creating the sandbox: %w", err)
 	}
-	if name == "" || os.Geteuid() != 0 {
-		return nil
-	}
-	u, err := user.Lookup(name)
-	if err != nil {
-		return fmt.Errorf("user %q of the sandbox: %w", name, err)
-	}
-	uid, err1 := strconv.Atoi(u.Uid)
-	gid, err2 := strconv.Atoi(u.Gid)
-	if err1 != nil || err2 != nil {
-		return fmt.Errorf("user %q has a non-numeric uid or gid", name)
+	uid, gid, err := sandboxOwner(name)
+	if err != nil || uid < 0 {
+		return err
 	}
 	if err := os.Chown(sandbox, uid, gid); err != nil {
 		return fmt.Errorf("giving the sandbox to user %q: %w", name, err)
 	}
 	return nil
+}
+
+// sandboxOwner is the uid and gid of user name, who owns the sandboxes of
+// its tasks when the agent runs as root; -1, -1 otherwise, or when name
+// is "" (the agent's own user).
+func sandboxOwner(name string) (uid, gid int, err error) {
+	if name == "" || os.Geteuid() != 0 {
+		return -1, -1, nil
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		return -1, -1, fmt.Errorf("user %q of the sandbox: %w", name, err)
+	}
+	uid, err1 := strconv.Atoi(u.Uid)
+	gid, err2 := strconv.Atoi(u.Gid)
+	if err1 != nil || err2 != nil {
+		return -1, -1, fmt.Errorf("user %q has a non-numeric uid or gid", name)
+	}
+	return uid, gid, nil
 }
 
 // subscribeExecutor handles SUBSCRIBE: a new stream replaces the old one,
@@ -584,22 +607,18 @@ func (a *Agent) launch(e *executorRec, item launchItem) {
 		e.queue = append(e.queue, item)
 		return
 	}
+	if err := a.linkTaskVolumes(e, item); err != nil {
+		a.failLaunch(e, item, mesospb.TaskStatus_REASON_CONTAINER_UPDATE_FAILED, "Failed to expose the task's persistent volumes: "+err.Error())
+		return
+	}
 	if !e.stream.send(item.event()) {
 		e.stream = nil
 		a.log.Warn("agent: executor fell behind, closing its stream", "framework", e.fw.id, "executor", e.id)
 		e.queue = append(e.queue, item)
 		return
 	}
-	ids := []mesospb.TaskID{}
-	if item.group != nil {
-		for _, t := range item.group.Tasks {
-			ids = append(ids, t.TaskID)
-		}
-	} else {
-		ids = append(ids, item.task.TaskID)
-	}
-	for _, id := range ids {
-		if t := e.tasks[id.Value]; t != nil {
+	for _, id := range item.taskIDs() {
+		if t := e.tasks[id]; t != nil {
 			t.queued = false
 		}
 	}

@@ -267,13 +267,7 @@ func (a *Agent) killQueued(e *executorRec, t *taskRec) {
 			keep = append(keep, item)
 			continue
 		}
-		if item.group != nil {
-			for _, gt := range item.group.Tasks {
-				victims = append(victims, gt.TaskID.Value)
-			}
-		} else {
-			victims = append(victims, item.task.TaskID.Value)
-		}
+		victims = append(victims, item.taskIDs()...)
 	}
 	e.queue = keep
 	if len(victims) == 0 {

@@ -8,8 +8,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/apronhq/apron/agent"
 	"github.com/apronhq/apron/api/v1/internalpb"
 	"github.com/apronhq/apron/api/v1/mesospb"
+	"github.com/apronhq/apron/executor"
 	"github.com/apronhq/apron/resources"
 )
 
@@ -120,4 +122,105 @@ func TestPersistentVolumeInTaskGroup(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join(dir, "out"))
 	require.NoError(t, err)
 	assert.Equal(t, "grouped\n", string(b))
+}
+
+// volumeLink reads the link at a container path of a sandbox.
+func volumeLink(t *testing.T, sandbox, containerPath string) string {
+	t.Helper()
+	target, err := os.Readlink(filepath.Join(sandbox, containerPath))
+	require.NoError(t, err)
+	return target
+}
+
+// An in-process Go executor gets each task's volumes linked in its sandbox
+// before the task reaches it; a container path taken by something else
+// fails the task alone.
+func TestVolumesForGoExecutor(t *testing.T) {
+	ex := &testExecutor{finishUUID: make(chan []byte, 1)}
+	h := newHarness(t, func(c *agent.Config) { c.Executors = map[string]executor.Executor{"go-exec": ex} })
+	h.waitRegistered()
+	v1 := persistentVolume("disk:100", "db", "v1", "data")
+	v2 := persistentVolume("disk:100", "db", "v2", "sub/logs")
+	v3 := persistentVolume("disk:100", "db", "v3", "data")
+	v4 := persistentVolume("disk:100", "db", "v4", "plain")
+	h.fm.push(checkpointEvent(v1.Add(v2).Add(v3).Add(v4)))
+	dir := func(id string) string { return filepath.Join(h.dir, "volumes", "roles", "db", id) }
+	require.Eventually(t, func() bool { return exists(dir("v1")) && exists(dir("v4")) }, waitFor, tick)
+
+	g1 := goTask("g1", "ex1", "go-exec")
+	g1.Resources = v1.ToProto()
+	h.fm.push(runTask(g1))
+	h.fm.waitUpdate(t, "g1", mesospb.TASK_RUNNING)
+	sandbox := h.state().Frameworks[0].Executors[0].Directory
+	assert.Equal(t, dir("v1"), volumeLink(t, sandbox, "data"))
+
+	// A task for the executor that runs: its volume is linked too.
+	g2 := goTask("g2", "ex1", "go-exec")
+	g2.Resources = v2.ToProto()
+	h.fm.push(runTask(g2))
+	h.fm.waitUpdate(t, "g2", mesospb.TASK_RUNNING)
+	assert.Equal(t, dir("v2"), volumeLink(t, sandbox, "sub/logs"))
+
+	// "data" links to v1, "plain" is a file: tasks wanting another volume
+	// there fail, and never reach the executor.
+	require.NoError(t, os.WriteFile(filepath.Join(sandbox, "plain"), []byte("x"), 0o644))
+	for id, v := range map[string]resources.Resources{"g3": v3, "g4": v4} {
+		g := goTask(id, "ex1", "go-exec")
+		g.Resources = v.ToProto()
+		h.fm.push(runTask(g))
+		u := h.fm.waitUpdate(t, id, mesospb.TASK_FAILED)
+		assert.Equal(t, mesospb.TaskStatus_SOURCE_AGENT, u.Status.GetSource())
+		assert.Equal(t, mesospb.TaskStatus_REASON_CONTAINER_UPDATE_FAILED, u.Status.GetReason())
+		assert.Contains(t, u.Status.GetMessage(), "persistent volumes")
+		assert.Contains(t, u.Status.GetMessage(), v[0].Disk.Volume.ContainerPath)
+	}
+	assert.Equal(t, dir("v1"), volumeLink(t, sandbox, "data"), "the existing link stays")
+	b, err := os.ReadFile(filepath.Join(sandbox, "plain"))
+	require.NoError(t, err)
+	assert.Equal(t, "x", string(b))
+
+	// The executor and its other tasks go on.
+	states := map[string]mesospb.TaskState{}
+	for _, task := range h.state().Frameworks[0].Executors[0].Tasks {
+		states[task.TaskID.Value] = task.GetState()
+	}
+	assert.Equal(t, mesospb.TASK_RUNNING, states["g1"])
+	assert.Equal(t, mesospb.TASK_RUNNING, states["g2"])
+}
+
+// A custom executor process gets the volumes of the tasks it starts with
+// from the containerizer, and those of later tasks from the agent.
+func TestVolumesForRunningExecutorProcess(t *testing.T) {
+	bin := customExecutorBinary(t)
+	h := newHTTPHarness(t)
+	v1 := persistentVolume("disk:100", "db", "v1", "data")
+	v2 := persistentVolume("disk:100", "db", "v2", "more")
+	v3 := persistentVolume("disk:100", "db", "v3", "data")
+	h.fm.push(checkpointEvent(v1.Add(v2).Add(v3)))
+	dir := func(id string) string { return filepath.Join(h.dir, "volumes", "roles", "db", id) }
+	require.Eventually(t, func() bool { return exists(dir("v1")) && exists(dir("v3")) }, waitFor, tick)
+
+	p1 := processTask("p1", "ex1", bin, "wait")
+	p1.Resources = v1.ToProto()
+	h.fm.push(runTask(p1))
+	h.fm.waitUpdate(t, "p1", mesospb.TASK_RUNNING)
+	sandbox := h.state().Frameworks[0].Executors[0].Directory
+	assert.Equal(t, dir("v1"), volumeLink(t, sandbox, "data"))
+
+	p2 := processTask("p2", "ex1", bin, "wait")
+	p2.Resources = v2.ToProto()
+	h.fm.push(runTask(p2))
+	h.fm.waitUpdate(t, "p2", mesospb.TASK_RUNNING)
+	assert.Equal(t, dir("v2"), volumeLink(t, sandbox, "more"))
+
+	p3 := processTask("p3", "ex1", bin, "wait")
+	p3.Resources = v3.ToProto()
+	h.fm.push(runTask(p3))
+	u := h.fm.waitUpdate(t, "p3", mesospb.TASK_FAILED)
+	assert.Equal(t, mesospb.TaskStatus_REASON_CONTAINER_UPDATE_FAILED, u.Status.GetReason())
+
+	h.fm.push(frameworkMessage("ex1", "finish"))
+	h.fm.waitUpdate(t, "p1", mesospb.TASK_FINISHED)
+	h.fm.waitUpdate(t, "p2", mesospb.TASK_FINISHED)
+	h.fm.waitExited(t, "ex1")
 }

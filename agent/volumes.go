@@ -35,9 +35,16 @@ import (
 // A task using a volume sees it at the volume's container_path, relative
 // to its sandbox: the agent tells the containerizer (Config.Volumes), which
 // for the process containerizer makes a symbolic link there. The built-in
-// command and default executors' task containers, and executor processes
-// (for the volumes of their resources and of the tasks they start with),
-// get them; in-process Go executors do not.
+// command and default executors' task containers get them so, and
+// executor processes for the volumes of their resources and of the tasks
+// they start with. A task handed to a custom executor that already runs,
+// or to an in-process Go executor (whose sandbox is the agent's to make),
+// gets the links made by the agent itself in the executor's sandbox just
+// before the task is delivered, as the process containerizer would make
+// them; a container path that exists there as anything else fails the task
+// (TASK_FAILED, REASON_CONTAINER_UPDATE_FAILED). Mesos destroys the whole
+// executor when it cannot update its container for a new task; Apron fails
+// only the task, and the executor keeps its other tasks.
 
 var errBadVolume = errors.New("bad persistent volume")
 
@@ -161,6 +168,46 @@ func (a *Agent) noteTaskVolumes(e *executorRec, t *mesospb.TaskInfo) {
 	}
 	if vols := a.volumesOf(t.Resources); len(vols) > 0 {
 		a.vols.set(executor.TaskContainerID(e.containerID, t.TaskID), vols)
+	}
+}
+
+// linkTaskVolumes links the persistent volumes of the tasks of item into
+// the sandbox of e, an executor that runs its tasks itself: a custom
+// executor process, or an in-process Go executor. Links already there to
+// the same volumes are kept.
+func (a *Agent) linkTaskVolumes(e *executorRec, item launchItem) error {
+	if e.kind != kindProcess && e.kind != kindGo {
+		return nil
+	}
+	var rs []mesospb.Resource
+	if item.group == nil {
+		rs = item.task.Resources
+	} else {
+		for i := range item.group.Tasks {
+			rs = append(rs, item.group.Tasks[i].Resources...)
+		}
+	}
+	vols := a.volumesOf(rs)
+	if len(vols) == 0 {
+		return nil
+	}
+	uid, gid, err := sandboxOwner(e.taskUser())
+	if err != nil {
+		return err
+	}
+	return containerizer.LinkVolumes(e.sandbox, vols, uid, gid)
+}
+
+// failLaunch fails the tasks of an item that cannot be delivered to its
+// executor.
+func (a *Agent) failLaunch(e *executorRec, item launchItem, reason mesospb.TaskStatus_Reason, msg string) {
+	ids := item.taskIDs()
+	a.log.Warn("agent: cannot deliver a task to its executor", "framework", e.fw.id, "executor", e.id, "tasks", ids, "err", msg)
+	for _, id := range ids {
+		if t := e.tasks[id]; t != nil && !terminal(t.state) {
+			t.queued = false
+			a.statusUpdate(e.fw.id, e.id, a.agentStatus(e.fw.id, id, mesospb.TASK_FAILED, reason, msg))
+		}
 	}
 }
 

@@ -202,7 +202,7 @@ func (p *Process) start(c *container, cfg *Config, cred *syscall.Credential) (er
 	if cred != nil {
 		uid, gid = int(cred.Uid), int(cred.Gid)
 	}
-	if err := linkVolumes(cfg.Sandbox, cfg.Volumes, uid, gid); err != nil {
+	if err := LinkVolumes(cfg.Sandbox, cfg.Volumes, uid, gid); err != nil {
 		return fail("exposing the volumes", err)
 	}
 	argv0, argv, err := resolveCommand(cfg)

@@ -6,14 +6,18 @@ import (
 	"path/filepath"
 )
 
-// linkVolumes makes each volume's container path in the sandbox a symbolic
+// LinkVolumes makes each volume's container path in the sandbox a symbolic
 // link to its host path, as Mesos's posix filesystem isolator does for
 // containers without a mount namespace. A link already there to the same
 // host path (the container of an earlier task of the same executor) is
 // kept; anything else there is an error. uid and gid, when not -1, get the
 // volume's root directory, so that a task running as that user can write
 // in it.
-func linkVolumes(sandbox string, volumes []Volume, uid, gid int) error {
+//
+// The process containerizer calls it as it launches a container; an agent
+// calls it for the volumes of a task it hands to an executor already
+// running, whose container was launched without them.
+func LinkVolumes(sandbox string, volumes []Volume, uid, gid int) error {
 	for _, v := range volumes {
 		link := filepath.Join(sandbox, filepath.Clean(v.ContainerPath))
 		if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {

@@ -46,7 +46,11 @@
 // method, media type or size, 501 for an operator call Apron does not
 // implement yet. The operator API answers the GET_* calls from the core's
 // state, applies UPDATE_WEIGHTS and the quota calls (UPDATE_QUOTA, and the
-// legacy SET_QUOTA and REMOVE_QUOTA) whole or not at all, and its SUBSCRIBE
+// legacy SET_QUOTA and REMOVE_QUOTA) whole or not at all, applies
+// RESERVE_RESOURCES, UNRESERVE_RESOURCES, CREATE_VOLUMES and
+// DESTROY_VOLUMES to an agent's unallocated resources, rescinding offers
+// on that agent as needed (202; 409 when the agent lacks the resources
+// even so, and then nothing changes), and its SUBSCRIBE
 // streams SUBSCRIBED (the whole state) then task, agent and framework
 // changes, with HEARTBEATs; the core builds these events only while someone
 // subscribes. A master whose Config.Leadership says it does not lead

@@ -11,6 +11,10 @@ var (
 	ErrNotSubscribed = errors.New("master: not subscribed")
 	// ErrInvalidCall: a call that is malformed or not allowed now.
 	ErrInvalidCall = errors.New("master: invalid call")
+	// ErrConflict: a valid call the current state cannot satisfy, such as
+	// an operator's reservation of resources the agent does not have free
+	// even with its offers rescinded.
+	ErrConflict = errors.New("master: conflict")
 	// ErrStopped: the master is not running.
 	ErrStopped = errors.New("master: stopped")
 )

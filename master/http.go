@@ -92,6 +92,8 @@ func httpError(err error) error {
 		return httpapi.Errorf(http.StatusForbidden, "%v", err)
 	case errors.Is(err, ErrInvalidCall):
 		return httpapi.Errorf(http.StatusBadRequest, "%v", err)
+	case errors.Is(err, ErrConflict):
+		return httpapi.Errorf(http.StatusConflict, "%v", err)
 	case errors.Is(err, errors.ErrUnsupported):
 		return httpapi.Errorf(http.StatusNotImplemented, "%v", err)
 	case errors.Is(err, ErrStopped):

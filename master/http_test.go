@@ -565,13 +565,50 @@ func TestHTTPOperatorCalls(t *testing.T) {
 	assert.Contains(t, roles, "*", "the framework's role")
 
 	// Calls Apron does not implement yet: 501 naming the call.
-	for _, typ := range []masterpb.Call_Type{masterpb.Call_START_MAINTENANCE, masterpb.Call_RESERVE_RESOURCES, masterpb.Call_GET_MAINTENANCE_STATUS} {
+	for _, typ := range []masterpb.Call_Type{masterpb.Call_START_MAINTENANCE, masterpb.Call_GROW_VOLUME, masterpb.Call_GET_MAINTENANCE_STATUS} {
 		_, err := (&httpapi.Client{Codec: codec.JSON}).Call(context.Background(), h.url("/api/v1"), "", opCall(typ))
 		var he *httpapi.Error
 		require.True(t, errors.As(err, &he), "%v", err)
 		assert.Equal(t, http.StatusNotImplemented, he.Status)
 		assert.Contains(t, he.Message, typ.String())
 	}
+}
+
+// The reservation and volume calls answer 202 when applied, 400 when
+// invalid and 409 when the agent lacks the resources, as Mesos's do; the
+// body is the README's example.
+func TestHTTPOperatorReservations(t *testing.T) {
+	h := startHTTPMaster(t, master.Config{})
+	agentID, _ := fakeAgent(t, h.m, "agent-1", "cpus:4;mem:4096")
+	body := func(typ, field, agent string, cpus float64) []byte {
+		return []byte(fmt.Sprintf(`{
+  "type": %q,
+  %q: {
+    "agent_id": {"value": %q},
+    "resources": [
+      {"name": "cpus", "type": "SCALAR", "scalar": {"value": %v},
+       "reservations": [{"type": "DYNAMIC", "role": "db", "principal": "ops",
+                         "labels": {"labels": [{"key": "owner", "value": "dba"}]}}]}
+    ]
+  }
+}`, typ, field, agent, cpus))
+	}
+	status := func(b []byte) int {
+		resp := h.post("/api/v1", codec.MediaTypeJSON, "", b)
+		defer resp.Body.Close()
+		msg, _ := io.ReadAll(resp.Body)
+		t.Logf("%d %s", resp.StatusCode, msg)
+		return resp.StatusCode
+	}
+	assert.Equal(t, http.StatusAccepted, status(body("RESERVE_RESOURCES", "reserve_resources", agentID, 2)))
+	assert.Equal(t, http.StatusBadRequest, status(body("RESERVE_RESOURCES", "reserve_resources", "nope", 2)))
+	assert.Equal(t, http.StatusConflict, status(body("RESERVE_RESOURCES", "reserve_resources", agentID, 3)))
+	st := h.operator(codec.JSON, opCall(masterpb.Call_GET_AGENTS)).GetAgents.Agents[0]
+	total, err := resources.FromProto(st.TotalResources)
+	require.NoError(t, err)
+	assert.Equal(t, 2.0, total.Reserved().Named(resources.NameCPUs).Quantities()[resources.NameCPUs].Float64())
+	assert.Equal(t, http.StatusAccepted, status(body("UNRESERVE_RESOURCES", "unreserve_resources", agentID, 2)))
+	assert.Equal(t, http.StatusBadRequest, status([]byte(`{"type": "CREATE_VOLUMES"}`)))
 }
 
 func TestHTTPStateAndVersion(t *testing.T) {

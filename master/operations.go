@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/apronhq/apron/api/v1/internalpb"
@@ -32,7 +33,7 @@ var errOperation = errors.New("invalid operation")
 // operate validates a RESERVE, UNRESERVE, CREATE or DESTROY against the
 // pool and applies it.
 func (l *launcher) operate(op *mesospb.Offer_Operation) {
-	from, to, err := l.conversion(op)
+	from, to, err := conversion(l.a, op, l)
 	if err == nil && !l.pool.Contains(from) {
 		err = fmt.Errorf("%w: %s needs %s but the offers have %s left", errOperation, op.GetType(), from, l.pool)
 	}
@@ -65,30 +66,53 @@ func (c *core) sendCheckpoint(a *agent) {
 	})
 }
 
-// conversion returns what an operation takes from the pool and what it puts
+// requester is who asks for an operation: a framework accepting offers
+// (the launcher) or the operator. Mesos checks both with the same rules
+// but for how the resources are read and whose principal they must name.
+type requester interface {
+	// operationResources parses an operation's resources and returns the
+	// role they are allocated to ("" for the operator, whose resources
+	// are unallocated).
+	operationResources(ps []mesospb.Resource) (resources.Resources, string, error)
+	// principal returns the principal a reservation or volume must name,
+	// when it names one, and whether there is one to check.
+	principal() (string, bool)
+}
+
+// conversion returns what an operation on agent a takes and what it puts
 // back in its place, after checking it with Mesos's rules.
-func (l *launcher) conversion(op *mesospb.Offer_Operation) (from, to resources.Resources, err error) {
+func conversion(a *agent, op *mesospb.Offer_Operation, by requester) (from, to resources.Resources, err error) {
 	switch op.GetType() {
 	case mesospb.Offer_Operation_RESERVE:
 		if op.Reserve == nil {
 			return nil, nil, fmt.Errorf("%w: RESERVE without reserve", errOperation)
 		}
-		rs, role, err := l.operationResources(op.Reserve.Resources)
+		rs, role, err := by.operationResources(op.Reserve.Resources)
 		if err != nil {
 			return nil, nil, err
 		}
 		for _, r := range rs {
-			if err := l.validateReserve(r, role); err != nil {
+			if err := validateReserve(r, role, by); err != nil {
 				return nil, nil, err
 			}
 		}
-		return rs.PopReservation(), rs, nil
+		if len(op.Reserve.Source) == 0 {
+			return rs.PopReservation(), rs, nil
+		}
+		source, _, err := by.operationResources(op.Reserve.Source)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: RESERVE source: %s", errOperation, strings.TrimPrefix(err.Error(), errOperation.Error()+": "))
+		}
+		if err := validateReserveSource(source, rs); err != nil {
+			return nil, nil, err
+		}
+		return source, rs, nil
 
 	case mesospb.Offer_Operation_UNRESERVE:
 		if op.Unreserve == nil {
 			return nil, nil, fmt.Errorf("%w: UNRESERVE without unreserve", errOperation)
 		}
-		rs, _, err := l.operationResources(op.Unreserve.Resources)
+		rs, _, err := by.operationResources(op.Unreserve.Resources)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -106,12 +130,12 @@ func (l *launcher) conversion(op *mesospb.Offer_Operation) (from, to resources.R
 		if op.Create == nil {
 			return nil, nil, fmt.Errorf("%w: CREATE without create", errOperation)
 		}
-		rs, _, err := l.operationResources(op.Create.Volumes)
+		rs, _, err := by.operationResources(op.Create.Volumes)
 		if err != nil {
 			return nil, nil, err
 		}
 		ids := map[string]bool{}
-		for _, v := range l.a.total.PersistentVolumes() {
+		for _, v := range a.total.PersistentVolumes() {
 			ids[v.Role()+"\x00"+v.Disk.Persistence.ID] = true
 		}
 		from := make(resources.Resources, 0, len(rs))
@@ -126,8 +150,9 @@ func (l *launcher) conversion(op *mesospb.Offer_Operation) (from, to resources.R
 				return nil, nil, fmt.Errorf("%w: CREATE: volume %s is on revocable disk", errOperation, r.Disk.Persistence.ID)
 			case r.Shared:
 				return nil, nil, fmt.Errorf("%w: CREATE: shared persistent volumes are not supported", errOperation)
-			case r.Disk.Persistence.Principal != "" && r.Disk.Persistence.Principal != l.fw.info.GetPrincipal():
-				return nil, nil, fmt.Errorf("%w: CREATE: volume principal %q is not the framework's principal %q", errOperation, r.Disk.Persistence.Principal, l.fw.info.GetPrincipal())
+			}
+			if p, check := by.principal(); check && r.Disk.Persistence.Principal != "" && r.Disk.Persistence.Principal != p {
+				return nil, nil, fmt.Errorf("%w: CREATE: volume principal %q is not the framework's principal %q", errOperation, r.Disk.Persistence.Principal, p)
 			}
 			key := r.Role() + "\x00" + r.Disk.Persistence.ID
 			if ids[key] {
@@ -142,7 +167,7 @@ func (l *launcher) conversion(op *mesospb.Offer_Operation) (from, to resources.R
 		if op.Destroy == nil {
 			return nil, nil, fmt.Errorf("%w: DESTROY without destroy", errOperation)
 		}
-		rs, _, err := l.operationResources(op.Destroy.Volumes)
+		rs, _, err := by.operationResources(op.Destroy.Volumes)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -151,7 +176,7 @@ func (l *launcher) conversion(op *mesospb.Offer_Operation) (from, to resources.R
 			if !r.IsPersistentVolume() {
 				return nil, nil, fmt.Errorf("%w: DESTROY: %s is not a persistent volume", errOperation, r)
 			}
-			if !l.a.total.ContainsResource(withoutAllocation(r)) {
+			if !a.total.ContainsResource(withoutAllocation(r)) {
 				return nil, nil, fmt.Errorf("%w: DESTROY: persistent volume %s not found on the agent", errOperation, r.Disk.Persistence.ID)
 			}
 			to = append(to, r.StripVolume())
@@ -189,10 +214,12 @@ func (l *launcher) operationResources(ps []mesospb.Resource) (resources.Resource
 	return rs, role, nil
 }
 
+func (l *launcher) principal() (string, bool) { return l.fw.info.GetPrincipal(), true }
+
 // validateReserve checks one resource of a RESERVE: its last reservation is
-// the new, dynamic one, to the role it is allocated to, made by the
-// framework's principal if it names one.
-func (l *launcher) validateReserve(r resources.Resource, role string) error {
+// the new, dynamic one, to the role it is allocated to (if it is), made by
+// the requester's principal if it names one.
+func validateReserve(r resources.Resource, role string, by requester) error {
 	switch {
 	case !r.IsDynamicallyReserved():
 		return fmt.Errorf("%w: RESERVE: %s is not dynamically reserved", errOperation, r)
@@ -200,12 +227,32 @@ func (l *launcher) validateReserve(r resources.Resource, role string) error {
 		return fmt.Errorf("%w: RESERVE: %s is a persistent volume; reserve the disk, then create the volume", errOperation, r)
 	case r.Revocable:
 		return fmt.Errorf("%w: RESERVE: %s is revocable", errOperation, r)
-	case r.Role() != role:
+	case role != "" && r.Role() != role:
 		return fmt.Errorf("%w: RESERVE: a reservation to role %q of resources allocated to role %q", errOperation, r.Role(), role)
 	}
 	res := r.Reservations[len(r.Reservations)-1]
-	if res.Principal != "" && res.Principal != l.fw.info.GetPrincipal() {
-		return fmt.Errorf("%w: RESERVE: reservation principal %q is not the framework's principal %q", errOperation, res.Principal, l.fw.info.GetPrincipal())
+	if p, check := by.principal(); check && res.Principal != "" && res.Principal != p {
+		return fmt.Errorf("%w: RESERVE: reservation principal %q is not the framework's principal %q", errOperation, res.Principal, p)
+	}
+	return nil
+}
+
+// validateReserveSource checks a RESERVE that names its source (a change
+// of reservation, as Mesos 1.10 allows): source and target each carry one
+// reservation stack throughout, and the same amounts.
+func validateReserveSource(source, target resources.Resources) error {
+	for _, part := range []struct {
+		what string
+		rs   resources.Resources
+	}{{"source", source}, {"resources", target}} {
+		for _, r := range part.rs[1:] {
+			if !slices.EqualFunc(r.Reservations, part.rs[0].Reservations, resources.Reservation.Equal) {
+				return fmt.Errorf("%w: RESERVE: the %s mix reservations (%s)", errOperation, part.what, part.rs)
+			}
+		}
+	}
+	if !source.Flatten().Equal(target.Flatten()) {
+		return fmt.Errorf("%w: RESERVE: source %s and resources %s are not the same amounts", errOperation, source.Flatten(), target.Flatten())
 	}
 	return nil
 }

@@ -32,9 +32,11 @@ func (m *Master) SubscribeOperator(ctx context.Context) (string, <-chan *masterp
 
 // OperatorCall answers an operator API call other than SUBSCRIBE. A call
 // that is malformed gives an error wrapping ErrInvalidCall; one Apron does
-// not implement yet, an error wrapping errors.ErrUnsupported. A nil
-// Response with a nil error means the call was applied and has no answer
-// (UPDATE_WEIGHTS, UPDATE_QUOTA, SET_QUOTA, REMOVE_QUOTA).
+// not implement yet, an error wrapping errors.ErrUnsupported; one valid
+// that the cluster's state cannot satisfy, an error wrapping ErrConflict.
+// A nil Response with a nil error means the call was applied and has no
+// answer (UPDATE_WEIGHTS, the quota updates, RESERVE_RESOURCES,
+// UNRESERVE_RESOURCES, CREATE_VOLUMES, DESTROY_VOLUMES).
 func (m *Master) OperatorCall(ctx context.Context, call *masterpb.Call) (*masterpb.Response, error) {
 	leading, _ := m.leading()
 	var (
@@ -49,8 +51,9 @@ func (m *Master) OperatorCall(ctx context.Context, call *masterpb.Call) (*master
 
 // serveOperator is POST /api/v1: one masterpb.Call, answered with a
 // masterpb.Response (200), nothing (200, for UPDATE_WEIGHTS and the quota
-// updates), or, for SUBSCRIBE, a stream of masterpb.Event. The master
-// sends the stream's HEARTBEATs itself.
+// updates; 202, as Mesos, for the reservation and volume calls), or, for
+// SUBSCRIBE, a stream of masterpb.Event. The master sends the stream's
+// HEARTBEATs itself.
 func (m *Master) serveOperator(w http.ResponseWriter, r *http.Request) {
 	var call masterpb.Call
 	c, err := httpapi.DecodeCall(r, &call, 0)
@@ -73,6 +76,10 @@ func (m *Master) serveOperator(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if resp == nil {
+		if answersAccepted(call.GetType()) {
+			w.WriteHeader(http.StatusAccepted)
+			return
+		}
 		w.WriteHeader(http.StatusOK)
 		return
 	}

@@ -153,6 +153,12 @@ func (c *core) emitAgentRemoved(a *agent) {
 // GET_MASTER). A nil response with a nil error means "done, nothing to
 // say" (200 with no body).
 func (c *core) operatorCall(call *masterpb.Call, elected bool) (*masterpb.Response, error) {
+	if agentID, op, ok, err := operatorOperation(call); ok {
+		if err != nil {
+			return nil, err
+		}
+		return nil, c.operate(agentID, op)
+	}
 	typ := call.GetType()
 	resp := &masterpb.Response{}
 	switch typ {

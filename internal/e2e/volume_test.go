@@ -85,6 +85,36 @@ func (w *watcher) run(ctx context.Context, f *framework, all resources.Resources
 	}
 }
 
+// check waits until the framework watched was offered the whole agent,
+// unreserved, and checks it was never offered reserved resources.
+func (w *watcher) check(t *testing.T) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return w.sawAll
+	}, wait, 10*time.Millisecond, "the other role is offered the whole agent, unreserved")
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	assert.Empty(t, w.reserved, "offers to another role held reserved resources")
+}
+
+// declineAll declines, for an hour, every offer f gets until ctx ends.
+func (f *framework) declineAll(ctx context.Context) {
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case offers := <-f.rec.offers:
+				for _, o := range offers {
+					_ = f.driver.DeclineOffer(ctx, []mesospb.OfferID{o.ID}, &mesospb.Filters{RefuseSeconds: ptr(3600.0)})
+				}
+			}
+		}
+	}()
+}
+
 // TestPersistentVolumeSurvivesTasks: a framework of role db reserves
 // resources and creates a persistent volume in the ACCEPT that launches a
 // task writing in it; the volume is offered back to db after the task,
@@ -153,29 +183,11 @@ func TestPersistentVolumeSurvivesTasks(t *testing.T) {
 		unreserve.Unreserve = &mesospb.Offer_Operation_Unreserve{Resources: reserved.ToProto()}
 		require.NoError(t, db.driver.SuppressOffers(ctx))
 		require.NoError(t, db.driver.AcceptOffers(ctx, []mesospb.OfferID{o.ID}, []mesospb.Offer_Operation{destroy, unreserve}, &mesospb.Filters{RefuseSeconds: ptr(3600.0)}))
-		go func() { // decline whatever db still gets, for good
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case offers := <-db.rec.offers:
-					for _, o := range offers {
-						_ = db.driver.DeclineOffer(ctx, []mesospb.OfferID{o.ID}, &mesospb.Filters{RefuseSeconds: ptr(3600.0)})
-					}
-				}
-			}
-		}()
+		db.declineAll(ctx)
 		require.Eventually(t, func() bool {
 			_, err := os.Stat(filepath.Dir(hello))
 			return os.IsNotExist(err)
 		}, wait, 10*time.Millisecond, "the destroyed volume's directory is removed")
-		require.Eventually(t, func() bool {
-			w.mu.Lock()
-			defer w.mu.Unlock()
-			return w.sawAll
-		}, wait, 10*time.Millisecond, "the other role is offered the whole agent, unreserved")
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		assert.Empty(t, w.reserved, "offers to another role held reserved resources")
+		w.check(t)
 	})
 }
