@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -129,9 +130,39 @@ type Config struct {
 	// (its driver reconnects), so a slow executor never slows the agent
 	// (default 1024).
 	ExecutorStreamBuffer int
+	// GCDelay is how long the sandbox of an executor run is kept after
+	// the run ended and its tasks' last updates were acknowledged, before
+	// the agent removes it (Mesos's --gc_delay: 1 week); a framework's
+	// directory goes GCDelay after its last executor. The fuller the
+	// disk, the shorter: every DiskWatchInterval (Mesos's
+	// --disk_watch_interval: 1 min) the agent removes what was scheduled
+	// longer ago than GCDelay × max(0, 1 − GCDiskHeadroom − disk usage).
+	// GCDiskHeadroom is in [0, 1]; 0 means Mesos's default, 0.1 (a
+	// headroom of nothing is any tiny value, as 1e-9). See gc.go.
+	GCDelay           time.Duration
+	GCDiskHeadroom    float64
+	DiskWatchInterval time.Duration
+	// DiskUsage is the used fraction, in [0, 1], of the file system
+	// holding path (the WorkDir); default: statfs's (blocks − free) /
+	// blocks, as Mesos measures it. It is called on the agent's goroutine,
+	// so it must be quick; tests fake a full disk with it.
+	DiskUsage func(path string) (float64, error)
 	// Version is reported to the master at registration (default
 	// "apron").
 	Version string
+
+	// The fetcher downloads CommandInfo.uris into sandboxes before
+	// executors start (see fetcher.go for what it supports).
+	// FetcherHTTPClient downloads http and https URIs (for TLS, proxies...);
+	// default: a client whose transport waits FetcherStallTimeout at most
+	// for a server's answer. FetcherMaxSize bounds, in bytes, each fetched
+	// file and each archive's extracted content; 0, the default, is no
+	// bound, as in Mesos. FetcherStallTimeout fails a download that brings
+	// no data for that long (Mesos's --fetcher_stall_timeout: 1 min); it is
+	// timed by the real clock, not Clock: it is for the network.
+	FetcherHTTPClient   *http.Client
+	FetcherMaxSize      int64
+	FetcherStallTimeout time.Duration
 }
 
 // CommandExecutorMode says where the command executor runs; see
@@ -173,6 +204,9 @@ const (
 	DefaultKillGracePeriod                = 3 * time.Second
 	DefaultMaxCompletedTasks              = 1000
 	DefaultExecutorStreamBuffer           = 1024
+	DefaultGCDelay                        = 7 * 24 * time.Hour
+	DefaultGCDiskHeadroom                 = 0.1
+	DefaultDiskWatchInterval              = time.Minute
 
 	// defaultPingInterval and defaultMaxMissedPings apply when the master's
 	// REGISTERED does not say (Mesos: 15 s × 5).
@@ -230,6 +264,8 @@ func (c Config) withDefaults() (Config, error) {
 		{"ExecutorRegistrationTimeout", &c.ExecutorRegistrationTimeout, DefaultExecutorRegistrationTimeout},
 		{"ExecutorReregistrationTimeout", &c.ExecutorReregistrationTimeout, DefaultExecutorReregistrationTimeout},
 		{"ExecutorHeartbeatInterval", &c.ExecutorHeartbeatInterval, DefaultExecutorHeartbeatInterval},
+		{"GCDelay", &c.GCDelay, DefaultGCDelay},
+		{"DiskWatchInterval", &c.DiskWatchInterval, DefaultDiskWatchInterval},
 	} {
 		switch {
 		case *d.v < 0:
@@ -246,6 +282,17 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxCompletedTasks < 0 || c.ExecutorStreamBuffer < 0 {
 		return bad("negative MaxCompletedTasks or ExecutorStreamBuffer")
+	}
+	switch {
+	case c.FetcherMaxSize < 0:
+		return bad("FetcherMaxSize is negative (%d)", c.FetcherMaxSize)
+	case c.FetcherStallTimeout < 0:
+		return bad("FetcherStallTimeout is negative (%v)", c.FetcherStallTimeout)
+	case c.FetcherStallTimeout == 0:
+		c.FetcherStallTimeout = DefaultFetcherStallTimeout
+	}
+	if c.FetcherHTTPClient == nil {
+		c.FetcherHTTPClient = defaultFetcherClient(c.FetcherStallTimeout)
 	}
 	switch c.CommandExecutorMode {
 	case CommandExecutorInProcess:
@@ -268,6 +315,15 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ExecutorStreamBuffer == 0 {
 		c.ExecutorStreamBuffer = DefaultExecutorStreamBuffer
+	}
+	switch h := c.GCDiskHeadroom; {
+	case !(h >= 0 && h <= 1): // NaN too
+		return bad("GCDiskHeadroom %v is not in [0, 1]", h)
+	case h == 0:
+		c.GCDiskHeadroom = DefaultGCDiskHeadroom
+	}
+	if c.DiskUsage == nil {
+		c.DiskUsage = statfsUsage
 	}
 	return c, nil
 }

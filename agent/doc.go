@@ -43,8 +43,12 @@
 // Config.ExecutorRegistrationTimeout (1 min), or it is destroyed and its
 // tasks get TASK_FAILED (REASON_EXECUTOR_REGISTRATION_TIMEOUT). The end of
 // its process ends the executor, and the master gets EXECUTOR_EXITED with
-// the process's wait status. CommandInfo.uris are not fetched: the
-// executor's binary must be on the machine. Executor processes see the
+// the process's wait status. Before an executor starts, the agent fetches
+// its CommandInfo.uris (a command task's own) into its sandbox, as Mesos's
+// fetcher does: http, https, file:// and absolute paths, extracting
+// archives and honouring executable and output_file (see Config.Fetcher*);
+// a failed fetch fails the tasks with REASON_CONTAINER_LAUNCH_FAILED.
+// Executor processes see the
 // Mesos executor environment (MESOS_FRAMEWORK_ID, MESOS_EXECUTOR_ID,
 // MESOS_AGENT_ENDPOINT, MESOS_SANDBOX, MESOS_DIRECTORY, MESOS_CHECKPOINT=1,
 // MESOS_RECOVERY_TIMEOUT, MESOS_SUBSCRIPTION_BACKOFF_MAX,
@@ -113,6 +117,19 @@
 // acknowledged. [Agent.Shutdown] (and the master's SHUTDOWN) is the other
 // way to stop: it kills every executor and task, unregisters, and removes
 // the checkpoints, so a later agent on the same WorkDir is a new agent.
+//
+// # Sandbox garbage collection
+//
+// Sandboxes stay while their executor run lives or has updates not yet
+// acknowledged; then, as in Mesos, the run's sandbox is scheduled for
+// removal after Config.GCDelay (1 week), with its executor's and its
+// framework's directories once nothing of them is left, and removed sooner
+// as the disk fills: every Config.DiskWatchInterval (1 min) what was
+// scheduled longer ago than GCDelay × max(0, 1 − Config.GCDiskHeadroom −
+// disk usage) goes. A restarted agent schedules the leftovers it finds by
+// their mtimes. Removal never follows a symbolic link (a persistent
+// volume's data survives its sandbox) and unmounts what is mounted inside
+// first; the trees are deleted off the loop. See gc.go.
 //
 // # Reservations and persistent volumes
 //

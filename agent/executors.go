@@ -289,6 +289,7 @@ func (a *Agent) maybeForgetFramework(fw *frameworkRec) {
 	if err := a.meta.removeFramework(fw.id); err != nil {
 		a.log.Warn("agent: removing a framework's checkpoint", "framework", fw.id, "err", err)
 	}
+	a.gcFrameworkForgotten(fw)
 }
 
 // newExecutor records an executor run, with a fresh container ID naming
@@ -305,6 +306,9 @@ func (a *Agent) newExecutor(fw *frameworkRec, info mesospb.ExecutorInfo, kind ex
 	}
 	e.sandbox = a.sandboxDir(fw.id, e.id, e.containerID)
 	fw.executors[e.id] = e
+	// The framework's and the executor's directories may be scheduled for
+	// garbage collection: they are in use again.
+	a.gcUnschedule(e.sandbox)
 	return e
 }
 
@@ -369,11 +373,21 @@ func (e *executorRec) taskUser() string {
 	return e.fw.info.User
 }
 
-// startExecutor creates the executor's sandbox and starts it: a goroutine
+// startExecutor fetches the executor's URIs into its sandbox first, when
+// it has any (see fetcher.go), then launches it.
+func (a *Agent) startExecutor(e *executorRec) {
+	if uris := e.fetchURIs(); len(uris) > 0 {
+		a.fetchThenStart(e, uris)
+		return
+	}
+	a.launchExecutor(e)
+}
+
+// launchExecutor creates the executor's sandbox and starts it: a goroutine
 // running an executor.Driver linked to the agent, or, for an executor
 // process, its container. A failure terminates the executor at once,
 // failing its tasks.
-func (a *Agent) startExecutor(e *executorRec) {
+func (a *Agent) launchExecutor(e *executorRec) {
 	if e.kind.process() {
 		a.startProcessExecutor(e)
 		return
@@ -905,5 +919,7 @@ func (a *Agent) maybeForgetExecutor(e *executorRec) {
 		return
 	}
 	delete(e.fw.executors, e.key)
+	// Its sandbox goes after Config.GCDelay; see gc.go.
+	a.gcExecutorForgotten(e)
 	a.maybeForgetFramework(e.fw)
 }

@@ -39,6 +39,7 @@ type loopState struct {
 
 	checkpointed []mesospb.Resource // from CHECKPOINT_RESOURCES
 	met          agentMetrics
+	gc           *gcState // the sandbox garbage collector (gc.go)
 
 	shutdown *shutdownState // set once the agent is shutting down
 	done     bool           // the loop returns at the end of this turn
@@ -56,6 +57,7 @@ func (a *Agent) initLoop(runCtx, execCtx context.Context) {
 	a.streams = map[streamKey]*updateStream{}
 	a.regBackoff = a.cfg.RegistrationBackoff
 	a.met = agentMetrics{startedAt: a.clk.Now(), terminal: map[mesospb.TaskState]uint64{}}
+	a.initGC()
 }
 
 // closeExecutorStreams ends every executor's stream once the loop has

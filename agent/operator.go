@@ -102,6 +102,9 @@ func (a *Agent) flags() []mesospb.Flag {
 		{"default_kill_grace_period", mesosDuration(c.DefaultKillGracePeriod)},
 		{"max_completed_tasks", strconv.Itoa(c.MaxCompletedTasks)},
 		{"executor_stream_buffer", strconv.Itoa(c.ExecutorStreamBuffer)},
+		{"gc_delay", mesosDuration(c.GCDelay)},
+		{"gc_disk_headroom", strconv.FormatFloat(c.GCDiskHeadroom, 'g', -1, 64)},
+		{"disk_watch_interval", mesosDuration(c.DiskWatchInterval)},
 		{"command_executor_mode", c.CommandExecutorMode.String()},
 		{"command_executor_path", c.CommandExecutorPath},
 		{"in_process_executors", strings.Join(sortedKeys(c.Executors), ",")},
@@ -379,6 +382,8 @@ type metricsSnapshot struct {
 	pendingUpdates int
 	counters       agentMetrics
 	total, used    map[string]float64 // cpus, mem, disk
+	gc             gcMetrics          // the sandbox garbage collector's counters
+	gcPending      int                // paths scheduled for garbage collection
 }
 
 // metrics takes a snapshot: the loop's state, then the containerizer's.
@@ -425,6 +430,7 @@ func (a *Agent) metrics(ctx context.Context) (*metricsSnapshot, error) {
 		for _, s := range a.streams {
 			m.pendingUpdates += len(s.pending)
 		}
+		m.gc, m.gcPending = a.gc.met, a.gc.q.len()
 		return loopPart{m, a.cont}
 	})
 	if err != nil {
@@ -485,6 +491,9 @@ func (m *metricsSnapshot) mesos() []mesospb.Metric {
 			add("slave/"+r+"_percent", m.used[r]/m.total[r])
 		}
 	}
+	add("gc/path_removals_pending", float64(m.gcPending))
+	add("gc/path_removals_succeeded", float64(m.gc.removed))
+	add("gc/path_removals_failed", float64(m.gc.failed))
 	return out
 }
 
@@ -534,5 +543,12 @@ func writePrometheus(w io.Writer, m *metricsSnapshot) {
 		fmt.Fprintf(&b, "apron_agent_resources{resource=%q,kind=\"total\"} %s\n", r, num(m.total[r]))
 		fmt.Fprintf(&b, "apron_agent_resources{resource=%q,kind=\"used\"} %s\n", r, num(m.used[r]))
 	}
+	metric("apron_agent_gc_paths_pending", "gauge", "Sandbox paths scheduled for garbage collection.")
+	fmt.Fprintf(&b, "apron_agent_gc_paths_pending %d\n", m.gcPending)
+	metric("apron_agent_gc_paths_scheduled_total", "counter", "Sandbox paths scheduled for garbage collection since the agent started.")
+	fmt.Fprintf(&b, "apron_agent_gc_paths_scheduled_total %d\n", m.gc.scheduled)
+	metric("apron_agent_gc_path_removals_total", "counter", "Sandbox paths the garbage collector removed or failed to remove since the agent started.")
+	fmt.Fprintf(&b, "apron_agent_gc_path_removals_total{result=\"succeeded\"} %d\n", m.gc.removed)
+	fmt.Fprintf(&b, "apron_agent_gc_path_removals_total{result=\"failed\"} %d\n", m.gc.failed)
 	_, _ = io.WriteString(w, b.String())
 }

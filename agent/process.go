@@ -43,10 +43,6 @@ func (a *Agent) startProcessExecutor(e *executorRec) {
 		fail(err)
 		return
 	}
-	if uris := e.info.GetCommand().GetURIs(); len(uris) > 0 {
-		a.log.Warn("agent: the executor's URIs are not fetched; the executor must be on the machine already",
-			"framework", e.fw.id, "executor", e.id, "uris", len(uris))
-	}
 	cont, ctx := a.cont, a.execCtx
 	sandbox, user := e.sandbox, e.taskUser()
 	a.wg.Add(1)

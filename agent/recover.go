@@ -28,6 +28,10 @@ func (a *Agent) recover(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("agent: recovering containers: %w", err)
 	}
+	// What recovery forgets is scheduled for garbage collection by its
+	// mtime, and so is every sandbox no recovered run holds (gc.go).
+	a.gc.recovering = true
+	defer func() { a.gc.recovering = false }()
 	if a.id == "" {
 		// Without an ID nothing checkpointed can be re-registered: start
 		// afresh, and destroy whatever an earlier run left.
@@ -35,6 +39,7 @@ func (a *Agent) recover(ctx context.Context) error {
 			return fmt.Errorf("agent: clearing stale checkpoints: %w", err)
 		}
 		a.destroyUnclaimed(ctx, nil)
+		a.gcRecover()
 		return nil
 	}
 	if a.checkpointed, err = a.meta.readResources(); err != nil {
@@ -86,6 +91,7 @@ func (a *Agent) recover(ctx context.Context) error {
 		a.maybeForgetFramework(fw)
 	}
 	a.destroyUnclaimed(ctx, claimed)
+	a.gcRecover()
 	return nil
 }
 
@@ -108,6 +114,14 @@ func (a *Agent) recoverExecutor(ctx context.Context, fw *frameworkRec, re *recov
 		}
 		if s := a.streams[key]; s != nil && len(s.pending) > 0 {
 			t.updateState, t.updateUUID = s.pending[0].Status.State, s.pending[0].Status.UUID
+		}
+		if terminal(t.state) && a.streams[key] == nil && fw.tasks[rt.info.TaskID.Value] == nil {
+			// Its end was acknowledged before the restart (its log was
+			// left by a stop between the two): it is forgotten, or its run
+			// would never be, nor its sandbox collected.
+			e.taskIDs = append(e.taskIDs, rt.info.TaskID)
+			a.completed = append(a.completed, t.proto())
+			continue
 		}
 		if len(rt.group) > 0 {
 			g := groups[rt.group[0]]

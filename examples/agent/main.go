@@ -86,6 +86,9 @@ func run(args []string) error {
 		noopRun     = fs.Duration("noop-run-time", 0, "with -containerizer noop: how long each task runs before it exits 0 (0: at once); a task's "+containerizer.NoopRunTimeEnv+" environment variable overrides it")
 		cmdExecutor = fs.String("command-executor", "in-process", "where command executors run: \"in-process\" (a goroutine of the agent) or \"process\" (this binary re-executed, one per task, talking to the agent over HTTP)")
 		useJSON     = fs.Bool("json", false, "speak JSON to the master instead of protobuf")
+		gcDelay     = fs.Duration("gc-delay", agent.DefaultGCDelay, "how long the sandbox of a finished executor run is kept (Mesos's --gc_delay); less as the disk fills")
+		gcHeadroom  = fs.Float64("gc-disk-headroom", agent.DefaultGCDiskHeadroom, "fraction of the disk kept free: sandboxes older than gc-delay × (1 − this − disk usage) are removed at each disk check (Mesos's --gc_disk_headroom)")
+		diskWatch   = fs.Duration("disk-watch-interval", agent.DefaultDiskWatchInterval, "how often the work directory's disk usage is checked (Mesos's --disk_watch_interval)")
 		common      cli.Common
 	)
 	common.Register(fs, "info")
@@ -105,6 +108,11 @@ func run(args []string) error {
 		return err
 	}
 
+	if *gcHeadroom == 0 {
+		// Config takes 0 as "the default"; a headroom of nothing is any
+		// tiny one.
+		*gcHeadroom = 1e-9
+	}
 	var mode agent.CommandExecutorMode
 	switch *cmdExecutor {
 	case "in-process":
@@ -153,6 +161,9 @@ func run(args []string) error {
 		Containerizer:       cont,
 		Endpoint:            endpoint,
 		CommandExecutorMode: mode,
+		GCDelay:             *gcDelay,
+		GCDiskHeadroom:      *gcHeadroom,
+		DiskWatchInterval:   *diskWatch,
 		Logger:              log,
 	})
 	if err != nil {
