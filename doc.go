@@ -21,9 +21,9 @@
 //	api/v1/...     the wire protocol: Mesos v1 compatible protobuf types, and the codecs
 //	resources      resource arithmetic, parsing and printing, for every package and framework
 //	recordio       the RecordIO framing of every streaming endpoint
-//	allocator      the Allocator interface and hierarchical weighted DRF
-//	master         the master: offers, tasks, frameworks, agents; its HTTP API
-//	agent          the agent: executors, status updates, checkpoints and recovery
+//	allocator      the Allocator interface and hierarchical weighted DRF with quota and reservations
+//	master         the master: offers, tasks, frameworks, agents, reservations, quota; its HTTP APIs
+//	agent          the agent: executors, fetcher, volumes, status updates, checkpoints, recovery, sandbox GC
 //	containerizer  the Containerizer interface; the process (and, to come, Linux) implementations
 //	election       leader election: in-process and ZooKeeper (not yet written)
 //	scheduler      the Scheduler interface frameworks implement, and its Driver

@@ -893,6 +893,7 @@ func (a *Agent) terminateExecutor(e *executorRec, end *ending) {
 		e.stream = nil
 	}
 	e.queue, e.pending = nil, nil
+	a.forgetTaskVolumes(e)
 	for _, t := range e.sortedTasks() {
 		if !terminal(t.state) {
 			a.statusUpdate(e.fw.id, e.id, a.agentStatus(e.fw.id, t.info.TaskID.Value, e.ending.state, e.ending.reason, e.ending.message))

@@ -468,11 +468,33 @@ func (f *fetcher) extract(ctx context.Context, root *os.Root, name string, logf 
 		logf("WARNING: copying instead of extracting '%s' with the 'extract' flag: it does not seem to be an archive", name)
 		return nil
 	}
+	if err == nil {
+		err = checkLinks(root)
+	}
 	if err != nil {
 		return fmt.Errorf("extracting %q: %w", name, err)
 	}
 	logf("Extracted '%s' into the sandbox", name)
 	return nil
+}
+
+// checkLinks checks, once an archive is unpacked, that no link in the
+// sandbox leads out of it. Each link's target was checked as the link was
+// made, but a later entry can change where an earlier link leads: a link
+// put where its target's path had a directory still to come ("out" to
+// "d/../x", then "d" to ".") climbs out. The os.Root resolves each link
+// as the kernel would and refuses a way out; a link to what does not
+// exist (yet) is the task's business.
+func checkLinks(root *os.Root) error {
+	return fs.WalkDir(root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.Type()&fs.ModeSymlink == 0 {
+			return err
+		}
+		if _, err := root.Stat(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%w: link %q leads out of the sandbox: %v", errFetchUnsafe, p, err)
+		}
+		return nil
+	})
 }
 
 func hasSuffix(name string, suffixes ...string) bool {

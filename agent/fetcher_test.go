@@ -254,6 +254,7 @@ func TestFetchFailures(t *testing.T) {
 		"/uplink.tar.gz":  tarGz(t, archiveEntry{name: "d/up", link: "../../.."}),
 		"/chain.tar.gz":   tarGz(t, archiveEntry{name: "here", link: "."}, archiveEntry{name: "out", link: "here/../escaped"}),
 		"/through.tar.gz": tarGz(t, archiveEntry{name: "here", link: "."}, archiveEntry{name: "here/../escaped", body: "evil"}),
+		"/late.tar.gz":    tarGz(t, archiveEntry{name: "out", link: "here/../escaped"}, archiveEntry{name: "here", link: "."}),
 		"/hard.tar.gz":    tarGz(t, archiveEntry{name: "h", hardlink: "../../escaped"}),
 		"/escape.zip":     zipped(t, archiveEntry{name: "../escaped", body: "evil"}),
 		"/zlink.zip":      zipped(t, archiveEntry{name: "l", link: "../../x"}),
@@ -280,6 +281,7 @@ func TestFetchFailures(t *testing.T) {
 		{"tar-link-up", mesospb.CommandInfo_URI{Value: srv.URL + "/uplink.tar.gz"}, "outside the sandbox"},
 		{"tar-link-chain", mesospb.CommandInfo_URI{Value: srv.URL + "/chain.tar.gz"}, `through link "here"`},
 		{"tar-through-link", mesospb.CommandInfo_URI{Value: srv.URL + "/through.tar.gz"}, "unsafe archive"},
+		{"tar-link-chain-late", mesospb.CommandInfo_URI{Value: srv.URL + "/late.tar.gz"}, `link "out" leads out of the sandbox`},
 		{"tar-hardlink", mesospb.CommandInfo_URI{Value: srv.URL + "/hard.tar.gz"}, "leaves the sandbox"},
 		{"zip-dotdot", mesospb.CommandInfo_URI{Value: srv.URL + "/escape.zip"}, "unsafe archive"},
 		{"zip-link", mesospb.CommandInfo_URI{Value: srv.URL + "/zlink.zip"}, "outside the sandbox"},
@@ -335,7 +337,12 @@ func TestFetchStalled(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() { close(release) })
-	h := newHarness(t, func(c *agent.Config) { c.FetcherStallTimeout = 50 * time.Millisecond })
+	h := newHarness(t, func(c *agent.Config) {
+		c.FetcherStallTimeout = 50 * time.Millisecond
+		// The default client would also wait only 50 ms for the headers,
+		// which a loaded machine may take: the test is of the body's stall.
+		c.FetcherHTTPClient = srv.Client()
+	})
 	h.waitRegistered()
 	h.fm.push(runTask(fetchTask("t1", "true", mesospb.CommandInfo_URI{Value: srv.URL + "/slow"})))
 	waitFetchFailed(t, h, "t1", "download stalled")

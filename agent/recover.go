@@ -32,6 +32,7 @@ func (a *Agent) recover(ctx context.Context) error {
 	// mtime, and so is every sandbox no recovered run holds (gc.go).
 	a.gc.recovering = true
 	defer func() { a.gc.recovering = false }()
+	a.collectVolumeTrash()
 	if a.id == "" {
 		// Without an ID nothing checkpointed can be re-registered: start
 		// afresh, and destroy whatever an earlier run left.

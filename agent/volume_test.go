@@ -224,3 +224,38 @@ func TestVolumesForRunningExecutorProcess(t *testing.T) {
 	h.fm.waitUpdate(t, "p2", mesospb.TASK_FINISHED)
 	h.fm.waitExited(t, "ex1")
 }
+
+// A destroyed volume's data is moved aside at once, so the same
+// persistence ID can come back empty, and deleted off the agent's loop;
+// what a stopped agent left to delete, the next one deletes.
+func TestDestroyedVolumeRemovedAside(t *testing.T) {
+	h := newHarness(t)
+	h.waitRegistered()
+	v1 := persistentVolume("disk:100", "db", "v1", "data")
+	dir := filepath.Join(h.dir, "volumes", "roles", "db", "v1")
+	trash := filepath.Join(h.dir, "volumes", ".removing")
+	trashEmpty := func() bool { entries, err := os.ReadDir(trash); return err == nil && len(entries) == 0 }
+	h.fm.push(checkpointEvent(v1))
+	require.Eventually(t, func() bool { return exists(dir) }, waitFor, tick)
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "sub"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "sub", "old"), []byte("x"), 0o644))
+
+	// DESTROY, then CREATE of the same ID: a new, empty directory.
+	h.fm.push(checkpointEvent(nil))
+	h.fm.push(checkpointEvent(v1))
+	require.Eventually(t, func() bool {
+		entries, err := os.ReadDir(dir)
+		return err == nil && len(entries) == 0
+	}, waitFor, tick, "the volume made again is empty")
+	require.Eventually(t, trashEmpty, waitFor, tick, "the old data is deleted")
+
+	// What an earlier agent left in the trash goes when the next starts.
+	h.stop()
+	left := filepath.Join(trash, "volume-1", "data", "sub")
+	require.NoError(t, os.MkdirAll(left, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(left, "f"), []byte("x"), 0o644))
+	h.start()
+	h.waitRegistered()
+	require.Eventually(t, trashEmpty, waitFor, tick, "the leftovers are deleted")
+	assert.True(t, exists(dir), "the live volume stays")
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -30,7 +31,8 @@ import (
 // "eng backend"), which no role name contains, so every role has a
 // directory of its own at one level. The directory is made when the volume
 // appears in a CHECKPOINT_RESOURCES and removed, with its data, when it
-// disappears from one (DESTROY); the agent never removes anything else.
+// disappears from one (DESTROY), off the loop (see removeVolume); the agent
+// never removes anything else.
 //
 // A task using a volume sees it at the volume's container_path, relative
 // to its sandbox: the agent tells the containerizer (Config.Volumes), which
@@ -110,15 +112,80 @@ func (a *Agent) checkpointResources(rs []mesospb.Resource) {
 		if err != nil || keep[p] {
 			continue
 		}
-		if err := os.RemoveAll(p); err != nil {
-			a.log.Error("agent: removing a destroyed volume", "path", p, "err", err)
-		} else {
-			a.log.Info("agent: removed a destroyed volume", "path", p)
-		}
+		a.removeVolume(p)
 	}
 	a.mu.Lock()
 	a.info = a.agentInfo()
 	a.mu.Unlock()
+}
+
+// volumeTrash is where destroyed volumes wait to be deleted: beside
+// volumes/roles, so that no volume's path is ever in it.
+func (a *Agent) volumeTrash() string { return filepath.Join(a.cfg.WorkDir, "volumes", ".removing") }
+
+// removeVolume deletes a destroyed volume's data, which may be large: the
+// loop only moves its directory into the trash (one rename, after which
+// the same persistence ID may be created afresh), and a goroutine deletes
+// it there. What a stopping agent leaves in the trash, the next one
+// deletes as it recovers. A directory that cannot be moved (a mount point)
+// is emptied where it is.
+func (a *Agent) removeVolume(p string) {
+	dst, err := os.MkdirTemp(a.volumeTrash(), "volume-")
+	if errors.Is(err, fs.ErrNotExist) {
+		if err = os.MkdirAll(a.volumeTrash(), 0o700); err == nil {
+			dst, err = os.MkdirTemp(a.volumeTrash(), "volume-")
+		}
+	}
+	if err == nil {
+		err = os.Rename(p, filepath.Join(dst, "data"))
+		if errors.Is(err, fs.ErrNotExist) {
+			_ = os.Remove(dst) // nothing to delete
+			return
+		}
+	}
+	if err != nil {
+		a.log.Warn("agent: cannot move a destroyed volume aside; removing it in place", "path", p, "err", err)
+		if dst != "" {
+			_ = os.Remove(dst)
+		}
+		if err := os.RemoveAll(p); err != nil {
+			a.log.Error("agent: removing a destroyed volume", "path", p, "err", err)
+		}
+		return
+	}
+	a.log.Info("agent: removing a destroyed volume", "path", p)
+	a.emptyVolumeTrash([]string{dst})
+}
+
+// collectVolumeTrash deletes what an earlier agent left in the trash.
+func (a *Agent) collectVolumeTrash() {
+	entries, err := os.ReadDir(a.volumeTrash())
+	if err != nil {
+		return
+	}
+	paths := make([]string, len(entries))
+	for i, e := range entries {
+		paths[i] = filepath.Join(a.volumeTrash(), e.Name())
+	}
+	a.emptyVolumeTrash(paths)
+}
+
+// emptyVolumeTrash deletes paths of the trash on a goroutine; a stopping
+// agent leaves the rest for the next one.
+func (a *Agent) emptyVolumeTrash(paths []string) {
+	if len(paths) == 0 {
+		return
+	}
+	ctx, log := a.runCtx, a.log
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		for _, p := range paths {
+			if err := removeTree(ctx, p); err != nil && ctx.Err() == nil {
+				log.Error("agent: removing a destroyed volume", "path", p, "err", err)
+			}
+		}
+	}()
 }
 
 // makeVolumeDirs makes the directories of the volumes that lack one.
@@ -168,6 +235,19 @@ func (a *Agent) noteTaskVolumes(e *executorRec, t *mesospb.TaskInfo) {
 	}
 	if vols := a.volumesOf(t.Resources); len(vols) > 0 {
 		a.vols.set(executor.TaskContainerID(e.containerID, t.TaskID), vols)
+	}
+}
+
+// forgetTaskVolumes drops the volumes noted for the task containers of a
+// terminated executor: those of tasks that ended before their container
+// was launched (killed while queued, or the executor failed to start)
+// would otherwise stay in the book for as long as the agent runs.
+func (a *Agent) forgetTaskVolumes(e *executorRec) {
+	if e.kind != kindCommand && e.kind != kindDefault {
+		return
+	}
+	for _, id := range e.taskIDs {
+		a.vols.take(executor.TaskContainerID(e.containerID, id))
 	}
 }
 

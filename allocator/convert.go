@@ -47,13 +47,8 @@ func (d *DRF) UpdateAllocation(frameworkID, agentID string, from, to resources.R
 	if err := sameQuantities(from, to); err != nil {
 		return err
 	}
-	if a == nil || !a.res.Contains(from) {
-		var held resources.Resources
-		if a != nil {
-			held = a.res
-		}
-		return fmt.Errorf("%w: framework %q holds %s on agent %q, not %s",
-			ErrOverAllocation, frameworkID, held, agentID, from)
+	if err := holds(a, frameworkID, agentID, from); err != nil {
+		return err
 	}
 	total, err := validateTotal(agentID, ag.total.Subtract(from.Unallocated()).Add(to.Unallocated()))
 	if err != nil {

@@ -647,6 +647,20 @@ func (fw *framework) soleRole() string {
 	return only
 }
 
+// holds checks that allocation a (nil when there is none) of the framework
+// on the agent holds rs.
+func holds(a *allocation, frameworkID, agentID string, rs resources.Resources) error {
+	if a != nil && a.res.Contains(rs) {
+		return nil
+	}
+	var held resources.Resources
+	if a != nil {
+		held = a.res
+	}
+	return fmt.Errorf("%w: framework %q holds %s on agent %q, not %s",
+		ErrOverAllocation, frameworkID, held, agentID, rs)
+}
+
 // soleRole is the only allocation role in rs, or "".
 func soleRole(rs resources.Resources) string {
 	if len(rs) == 0 {
@@ -994,13 +1008,8 @@ func (d *DRF) Recover(frameworkID, agentID string, rs resources.Resources, refus
 	if err != nil {
 		return err
 	}
-	if a == nil || !a.res.Contains(rs) {
-		var held resources.Resources
-		if a != nil {
-			held = a.res
-		}
-		return fmt.Errorf("%w: framework %q holds %s on agent %q, not %s",
-			ErrOverAllocation, frameworkID, held, agentID, rs)
+	if err := holds(a, frameworkID, agentID, rs); err != nil {
+		return err
 	}
 	un := unallocate(rs)
 	owned := true // un is held by nothing else

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"syscall"
@@ -123,4 +124,22 @@ func startCPU() time.Duration {
 func reportTasks(b *testing.B, cpu0 time.Duration) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tasks/s")
 	b.ReportMetric(float64((startCPU()-cpu0).Microseconds())/float64(b.N), "agent-cpu-µs/op")
+}
+
+// A link the task left in its sandbox as stdout or stderr fails the
+// launch: the containerizer would write to, and chown, what it points to.
+func TestProcessRefusesLinkedOutput(t *testing.T) {
+	p := newProcess(t, t.TempDir())
+	t.Cleanup(func() { p.Close() })
+	victim := filepath.Join(t.TempDir(), "victim")
+	require.NoError(t, os.WriteFile(victim, []byte("precious\n"), 0o600))
+	for _, name := range []string{"stdout", "stderr"} {
+		sandbox := t.TempDir()
+		require.NoError(t, os.Symlink(victim, filepath.Join(sandbox, name)))
+		err := p.Launch(t.Context(), containerizer.Config{ID: "linked-" + name, Command: containerizer.ShellCommand("echo written"), Sandbox: sandbox})
+		require.ErrorIs(t, err, containerizer.ErrLaunchFailed, name)
+		b, err := os.ReadFile(victim)
+		require.NoError(t, err)
+		require.Equal(t, "precious\n", string(b), name)
+	}
 }

@@ -214,7 +214,11 @@ func (l *launcher) operationResources(ps []mesospb.Resource) (resources.Resource
 	return rs, role, nil
 }
 
-func (l *launcher) principal() (string, bool) { return l.fw.info.GetPrincipal(), true }
+// principal is the framework's principal; as in Mesos, a framework that
+// sets none may name any principal in its reservations and volumes.
+func (l *launcher) principal() (string, bool) {
+	return l.fw.info.GetPrincipal(), l.fw.info.Principal != nil
+}
 
 // validateReserve checks one resource of a RESERVE: its last reservation is
 // the new, dynamic one, to the role it is allocated to (if it is), made by

@@ -17,9 +17,10 @@ import (
 // guarantees and limits of several roles at once, all or nothing; SET_QUOTA
 // and REMOVE_QUOTA are the legacy calls (a guarantee that is also the
 // limit); GET_QUOTA reports them. The allocator keeps the quotas and
-// enforces them; the master validates, runs Mesos's capacity heuristic
-// (the guarantees must fit in the cluster unless forced) and rescinds the
-// offers that stand in a new quota's way.
+// enforces them; the master validates, runs Mesos's checks (unless
+// forced, a limit must hold what the role already consumes and the
+// guarantees must fit in the cluster) and rescinds the offers that stand in
+// a new quota's way.
 //
 // Apron departs from Mesos 1.9 where its allocator goes further: quota may
 // be set on nested roles ("eng/backend"), where Mesos refuses, and a
@@ -149,10 +150,10 @@ func (c *core) quotaStatus() masterpb.QuotaStatus {
 	return st
 }
 
-// updateQuota applies UPDATE_QUOTA: every config is validated, and the
-// guarantees checked against the cluster's capacity unless forced, before
-// any is applied. A config without guarantees or limits removes the role's
-// quota.
+// updateQuota applies UPDATE_QUOTA: every config is validated, and unless
+// forced each limit checked against the role's consumption and the
+// guarantees against the cluster's capacity, before any is applied. A
+// config without guarantees or limits removes the role's quota.
 func (c *core) updateQuota(u *masterpb.Call_UpdateQuota) error {
 	proposed := c.alloc.Quotas()
 	changes := make(map[string]allocator.Quota, len(u.QuotaConfigs))
@@ -166,6 +167,11 @@ func (c *core) updateQuota(u *masterpb.Call_UpdateQuota) error {
 		}
 		if err := c.quotaNamesScalar(q); err != nil {
 			return fmt.Errorf("%w: invalid QuotaConfig (update_quota.quota_configs[%d]): role %q: %v", ErrInvalidCall, i, cfg.Role, err)
+		}
+		if !u.GetForce() {
+			if err := c.limitCheck(cfg.Role, q.Limit); err != nil {
+				return fmt.Errorf("%w: invalid QuotaConfig: %v (use 'force' flag to bypass this check)", ErrInvalidCall, err)
+			}
 		}
 		changes[cfg.Role] = q
 		if isDefaultQuota(q) {
@@ -258,6 +264,56 @@ func (c *core) quotaNamesScalar(q allocator.Quota) error {
 			if g || l {
 				return fmt.Errorf("%q is a %s resource; quota applies to scalar resources only", r.Name, r.Type)
 			}
+		}
+	}
+	return nil
+}
+
+// limitCheck refuses, as Mesos does unless forced, a limit below what the
+// role already consumes outside outstanding offers (which a lower limit
+// rescinds): its reservations and those of its sub-roles, allocated or not,
+// and the unreserved, non-revocable scalars their tasks and executors hold.
+func (c *core) limitCheck(role string, limit allocator.Quantities) error {
+	if len(limit) == 0 {
+		return nil
+	}
+	consumed := allocator.Quantities{}
+	for _, a := range c.agents {
+		for _, r := range a.total {
+			if r.Type == resources.TypeScalar && len(r.Reservations) > 0 && resources.IsSubroleOrSelf(r.Role(), role) {
+				consumed[r.Name] = consumed[r.Name].Add(r.Scalar)
+			}
+		}
+	}
+	held := func(r resources.Resource) bool {
+		return r.Type == resources.TypeScalar && len(r.Reservations) == 0 && !r.Revocable &&
+			resources.IsSubroleOrSelf(r.AllocationRole, role)
+	}
+	for _, fw := range c.frameworks {
+		for _, rs := range c.alloc.Allocation(fw.id) {
+			for _, r := range rs {
+				if held(r) {
+					consumed[r.Name] = consumed[r.Name].Add(r.Scalar)
+				}
+			}
+		}
+	}
+	for _, o := range c.offers {
+		for _, r := range o.resources {
+			if held(r) {
+				consumed[r.Name] = consumed[r.Name].Sub(r.Scalar)
+			}
+		}
+	}
+	for _, name := range sortedKeys(limit) {
+		if consumed[name] > limit[name] {
+			for n, v := range consumed {
+				if v == 0 {
+					delete(consumed, n)
+				}
+			}
+			return fmt.Errorf("role '%s' is already consuming '%s'; this is more than the requested limits '%s'",
+				role, formatQuantities(consumed), formatQuantities(limit))
 		}
 	}
 	return nil

@@ -357,3 +357,30 @@ func TestQuotaGuaranteeRescindsOffers(t *testing.T) {
 	}
 	assert.GreaterOrEqual(t, prodCPUs, 6.0, "prod holds its guarantee")
 }
+
+// As in Mesos, UPDATE_QUOTA refuses a limit below what the role's tasks
+// and reservations already hold, unless forced; what is merely offered does
+// not count (the lower limit rescinds it).
+func TestQuotaLimitBelowConsumption(t *testing.T) {
+	h := newHarness(t, master.Config{})
+	_, aid := h.registerAgent("cpus:4;mem:1024")
+	info := frameworkInfo("dev")
+	info.Role = ptr("dev")
+	fs, fid := h.subscribe(info)
+	h.advance(40 * time.Millisecond)
+	offers := h.offers(fs)
+	require.Len(t, offers, 1)
+	require.NoError(t, h.call(fs, fid, launchCall(offerIDs(offers...), commandTask("t1", offers[0], "cpus:2;mem:128"))))
+	h.apply(reserveCall(aid, opReserved("cpus:1", "dev/sub")))
+	h.advance(40 * time.Millisecond)
+	require.NotEmpty(t, h.offers(fs), "the rest is offered again")
+
+	err := h.updateQuota(false, quotaConfig(t, "dev", "", "cpus:2.5"))
+	require.ErrorIs(t, err, master.ErrInvalidCall)
+	assert.Contains(t, err.Error(), "already consuming 'cpus:3;mem:128'")
+	assert.Empty(t, h.quotaStatus().Configs, "nothing applied")
+
+	require.NoError(t, h.updateQuota(false, quotaConfig(t, "dev", "", "cpus:3")), "offers do not count")
+	require.NoError(t, h.updateQuota(true, quotaConfig(t, "dev", "", "cpus:1")), "forced")
+	require.Len(t, h.quotaStatus().Configs, 1)
+}

@@ -378,3 +378,22 @@ func TestReserveRefinesAParentReservation(t *testing.T) {
 	require.Empty(t, ckpt)
 	requireSame(t, resources.MustParse("cpus:1;mem:256;cpus(eng):2"), agentTotal(t, h, aid), "agent total")
 }
+
+// A framework that sets no principal may name one in its reservations and
+// volumes, as in Mesos, where only a framework's own principal is checked.
+func TestReserveWithoutFrameworkPrincipal(t *testing.T) {
+	h := newHarness(t, master.Config{})
+	dbs, dbID := h.subscribe(roleFramework("db", "db", ""))
+	as, _ := h.registerAgent("cpus:4;mem:1024;disk:1000")
+	h.advance(40 * time.Millisecond)
+	offers := h.offers(dbs)
+	require.Len(t, offers, 1)
+
+	disk := dyn("disk:100", "db", "ops")
+	v := vol(disk, "v1", "data")
+	v[0].Disk.Persistence.Principal = "ops"
+	require.NoError(t, h.call(dbs, dbID, acceptOps(offers, 0, reserveOp(disk), createOp(v))))
+	ckpt, n := h.lastCheckpoint(as)
+	require.Equal(t, 2, n)
+	requireSame(t, v, ckpt, "checkpointed resources")
+}

@@ -59,6 +59,7 @@ func TestOperatorReservation(t *testing.T) {
 		// offer, and other gets the whole agent.
 		require.NoError(t, db.driver.SuppressOffers(ctx))
 		db.declineAll(ctx)
+		w.reset() // the reservation holds: other cannot be offered the whole agent until the UNRESERVE
 		resp, err = op(&masterpb.Call{Type: masterpb.Call_UNRESERVE_RESOURCES.Enum(),
 			UnreserveResources: &masterpb.Call_UnreserveResources{AgentID: agentID, Resources: reserved.ToProto()}})
 		require.NoError(t, err)

@@ -85,8 +85,17 @@ func (w *watcher) run(ctx context.Context, f *framework, all resources.Resources
 	}
 }
 
+// reset forgets the whole-agent offers seen so far: those came before a
+// reservation, and the check is that the agent comes back whole after it.
+func (w *watcher) reset() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.sawAll = false
+}
+
 // check waits until the framework watched was offered the whole agent,
-// unreserved, and checks it was never offered reserved resources.
+// unreserved, since the last reset, and checks it was never offered
+// reserved resources.
 func (w *watcher) check(t *testing.T) {
 	t.Helper()
 	require.Eventually(t, func() bool {
@@ -182,6 +191,7 @@ func TestPersistentVolumeSurvivesTasks(t *testing.T) {
 		destroy.Destroy = &mesospb.Offer_Operation_Destroy{Volumes: volume.ToProto()}
 		unreserve.Unreserve = &mesospb.Offer_Operation_Unreserve{Resources: reserved.ToProto()}
 		require.NoError(t, db.driver.SuppressOffers(ctx))
+		w.reset() // the reservation holds: other cannot be offered the whole agent until the UNRESERVE
 		require.NoError(t, db.driver.AcceptOffers(ctx, []mesospb.OfferID{o.ID}, []mesospb.Offer_Operation{destroy, unreserve}, &mesospb.Filters{RefuseSeconds: ptr(3600.0)}))
 		db.declineAll(ctx)
 		require.Eventually(t, func() bool {

@@ -227,6 +227,9 @@ func Run(cfg Config) (Result, error) {
 		cfg.Warmup = cfg.Duration / 3
 	}
 	if len(cfg.Workload) == 0 {
+		if cfg.Frameworks > 0 && len(cfg.Shapes) == 0 {
+			return Result{}, fmt.Errorf("sim: %d frameworks and no Shapes", cfg.Frameworks)
+		}
 		for i := range cfg.Frameworks {
 			cfg.Workload = append(cfg.Workload, FrameworkGroup{Count: 1, Roles: []string{"*"}, Shape: cfg.Shapes[i%len(cfg.Shapes)], Tasks: cfg.TasksPerFramework})
 		}
@@ -274,7 +277,9 @@ func Run(cfg Config) (Result, error) {
 	for end := s.now.Add(cfg.Duration); s.now.Before(end); {
 		s.now = s.now.Add(cfg.Step)
 		s.res.Steps++
-		s.finishTasks()
+		if err := s.finishTasks(); err != nil {
+			return s.res, err
+		}
 		if err := s.answerOffers(); err != nil {
 			return s.res, err
 		}
@@ -544,7 +549,9 @@ func (s *simulation) agentEvent(a *simAgent, ev *internalpb.Event) error {
 			st.role = rs[0].AllocationRole
 		}
 		a.tasks[fid+"/"+st.id] = st
-		step := int((st.endsAt.Sub(s.start) + s.cfg.Step - 1) / s.cfg.Step)
+		// This step's finishTasks has run: a task whose time is already up
+		// (a jitter as large as the duration) ends at the next one.
+		step := max(int((st.endsAt.Sub(s.start)+s.cfg.Step-1)/s.cfg.Step), s.res.Steps+1)
 		s.ending[step] = append(s.ending[step], st)
 		fw.account(st, 1)
 		if at, ok := s.offerAt[st.id]; ok {
@@ -595,19 +602,22 @@ func (s *simulation) status(a *simAgent, frameworkID, taskID string, state mesos
 }
 
 // finishTasks ends the tasks whose time is up, in the order they started.
-func (s *simulation) finishTasks() {
+func (s *simulation) finishTasks() error {
 	step := s.res.Steps
 	due := s.ending[step]
 	delete(s.ending, step)
 	for _, t := range due {
 		a := t.agent
 		delete(a.tasks, t.framework+"/"+t.id)
-		_ = s.status(a, t.framework, t.id, mesospb.TASK_FINISHED)
+		if err := s.status(a, t.framework, t.id, mesospb.TASK_FINISHED); err != nil {
+			return fmt.Errorf("finishing task %s: %w", t.id, err)
+		}
 		fw := s.byID[t.framework]
 		fw.account(t, -1)
 		fw.running--
 		s.res.Finished++
 	}
+	return nil
 }
 
 // sample records utilization and fairness.

@@ -102,3 +102,29 @@ func TestFiftyThousandAgents(t *testing.T) {
 	assert.Greater(t, res.JainRoles, 0.9)
 	assert.Greater(t, res.JainFrameworks, 0.9)
 }
+
+// A task whose random duration is zero or less still ends, at the next
+// step, so the run finishes every task.
+func TestTasksWithNoTimeLeftEnd(t *testing.T) {
+	res, err := sim.Run(sim.Config{
+		Agents:            2,
+		AgentResources:    "cpus:4;mem:4096",
+		Frameworks:        2,
+		Shapes:            []string{"cpus:1;mem:512"},
+		TasksPerFramework: 20,
+		TaskDuration:      100 * time.Millisecond,
+		TaskJitter:        time.Second,
+		Duration:          time.Minute,
+		Seed:              3,
+	})
+	require.NoError(t, err)
+	assert.Equal(t, 2*20, res.Launched)
+	assert.Equal(t, res.Launched, res.Finished, "every launched task finished")
+	assert.Less(t, res.SimulatedTime, time.Minute, "the run ended once the work was done")
+}
+
+// Frameworks without task shapes are an error, not a division by zero.
+func TestFrameworksWithoutShapes(t *testing.T) {
+	_, err := sim.Run(sim.Config{Agents: 1, AgentResources: "cpus:1;mem:128", Frameworks: 1, Duration: time.Second})
+	require.Error(t, err)
+}
