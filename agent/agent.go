@@ -18,6 +18,7 @@ import (
 	"github.com/apronhq/apron/containerizer"
 	"github.com/apronhq/apron/executor"
 	"github.com/apronhq/apron/internal/clock"
+	"github.com/apronhq/apron/internal/fetch"
 	"github.com/apronhq/apron/resources"
 )
 
@@ -71,7 +72,8 @@ type Agent struct {
 
 	wg sync.WaitGroup // goroutines Run owns: executors, connections, clean-ups
 
-	vols volumeBook // volumes of task containers the built-in executors launch
+	vols    volumeBook     // volumes of task containers the built-in executors launch
+	fetcher *fetch.Fetcher // the agent's and its default executors'
 
 	// Everything below is owned by the loop goroutine.
 	loopState
@@ -108,6 +110,7 @@ func New(cfg Config) (*Agent, error) {
 		stopped:    make(chan struct{}),
 		finished:   make(chan struct{}),
 	}
+	a.fetcher = newFetcher(cfg)
 	a.id, err = a.meta.readAgentID()
 	if err != nil {
 		return nil, fmt.Errorf("agent: reading the checkpointed agent ID: %w", err)

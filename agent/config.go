@@ -12,6 +12,7 @@ import (
 	"github.com/apronhq/apron/containerizer"
 	"github.com/apronhq/apron/executor"
 	"github.com/apronhq/apron/internal/clock"
+	"github.com/apronhq/apron/internal/fetch"
 )
 
 // Config configures an agent. Every field but Master and WorkDir has a
@@ -292,7 +293,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.FetcherStallTimeout = DefaultFetcherStallTimeout
 	}
 	if c.FetcherHTTPClient == nil {
-		c.FetcherHTTPClient = defaultFetcherClient(c.FetcherStallTimeout)
+		c.FetcherHTTPClient = fetch.DefaultClient(c.FetcherStallTimeout)
 	}
 	switch c.CommandExecutorMode {
 	case CommandExecutorInProcess:

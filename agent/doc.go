@@ -47,8 +47,12 @@
 // its CommandInfo.uris (a command task's own) into its sandbox, as Mesos's
 // fetcher does: http, https, file:// and absolute paths, extracting
 // archives and honouring executable and output_file (see Config.Fetcher*);
-// a failed fetch fails the tasks with REASON_CONTAINER_LAUNCH_FAILED.
-// Executor processes see the
+// a failed fetch fails the tasks with REASON_CONTAINER_LAUNCH_FAILED. The
+// default executor, given the agent's fetcher (CommandConfig.Fetcher),
+// fetches each task's own URIs into the task's sandbox,
+// <run>/tasks/<task>, before any task of the group starts; one failed
+// fetch fails the whole group the same way, as a group launches whole or
+// not at all. Executor processes see the
 // Mesos executor environment (MESOS_FRAMEWORK_ID, MESOS_EXECUTOR_ID,
 // MESOS_AGENT_ENDPOINT, MESOS_SANDBOX, MESOS_DIRECTORY, MESOS_CHECKPOINT=1,
 // MESOS_RECOVERY_TIMEOUT, MESOS_SUBSCRIPTION_BACKOFF_MAX,

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"os/user"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -19,6 +17,7 @@ import (
 	"github.com/apronhq/apron/api/v1/mesospb"
 	"github.com/apronhq/apron/containerizer"
 	"github.com/apronhq/apron/executor"
+	"github.com/apronhq/apron/internal/fetch"
 )
 
 // frameworkRec is a framework with executors or tasks on this agent.
@@ -409,7 +408,7 @@ func (a *Agent) launchExecutor(e *executorRec) {
 		ex = a.cfg.Executors[e.info.GetCommand().GetValue()]
 	}
 	sandbox, user := e.sandbox, e.taskUser()
-	a.runDriver(e, ex, fail, func() error { return makeSandbox(sandbox, user) })
+	a.runDriver(e, ex, fail, func() error { return fetch.MakeSandbox(sandbox, user) })
 }
 
 // runDriver runs ex for e on its own goroutine, after prepare (when not
@@ -478,43 +477,8 @@ func (a *Agent) commandConfig(e *executorRec) executor.CommandConfig {
 		Clock:              a.clk,
 		Logger:             a.log.With("framework", e.fw.id, "executor", e.id),
 		DefaultGracePeriod: a.cfg.DefaultKillGracePeriod,
+		Fetcher:            a.fetcher,
 	}
-}
-
-// makeSandbox creates an executor's sandbox, owned by the user its tasks
-// run as (name) when the agent runs as root, as Mesos does. It runs on the
-// executor's goroutine, not the loop: directory creation can be slow.
-func makeSandbox(sandbox, name string) error {
-	if err := os.MkdirAll(sandbox, 0o755); err != nil {
-		return fmt.Errorf("creating the sandbox: %w", err)
-	}
-	uid, gid, err := sandboxOwner(name)
-	if err != nil || uid < 0 {
-		return err
-	}
-	if err := os.Chown(sandbox, uid, gid); err != nil {
-		return fmt.Errorf("giving the sandbox to user %q: %w", name, err)
-	}
-	return nil
-}
-
-// sandboxOwner is the uid and gid of user name, who owns the sandboxes of
-// its tasks when the agent runs as root; -1, -1 otherwise, or when name
-// is "" (the agent's own user).
-func sandboxOwner(name string) (uid, gid int, err error) {
-	if name == "" || os.Geteuid() != 0 {
-		return -1, -1, nil
-	}
-	u, err := user.Lookup(name)
-	if err != nil {
-		return -1, -1, fmt.Errorf("user %q of the sandbox: %w", name, err)
-	}
-	uid, err1 := strconv.Atoi(u.Uid)
-	gid, err2 := strconv.Atoi(u.Gid)
-	if err1 != nil || err2 != nil {
-		return -1, -1, fmt.Errorf("user %q has a non-numeric uid or gid", name)
-	}
-	return uid, gid, nil
 }
 
 // subscribeExecutor handles SUBSCRIBE: a new stream replaces the old one,

@@ -481,3 +481,65 @@ func TestFetchAsTaskUser(t *testing.T) {
 }
 
 func fileUID(fi os.FileInfo) uint32 { return fi.Sys().(*syscall.Stat_t).Uid }
+
+// runTaskGroup is RUN_TASK_GROUP of tasks under a default executor.
+func runTaskGroup(execID string, tasks ...mesospb.TaskInfo) *internalpb.Event {
+	return &internalpb.Event{
+		Type: internalpb.Event_RUN_TASK_GROUP.Enum(),
+		RunTaskGroup: &internalpb.Event_RunTaskGroup{
+			Framework: framework,
+			Executor: mesospb.ExecutorInfo{
+				Type:       mesospb.ExecutorInfo_DEFAULT.Enum(),
+				ExecutorID: mesospb.ExecutorID{Value: execID},
+			},
+			TaskGroup: mesospb.TaskGroupInfo{Tasks: tasks},
+		},
+	}
+}
+
+// Under the default executor each task of a group gets its own URIs in
+// its own sandbox, <run>/tasks/<task>, fetched by the agent's fetcher
+// (its size limit holds there too); a failed fetch fails the whole group
+// with Mesos's reason, and nothing of it runs.
+func TestFetchTaskGroup(t *testing.T) {
+	srv := fileServer(t, map[string][]byte{
+		"/a.txt": []byte("for a\n"),
+		"/big":   bytes.Repeat([]byte("x"), 4096),
+	})
+	h := newHarness(t, func(c *agent.Config) { c.FetcherMaxSize = 4000 })
+	h.waitRegistered()
+	h.fm.push(runTaskGroup("default-1",
+		fetchTask("a", "cat a.txt", mesospb.CommandInfo_URI{Value: srv.URL + "/a.txt"}),
+		commandTask("b", "test ! -e a.txt")))
+	h.fm.waitUpdate(t, "a", mesospb.TASK_FINISHED)
+	h.fm.waitUpdate(t, "b", mesospb.TASK_FINISHED)
+	run := h.runDir("default-1")
+	b, err := os.ReadFile(filepath.Join(run, "tasks", "a", "stdout"))
+	require.NoError(t, err)
+	assert.Equal(t, "for a\n", string(b))
+	assert.FileExists(t, filepath.Join(run, "tasks", "a", "a.txt"))
+	assert.NoFileExists(t, filepath.Join(run, "a.txt"), "not in the executor's sandbox")
+
+	for _, c := range []struct{ exec, uri, want string }{
+		{"default-2", srv.URL + "/missing", "HTTP error: 404 Not Found"},
+		{"default-3", srv.URL + "/big", "larger than the fetcher's size limit"},
+	} {
+		bad, peer := c.exec+"-bad", c.exec+"-peer"
+		h.fm.push(runTaskGroup(c.exec,
+			commandTask(peer, "touch ran; sleep 1000"),
+			fetchTask(bad, "touch ran", mesospb.CommandInfo_URI{Value: c.uri})))
+		u := h.fm.waitUpdate(t, bad, mesospb.TASK_FAILED)
+		assert.Equal(t, mesospb.TaskStatus_REASON_CONTAINER_LAUNCH_FAILED, u.Status.GetReason())
+		assert.True(t, strings.HasPrefix(u.Status.GetMessage(), "Failed to fetch all URIs for container '"), u.Status.GetMessage())
+		assert.Contains(t, u.Status.GetMessage(), c.want)
+		u = h.fm.waitUpdate(t, peer, mesospb.TASK_FAILED)
+		assert.Equal(t, mesospb.TaskStatus_REASON_CONTAINER_LAUNCH_FAILED, u.Status.GetReason())
+		assert.Contains(t, u.Status.GetMessage(), `Task "`+bad+`" of the group failed to launch`)
+		for _, id := range []string{bad, peer} {
+			assert.Equal(t, []mesospb.TaskState{mesospb.TASK_STARTING, mesospb.TASK_FAILED}, h.fm.states(id), id)
+			assert.NoFileExists(t, filepath.Join(h.runDir(c.exec), "tasks", id, "ran"), "%s never ran", id)
+		}
+		h.fm.waitExited(t, c.exec)
+	}
+	require.Eventually(t, func() bool { return len(h.state().Frameworks) == 0 }, waitFor, tick)
+}

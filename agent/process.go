@@ -14,6 +14,7 @@ import (
 	"github.com/apronhq/apron/api/v1/mesospb"
 	"github.com/apronhq/apron/containerizer"
 	"github.com/apronhq/apron/executor"
+	"github.com/apronhq/apron/internal/fetch"
 )
 
 // Executor processes: a custom executor (an ExecutorInfo whose command
@@ -48,7 +49,7 @@ func (a *Agent) startProcessExecutor(e *executorRec) {
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
-		err := makeSandbox(sandbox, user)
+		err := fetch.MakeSandbox(sandbox, user)
 		if err == nil {
 			err = cont.Launch(ctx, cfg)
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/apronhq/apron/api/v1/mesospb"
 	"github.com/apronhq/apron/containerizer"
 	"github.com/apronhq/apron/executor"
+	"github.com/apronhq/apron/internal/fetch"
 	"github.com/apronhq/apron/resources"
 )
 
@@ -271,7 +272,7 @@ func (a *Agent) linkTaskVolumes(e *executorRec, item launchItem) error {
 	if len(vols) == 0 {
 		return nil
 	}
-	uid, gid, err := sandboxOwner(e.taskUser())
+	uid, gid, err := fetch.SandboxOwner(e.taskUser())
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/apronhq/apron/api/v1/mesospb"
 	"github.com/apronhq/apron/containerizer"
 	"github.com/apronhq/apron/internal/clock"
+	"github.com/apronhq/apron/internal/fetch"
 )
 
 // DefaultGracePeriod is the time between SIGTERM and SIGKILL when a task is
@@ -47,6 +48,21 @@ type CommandConfig struct {
 	// DefaultGracePeriod is the kill grace period of tasks without a kill
 	// policy; 0 is DefaultGracePeriod.
 	DefaultGracePeriod time.Duration
+	// Fetcher fetches the CommandInfo.uris of the default executor's tasks
+	// into their sandboxes before they start; nil is Apron's fetcher with
+	// Mesos's defaults (a 1 min stall timeout, no size limit). An agent
+	// passes its own, configured as it fetches for executors. The command
+	// executor fetches nothing: its agent fetched its task's URIs into the
+	// executor's sandbox before starting it.
+	Fetcher Fetcher
+}
+
+// Fetcher fetches URIs into a sandbox, which it creates (owned by user,
+// when the process runs as root), as Mesos's fetcher does; the agent's
+// fetcher is one. An error fails the task with
+// REASON_CONTAINER_LAUNCH_FAILED. It must stop when ctx ends.
+type Fetcher interface {
+	Fetch(ctx context.Context, sandbox, user string, uris []mesospb.CommandInfo_URI) error
 }
 
 // CommandExecutor is the built-in command executor: it runs one task's
@@ -141,12 +157,13 @@ type task struct {
 	rearm   chan struct{} // (cap 1) the kill deadline moved earlier
 
 	// Guarded by builtin.mu.
-	launched bool // the container runs and TASK_RUNNING is sent: a kill may start
-	killing  bool
-	deadline time.Time // of the kill's grace period
-	terminal bool
-	uuid     []byte // of the terminal update
-	acked    bool   // the terminal update is acknowledged
+	launched    bool // the container runs and TASK_RUNNING is sent: a kill may start
+	killing     bool
+	cancelFetch context.CancelCauseFunc // while its group's URIs are fetched
+	deadline    time.Time               // of the kill's grace period
+	terminal    bool
+	uuid        []byte // of the terminal update
+	acked       bool   // the terminal update is acknowledged
 }
 
 func (t *task) end() { t.endOnce.Do(func() { close(t.ended) }) }
@@ -160,6 +177,9 @@ func newBuiltin(cfg CommandConfig, group bool) *builtin {
 	}
 	if cfg.DefaultGracePeriod <= 0 {
 		cfg.DefaultGracePeriod = DefaultGracePeriod
+	}
+	if cfg.Fetcher == nil {
+		cfg.Fetcher = &fetch.Fetcher{Client: fetch.DefaultClient(fetch.DefaultStallTimeout), StallTimeout: fetch.DefaultStallTimeout}
 	}
 	kind := "command"
 	if group {
@@ -302,15 +322,142 @@ func (b *builtin) launch(ctx context.Context, d *Driver, infos []mesospb.TaskInf
 		}
 		cfgs[i] = c
 	}
+	if b.group && slices.ContainsFunc(tasks, func(t *task) bool { return len(t.info.Command.GetURIs()) > 0 }) {
+		d.Go(func(ctx context.Context) { b.fetchGroup(ctx, d, tasks, cfgs) })
+		return
+	}
 	for i, t := range tasks {
-		d.Go(func(ctx context.Context) { b.run(ctx, d, t, cfgs[i]) })
+		d.Go(func(ctx context.Context) { b.run(ctx, d, t, cfgs[i], true) })
 	}
 }
 
-// run launches t's container, then watches it.
-func (b *builtin) run(ctx context.Context, d *Driver, t *task, cfg containerizer.Config) {
+// Causes of the end of a group's fetch.
+var (
+	errFetchFailed = errors.New("a fetch of the group failed")
+	errFetchKilled = errors.New("a task of the group was killed")
+)
+
+// fetchGroup fetches each task's CommandInfo.uris into the task's sandbox,
+// all tasks at once, and then runs the group. A group starts whole or not
+// at all: when a fetch fails the others are cancelled and every task of
+// the group gets TASK_FAILED (REASON_CONTAINER_LAUNCH_FAILED), the task
+// whose fetch failed with Mesos's message; a kill (or SHUTDOWN) during
+// the fetch cancels it and kills the whole group. Every task gets
+// TASK_STARTING first, as Mesos's default executor sends it before asking
+// for the task's container, whose launch fetches.
+func (b *builtin) fetchGroup(ctx context.Context, d *Driver, tasks []*task, cfgs []containerizer.Config) {
+	for _, t := range tasks {
+		b.send(ctx, d, t, mesospb.TASK_STARTING, "", nil, nil)
+	}
+	fctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	b.mu.Lock()
+	for _, t := range tasks {
+		t.cancelFetch = cancel
+		if t.killing {
+			cancel(errFetchKilled)
+		}
+	}
+	b.mu.Unlock()
+
+	// The first fetch to fail cancels the others; their errors are
+	// that cancellation's.
+	var (
+		mu     sync.Mutex
+		failed = -1
+		cause  error
+	)
+	var wg sync.WaitGroup
+	for i, t := range tasks {
+		uris := t.info.Command.GetURIs()
+		if len(uris) == 0 {
+			continue
+		}
+		wg.Go(func() {
+			err := b.cfg.Fetcher.Fetch(fctx, t.sandbox, cfgs[i].User, uris)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil && fctx.Err() == nil {
+				failed, cause = i, err
+				cancel(errFetchFailed)
+			}
+		})
+	}
+	wg.Wait()
+	b.mu.Lock()
+	for _, t := range tasks {
+		t.cancelFetch = nil
+	}
+	b.mu.Unlock()
+
+	switch {
+	case ctx.Err() != nil:
+		// The driver is ending (the agent going away): nothing ran, and
+		// nothing is reported.
+		for _, t := range tasks {
+			t.end()
+		}
+		return
+	case failed >= 0:
+		b.fetchFailed(ctx, d, tasks, failed, cause)
+		return
+	case errors.Is(context.Cause(fctx), errFetchKilled):
+		b.killedDuringFetch(ctx, d, tasks)
+		return
+	}
+	b.log.Info("fetched the task group's URIs", "tasks", len(tasks))
+	for i, t := range tasks {
+		wg.Go(func() { b.run(ctx, d, t, cfgs[i], false) })
+	}
+	wg.Wait()
+}
+
+// fetchFailed fails every task of a group whose fetch failed: the task
+// whose fetch failed with Mesos's message, the others naming it.
+func (b *builtin) fetchFailed(ctx context.Context, d *Driver, tasks []*task, failed int, err error) {
+	id := tasks[failed].info.TaskID.Value
+	msg := fmt.Sprintf("Failed to fetch all URIs for container '%s': %v", tasks[failed].cid, err)
+	b.log.Warn("fetching the task group's URIs failed", "task_id", id, "err", err)
+	for i, t := range tasks {
+		m := msg
+		if i != failed {
+			m = fmt.Sprintf("Task %q of the group failed to launch: %s", id, msg)
+		}
+		t.end()
+		b.finish(ctx, d, t, mesospb.TASK_FAILED, m, mesospb.TaskStatus_REASON_CONTAINER_LAUNCH_FAILED.Enum())
+	}
+}
+
+// killedDuringFetch reports a group of which a task was killed while the
+// group's URIs were fetched: the group is killed, none of it ran.
+func (b *builtin) killedDuringFetch(ctx context.Context, d *Driver, tasks []*task) {
+	b.mu.Lock()
+	killed := ""
+	direct := make([]bool, len(tasks)) // killed themselves, not as the group
+	for i, t := range tasks {
+		direct[i] = t.killing
+		if t.killing && killed == "" {
+			killed = t.info.TaskID.Value
+		}
+	}
+	b.mu.Unlock()
+	for i, t := range tasks {
+		m := "Task killed before it was launched"
+		if !direct[i] {
+			m = fmt.Sprintf("Task %q of the group was killed before it was launched", killed)
+		}
+		t.end()
+		b.finish(ctx, d, t, mesospb.TASK_KILLED, m, mesospb.TaskStatus_REASON_TASK_KILLED_DURING_LAUNCH.Enum())
+	}
+}
+
+// run launches t's container, then watches it. starting is whether to send
+// TASK_STARTING first (fetchGroup has sent it otherwise).
+func (b *builtin) run(ctx context.Context, d *Driver, t *task, cfg containerizer.Config, starting bool) {
 	defer t.end()
-	b.send(ctx, d, t, mesospb.TASK_STARTING, "", nil, nil)
+	if starting {
+		b.send(ctx, d, t, mesospb.TASK_STARTING, "", nil, nil)
+	}
 	b.mu.Lock()
 	killed := t.killing
 	b.mu.Unlock()
@@ -453,6 +600,9 @@ func (b *builtin) kill(d *Driver, t *task, policy *mesospb.KillPolicy, limit tim
 	if t.terminal {
 		b.mu.Unlock()
 		return
+	}
+	if t.cancelFetch != nil {
+		t.cancelFetch(errFetchKilled)
 	}
 	deadline := b.clk.Now().Add(grace)
 	if t.killing {

@@ -54,7 +54,13 @@
 // runs task groups, and kills a group's remaining tasks when one of them
 // fails or is killed. Both run each task as one container of a
 // [containerizer.Containerizer]: one fork/exec of the task's command, with
-// no helper process in between. CommandInfo.shell (the default) runs
+// no helper process in between. The default executor first fetches each
+// task's CommandInfo.uris into the task's sandbox with
+// CommandConfig.Fetcher, all of a group's at once; a failed fetch fails
+// every task of the group (TASK_FAILED, REASON_CONTAINER_LAUNCH_FAILED,
+// "Failed to fetch all URIs for container ..." for the task whose fetch
+// failed), and none of them runs. (The command executor's task was
+// fetched by its agent before the executor started.) CommandInfo.shell (the default) runs
 // "/bin/sh -c value"; otherwise value is executed with arguments as argv.
 // The environment is CommandConfig.Env with CommandInfo.environment on top
 // (VALUE variables; SECRET variables fail the task); the user is

@@ -18,8 +18,13 @@ import (
 // SUBSCRIBE). The channel starts with SUBSCRIBED, holding the whole state
 // and the heartbeat interval, then carries TASK_ADDED, TASK_UPDATED,
 // AGENT_ADDED, AGENT_REMOVED, FRAMEWORK_ADDED, FRAMEWORK_UPDATED,
-// FRAMEWORK_REMOVED and HEARTBEAT as they happen. It is closed when the
-// subscriber falls StreamBuffer events behind, or the master stops;
+// FRAMEWORK_REMOVED and HEARTBEAT as they happen: Mesos's event types, all
+// of them. Mesos has no event for a change of a known agent's total, so
+// neither has Apron: reservations and volumes made or destroyed (by
+// frameworks' ACCEPT or the operator calls) show in GET_AGENTS and
+// GET_STATE, and an agent that re-registers, whatever its resources, is
+// announced again with AGENT_ADDED carrying its total. It is closed when
+// the subscriber falls StreamBuffer events behind, or the master stops;
 // cancelling ctx ends the subscription.
 func (m *Master) SubscribeOperator(ctx context.Context) (string, <-chan *masterpb.Event, error) {
 	sub := &subscriber{operator: make(chan *masterpb.Event, m.cfg.StreamBuffer), stop: make(chan struct{})}

@@ -107,3 +107,72 @@ func TestStateMachineOperatorEvents(t *testing.T) {
 	advance(2 * time.Second)
 	assert.Empty(t, types())
 }
+
+// Mesos's operator API has no event for a change of a known agent's total
+// (its master.proto Event stops at HEARTBEAT), so a reservation made or
+// undone sends subscribers nothing, GET_AGENTS shows it, and an agent that
+// re-registers with other resources is announced again with AGENT_ADDED
+// and its new total.
+func TestStateMachineOperatorEventsOnAgentTotals(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	sm, err := master.NewStateMachine(master.Config{Rand: rand.New(rand.NewPCG(1, 2))}, now)
+	require.NoError(t, err)
+	var ops []*masterpb.Event
+	collect := func() {
+		for _, o := range sm.Ready().Outputs {
+			if o.Operator != nil {
+				ops = append(ops, o.Operator)
+			}
+		}
+	}
+	take := func() []*masterpb.Event {
+		collect()
+		out := ops
+		ops = nil
+		return out
+	}
+	sm.SubscribeOperator()
+	_, err = sm.ConnectAgent(&internalpb.Call{
+		Type: internalpb.Call_REGISTER.Enum(),
+		Register: &internalpb.Call_Register{AgentInfo: mesospb.AgentInfo{
+			Hostname: "a1", Resources: resources.MustParse("cpus:4;mem:1024").ToProto(),
+		}},
+	})
+	require.NoError(t, err)
+	evs := take()
+	require.Len(t, evs, 2)
+	require.Equal(t, masterpb.Event_AGENT_ADDED, evs[1].GetType())
+	aid := evs[1].AgentAdded.Agent.AgentInfo.ID.Value
+	total := func() resources.Resources {
+		resp, err := sm.OperatorCall(&masterpb.Call{Type: masterpb.Call_GET_AGENTS.Enum()})
+		require.NoError(t, err)
+		require.Len(t, resp.GetAgents.Agents, 1)
+		rs, err := resources.FromProto(resp.GetAgents.Agents[0].TotalResources)
+		require.NoError(t, err)
+		return rs
+	}
+
+	reserved := opReserved("cpus:1", "db")
+	resp, err := sm.OperatorCall(reserveCall(aid, reserved))
+	require.NoError(t, err)
+	require.Nil(t, resp)
+	assert.Empty(t, take(), "no event for a reservation")
+	assert.True(t, total().Contains(reserved))
+	resp, err = sm.OperatorCall(unreserveCall(aid, reserved))
+	require.NoError(t, err)
+	require.Nil(t, resp)
+	assert.Empty(t, take(), "no event for an unreservation")
+	assert.False(t, total().Contains(reserved))
+
+	_, err = sm.ConnectAgent(&internalpb.Call{Type: internalpb.Call_REREGISTER.Enum(), Reregister: &internalpb.Call_Reregister{
+		AgentInfo: mesospb.AgentInfo{Hostname: "a1", ID: &mesospb.AgentID{Value: aid},
+			Resources: resources.MustParse("cpus:8;mem:1024").ToProto()},
+	}})
+	require.NoError(t, err)
+	evs = take()
+	require.Len(t, evs, 1)
+	require.Equal(t, masterpb.Event_AGENT_ADDED, evs[0].GetType())
+	rs, err := resources.FromProto(evs[0].AgentAdded.Agent.TotalResources)
+	require.NoError(t, err)
+	assert.Equal(t, 8.0, rs.CPUs())
+}

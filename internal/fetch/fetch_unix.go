@@ -1,6 +1,6 @@
 //go:build unix
 
-package agent
+package fetch
 
 import (
 	"fmt"
@@ -12,13 +12,14 @@ import (
 
 // checkReadable refuses a local file the sandbox's owner could not read
 // itself: Mesos runs its fetcher as the task's user, while Apron's runs in
-// the agent, as root, and must not hand a task a file (say /etc/shadow)
-// through a file:// URI that the task's user cannot open. The check is by
-// mode bits (ACLs and capabilities aside, so it errs on the side of
-// refusing): search on every directory of the path, read on the file.
+// the agent (or the default executor, in the agent's process), as root,
+// and must not hand a task a file (say /etc/shadow) through a file:// URI
+// that the task's user cannot open. The check is by mode bits (ACLs and
+// capabilities aside, so it errs on the side of refusing): search on
+// every directory of the path, read on the file.
 // in is the file already open; it must be the file the path leads to
 // now, so that a link swapped in meanwhile is caught.
-func checkReadable(in *os.File, src string, o fetchOwner) error {
+func checkReadable(in *os.File, src string, o fileOwner) error {
 	if o.uid <= 0 {
 		return nil
 	}
@@ -56,7 +57,7 @@ func checkReadable(in *os.File, src string, o fetchOwner) error {
 
 // may reports whether the owner has the permission bits want (4 read,
 // 1 search) on a file.
-func (o fetchOwner) may(st fs.FileInfo, want fs.FileMode) bool {
+func (o fileOwner) may(st fs.FileInfo, want fs.FileMode) bool {
 	s, ok := st.Sys().(*syscall.Stat_t)
 	if !ok {
 		return false
