@@ -53,6 +53,8 @@ type BatchMaster interface {
 // Agent runs the tasks a master sends it; see the package documentation.
 // Its methods are safe for concurrent use.
 type Agent struct {
+	// sandboxMu makes sandboxes one at a time; see makeSandbox.
+	sandboxMu  sync.Mutex
 	cfg        Config
 	log        *slog.Logger
 	clk        clock.Clock

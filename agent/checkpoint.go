@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -43,6 +44,13 @@ import (
 // least recently written is closed past that, and opened again if it is
 // written again), so thousands of live tasks do not use up the agent's
 // file descriptors.
+//
+// Creating a file costs several times what renaming one does, so the log
+// of a removed task is recycled when it is open: renamed into
+// <dir>/spare (which removes it from tasks/ as an unlink would), truncated,
+// and renamed into place, never over an existing file, as the next new
+// task's log. Spares are never read; a restarted agent's store empties
+// the spare directory before using it.
 type store struct {
 	dir string
 	// maxOpen bounds the open task logs; <= 0 means defaultMaxOpenLogs.
@@ -51,7 +59,14 @@ type store struct {
 	mu   sync.Mutex
 	open map[string]*list.Element // by path; values are *openLog
 	lru  list.List                // front: most recently written
+
+	spares     []openLog // truncated logs of removed tasks, open, in spare/
+	spareSeq   int       // names the spares
+	spareReady bool      // spare/ was emptied and made by this store
 }
+
+// maxSpareLogs bounds the recycled logs kept open for reuse.
+const maxSpareLogs = 64
 
 // defaultMaxOpenLogs is the number of task logs a store keeps open.
 const defaultMaxOpenLogs = 1024
@@ -222,6 +237,9 @@ func (s *store) openLog(path string) (*os.File, error) {
 		s.lru.MoveToFront(el)
 		return el.Value.(*openLog).f, nil
 	}
+	if f := s.reuseSpare(path); f != nil {
+		return s.track(path, f), nil
+	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if errors.Is(err, fs.ErrNotExist) {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -232,6 +250,12 @@ func (s *store) openLog(path string) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
+	return s.track(path, f), nil
+}
+
+// track adds f, the open log at path, to the open logs, closing the least
+// recently written one past maxOpen. s.mu is held.
+func (s *store) track(path string, f *os.File) *os.File {
 	if s.open == nil {
 		s.open = map[string]*list.Element{}
 	}
@@ -243,7 +267,61 @@ func (s *store) openLog(path string) (*os.File, error) {
 	for s.lru.Len() > limit {
 		s.closeLog(s.lru.Back().Value.(*openLog).path)
 	}
-	return f, nil
+	return f
+}
+
+// reuseSpare moves a spare log to path and returns it, or returns nil
+// when there is none or path exists already (it is then appended to, as
+// an evicted or recovered log is). s.mu is held.
+func (s *store) reuseSpare(path string) *os.File {
+	if len(s.spares) == 0 {
+		return nil
+	}
+	sp := s.spares[len(s.spares)-1]
+	s.spares = s.spares[:len(s.spares)-1]
+	err := renameNoReplace(sp.path, path)
+	if errors.Is(err, fs.ErrNotExist) && os.MkdirAll(filepath.Dir(path), 0o755) == nil {
+		err = renameNoReplace(sp.path, path)
+	}
+	switch {
+	case err == nil:
+		return sp.f
+	case errors.Is(err, fs.ErrExist):
+		s.spares = append(s.spares, sp)
+	default:
+		_ = sp.f.Close()
+		_ = os.Remove(sp.path)
+	}
+	return nil
+}
+
+// recycle moves f, the open log at path, out of tasks/ into the spares.
+// It reports whether path is gone; when not, f is still the caller's.
+// s.mu is held.
+func (s *store) recycle(path string, f *os.File) bool {
+	if !recycleLogs || len(s.spares) >= maxSpareLogs {
+		return false
+	}
+	dir := filepath.Join(s.dir, "spare")
+	if !s.spareReady {
+		// Spares left by an earlier agent may hold old records.
+		if os.RemoveAll(dir) != nil || os.MkdirAll(dir, 0o755) != nil {
+			return false
+		}
+		s.spareReady = true
+	}
+	s.spareSeq++
+	sp := filepath.Join(dir, strconv.Itoa(s.spareSeq))
+	if err := os.Rename(path, sp); err != nil {
+		return false
+	}
+	if err := f.Truncate(0); err != nil {
+		_ = f.Close()
+		_ = os.Remove(sp)
+		return true
+	}
+	s.spares = append(s.spares, openLog{path: sp, f: f})
+	return true
 }
 
 // closeLog closes the log at path if it is open. s.mu is held. Appends
@@ -265,6 +343,12 @@ func (s *store) close() {
 	for path := range s.open {
 		s.closeLog(path)
 	}
+	for _, sp := range s.spares {
+		_ = sp.f.Close()
+		_ = os.Remove(sp.path)
+	}
+	s.spares = nil
+	s.spareReady = false
 }
 
 // openLogs is the number of logs open, for tests.
@@ -278,8 +362,16 @@ func (s *store) openLogs() int {
 func (s *store) removeTask(fw, task string) error {
 	path := s.taskLogPath(fw, task)
 	s.mu.Lock()
-	s.closeLog(path)
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	if el, ok := s.open[path]; ok {
+		f := el.Value.(*openLog).f
+		s.lru.Remove(el)
+		delete(s.open, path)
+		if s.recycle(path, f) {
+			return nil
+		}
+		_ = f.Close()
+	}
 	err := os.Remove(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil

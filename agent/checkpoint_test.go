@@ -3,6 +3,7 @@ package agent
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -58,4 +59,47 @@ func TestStoreKeepsTaskLogsOpenWithinABound(t *testing.T) {
 	assert.Equal(t, 0, s.openLogs())
 	_, err = os.Stat(s.dir)
 	assert.ErrorIs(t, err, os.ErrNotExist)
+}
+
+func TestStoreRecyclesRemovedTaskLogs(t *testing.T) {
+	if !recycleLogs {
+		t.Skip("task logs are recycled on Linux only")
+	}
+	dir := t.TempDir()
+	// A spare left by an earlier agent is thrown away, not reused.
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "spare"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "spare", "1"), []byte("stale"), 0o600))
+	s := &store{dir: dir}
+	defer s.close()
+
+	require.NoError(t, s.appendAck("fw", "t1", []byte("old")))
+	require.NoError(t, s.removeTask("fw", "t1"))
+	assert.NoFileExists(t, s.taskLogPath("fw", "t1"), "a removed log leaves tasks/")
+	require.Len(t, s.spares, 1)
+	entries, err := os.ReadDir(filepath.Join(dir, "spare"))
+	require.NoError(t, err)
+	require.Len(t, entries, 1)
+	fi, err := entries[0].Info()
+	require.NoError(t, err)
+	assert.Zero(t, fi.Size(), "a spare is truncated")
+
+	// The next new log is the spare, empty of the old task's records.
+	require.NoError(t, s.appendAck("fw", "t2", []byte("new")))
+	assert.Empty(t, s.spares)
+	assert.Equal(t, []string{"Anew"}, readLog(t, s.taskLogPath("fw", "t2")))
+
+	// A spare never replaces a log that exists: it is appended to.
+	require.NoError(t, s.appendAck("fw", "t3", []byte("x")))
+	require.NoError(t, s.removeTask("fw", "t3"))
+	s.mu.Lock()
+	s.closeLog(s.taskLogPath("fw", "t2"))
+	s.mu.Unlock()
+	require.NoError(t, s.appendAck("fw", "t2", []byte("more")))
+	assert.Equal(t, []string{"Anew", "Amore"}, readLog(t, s.taskLogPath("fw", "t2")))
+	assert.Len(t, s.spares, 1, "the spare is kept for a new log")
+
+	// A new framework's directory is made for a spare as for a new file.
+	require.NoError(t, s.appendAck("fw2", "t1", []byte("y")))
+	assert.Equal(t, []string{"Ay"}, readLog(t, s.taskLogPath("fw2", "t1")))
+	assert.Empty(t, s.spares)
 }

@@ -244,9 +244,16 @@ func (a *Agent) gcExecutorForgotten(e *executorRec) {
 		return
 	}
 	a.gcSchedule(e.sandbox)
-	for _, other := range e.fw.executors {
-		if other.id == e.id {
-			return
+	// Another run of the ID is either the one holding the ID or a detached
+	// one; only the latter needs a scan, and most frameworks have none.
+	if e.fw.executors[e.id] != nil {
+		return
+	}
+	if e.fw.detached > 0 {
+		for _, other := range e.fw.executors {
+			if other.id == e.id {
+				return
+			}
 		}
 	}
 	// <exec dir>/runs/<run>

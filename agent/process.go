@@ -14,7 +14,6 @@ import (
 	"github.com/apronhq/apron/api/v1/mesospb"
 	"github.com/apronhq/apron/containerizer"
 	"github.com/apronhq/apron/executor"
-	"github.com/apronhq/apron/internal/fetch"
 )
 
 // Executor processes: a custom executor (an ExecutorInfo whose command
@@ -49,7 +48,7 @@ func (a *Agent) startProcessExecutor(e *executorRec) {
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
-		err := fetch.MakeSandbox(sandbox, user)
+		err := a.makeSandbox(sandbox, user)
 		if err == nil {
 			err = cont.Launch(ctx, cfg)
 		}

@@ -148,6 +148,7 @@ func (a *Agent) recoverExecutor(ctx context.Context, fw *frameworkRec, re *recov
 		} else {
 			e.key = "\x00" + e.containerID
 			fw.executors[e.key] = e
+			fw.detached++
 		}
 	}
 	if fw.executors[e.id] == nil {

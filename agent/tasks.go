@@ -209,6 +209,7 @@ func (a *Agent) detachExecutor(old *executorRec) {
 	// executor ID can take.
 	old.key = "\x00" + old.containerID
 	old.fw.executors[old.key] = old
+	old.fw.detached++
 }
 
 // killTask handles KILL_TASK as Mesos: a queued task (and the rest of its

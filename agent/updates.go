@@ -169,8 +169,23 @@ func (a *Agent) acknowledge(fwID, taskID string, uuid []byte) {
 		a.log.Warn("agent: acknowledgement for an update that is not the pending one", "framework", fwID, "task", taskID, "uuid", uuidString(uuid))
 		return
 	}
-	if err := a.meta.appendAck(fwID, taskID, uuid); err != nil {
-		a.log.Error("agent: checkpointing an acknowledgement", "task", taskID, "err", err)
+	// The acknowledgement of a terminal update ends the stream, and the
+	// stream's checkpoint with it: removing the log records the ack as
+	// surely as an 'A' record would, so the record is written only when
+	// the stream goes on (or the removal fails).
+	ended := s.terminated || terminal(head.Status.GetState())
+	removed := false
+	if ended {
+		if err := a.meta.removeTask(fwID, taskID); err != nil {
+			a.log.Warn("agent: removing a task's checkpoint", "task", taskID, "err", err)
+		} else {
+			removed = true
+		}
+	}
+	if !removed {
+		if err := a.meta.appendAck(fwID, taskID, uuid); err != nil {
+			a.log.Error("agent: checkpointing an acknowledgement", "task", taskID, "err", err)
+		}
 	}
 	s.pending[0] = nil
 	s.pending = s.pending[1:]
@@ -195,8 +210,10 @@ func (a *Agent) acknowledge(fwID, taskID string, uuid []byte) {
 			a.log.Warn("agent: dropping updates queued after a terminal one", "framework", fwID, "task", taskID, "dropped", len(s.pending))
 		}
 		delete(a.streams, key)
-		if err := a.meta.removeTask(fwID, taskID); err != nil {
-			a.log.Warn("agent: removing a task's checkpoint", "task", taskID, "err", err)
+		if !removed {
+			if err := a.meta.removeTask(fwID, taskID); err != nil {
+				a.log.Warn("agent: removing a task's checkpoint", "task", taskID, "err", err)
+			}
 		}
 		if t != nil {
 			a.forgetTask(t)

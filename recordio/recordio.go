@@ -114,14 +114,27 @@ func NewWriter(w io.Writer) *Writer {
 
 // WriteRecord writes one record and flushes it.
 func (w *Writer) WriteRecord(p []byte) error {
+	if err := w.WriteRecordNoFlush(p); err != nil {
+		return err
+	}
+	return w.flush()
+}
+
+// WriteRecordNoFlush writes one record and leaves it buffered in the
+// underlying writer, for a caller that knows more records follow at once:
+// several records then leave in one write instead of one each. The caller
+// must call Flush (or WriteRecord) when it has no more to write.
+func (w *Writer) WriteRecordNoFlush(p []byte) error {
 	var hdr [maxHeaderDigits + 1]byte
 	h := strconv.AppendInt(hdr[:0], int64(len(p)), 10)
 	h = append(h, '\n')
 	if _, err := w.w.Write(h); err != nil {
 		return err
 	}
-	if _, err := w.w.Write(p); err != nil {
-		return err
-	}
-	return w.flush()
+	_, err := w.w.Write(p)
+	return err
 }
+
+// Flush flushes the records written so far, when the underlying writer
+// can flush.
+func (w *Writer) Flush() error { return w.flush() }

@@ -68,6 +68,17 @@ func TestWriterFlushesEveryRecord(t *testing.T) {
 	assert.Equal(t, "3\nabc", out.String(), "a bufio.Writer is flushed after the record")
 }
 
+func TestWriterNoFlushLeavesRecordsBuffered(t *testing.T) {
+	var out bytes.Buffer
+	bw := bufio.NewWriter(&out)
+	w := recordio.NewWriter(bw)
+	require.NoError(t, w.WriteRecordNoFlush([]byte("a")))
+	require.NoError(t, w.WriteRecordNoFlush([]byte("bc")))
+	assert.Empty(t, out.String(), "nothing leaves before the flush")
+	require.NoError(t, w.Flush())
+	assert.Equal(t, "1\na2\nbc", out.String())
+}
+
 type failWriter struct{}
 
 func (failWriter) Write([]byte) (int, error) { return 0, errors.New("broken pipe") }

@@ -62,6 +62,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/apronhq/apron/api/v1/mesospb"
@@ -131,7 +132,7 @@ func (f *Fetcher) Fetch(ctx context.Context, sandbox, user string, uris []mesosp
 // MakeSandbox creates a sandbox directory, owned by the user its tasks
 // run as (name) when the process runs as root, as Mesos does.
 func MakeSandbox(sandbox, name string) error {
-	if err := os.MkdirAll(sandbox, 0o755); err != nil {
+	if err := mkdirAll(sandbox, 0o755); err != nil {
 		return fmt.Errorf("creating the sandbox: %w", err)
 	}
 	uid, gid, err := SandboxOwner(name)
@@ -142,6 +143,37 @@ func MakeSandbox(sandbox, name string) error {
 		return fmt.Errorf("giving the sandbox to user %q: %w", name, err)
 	}
 	return nil
+}
+
+// mkdirAll is os.MkdirAll for a path that is usually new under a parent
+// that mostly exists, as a sandbox is: it makes each directory first and
+// looks only when that fails, where os.MkdirAll stats every level it then
+// makes, about twice the system calls per sandbox.
+func mkdirAll(path string, perm os.FileMode) error {
+	err := os.Mkdir(path, perm)
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		parent := filepath.Dir(path)
+		if parent == path {
+			return err
+		}
+		if err := mkdirAll(parent, perm); err != nil {
+			return err
+		}
+		if err = os.Mkdir(path, perm); err == nil {
+			return nil
+		}
+	}
+	if errors.Is(err, fs.ErrExist) {
+		fi, serr := os.Stat(path)
+		if serr == nil && fi.IsDir() {
+			return nil
+		}
+		return &fs.PathError{Op: "mkdir", Path: path, Err: syscall.ENOTDIR}
+	}
+	return err
 }
 
 // SandboxOwner is the uid and gid of user name, who owns the sandboxes of

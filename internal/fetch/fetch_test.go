@@ -46,3 +46,18 @@ func TestZeroFetcher(t *testing.T) {
 	err = f.Fetch(ctx, sandbox, "", []mesospb.CommandInfo_URI{{Value: srv.URL + "/file.txt"}})
 	require.ErrorIs(t, err, context.Canceled)
 }
+
+func TestMakeSandboxMakesEveryLevelOnce(t *testing.T) {
+	root := t.TempDir()
+	sandbox := filepath.Join(root, "executors", "e1", "runs", "c1")
+	require.NoError(t, fetch.MakeSandbox(sandbox, ""))
+	assert.DirExists(t, sandbox)
+	// Again, and a sibling under parents that exist: both fine.
+	require.NoError(t, fetch.MakeSandbox(sandbox, ""))
+	require.NoError(t, fetch.MakeSandbox(filepath.Join(root, "executors", "e1", "runs", "c2"), ""))
+	// A file in the way is an error, not a sandbox.
+	blocker := filepath.Join(root, "file")
+	require.NoError(t, os.WriteFile(blocker, nil, 0o600))
+	require.Error(t, fetch.MakeSandbox(blocker, ""))
+	require.Error(t, fetch.MakeSandbox(filepath.Join(blocker, "runs", "c"), ""))
+}

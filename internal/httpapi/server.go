@@ -217,21 +217,28 @@ func ServeStream[E proto.Message](w http.ResponseWriter, r *http.Request, c code
 		defer t.Stop()
 		tick = t.C
 	}
-	write := func(ev E) bool {
+	// write flushes unless more events are already queued: a burst (a
+	// batch of status updates, offers to many frameworks) then leaves in
+	// one write instead of one per event, and nothing waits in the buffer
+	// once the queue is empty.
+	write := func(ev E, more bool) bool {
 		b, err := c.Marshal(ev)
 		if err != nil {
 			return false
+		}
+		if more {
+			return rw.WriteRecordNoFlush(b) == nil
 		}
 		return rw.WriteRecord(b) == nil
 	}
 	for {
 		select {
 		case ev, ok := <-events:
-			if !ok || !write(ev) {
+			if !ok || !write(ev, len(events) > 0) {
 				return
 			}
 		case <-tick:
-			if !write(heartbeat()) {
+			if !write(heartbeat(), false) {
 				return
 			}
 		case <-r.Context().Done():
