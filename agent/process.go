@@ -7,13 +7,13 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/apronhq/apron/api/v1/mesospb"
 	"github.com/apronhq/apron/containerizer"
 	"github.com/apronhq/apron/executor"
+	"github.com/apronhq/apron/internal/environ"
 )
 
 // Executor processes: a custom executor (an ExecutorInfo whose command
@@ -178,7 +178,7 @@ func (a *Agent) executorContainer(e *executorRec) (containerizer.Config, error) 
 			cmd = containerizer.Command{Value: ci.GetValue(), Args: ci.Arguments}
 		}
 		var err error
-		if env, err = withEnvironment(env, ci.Environment); err != nil {
+		if env, err = environ.Merge(env, nil, ci.Environment); err != nil {
 			return containerizer.Config{}, err
 		}
 	}
@@ -234,36 +234,6 @@ func (a *Agent) destroyExecutorContainers(ctx context.Context, dir string) {
 	if err := os.RemoveAll(dir); err != nil {
 		a.log.Warn("agent: removing an executor's container state", "dir", dir, "err", err)
 	}
-}
-
-// withEnvironment sets the VALUE variables of env on top of base, each
-// replacing the first variable of its name in place.
-func withEnvironment(base []string, env *mesospb.Environment) ([]string, error) {
-	out := append([]string(nil), base...)
-	for _, v := range env.GetVariables() {
-		switch v.GetType() {
-		case mesospb.Environment_Variable_VALUE:
-		case mesospb.Environment_Variable_SECRET:
-			return nil, fmt.Errorf("environment variable %q is a secret, which this agent does not support", v.Name)
-		default:
-			return nil, fmt.Errorf("environment variable %q has unsupported type %v", v.Name, v.GetType())
-		}
-		if v.Name == "" || strings.ContainsAny(v.Name, "=\x00") {
-			return nil, fmt.Errorf("environment variable name %q is not valid", v.Name)
-		}
-		kv := v.Name + "=" + v.GetValue()
-		replaced := false
-		for i, old := range out {
-			if strings.HasPrefix(old, v.Name+"=") {
-				out[i], replaced = kv, true
-				break
-			}
-		}
-		if !replaced {
-			out = append(out, kv)
-		}
-	}
-	return out, nil
 }
 
 // limitsOf is what a container may use: the sum of the cpus and mem (MB)

@@ -374,16 +374,6 @@ func TestTaskContainerID(t *testing.T) {
 	}
 }
 
-func TestTaskEnv(t *testing.T) {
-	env, err := taskEnv([]string{"A=1", "B=2", "A=3"}, []string{"C=4"}, &mesospb.Environment{
-		Variables: []mesospb.Environment_Variable{{Name: "A", Value: ptr("x")}, {Name: "D", Value: ptr("y=z")}},
-	})
-	require.NoError(t, err)
-	assert.Equal(t, []string{"A=x", "B=2", "A=3", "C=4", "D=y=z"}, env)
-	_, err = taskEnv(nil, nil, &mesospb.Environment{Variables: []mesospb.Environment_Variable{{Name: "A=B", Value: ptr("x")}}})
-	assert.Error(t, err)
-}
-
 func TestTaskLimits(t *testing.T) {
 	ti := taskInfo("t")
 	ti.Resources = []mesospb.Resource{

@@ -4,12 +4,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"math"
-	"strings"
 
 	"github.com/apronhq/apron/api/v1/mesospb"
 	"github.com/apronhq/apron/containerizer"
+	"github.com/apronhq/apron/internal/environ"
 )
 
 // containerConfig turns t's TaskInfo into the Config of its container.
@@ -40,7 +39,7 @@ func (b *builtin) containerConfig(t *task) (containerizer.Config, error) {
 	if b.group {
 		extra = []string{"MESOS_SANDBOX=" + t.sandbox}
 	}
-	env, err := taskEnv(b.cfg.Env, extra, cmd.Environment)
+	env, err := environ.Merge(b.cfg.Env, extra, cmd.Environment)
 	if err != nil {
 		return containerizer.Config{}, err
 	}
@@ -56,46 +55,6 @@ func (b *builtin) containerConfig(t *task) (containerizer.Config, error) {
 		Env:     env,
 		Limits:  taskLimits(ti),
 	}, nil
-}
-
-// taskEnv is base with extra (KEY=VALUE) and then the variables of env set
-// on top. A variable set again replaces the first of its name in place:
-// getenv finds the first, so a later duplicate would be ignored.
-func taskEnv(base, extra []string, env *mesospb.Environment) ([]string, error) {
-	out := append([]string(nil), base...)
-	index := make(map[string]int, len(out))
-	for i, kv := range out {
-		k, _, _ := strings.Cut(kv, "=")
-		if _, ok := index[k]; !ok {
-			index[k] = i
-		}
-	}
-	set := func(k, v string) {
-		if i, ok := index[k]; ok {
-			out[i] = k + "=" + v
-			return
-		}
-		index[k] = len(out)
-		out = append(out, k+"="+v)
-	}
-	for _, kv := range extra {
-		k, v, _ := strings.Cut(kv, "=")
-		set(k, v)
-	}
-	for _, v := range env.GetVariables() {
-		switch v.GetType() {
-		case mesospb.Environment_Variable_VALUE:
-		case mesospb.Environment_Variable_SECRET:
-			return nil, fmt.Errorf("environment variable %q is a secret; this executor does not support secrets", v.Name)
-		default:
-			return nil, fmt.Errorf("environment variable %q has unsupported type %v", v.Name, v.GetType())
-		}
-		if v.Name == "" || strings.ContainsAny(v.Name, "=\x00") {
-			return nil, fmt.Errorf("environment variable name %q is not valid", v.Name)
-		}
-		set(v.Name, v.GetValue())
-	}
-	return out, nil
 }
 
 // taskLimits is what the task may use: its "cpus" and "mem" (MB) resources,
