@@ -78,7 +78,7 @@ func TestRequestErrors(t *testing.T) {
 		{http.MethodPost, "text/plain", "{}", http.StatusUnsupportedMediaType},
 		{http.MethodPost, "", "{}", http.StatusUnsupportedMediaType},
 		{http.MethodPost, "application/json", `{"type":`, http.StatusBadRequest},
-		{http.MethodPost, "application/json", `{"colour":1}`, http.StatusBadRequest},
+		{http.MethodPost, "application/json", `{"type":[1]}`, http.StatusBadRequest},
 		{http.MethodPost, "application/json", `{"type":"REVIVE","framework_id":{"value":"` + strings.Repeat("x", 2000) + `"}}`, http.StatusRequestEntityTooLarge},
 	} {
 		req, _ := http.NewRequest(tc.method, srv.URL, strings.NewReader(tc.body))

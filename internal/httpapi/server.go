@@ -14,10 +14,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/gogo/protobuf/proto"
 
@@ -66,18 +66,49 @@ const MediaTypeRecordIO = "application/recordio"
 // application/recordio body (protobuf or JSON).
 const MessageContentTypeHeader = "Message-Content-Type"
 
+// A DecodeOption changes how DecodeCall and DecodeCalls decode.
+type DecodeOption func(*decodeOptions)
+
+type decodeOptions struct{ log *slog.Logger }
+
+// LogIgnored logs, at debug level on log, each JSON field and enum value a
+// call carried that Apron's messages do not have: they are skipped, as
+// Mesos skips them, and the log says what a newer client sent.
+func LogIgnored(log *slog.Logger) DecodeOption {
+	return func(o *decodeOptions) { o.log = log }
+}
+
+// unmarshal decodes one message with in, logging what JSON it skipped.
+func (o *decodeOptions) unmarshal(r *http.Request, in codec.Codec, data []byte, msg proto.Message) error {
+	if in != codec.JSON || o.log == nil || !o.log.Enabled(r.Context(), slog.LevelDebug) {
+		return in.Unmarshal(data, msg)
+	}
+	return codec.UnmarshalJSONReporting(data, msg, func(path string) {
+		o.log.Debug("ignoring a JSON field this version does not know", "message", proto.MessageName(msg), "field", path, "path", r.URL.Path)
+	})
+}
+
+func newDecodeOptions(opts []DecodeOption) *decodeOptions {
+	o := &decodeOptions{}
+	for _, f := range opts {
+		f(o)
+	}
+	return o
+}
+
 // DecodeCall reads a POSTed call into msg and returns the codec the answer
-// must use (from Accept). It answers for the request's faults with the
+// must use (from Accept). JSON fields and enum names msg does not know are
+// skipped, as Mesos skips them (LogIgnored logs them). It answers for the request's faults with the
 // codes Mesos uses: 405 for a method other than POST, 415 for a body that
 // is neither protobuf nor JSON, 406 for an Accept it cannot satisfy, 413
 // for a body over maxBytes (DefaultMaxBodyBytes if <= 0), 400 for a body
 // that does not decode, with a message naming the problem.
-func DecodeCall(r *http.Request, msg proto.Message, maxBytes int64) (codec.Codec, error) {
+func DecodeCall(r *http.Request, msg proto.Message, maxBytes int64, opts ...DecodeOption) (codec.Codec, error) {
 	in, out, body, err := readCall(r, maxBytes, false)
 	if err != nil {
 		return nil, err
 	}
-	if err := in.Unmarshal(body, msg); err != nil {
+	if err := newDecodeOptions(opts).unmarshal(r, in, body, msg); err != nil {
 		return nil, Errorf(http.StatusBadRequest, "failed to parse the body into %s: %v", proto.MessageName(msg), err)
 	}
 	return out, nil
@@ -92,15 +123,16 @@ func DecodeCall(r *http.Request, msg proto.Message, maxBytes int64) (codec.Codec
 func DecodeCalls[T any, PT interface {
 	*T
 	proto.Message
-}](r *http.Request, maxBytes int64) ([]PT, codec.Codec, error) {
+}](r *http.Request, maxBytes int64, opts ...DecodeOption) ([]PT, codec.Codec, error) {
 	in, out, body, err := readCall(r, maxBytes, true)
 	if err != nil {
 		return nil, nil, err
 	}
+	o := newDecodeOptions(opts)
 	name := proto.MessageName(PT(new(T)))
 	if !IsBatch(r) {
 		msg := PT(new(T))
-		if err := in.Unmarshal(body, msg); err != nil {
+		if err := o.unmarshal(r, in, body, msg); err != nil {
 			return nil, nil, Errorf(http.StatusBadRequest, "failed to parse the body into %s: %v", name, err)
 		}
 		return []PT{msg}, out, nil
@@ -116,7 +148,7 @@ func DecodeCalls[T any, PT interface {
 			return nil, nil, Errorf(http.StatusBadRequest, "record %d: %v", i, err)
 		}
 		msg := PT(new(T))
-		if err := in.Unmarshal(rec, msg); err != nil {
+		if err := o.unmarshal(r, in, rec, msg); err != nil {
 			return nil, nil, Errorf(http.StatusBadRequest, "record %d: failed to parse it into %s: %v", i, name, err)
 		}
 		calls = append(calls, msg)
@@ -190,61 +222,6 @@ func WriteMessage(w http.ResponseWriter, c codec.Codec, msg proto.Message) {
 	w.Header().Set("Content-Type", c.MediaType())
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(b)
-}
-
-// ServeStream answers a subscription: 200, the stream ID header, then each event
-// of events as a RecordIO record in c's encoding, flushed as it is written,
-// and, when heartbeat is not nil, heartbeat() whenever no event was sent for
-// interval. It returns when events is closed (the producer ended the
-// stream), when the client goes away, or when a write fails. Heartbeats
-// are timed with the real clock: they exist for intermediaries on the
-// network, which live in real time.
-func ServeStream[E proto.Message](w http.ResponseWriter, r *http.Request, c codec.Codec, streamID string, events <-chan E, heartbeat func() E, interval time.Duration) {
-	h := w.Header()
-	h.Set("Content-Type", c.MediaType())
-	h.Set("Cache-Control", "no-cache")
-	if streamID != "" {
-		h.Set(StreamIDHeader, streamID)
-	}
-	w.WriteHeader(http.StatusOK)
-	rw := recordio.NewWriter(w)
-	if f, ok := w.(http.Flusher); ok {
-		f.Flush()
-	}
-	var tick <-chan time.Time
-	if heartbeat != nil && interval > 0 {
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		tick = t.C
-	}
-	// write flushes unless more events are already queued: a burst (a
-	// batch of status updates, offers to many frameworks) then leaves in
-	// one write instead of one per event, and nothing waits in the buffer
-	// once the queue is empty.
-	write := func(ev E, more bool) bool {
-		b, err := c.Marshal(ev)
-		if err != nil {
-			return false
-		}
-		if more {
-			return rw.WriteRecordNoFlush(b) == nil
-		}
-		return rw.WriteRecord(b) == nil
-	}
-	for {
-		select {
-		case ev, ok := <-events:
-			if !ok || !write(ev, len(events) > 0) {
-				return
-			}
-		case <-tick:
-			if !write(heartbeat(), false) {
-				return
-			}
-		case <-r.Context().Done():
-			return
-		}
-	}
 }
 
 // Canceled reports whether err only says the request went away.

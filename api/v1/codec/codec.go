@@ -2,8 +2,9 @@
 // Mesos master does, in the two media types of the Mesos v1 HTTP APIs:
 // application/x-protobuf (the generated marshalers) and application/json
 // (proto field names, enums as their names, bytes as base64, 64-bit integers
-// as JSON numbers; on input integers may also be strings, and unknown fields
-// and missing required fields are errors that name the field).
+// as JSON numbers; on input integers may also be strings, fields and enum
+// names the message does not know are skipped as Mesos skips them, and
+// missing required fields are errors that name the field).
 //
 // HTTP handlers pick a codec from a Content-Type or Accept header with
 // ForMediaType; everything else can call MarshalJSON and UnmarshalJSON.

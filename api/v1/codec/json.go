@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"reflect"
@@ -31,11 +32,25 @@ func MarshalJSON(m proto.Message) ([]byte, error) {
 	return p.appendJSON(make([]byte, 0, 256), v.Elem())
 }
 
-// UnmarshalJSON decodes JSON into m, which it resets first. Field names are
-// the proto names (lowerCamelCase aliases are accepted too); an unknown
-// field, a value of the wrong type, an unknown enum name or a missing
-// required field is an error wrapping ErrInvalid that names the field.
+// UnmarshalJSON decodes JSON into m, which it resets first, as a Mesos
+// master parses JSON (stout's protobuf::parse): field names are the proto
+// names (lowerCamelCase aliases are accepted too); a field the message does
+// not have is skipped, and so is an enum name it does not know unless the
+// field is required, so a client built against newer protos still talks to
+// it. A value of the wrong type, an unknown name in a required enum or a
+// missing required field is an error wrapping ErrInvalid that names the
+// field.
 func UnmarshalJSON(data []byte, m proto.Message) error {
+	return UnmarshalJSONReporting(data, m, nil)
+}
+
+// UnmarshalJSONReporting is UnmarshalJSON that calls ignored with the path
+// of each field or enum value it skipped (for a debug log); ignored may be
+// nil.
+func UnmarshalJSONReporting(data []byte, m proto.Message, ignored func(path string)) error {
+	if ignored == nil {
+		ignored = func(string) {}
+	}
 	v := reflect.ValueOf(m)
 	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
 		return fmt.Errorf("codec: cannot decode JSON into %T", m)
@@ -45,7 +60,7 @@ func UnmarshalJSON(data []byte, m proto.Message) error {
 		return err
 	}
 	m.Reset()
-	return p.decode(data, v.Elem(), "")
+	return p.decode(data, v.Elem(), "", ignored)
 }
 
 // kind is what a field holds, after its pointer or slice is taken off.
@@ -476,7 +491,12 @@ func invalid(path, format string, args ...any) error {
 
 func isNull(raw []byte) bool { return string(bytes.TrimSpace(raw)) == "null" }
 
-func (p *plan) decode(data []byte, v reflect.Value, path string) error {
+// errSkip is what decodeValue returns for an enum name an optional or
+// repeated field does not know: proto2 drops such a value, and so does
+// Mesos's parser, so the caller leaves the field (or element) out.
+var errSkip = errors.New("codec: value skipped")
+
+func (p *plan) decode(data []byte, v reflect.Value, path string, ignored func(string)) error {
 	data = bytes.TrimSpace(data)
 	if len(data) == 0 || data[0] != '{' {
 		return invalid(path, "want a JSON object for %s", p.name)
@@ -494,7 +514,8 @@ func (p *plan) decode(data []byte, v reflect.Value, path string) error {
 	for _, k := range keys {
 		i, ok := p.byName[k]
 		if !ok {
-			return invalid(path, "unknown field %q in %s", k, p.name)
+			ignored(join(path, k))
+			continue
 		}
 		raw := obj[k]
 		if isNull(raw) {
@@ -504,7 +525,15 @@ func (p *plan) decode(data []byte, v reflect.Value, path string) error {
 		if f.wrapper != nil && oneofSet(v.Field(f.index)) {
 			return invalid(path, "field %q: another member of its oneof is already set", f.name)
 		}
-		if err := f.decode(raw, f.set(v), join(path, f.name)); err != nil {
+		fv := v.Field(f.index)
+		saved := reflect.New(fv.Type()).Elem()
+		saved.Set(fv)
+		err := f.decode(raw, f.set(v), join(path, f.name), ignored)
+		if errors.Is(err, errSkip) {
+			fv.Set(saved) // a oneof wrapper set for nothing is taken back
+			continue
+		}
+		if err != nil {
 			return err
 		}
 		seen[i] = true
@@ -526,31 +555,40 @@ func join(path, name string) string {
 	return path + "." + name
 }
 
-func (f *field) decode(raw json.RawMessage, fv reflect.Value, path string) error {
+func (f *field) decode(raw json.RawMessage, fv reflect.Value, path string, ignored func(string)) error {
 	if f.kind == kindMap {
-		return f.decodeMap(raw, fv, path)
+		return f.decodeMap(raw, fv, path, ignored)
 	}
 	if !f.repeated {
-		return f.decodeOne(raw, fv, path)
+		return f.decodeOne(raw, fv, path, ignored)
 	}
 	var items []json.RawMessage
 	if err := json.Unmarshal(raw, &items); err != nil {
 		return invalid(path, "want a JSON array")
 	}
 	out := reflect.MakeSlice(fv.Type(), len(items), len(items))
+	n := 0
 	for i, item := range items {
 		if isNull(item) {
 			return invalid(fmt.Sprintf("%s[%d]", path, i), "null in a repeated field")
 		}
-		if err := f.decodeOne(item, out.Index(i), fmt.Sprintf("%s[%d]", path, i)); err != nil {
+		err := f.decodeOne(item, out.Index(n), fmt.Sprintf("%s[%d]", path, i), ignored)
+		if errors.Is(err, errSkip) {
+			continue
+		}
+		if err != nil {
 			return err
 		}
+		n++
 	}
-	fv.Set(out)
+	if n == 0 {
+		return errSkip
+	}
+	fv.Set(out.Slice(0, n))
 	return nil
 }
 
-func (f *field) decodeMap(raw json.RawMessage, fv reflect.Value, path string) error {
+func (f *field) decodeMap(raw json.RawMessage, fv reflect.Value, path string, ignored func(string)) error {
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &obj); err != nil {
 		return invalid(path, "want a JSON object")
@@ -563,14 +601,18 @@ func (f *field) decodeMap(raw json.RawMessage, fv reflect.Value, path string) er
 		if f.key.kind == kindBool {
 			quoted = k // true and false are not strings to decodeValue
 		}
-		if err := f.key.decodeValue(json.RawMessage(quoted), key, at); err != nil {
+		if err := f.key.decodeValue(json.RawMessage(quoted), key, at, ignored); err != nil {
 			return err
 		}
 		if isNull(item) {
 			return invalid(at, "null map value")
 		}
 		val := reflect.New(f.elem.Elem()).Elem()
-		if err := f.val.decodeOne(item, val, at); err != nil {
+		err := f.val.decodeOne(item, val, at, ignored)
+		if errors.Is(err, errSkip) {
+			continue
+		}
+		if err != nil {
 			return err
 		}
 		m.SetMapIndex(key, val)
@@ -580,19 +622,19 @@ func (f *field) decodeMap(raw json.RawMessage, fv reflect.Value, path string) er
 }
 
 // decodeOne decodes one value into fv, allocating it when fv is a pointer.
-func (f *field) decodeOne(raw json.RawMessage, fv reflect.Value, path string) error {
+func (f *field) decodeOne(raw json.RawMessage, fv reflect.Value, path string, ignored func(string)) error {
 	if f.pointer {
 		ptr := reflect.New(f.elem)
-		if err := f.decodeValue(raw, ptr.Elem(), path); err != nil {
+		if err := f.decodeValue(raw, ptr.Elem(), path, ignored); err != nil {
 			return err
 		}
 		fv.Set(ptr)
 		return nil
 	}
-	return f.decodeValue(raw, fv, path)
+	return f.decodeValue(raw, fv, path, ignored)
 }
 
-func (f *field) decodeValue(raw json.RawMessage, v reflect.Value, path string) error {
+func (f *field) decodeValue(raw json.RawMessage, v reflect.Value, path string, ignored func(string)) error {
 	raw = bytes.TrimSpace(raw)
 	switch f.kind {
 	case kindBool:
@@ -642,8 +684,12 @@ func (f *field) decodeValue(raw json.RawMessage, v reflect.Value, path string) e
 		var name string
 		if err := json.Unmarshal(raw, &name); err == nil {
 			n, ok := f.enumVals[name]
-			if !ok {
+			if !ok && f.required {
 				return invalid(path, "unknown enum value %q", name)
+			}
+			if !ok {
+				ignored(path + "=" + strconv.Quote(name))
+				return errSkip
 			}
 			v.SetInt(int64(n))
 			return nil
@@ -658,7 +704,7 @@ func (f *field) decodeValue(raw json.RawMessage, v reflect.Value, path string) e
 		if err != nil {
 			return err
 		}
-		return p.decode(raw, v, path)
+		return p.decode(raw, v, path, ignored)
 	}
 	return nil
 }
