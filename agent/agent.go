@@ -19,6 +19,7 @@ import (
 	"github.com/apronhq/apron/executor"
 	"github.com/apronhq/apron/internal/clock"
 	"github.com/apronhq/apron/internal/fetch"
+	"github.com/apronhq/apron/internal/files"
 	"github.com/apronhq/apron/resources"
 )
 
@@ -76,6 +77,7 @@ type Agent struct {
 
 	vols    volumeBook     // volumes of task containers the built-in executors launch
 	fetcher *fetch.Fetcher // the agent's and its default executors'
+	files   files.Table    // what the files API serves: sandboxes; see files.go
 
 	// Everything below is owned by the loop goroutine.
 	loopState
@@ -149,6 +151,7 @@ func (a *Agent) Info() mesospb.AgentInfo {
 func (a *Agent) agentInfo() mesospb.AgentInfo {
 	info := mesospb.AgentInfo{
 		Hostname:   a.cfg.Hostname,
+		Port:       ptr(int32(a.cfg.Port)),
 		Resources:  a.totalResources().ToProto(),
 		Attributes: append([]mesospb.Attribute(nil), a.attributes...),
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	apiv1 "github.com/apronhq/apron/api/v1"
 	"github.com/apronhq/apron/containerizer"
 	"github.com/apronhq/apron/executor"
 	"github.com/apronhq/apron/internal/clock"
@@ -41,6 +42,18 @@ type Config struct {
 	Attributes string
 	// Hostname goes in AgentInfo; default os.Hostname().
 	Hostname string
+	// IP and Port are the agent's advertised address (Mesos's --ip or
+	// --advertise_ip, and --port or --advertise_port): Port goes in
+	// AgentInfo.port, both in the agent's PID "slave(1)@IP:Port"
+	// (MESOS_SLAVE_PID, from which Mesos's executor library builds the
+	// executor API's URL), and IP in the TaskStatus.container_status of
+	// tasks, which share the host's network. Defaults: the host and port
+	// of Endpoint when it names them (an IP, for IP); else, for IP, the
+	// first non-loopback address of the machine's interfaces (Mesos
+	// resolves its hostname instead; Apron does no DNS lookup at start),
+	// or 127.0.0.1; for Port, Mesos's 5051.
+	IP   string
+	Port int
 
 	// Containerizer runs task processes. Default: the process
 	// containerizer (containerizer.NewProcess) with its state in
@@ -85,6 +98,12 @@ type Config struct {
 	Clock  clock.Clock
 	Rand   *rand.Rand
 	Logger *slog.Logger
+	// LogLevel is the level of Logger's handler when the embedder made
+	// it with one (slog.HandlerOptions{Level: LogLevel}): the operator
+	// calls GET_LOGGING_LEVEL and SET_LOGGING_LEVEL read and change it
+	// (see logging.go). Default: a LevelVar of the agent's own at Info,
+	// which those calls change to no effect on Logger.
+	LogLevel *slog.LevelVar
 
 	// ExecutorShutdownGracePeriod is how long an executor told to shut down
 	// has before the agent destroys its containers; an executor's own
@@ -148,8 +167,9 @@ type Config struct {
 	// blocks, as Mesos measures it. It is called on the agent's goroutine,
 	// so it must be quick; tests fake a full disk with it.
 	DiskUsage func(path string) (float64, error)
-	// Version is reported to the master at registration (default
-	// "apron").
+	// Version is reported to the master at registration and in /state and
+	// GET_VERSION (default v1.MesosVersion, the Mesos release whose API
+	// Apron speaks, since Mesos tools parse it as a Mesos version).
 	Version string
 
 	// The fetcher downloads CommandInfo.uris into sandboxes before
@@ -237,6 +257,9 @@ func (c Config) withDefaults() (Config, error) {
 		}
 		c.Hostname = h
 	}
+	if err := c.advertisedAddress(); err != nil {
+		return bad("%v", err)
+	}
 	if c.Clock == nil {
 		c.Clock = clock.Real()
 	}
@@ -246,8 +269,11 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.LogLevel == nil {
+		c.LogLevel = new(slog.LevelVar)
+	}
 	if c.Version == "" {
-		c.Version = "apron"
+		c.Version = apiv1.MesosVersion
 	}
 	for _, d := range []struct {
 		name string

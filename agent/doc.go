@@ -43,7 +43,8 @@
 // Config.ExecutorRegistrationTimeout (1 min), or it is destroyed and its
 // tasks get TASK_FAILED (REASON_EXECUTOR_REGISTRATION_TIMEOUT). The end of
 // its process ends the executor, and the master gets EXECUTOR_EXITED with
-// the process's wait status. Before an executor starts, the agent fetches
+// the process's wait status (not for the command executor, which the
+// master does not know, as in Mesos). Before an executor starts, the agent fetches
 // its CommandInfo.uris (a command task's own) into its sandbox, as Mesos's
 // fetcher does: http, https, file:// and absolute paths, extracting
 // archives and honouring executable and output_file (see Config.Fetcher*);
@@ -54,9 +55,12 @@
 // fetch fails the whole group the same way, as a group launches whole or
 // not at all. Executor processes see the
 // Mesos executor environment (MESOS_FRAMEWORK_ID, MESOS_EXECUTOR_ID,
-// MESOS_AGENT_ENDPOINT, MESOS_SANDBOX, MESOS_DIRECTORY, MESOS_CHECKPOINT=1,
+// MESOS_SLAVE_ID, MESOS_SLAVE_PID, MESOS_AGENT_ENDPOINT, MESOS_SANDBOX,
+// MESOS_DIRECTORY, MESOS_CHECKPOINT=1, MESOS_HTTP_COMMAND_EXECUTOR=1,
 // MESOS_RECOVERY_TIMEOUT, MESOS_SUBSCRIPTION_BACKOFF_MAX,
-// MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD) and a default PATH, as do tasks,
+// MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD, LIBPROCESS_PORT=0, LIBPROCESS_IP
+// when Config.IP is one of the machine's; durations as
+// Mesos writes them, "15mins") and a default PATH, as do tasks,
 // with their CommandInfo's environment on top; nothing of the agent's own
 // environment.
 //
@@ -69,14 +73,19 @@
 // task, whose head is sent to the master with the task's latest state and
 // resent with backoff (Config.StatusUpdateRetry, 10 s, doubling to 10 min)
 // on the injected clock until the master forwards the framework's
-// ACKNOWLEDGE of its uuid; the executor then gets ACKNOWLEDGED and the next
-// update goes out. Updates wait across master disconnections and are resent
+// ACKNOWLEDGE of its uuid, then the next update goes out. The executor
+// gets ACKNOWLEDGED as soon as the agent has checkpointed its update, as
+// from Mesos's agent: the agent retries it from then on. Updates wait across master disconnections and are resent
 // after re-registration. A task whose terminal update is acknowledged is
 // forgotten (the last Config.MaxCompletedTasks stay visible in
 // [Agent.State]); an executor is forgotten when it has terminated and all
 // its tasks are; when one ends, the tasks it left non-terminal get
 // TASK_FAILED (REASON_EXECUTOR_TERMINATED) and the master gets
-// EXECUTOR_EXITED. A shut-down executor gets SHUTDOWN, then, after its
+// EXECUTOR_EXITED (but for a command executor). Updates of tasks that
+// reached their executor carry a container_status, as Mesos's agent adds
+// it: the container's ID (nested in the executor's for a task group's
+// task), the agent's IP (Config.IP) as the task's, and the executor's pid
+// when it runs in the agent. A shut-down executor gets SHUTDOWN, then, after its
 // grace period (ExecutorInfo.shutdown_grace_period, else
 // Config.ExecutorShutdownGracePeriod, 5 s), its driver is cancelled and its
 // containers destroyed; its leftover tasks get TASK_KILLED.
@@ -90,9 +99,14 @@
 // Config.ExecutorHeartbeatInterval (30 min, as Mesos) on their streams; the
 // operator API (POST /api/v1: GET_HEALTH, GET_FLAGS, GET_VERSION,
 // GET_METRICS, GET_STATE, GET_CONTAINERS, GET_FRAMEWORKS, GET_EXECUTORS,
-// GET_TASKS, GET_AGENT); and GET /health, /metrics (Prometheus) and /state.
-// Its metrics use the Mesos agent's names (slave/tasks_running, ...) in
-// GET_METRICS, and apron_agent_* in /metrics.
+// GET_TASKS, GET_AGENT, GET_LOGGING_LEVEL, SET_LOGGING_LEVEL,
+// GET_OPERATIONS, GET_RESOURCE_PROVIDERS, KILL_CONTAINER, WAIT_CONTAINER);
+// GET /health and /metrics (Prometheus); and the Mesos agent's endpoints in
+// Mesos's own JSON shapes, which tools read: /state, /flags, /containers,
+// /monitor/statistics, /metrics/snapshot and /logging/toggle, also under
+// /slave(1)/ (see endpoints.go). Its metrics use the Mesos agent's names
+// (slave/tasks_running, ...) in GET_METRICS and /metrics/snapshot, and
+// apron_agent_* in /metrics.
 //
 // One goroutine, Run's, owns all of this state: an event loop fed by the
 // master's stream, executor calls, timers (one clock timer multiplexes all

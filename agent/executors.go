@@ -311,6 +311,7 @@ func (a *Agent) newExecutor(fw *frameworkRec, info mesospb.ExecutorInfo, kind ex
 	// The framework's and the executor's directories may be scheduled for
 	// garbage collection: they are in use again.
 	a.gcUnschedule(e.sandbox)
+	a.attachSandbox(e) // files.go
 	return e
 }
 
@@ -321,25 +322,42 @@ func (a *Agent) sandboxDir(fwID, execID, containerID string) string {
 		"executors", pathSafe(execID), "runs", containerID)
 }
 
-// executorEnv is the environment Mesos gives executors; tasks get it too,
-// with their CommandInfo's environment on top.
+// executorEnv is the environment Mesos gives executors (its slave.cpp
+// executorEnvironment, and MESOS_SANDBOX from its containerizer); tasks
+// get it too, with their CommandInfo's environment on top. Differences:
+// MESOS_CHECKPOINT is always "1", since an Apron agent recovers every
+// executor, checkpointing framework or not; MESOS_HTTP_COMMAND_EXECUTOR is
+// "1", since Apron's command executor only speaks HTTP; LIBPROCESS_IP,
+// which Mesos passes on from its own environment, is the agent's IP when
+// it is one of this machine's (see libprocessIP); and
+// MESOS_NATIVE_(JAVA_)LIBRARY, which Mesos sets only when its install has
+// libmesos, is not set: Apron has none.
 func (a *Agent) executorEnv(e *executorRec) []string {
 	grace := a.cfg.ExecutorShutdownGracePeriod
 	if g := e.info.ShutdownGracePeriod; g != nil && g.Nanoseconds > 0 {
 		grace = time.Duration(g.Nanoseconds)
 	}
-	return []string{
+	env := []string{
 		"PATH=" + defaultPath,
+		// A libprocess-based executor binds a free port, not the agent's.
+		"LIBPROCESS_PORT=0",
 		"MESOS_FRAMEWORK_ID=" + e.fw.id,
 		"MESOS_EXECUTOR_ID=" + e.id,
-		"MESOS_AGENT_ENDPOINT=" + a.cfg.Endpoint,
+		"MESOS_SLAVE_ID=" + a.id,
+		"MESOS_SLAVE_PID=" + a.PID(),
+		"MESOS_AGENT_ENDPOINT=" + a.agentEndpointEnv(),
 		"MESOS_SANDBOX=" + e.sandbox,
 		"MESOS_DIRECTORY=" + e.sandbox,
 		"MESOS_CHECKPOINT=1",
+		"MESOS_HTTP_COMMAND_EXECUTOR=1",
 		"MESOS_RECOVERY_TIMEOUT=" + mesosDuration(a.cfg.ExecutorRecoveryTimeout),
 		"MESOS_SUBSCRIPTION_BACKOFF_MAX=" + mesosDuration(a.cfg.ExecutorSubscriptionBackoffMax),
 		"MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD=" + mesosDuration(grace),
 	}
+	if ip := a.libprocessIP(); ip != "" {
+		env = append(env, "LIBPROCESS_IP="+ip)
+	}
+	return env
 }
 
 // defaultPath is the PATH containers get, as Mesos gives them the host's
@@ -486,6 +504,7 @@ func (a *Agent) commandConfig(e *executorRec) executor.CommandConfig {
 		Containerizer:      withVolumes{a.cont, &a.vols},
 		Sandbox:            e.sandbox,
 		Env:                a.executorEnv(e),
+		ContainerIP:        a.cfg.IP,
 		User:               e.taskUser(),
 		ContainerIDPrefix:  e.containerID,
 		Clock:              a.clk,
@@ -496,25 +515,27 @@ func (a *Agent) commandConfig(e *executorRec) executor.CommandConfig {
 }
 
 // subscribeExecutor handles SUBSCRIBE: a new stream replaces the old one,
-// the updates the executor has not seen acknowledged go through the status
-// update manager again (duplicates are dropped there), and the executor
-// gets SUBSCRIBED, its queued tasks, and any KILL or SHUTDOWN it missed.
+// and the executor gets SUBSCRIBED; the updates it has not seen
+// acknowledged go through the status update manager again (duplicates
+// are dropped there, and acknowledged again); then it gets its queued
+// tasks, and any KILL or SHUTDOWN it missed.
 func (a *Agent) subscribeExecutor(ctx context.Context, call *executorpb.Call) (string, <-chan *executorpb.Event, error) {
-	e := a.executor(call.FrameworkID.Value, call.ExecutorID.Value)
-	if e == nil || e.state == execTerminated || e.cleaning {
-		return "", nil, fmt.Errorf("%w: no executor %q of framework %q runs on this agent", ErrNotSubscribed, call.ExecutorID.Value, call.FrameworkID.Value)
+	e, err := a.callingExecutor(call)
+	if err != nil {
+		return "", nil, err
+	}
+	if e.state == execTerminated || e.cleaning {
+		// As Mesos (Slave::subscribe): an executor that is being
+		// destroyed is told to shut down, on a stream that ends at once.
+		a.log.Warn("agent: an executor subscribed while terminating; shutting it down", "framework", e.fw.id, "executor", e.id)
+		ch := make(chan *executorpb.Event, 1)
+		ch <- &executorpb.Event{Type: executorpb.Event_SHUTDOWN.Enum()}
+		close(ch)
+		return uuidString(a.newUUID()), ch, nil
 	}
 	sub := call.Subscribe
 	if sub == nil {
 		sub = &executorpb.Call_Subscribe{}
-	}
-	for i := range sub.UnacknowledgedUpdates {
-		st := sub.UnacknowledgedUpdates[i].Status
-		if err := validateExecutorUpdate(call, &st); err != nil {
-			a.log.Warn("agent: dropping an invalid unacknowledged update", "executor", e.id, "err", err)
-			continue
-		}
-		a.statusUpdate(e.fw.id, e.id, st)
 	}
 	if e.stream != nil {
 		e.stream.close()
@@ -540,6 +561,16 @@ func (a *Agent) subscribeExecutor(ctx context.Context, call *executorpb.Call) (s
 			ContainerID:   cid,
 		},
 	})
+	// The updates it has no acknowledgement of, after SUBSCRIBED: their
+	// ACKNOWLEDGED go on the new stream.
+	for i := range sub.UnacknowledgedUpdates {
+		st := sub.UnacknowledgedUpdates[i].Status
+		if err := validateExecutorUpdate(call, &st); err != nil {
+			a.log.Warn("agent: dropping an invalid unacknowledged update", "executor", e.id, "err", err)
+			continue
+		}
+		a.statusUpdate(e.fw.id, e.id, st)
+	}
 	if !first {
 		a.relaunchLost(e, sub.UnacknowledgedTasks)
 	}
@@ -624,10 +655,22 @@ func (a *Agent) executorStreamEnded(e *executorRec, s *execStream) {
 }
 
 // executorCall handles an executor's UPDATE, MESSAGE or HEARTBEAT.
+//
+// A call with a stream ID must come from the executor's current
+// subscription. One without, as Mesos executors send them, is taken as
+// Mesos's agent takes it (Http::executor), from an executor that has
+// subscribed, even while it has no stream (it is reconnecting); an
+// executor that never subscribed, or has terminated, is refused.
 func (a *Agent) executorCall(streamID string, call *executorpb.Call) error {
-	e := a.executor(call.FrameworkID.Value, call.ExecutorID.Value)
-	if e == nil || e.stream == nil || e.stream.id != streamID {
+	e, err := a.callingExecutor(call)
+	if err != nil {
+		return err
+	}
+	switch {
+	case streamID != "" && (e.stream == nil || e.stream.id != streamID):
 		return fmt.Errorf("%w: executor %q of framework %q has no stream %q", ErrNotSubscribed, call.ExecutorID.Value, call.FrameworkID.Value, streamID)
+	case streamID == "" && (e.state == execRegistering || e.state == execTerminated || e.cleaning):
+		return fmt.Errorf("%w: executor %q of framework %q is not subscribed", ErrNotSubscribed, call.ExecutorID.Value, call.FrameworkID.Value)
 	}
 	switch call.GetType() {
 	case executorpb.Call_UPDATE:
@@ -664,6 +707,21 @@ func (a *Agent) executorCall(streamID string, call *executorpb.Call) error {
 	default:
 		return fmt.Errorf("%w: unexpected call %s", ErrInvalidCall, call.GetType())
 	}
+}
+
+// callingExecutor is the executor a call names. One the agent does not
+// know is a bad request (400), as in Mesos ("Framework cannot be found",
+// "Executor cannot be found").
+func (a *Agent) callingExecutor(call *executorpb.Call) (*executorRec, error) {
+	fw := a.frameworks[call.FrameworkID.Value]
+	if fw == nil {
+		return nil, fmt.Errorf("%w: framework %q cannot be found", ErrInvalidCall, call.FrameworkID.Value)
+	}
+	e := fw.executors[call.ExecutorID.Value]
+	if e == nil {
+		return nil, fmt.Errorf("%w: executor %q of framework %q cannot be found", ErrInvalidCall, call.ExecutorID.Value, call.FrameworkID.Value)
+	}
+	return e, nil
 }
 
 // validateExecutorUpdate applies Mesos's rules to an executor's status
@@ -846,8 +904,8 @@ func destroyContainers(ctx context.Context, cont containerizer.Containerizer, ma
 
 // terminateExecutor marks the executor gone: its queued and non-terminal
 // tasks get a terminal update from the agent, the master gets
-// EXECUTOR_EXITED, and the executor is forgotten once nothing of it waits
-// for an acknowledgement.
+// EXECUTOR_EXITED (unless it is a command executor), and the executor is
+// forgotten once nothing of it waits for an acknowledgement.
 func (a *Agent) terminateExecutor(e *executorRec, end *ending) {
 	if e.state == execTerminated {
 		return
@@ -878,6 +936,16 @@ func (a *Agent) terminateExecutor(e *executorRec, end *ending) {
 		}
 	}
 	a.log.Info("agent: executor terminated", "framework", e.fw.id, "executor", e.id, "why", e.ending.message)
+	a.runTerminated(e) // operator_containers.go
+	if e.kind.command() {
+		// As Mesos's agent (Slave::executorTerminated): the master does
+		// not know the command executors the agent makes up, so it hears
+		// nothing of their end, and the scheduler gets no FAILURE; the
+		// task's own update says it all.
+		a.maybeForgetExecutor(e)
+		a.checkShutdown()
+		return
+	}
 	a.send(&internalpb.Call{
 		Type: internalpb.Call_EXECUTOR_EXITED.Enum(),
 		ExecutorExited: &internalpb.Call_ExecutorExited{

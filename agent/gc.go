@@ -356,6 +356,7 @@ func (a *Agent) gcRemove(paths []string) {
 		case t != "":
 			trash = append(trash, t)
 		}
+		a.detachRemoved(p, err) // files.go
 	}
 	if len(trash) == 0 {
 		return

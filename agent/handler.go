@@ -6,7 +6,6 @@ import (
 	"net/http"
 
 	"github.com/apronhq/apron/api/v1/agentpb"
-	"github.com/apronhq/apron/api/v1/codec"
 	"github.com/apronhq/apron/api/v1/executorpb"
 	"github.com/apronhq/apron/internal/httpapi"
 )
@@ -32,16 +31,22 @@ const maxAPIBody = httpapi.DefaultMaxBodyBytes
 //     present, must name that subscription.
 //   - POST /api/v1: the operator API (agentpb Call and Response):
 //     GET_HEALTH, GET_FLAGS, GET_VERSION, GET_METRICS, GET_STATE,
-//     GET_CONTAINERS, GET_FRAMEWORKS, GET_EXECUTORS, GET_TASKS and
-//     GET_AGENT; other calls answer 501 naming the call.
-//   - GET /health (200 "OK" while Run runs, else 503), GET /metrics
-//     (Prometheus text format) and GET /state (GET_STATE's Response as
-//     JSON).
+//     GET_CONTAINERS, GET_FRAMEWORKS, GET_EXECUTORS, GET_TASKS,
+//     GET_AGENT, GET_LOGGING_LEVEL, SET_LOGGING_LEVEL, GET_OPERATIONS,
+//     GET_RESOURCE_PROVIDERS, KILL_CONTAINER and WAIT_CONTAINER; other
+//     calls answer 501 naming the call.
+//   - GET /health (200 "OK" while Run runs, else 503) and GET /metrics
+//     (Prometheus text format).
+//   - Mesos's own endpoints, in Mesos's JSON shapes (endpoints.go): GET
+//     /state, /flags, /containers, /monitor/statistics, /metrics/snapshot,
+//     /logging/toggle and /version; the agent's are also under /slave(1)/,
+//     as is the operator API (/slave(1)/api/v1).
 //
 // Calls are protobuf or JSON (Content-Type); Accept picks the answer's
 // encoding, JSON by default. Status codes are Mesos's: 400 for a malformed
-// or invalid call, 403 for a call of an executor that is not subscribed
-// (or of another subscription), 405 for a method other than POST, 406 for
+// or invalid call, or one naming a framework or executor the agent does
+// not know, 403 for a call of an executor that never subscribed (or of
+// another subscription), 405 for a method other than POST, 406 for
 // an Accept it cannot satisfy, 413 for a body over 8 MiB, 415 for a body
 // that is neither protobuf nor JSON, 503 when the agent is not running.
 //
@@ -50,16 +55,20 @@ const maxAPIBody = httpapi.DefaultMaxBodyBytes
 func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc(ExecutorAPIPath, a.serveExecutorAPI)
+	// Mesos's executor library posts to /slave(1)/api/v1/executor, built
+	// from MESOS_SLAVE_PID.
+	mux.HandleFunc("/"+pidName+ExecutorAPIPath, a.serveExecutorAPI)
 	mux.HandleFunc(OperatorAPIPath, a.serveOperatorAPI)
 	mux.HandleFunc("/health", a.serveHealth)
 	mux.HandleFunc("/metrics", a.serveMetrics)
-	mux.HandleFunc("/state", a.serveState)
+	a.mesosRoutes(mux) // /state, /containers, /metrics/snapshot...: endpoints.go
+	a.routeFiles(mux)  // /files/*: files.go
 	return mux
 }
 
 func (a *Agent) serveExecutorAPI(w http.ResponseWriter, r *http.Request) {
 	var call executorpb.Call
-	c, err := httpapi.DecodeCall(r, &call, maxAPIBody)
+	c, err := httpapi.DecodeCall(r, &call, maxAPIBody, httpapi.LogIgnored(a.log))
 	if err != nil {
 		httpapi.WriteError(w, err)
 		return
@@ -77,7 +86,11 @@ func (a *Agent) serveExecutorAPI(w http.ResponseWriter, r *http.Request) {
 		}
 		heartbeat := func() *executorpb.Event { return &executorpb.Event{Type: executorpb.Event_HEARTBEAT.Enum()} }
 		httpapi.ServeStream(w, r, c, id, events, heartbeat, a.cfg.ExecutorHeartbeatInterval)
-	case executorpb.Call_UPDATE, executorpb.Call_MESSAGE, executorpb.Call_HEARTBEAT:
+	case executorpb.Call_HEARTBEAT:
+		// As Mesos (Http::executor): accepted before any other check, from
+		// any executor, subscribed or not.
+		w.WriteHeader(http.StatusAccepted)
+	case executorpb.Call_UPDATE, executorpb.Call_MESSAGE:
 		streamID := r.Header.Get(httpapi.StreamIDHeader)
 		err, perr := request(a, r.Context(), func() error { return a.executorCallAs(streamID, &call) })
 		if perr != nil {
@@ -94,13 +107,8 @@ func (a *Agent) serveExecutorAPI(w http.ResponseWriter, r *http.Request) {
 }
 
 // executorCallAs is ExecutorCall for a call that may name no stream, as a
-// Mesos executor's: it goes to the executor's current subscription.
+// Mesos executor's: see executorCall.
 func (a *Agent) executorCallAs(streamID string, call *executorpb.Call) error {
-	if streamID == "" {
-		if e := a.executor(call.FrameworkID.Value, call.ExecutorID.Value); e != nil && e.stream != nil {
-			streamID = e.stream.id
-		}
-	}
 	return a.executorCall(streamID, call)
 }
 
@@ -124,7 +132,7 @@ func handlerError(err error) error {
 
 func (a *Agent) serveOperatorAPI(w http.ResponseWriter, r *http.Request) {
 	var call agentpb.Call
-	c, err := httpapi.DecodeCall(r, &call, maxAPIBody)
+	c, err := httpapi.DecodeCall(r, &call, maxAPIBody, httpapi.LogIgnored(a.log))
 	if err != nil {
 		httpapi.WriteError(w, err)
 		return
@@ -132,6 +140,12 @@ func (a *Agent) serveOperatorAPI(w http.ResponseWriter, r *http.Request) {
 	resp, err := a.operatorCall(r.Context(), &call)
 	if err != nil {
 		httpapi.WriteError(w, handlerError(err))
+		return
+	}
+	if resp == nil {
+		// Calls such as SET_LOGGING_LEVEL and KILL_CONTAINER answer 200
+		// with no body, as Mesos's.
+		w.WriteHeader(http.StatusOK)
 		return
 	}
 	httpapi.WriteMessage(w, c, resp)
@@ -157,22 +171,6 @@ func (a *Agent) serveHealth(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	_, _ = io.WriteString(w, "OK\n")
-}
-
-func (a *Agent) serveState(w http.ResponseWriter, r *http.Request) {
-	if !requireGET(w, r) {
-		return
-	}
-	if !httpapi.AcceptsJSONOnly(r) {
-		httpapi.WriteError(w, httpapi.Errorf(http.StatusNotAcceptable, "/state answers %s only", codec.MediaTypeJSON))
-		return
-	}
-	resp, err := a.operatorCall(r.Context(), &agentpb.Call{Type: agentpb.Call_GET_STATE.Enum()})
-	if err != nil {
-		httpapi.WriteError(w, handlerError(err))
-		return
-	}
-	httpapi.WriteMessage(w, codec.JSON, resp)
 }
 
 func (a *Agent) serveMetrics(w http.ResponseWriter, r *http.Request) {

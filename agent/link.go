@@ -324,6 +324,7 @@ func (a *Agent) registeredWith(r *internalpb.Event_Registered, re bool) {
 		a.setID(id)
 	}
 	a.log.Info("agent: registered", "id", id, "reregistered", re)
+	a.registeredWithMaster(r.MasterInfo) // operator_containers.go
 	a.registered = true
 	a.regBackoff = a.cfg.RegistrationBackoff
 	interval := time.Duration(r.GetPingIntervalSeconds() * float64(time.Second))

@@ -40,6 +40,7 @@ type loopState struct {
 	checkpointed []mesospb.Resource // from CHECKPOINT_RESOURCES
 	met          agentMetrics
 	gc           *gcState // the sandbox garbage collector (gc.go)
+	ops          opsState // the operator API's own state (operator_state.go)
 
 	shutdown *shutdownState // set once the agent is shutting down
 	done     bool           // the loop returns at the end of this turn

@@ -66,12 +66,19 @@ func (a *Agent) operatorCall(ctx context.Context, call *agentpb.Call) (*agentpb.
 			return nil, err
 		}
 		return &agentpb.Response{Type: agentpb.Response_GET_TASKS.Enum(), GetTasks: s}, nil
+	case agentpb.Call_LIST_FILES:
+		return a.listFiles(ctx, call) // files.go
+	case agentpb.Call_READ_FILE:
+		return a.readFile(ctx, call)
 	case agentpb.Call_GET_AGENT:
 		info, err := request(a, ctx, a.agentInfo)
 		if err != nil {
 			return nil, err
 		}
 		return &agentpb.Response{Type: agentpb.Response_GET_AGENT.Enum(), GetAgent: &agentpb.Response_GetAgent{AgentInfo: &info}}, nil
+	}
+	if resp, ok, err := a.moreOperatorCalls(ctx, call); ok {
+		return resp, err
 	}
 	if _, known := agentpb.Call_Type_name[int32(call.GetType())]; !known || call.GetType() == agentpb.Call_UNKNOWN {
 		return nil, httpapi.Errorf(http.StatusBadRequest, "expecting 'type' to be present and known, got %s", call.GetType())
@@ -368,6 +375,9 @@ type agentMetrics struct {
 	invalidUpdates  uint64 // executor status updates refused
 	validMessages   uint64 // framework messages delivered to executors
 	invalidMessages uint64 // framework messages dropped
+	// executorsTerminated counts the executor runs that terminated
+	// (slave/executors_terminated); see runTerminated.
+	executorsTerminated uint64
 }
 
 // metricsSnapshot is what GET_METRICS and /metrics report.
@@ -384,6 +394,10 @@ type metricsSnapshot struct {
 	total, used    map[string]float64 // cpus, mem, disk
 	gc             gcMetrics          // the sandbox garbage collector's counters
 	gcPending      int                // paths scheduled for garbage collection
+	// dirMaxAge is how long sandboxes may be kept at the disk's usage now
+	// (Mesos's executor_directory_max_allowed_age_secs); nil when the
+	// usage cannot be measured.
+	dirMaxAge *time.Duration
 }
 
 // metrics takes a snapshot: the loop's state, then the containerizer's.
@@ -407,22 +421,19 @@ func (a *Agent) metrics(ctx context.Context) (*metricsSnapshot, error) {
 		for k, v := range a.met.terminal {
 			m.terminal[k] = v
 		}
-		for _, r := range a.resources.ToProto() {
-			if r.Scalar != nil {
-				m.total[r.Name] += r.Scalar.Value
-			}
-		}
+		addScalars(m.total, a.resources.ToProto())
 		for _, fw := range a.frameworks {
 			for _, e := range fw.executors {
 				m.executors[e.state.String()]++
+				if e.state != execTerminated {
+					// As Mesos's Executor::allocatedResources: the
+					// executor's own and its live tasks'.
+					addScalars(m.used, e.info.Resources)
+				}
 				for _, t := range e.tasks {
 					m.tasks[t.state]++
 					if !terminal(t.state) {
-						for _, r := range t.info.Resources {
-							if r.Scalar != nil {
-								m.used[r.Name] += r.Scalar.Value
-							}
-						}
+						addScalars(m.used, t.info.Resources)
 					}
 				}
 			}
@@ -431,6 +442,9 @@ func (a *Agent) metrics(ctx context.Context) (*metricsSnapshot, error) {
 			m.pendingUpdates += len(s.pending)
 		}
 		m.gc, m.gcPending = a.gc.met, a.gc.q.len()
+		if usage, err := a.cfg.DiskUsage(a.cfg.WorkDir); err == nil {
+			m.dirMaxAge = ptr(a.gc.q.maxAge(usage))
+		}
 		return loopPart{m, a.cont}
 	})
 	if err != nil {
@@ -442,6 +456,21 @@ func (a *Agent) metrics(ctx context.Context) (*metricsSnapshot, error) {
 		return nil, fmt.Errorf("listing containers: %w", err)
 	}
 	return p.m, nil
+}
+
+// addScalars adds the scalar resources of rs to sums by name, the
+// revocable ones under <name>_revocable as Mesos's metrics name them.
+func addScalars(sums map[string]float64, rs []mesospb.Resource) {
+	for _, r := range rs {
+		if r.Scalar == nil {
+			continue
+		}
+		name := r.Name
+		if r.Revocable != nil {
+			name += "_revocable"
+		}
+		sums[name] += r.Scalar.Value
+	}
 }
 
 // taskStates are the states reported, in Mesos's order.
@@ -475,21 +504,33 @@ func (m *metricsSnapshot) mesos() []mesospb.Metric {
 			add(name, float64(m.tasks[s]))
 		}
 	}
-	for _, s := range executorStates {
+	for _, s := range executorStates[:3] {
 		add("slave/executors_"+strings.ToLower(s), float64(m.executors[s]))
 	}
+	// Mesos's executors_terminated counts the runs that terminated since
+	// the agent started; Apron preempts no executor.
+	add("slave/executors_terminated", float64(m.counters.executorsTerminated))
+	add("slave/executors_preempted", 0)
 	add("slave/containers", float64(m.containers))
 	add("slave/status_updates_pending", float64(m.pendingUpdates))
 	add("slave/valid_status_updates", float64(m.counters.validUpdates))
 	add("slave/invalid_status_updates", float64(m.counters.invalidUpdates))
 	add("slave/valid_framework_messages", float64(m.counters.validMessages))
 	add("slave/invalid_framework_messages", float64(m.counters.invalidMessages))
-	for _, r := range []string{"cpus", "mem", "disk"} {
+	// As Mesos (src/slave/metrics.cpp): total, used and their ratio (0
+	// when there is none) of cpus, gpus, mem and disk, and of their
+	// revocable kinds.
+	for _, r := range []string{"cpus", "gpus", "mem", "disk", "cpus_revocable", "gpus_revocable", "mem_revocable", "disk_revocable"} {
 		add("slave/"+r+"_total", m.total[r])
 		add("slave/"+r+"_used", m.used[r])
+		pct := 0.0
 		if m.total[r] > 0 {
-			add("slave/"+r+"_percent", m.used[r]/m.total[r])
+			pct = m.used[r] / m.total[r]
 		}
+		add("slave/"+r+"_percent", pct)
+	}
+	if m.dirMaxAge != nil {
+		add("slave/executor_directory_max_allowed_age_secs", m.dirMaxAge.Seconds())
 	}
 	add("gc/path_removals_pending", float64(m.gcPending))
 	add("gc/path_removals_succeeded", float64(m.gc.removed))

@@ -114,7 +114,8 @@ func (a *Agent) watchProcess(e *executorRec) {
 
 // processExited ends an executor whose process has ended: its tasks that
 // are not terminal fail, and the master hears EXECUTOR_EXITED with the
-// process's wait status.
+// process's wait status (unless it is the command executor; see
+// terminateExecutor).
 func (a *Agent) processExited(e *executorRec, term containerizer.Termination, err error) {
 	if e.state == execTerminated || e.cleaning {
 		return // its end is already under way

@@ -154,6 +154,7 @@ func (a *Agent) recoverExecutor(ctx context.Context, fw *frameworkRec, re *recov
 	if fw.executors[e.id] == nil {
 		fw.executors[e.id] = e
 	}
+	a.attachSandbox(e) // files.go
 
 	if !e.live() {
 		// Its end may not have reached the master: say it (again).

@@ -276,7 +276,9 @@ func (a *Agent) killQueued(e *executorRec, t *taskRec) {
 	}
 	for _, id := range victims {
 		if vt := e.tasks[id]; vt != nil && !terminal(vt.state) {
-			vt.queued = false
+			// Still queued while its update is made: it never reached
+			// its executor (see addContainerStatus); the terminal
+			// update dequeues it.
 			a.statusUpdate(e.fw.id, e.id, a.agentStatus(e.fw.id, id, mesospb.TASK_KILLED,
 				mesospb.TaskStatus_REASON_TASK_KILLED_DURING_LAUNCH, "Killed before delivery to the executor"))
 		}

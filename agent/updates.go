@@ -2,12 +2,16 @@ package agent
 
 import (
 	"bytes"
+	"net"
+	"os"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/apronhq/apron/api/v1/executorpb"
 	"github.com/apronhq/apron/api/v1/internalpb"
 	"github.com/apronhq/apron/api/v1/mesospb"
+	"github.com/apronhq/apron/executor"
 )
 
 // The status update manager, as Mesos's: every task has a stream of
@@ -37,7 +41,12 @@ func newUpdateStream(key streamKey) *updateStream {
 
 // statusUpdate takes a status update for a task (from its executor or made
 // by the agent): it records the task's new state and queues the update for
-// the master.
+// the master. An executor's update is acknowledged to the executor
+// (ACKNOWLEDGED) once the agent has it checkpointed, as Mesos's agent does
+// (Slave::___statusUpdate): from then on the agent, not the executor, is
+// the one that retries it until the framework acknowledges it. A
+// duplicate is acknowledged again, so an executor that missed the
+// acknowledgement stops resending it.
 func (a *Agent) statusUpdate(fwID, execID string, st mesospb.TaskStatus) {
 	if a.id != "" {
 		st.AgentID = &mesospb.AgentID{Value: a.id}
@@ -55,18 +64,25 @@ func (a *Agent) statusUpdate(fwID, execID string, st mesospb.TaskStatus) {
 		a.streams[key] = s
 	}
 	id := string(st.UUID)
-	switch {
-	case s.acked[id]:
-		// The executor resent an update it missed the acknowledgement of.
-		if st.GetSource() == mesospb.TaskStatus_SOURCE_EXECUTOR {
-			a.acknowledgeExecutor(fwID, execID, st.TaskID, st.UUID)
+	ackExecutor := func() {
+		if st.GetSource() == mesospb.TaskStatus_SOURCE_EXECUTOR && st.ExecutorID != nil {
+			a.acknowledgeExecutor(fwID, st.ExecutorID.Value, st.TaskID, st.UUID)
 		}
+	}
+	switch {
+	case s.acked[id], s.received[id]:
+		// The executor resent an update it missed the acknowledgement of.
+		ackExecutor()
 		return
-	case s.received[id]:
-		return // a duplicate still in flight
 	case s.terminated:
 		a.log.Warn("agent: dropping an update for a terminated task", "framework", fwID, "task", st.TaskID.Value, "state", st.GetState().String())
+		ackExecutor() // so that it stops resending it, as Mesos
 		return
+	}
+	if fw := a.frameworks[fwID]; fw != nil {
+		if t := fw.tasks[st.TaskID.Value]; t != nil {
+			a.addContainerStatus(t, &st)
+		}
 	}
 	u := &internalpb.Call_StatusUpdate{FrameworkID: mesospb.FrameworkID{Value: fwID}, Status: st}
 	if st.ExecutorID != nil {
@@ -86,6 +102,7 @@ func (a *Agent) statusUpdate(fwID, execID string, st mesospb.TaskStatus) {
 	}
 	a.log.Debug("agent: status update", "framework", fwID, "task", st.TaskID.Value, "state", st.GetState().String(), "source", st.GetSource().String())
 	s.received[id] = true
+	ackExecutor()
 	s.pending = append(s.pending, u)
 	if len(s.pending) == 1 {
 		s.backoff = a.cfg.StatusUpdateRetry
@@ -154,8 +171,7 @@ func (a *Agent) resumeUpdates() {
 }
 
 // acknowledge handles the master's ACKNOWLEDGE: the head of the task's
-// stream is done, the executor learns it (ACKNOWLEDGED), and the next
-// update goes out. A terminal update's acknowledgement ends the stream and
+// stream is done and the next update goes out. A terminal update's acknowledgement ends the stream and
 // the task is forgotten.
 func (a *Agent) acknowledge(fwID, taskID string, uuid []byte) {
 	key := streamKey{fwID, taskID}
@@ -192,9 +208,7 @@ func (a *Agent) acknowledge(fwID, taskID string, uuid []byte) {
 	s.acked[string(uuid)] = true
 	a.tm.cancel(s.timer)
 	s.timer = 0
-	if head.Status.GetSource() == mesospb.TaskStatus_SOURCE_EXECUTOR && head.ExecutorID != nil {
-		a.acknowledgeExecutor(fwID, head.ExecutorID.Value, head.Status.TaskID, uuid)
-	}
+	// The executor had its ACKNOWLEDGED when the agent took the update.
 	var t *taskRec
 	if fw := a.frameworks[fwID]; fw != nil {
 		t = fw.tasks[taskID]
@@ -233,4 +247,63 @@ func (a *Agent) acknowledgeExecutor(fwID, execID string, taskID mesospb.TaskID, 
 		Type:         executorpb.Event_ACKNOWLEDGED.Enum(),
 		Acknowledged: &executorpb.Event_Acknowledged{TaskID: taskID, UUID: uuid},
 	})
+}
+
+// addContainerStatus adds to a task's update what Mesos's agent adds
+// (Slave::statusUpdate and _statusUpdate) to every update of a task that
+// reached its executor, whatever its state or source: the status of the
+// task's container, merged into what the executor set. Updates of tasks
+// still queued, the agent's TASK_DROPPED and TASK_LOST, and the updates
+// the agent makes once the executor's containers are gone get none, as
+// in Mesos, whose containerizer knows no status for them.
+//
+// The container is the executor's run (ContainerID = the run's ID), or,
+// for a task of a task group under the default executor, the task's
+// container nested in it, as Mesos's default executor names it. Tasks
+// share the host's network, so network_infos holds the agent's IP
+// (Config.IP), as Mesos's agent fills it in when no network isolator
+// did. executor_pid is the agent's own process for in-process executors;
+// for an executor process it is left out, as the containerizer does not
+// say (Mesos gives it). cgroup_info is left out.
+func (a *Agent) addContainerStatus(t *taskRec, st *mesospb.TaskStatus) {
+	e := t.exec
+	switch {
+	case e == nil || t.queued || e.state == execTerminated:
+		return
+	case st.GetSource() == mesospb.TaskStatus_SOURCE_AGENT &&
+		(st.GetState() == mesospb.TASK_DROPPED || st.GetState() == mesospb.TASK_LOST):
+		return
+	}
+	// A copy: an in-process executor still holds the status it sent.
+	cs := &mesospb.ContainerStatus{}
+	if st.ContainerStatus != nil {
+		*cs = *st.ContainerStatus
+	}
+	if cs.ContainerID == nil {
+		cs.ContainerID = a.taskContainerID(e, t)
+	}
+	if cs.ExecutorPid == nil && !e.kind.process() {
+		cs.ExecutorPid = ptr(uint32(os.Getpid()))
+	}
+	if len(cs.NetworkInfos) == 0 {
+		addr := mesospb.NetworkInfo_IPAddress{IPAddress: ptr(a.cfg.IP)}
+		if ip := net.ParseIP(a.cfg.IP); ip != nil && ip.To4() == nil {
+			addr.Protocol = mesospb.NetworkInfo_IPv6.Enum()
+		}
+		cs.NetworkInfos = []mesospb.NetworkInfo{{IPAddresses: []mesospb.NetworkInfo_IPAddress{addr}}}
+	}
+	st.ContainerStatus = cs
+}
+
+// taskContainerID is the ID of the container a task runs in, as Mesos
+// reports it: the executor's container, or for a task group's task under
+// the default executor its own container nested in the executor's (the
+// way GET_CONTAINERS shows it).
+func (a *Agent) taskContainerID(e *executorRec, t *taskRec) *mesospb.ContainerID {
+	run := &mesospb.ContainerID{Value: e.containerID}
+	if e.kind != kindDefault {
+		return run
+	}
+	nested := strings.TrimPrefix(executor.TaskContainerID(e.containerID, t.info.TaskID), e.containerID+".")
+	return &mesospb.ContainerID{Value: nested, Parent: run}
 }

@@ -286,7 +286,7 @@ func (a *Agent) failLaunch(e *executorRec, item launchItem, reason mesospb.TaskS
 	a.log.Warn("agent: cannot deliver a task to its executor", "framework", e.fw.id, "executor", e.id, "tasks", ids, "err", msg)
 	for _, id := range ids {
 		if t := e.tasks[id]; t != nil && !terminal(t.state) {
-			t.queued = false
+			// The terminal update dequeues it.
 			a.statusUpdate(e.fw.id, e.id, a.agentStatus(e.fw.id, id, mesospb.TASK_FAILED, reason, msg))
 		}
 	}

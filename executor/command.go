@@ -35,6 +35,10 @@ type CommandConfig struct {
 	// variables, PATH, ...); CommandInfo.environment is added on top,
 	// replacing variables of the same name.
 	Env []string
+	// ContainerIP is what the default executor's tasks get as
+	// MESOS_CONTAINER_IP, as Mesos's default executor gives it: the IP of
+	// their network, the agent's when they share the host's. "" sets none.
+	ContainerIP string
 	// User runs tasks whose CommandInfo.user is unset; "" is the agent's
 	// user.
 	User string

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -89,7 +90,8 @@ func (cfg Config) withDefaults() (Config, error) {
 
 // ConfigFromEnv builds a Config from the environment an agent gives an
 // executor process: MESOS_FRAMEWORK_ID and MESOS_EXECUTOR_ID (required),
-// MESOS_AGENT_ENDPOINT, MESOS_CHECKPOINT ("1": reconnect after an agent
+// MESOS_AGENT_ENDPOINT (or, without it, MESOS_SLAVE_PID, from which
+// Mesos's own executor library builds the agent's URL), MESOS_CHECKPOINT ("1": reconnect after an agent
 // restart; anything else sets ExitOnDisconnect, as Mesos does),
 // MESOS_RECOVERY_TIMEOUT and MESOS_SUBSCRIPTION_BACKOFF_MAX. Durations take
 // Mesos's form ("15mins", "2secs", "100ms", "1.5hrs") or Go's ("15m").
@@ -113,6 +115,15 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		return Config{}, fmt.Errorf("MESOS_EXECUTOR_ID is not set: %w", ErrInvalidConfig)
 	}
 	cfg.AgentEndpoint = getenv("MESOS_AGENT_ENDPOINT")
+	if cfg.AgentEndpoint == "" {
+		if pid := getenv("MESOS_SLAVE_PID"); pid != "" {
+			ep, err := pidEndpoint(pid)
+			if err != nil {
+				return Config{}, fmt.Errorf("MESOS_SLAVE_PID: %w: %w", err, ErrInvalidConfig)
+			}
+			cfg.AgentEndpoint = ep
+		}
+	}
 	if cfg.AgentEndpoint != "" {
 		cfg.Agent = HTTPAgent(cfg.AgentEndpoint)
 	}
@@ -135,6 +146,24 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		*v.dst = d
 	}
 	return cfg, nil
+}
+
+// pidEndpoint is the HTTP endpoint of the agent whose libprocess PID is
+// pid ("slave(1)@10.0.0.1:5051"): http://10.0.0.1:5051/slave(1), under
+// which Mesos's executor library finds the executor API.
+func pidEndpoint(pid string) (string, error) {
+	id, addr, ok := strings.Cut(pid, "@")
+	if !ok || id == "" || strings.ContainsAny(id, "/?#") {
+		return "", fmt.Errorf("%q is not a PID such as slave(1)@10.0.0.1:5051", pid)
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return "", fmt.Errorf("%q is not a PID such as slave(1)@10.0.0.1:5051", pid)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
+		return "", fmt.Errorf("PID %q: port %q is not a TCP port", pid, port)
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/" + id, nil
 }
 
 // mesosUnits are the duration units of Mesos's flags and environment.

@@ -35,9 +35,18 @@ func (b *builtin) containerConfig(t *task) (containerizer.Config, error) {
 	if command.Value == "" {
 		return containerizer.Config{}, errors.New("the task's command has no value")
 	}
+	// As Mesos's executors (launcher/executor.cpp, default_executor.cpp):
+	// the role the task's resources are allocated to, and, in a group,
+	// the task's own sandbox and IP.
 	var extra []string
+	if len(ti.Resources) > 0 && ti.Resources[0].AllocationInfo != nil {
+		extra = append(extra, "MESOS_ALLOCATION_ROLE="+ti.Resources[0].AllocationInfo.GetRole())
+	}
 	if b.group {
-		extra = []string{"MESOS_SANDBOX=" + t.sandbox}
+		extra = append(extra, "MESOS_SANDBOX="+t.sandbox)
+		if b.cfg.ContainerIP != "" {
+			extra = append(extra, "MESOS_CONTAINER_IP="+b.cfg.ContainerIP)
+		}
 	}
 	env, err := environ.Merge(b.cfg.Env, extra, cmd.Environment)
 	if err != nil {

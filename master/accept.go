@@ -39,7 +39,9 @@ func (c *core) accept(fw *framework, acc *schedulerpb.Call_Accept) {
 		}
 		for _, op := range acc.Operations {
 			for _, t := range operationTasks(op) {
-				c.sendUpdate(fw, c.masterStatus(t.TaskID.Value, t.AgentID.Value, state, mesospb.TaskStatus_REASON_INVALID_OFFERS, problem))
+				c.countTaskEnded(state)
+				c.sendUpdate(fw, c.masterStatus(t.TaskID.Value, t.AgentID.Value, state, mesospb.TaskStatus_REASON_INVALID_OFFERS,
+					"Task launched with invalid offers: "+problem))
 			}
 		}
 		c.log.Info("accept refused", "framework", fw.id, "problem", problem)
@@ -74,6 +76,8 @@ func (c *core) accept(fw *framework, acc *schedulerpb.Call_Accept) {
 		case mesospb.Offer_Operation_RESERVE, mesospb.Offer_Operation_UNRESERVE,
 			mesospb.Offer_Operation_CREATE, mesospb.Offer_Operation_DESTROY:
 			l.operate(op)
+		case mesospb.Offer_Operation_GROW_VOLUME, mesospb.Offer_Operation_SHRINK_VOLUME:
+			l.resize(op) // operator_volumes.go
 		default:
 			c.log.Warn("operation not supported yet; its resources stay unused", "framework", fw.id, "operation", op.GetType())
 		}
@@ -153,7 +157,7 @@ func (l *launcher) launch(ti *mesospb.TaskInfo) {
 		need, err = l.validateTask(ti, pool, l.seen)
 	}
 	if err != nil {
-		l.refuse(ti, err)
+		l.refuse(ti, mesospb.TaskStatus_REASON_TASK_INVALID, err)
 		return
 	}
 	if exec != nil {
@@ -176,7 +180,7 @@ func (l *launcher) launchGroup(g *mesospb.Offer_Operation_LaunchGroup) {
 	}
 	fail := func(err error) {
 		for i := range tasks {
-			l.refuse(&tasks[i], err)
+			l.refuse(&tasks[i], mesospb.TaskStatus_REASON_TASK_GROUP_INVALID, err)
 		}
 	}
 	exec, execNeed, err := l.validateExecutor(&g.Executor)
@@ -284,9 +288,12 @@ func (l *launcher) validateExecutor(e *mesospb.ExecutorInfo) (*mesospb.ExecutorI
 	return e, need, nil
 }
 
-// taskResources parses a task's resources and gives those without an
-// allocation role the offers' role, as Mesos does for frameworks that are
-// not MULTI_ROLE.
+// taskResources parses the resources of a task, an executor or an offer
+// operation, gives those without an allocation role the offers' role, as
+// Mesos does (injectAllocationInfo) so that a framework that is not
+// MULTI_ROLE, which receives offers without allocation_info, may send its
+// resources back either way, and writes them in the current format
+// (upgradeResource).
 func (l *launcher) taskResources(ps []mesospb.Resource) (resources.Resources, error) {
 	rs, err := resources.FromProto(ps)
 	if err != nil {
@@ -315,8 +322,34 @@ func (l *launcher) taskResources(ps []mesospb.Resource) (resources.Resources, er
 		if ps[i].AllocationInfo == nil && role != "" {
 			ps[i].AllocationInfo = &mesospb.Resource_AllocationInfo{Role: ptr(role)}
 		}
+		upgradeResource(&ps[i])
 	}
 	return resources.New(out...), nil
+}
+
+// upgradeResource rewrites a valid resource from the pre-refinement format
+// (role and reservation), in which frameworks without the
+// RESERVATION_REFINEMENT capability receive offers and may answer, to the
+// reservations stack, as Mesos upgrades the resources of every accepted
+// operation (convertResourceFormat to POST_RESERVATION_REFINEMENT): tasks
+// are recorded and sent to agents in one format.
+func upgradeResource(p *mesospb.Resource) {
+	if len(p.Reservations) > 0 || p.Role == nil {
+		p.Role, p.Reservation = nil, nil
+		return
+	}
+	role := *p.Role
+	res := p.Reservation
+	p.Role, p.Reservation = nil, nil
+	if role == "*" {
+		return
+	}
+	r := mesospb.Resource_ReservationInfo{Type: mesospb.Resource_ReservationInfo_STATIC.Enum(), Role: ptr(role)}
+	if res != nil {
+		r.Type = mesospb.Resource_ReservationInfo_DYNAMIC.Enum()
+		r.Principal, r.Labels = res.Principal, res.Labels
+	}
+	p.Reservations = []mesospb.Resource_ReservationInfo{r}
 }
 
 // commit records a validated task; the caller has taken its resources from
@@ -341,9 +374,13 @@ func (l *launcher) commit(ti *mesospb.TaskInfo, need resources.Resources) {
 	l.c.emitTaskAdded(t)
 }
 
-func (l *launcher) refuse(ti *mesospb.TaskInfo, err error) {
+// refuse answers a task the master will not launch with TASK_ERROR from
+// the master, for the agent the task names, as Mesos does; reason is
+// REASON_TASK_INVALID, or REASON_TASK_GROUP_INVALID for a task group.
+func (l *launcher) refuse(ti *mesospb.TaskInfo, reason mesospb.TaskStatus_Reason, err error) {
 	msg := strings.TrimPrefix(err.Error(), errTask.Error()+": ")
-	l.c.sendUpdate(l.fw, l.c.masterStatus(ti.TaskID.Value, l.a.id, mesospb.TASK_ERROR, mesospb.TaskStatus_REASON_TASK_INVALID, msg))
+	l.c.countTaskEnded(mesospb.TASK_ERROR)
+	l.c.sendUpdate(l.fw, l.c.masterStatus(ti.TaskID.Value, ti.AgentID.Value, mesospb.TASK_ERROR, reason, msg))
 }
 
 func (c *core) addExecutor(fw *framework, a *agent, e mesospb.ExecutorInfo, rs resources.Resources) {

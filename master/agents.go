@@ -19,10 +19,15 @@ type agent struct {
 	total   resources.Resources
 	version string
 	stream  string // "" while disconnected
+	ip      string // where its connection came from, if known (Offer.url)
 
 	registeredAt time.Time
 	tasks        map[string]*task // by framework/task
 	offers       map[string]*offer
+
+	// unavailability is its machine's while the machine is DRAINING
+	// for maintenance (maintenance.go); offers carry it.
+	unavailability *mesospb.Unavailability
 
 	// Health: the master pings every AgentPingTimeout and counts pings in a
 	// row that got no PONG.
@@ -32,6 +37,9 @@ type agent struct {
 
 // connectAgent handles REGISTER and REREGISTER and returns the new stream.
 func (c *core) connectAgent(call *internalpb.Call) (string, error) {
+	if s, down := c.refuseDownMachine(call); down {
+		return s, nil // its machine is DOWN: told to shut down (maintenance.go)
+	}
 	switch call.GetType() {
 	case internalpb.Call_REGISTER:
 		if call.Register == nil {
@@ -111,6 +119,7 @@ func (c *core) addAgent(info mesospb.AgentInfo, total resources.Resources, versi
 	}
 	c.agents[a.id] = a
 	c.dirtyAgents[a.id] = true
+	c.agentJoined(a) // on a DRAINING machine? (maintenance.go)
 	return a, nil
 }
 
@@ -127,10 +136,15 @@ func (c *core) reregisterAgent(r *internalpb.Call_Reregister) (string, error) {
 		return "", err
 	}
 	id := info.ID.Value
+	if s, gone := c.refuseGone(id); gone {
+		return s, nil // marked gone: told to shut down (operator_agents.go)
+	}
 	// Frameworks this master does not know (it failed over) are recorded
 	// as disconnected; they must re-subscribe within their failover timeout.
 	for _, fi := range r.Frameworks {
-		if fi.ID == nil || c.frameworks[fi.ID.Value] != nil {
+		// A completed framework is not brought back: the agent is told
+		// below to shut it down, as Mesos does.
+		if fi.ID == nil || c.frameworks[fi.ID.Value] != nil || c.completedFramework(fi.ID.Value) != nil {
 			continue
 		}
 		roles, err := frameworkRoles(fi)
@@ -182,7 +196,7 @@ func (c *core) reregisterAgent(r *internalpb.Call_Reregister) (string, error) {
 			}
 			t.state = state
 			c.taskEnded(a, t)
-			st := c.masterStatus(t.id, id, state, mesospb.TaskStatus_REASON_AGENT_RESTARTED, "The agent re-registered without this task")
+			st := c.masterTaskStatus(t, state, mesospb.TaskStatus_REASON_AGENT_RESTARTED, "The agent re-registered without this task")
 			c.emitTaskUpdated(t, st)
 			if fw != nil {
 				c.sendUpdate(fw, st)
@@ -276,6 +290,7 @@ func (c *core) reregisterAgent(r *internalpb.Call_Reregister) (string, error) {
 		}
 	}
 	c.log.Info("agent re-registered", "agent", id, "tasks", len(r.Tasks))
+	c.agentReadmitted(a) // deactivated or draining stays so (operator_agents.go)
 	return s.id, nil
 }
 
@@ -395,16 +410,18 @@ func (c *core) removeAgent(a *agent, reason mesospb.TaskStatus_Reason, msg strin
 		}
 		delete(fw.tasks, t.id)
 		if t.terminal() {
+			c.completeTask(fw, t)
 			continue
 		}
-		state := mesospb.TASK_LOST
-		if fw.partitionAware() {
-			state = mesospb.TASK_UNREACHABLE
-		}
+		state, why := removedTaskState(fw, reason) // operator_agents.go
 		t.state = state
-		st := c.masterStatus(t.id, a.id, state, reason, msg)
+		st := c.masterTaskStatus(t, state, why, msg)
+		t.statuses = appendStatus(t.statuses, st)
 		c.emitTaskUpdated(t, st)
 		c.sendUpdate(fw, st)
+		if t.terminal() {
+			c.completeTask(fw, t) // as Mesos's removeTask (an unreachable task is not kept)
+		}
 	}
 	for _, fw := range c.frameworks {
 		delete(fw.executors, a.id)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/netip"
 	"time"
 
 	"github.com/apronhq/apron/allocator"
@@ -14,9 +15,16 @@ import (
 // Config configures a master. The zero value of every field but the ones
 // marked required is a working default, Mesos's where Mesos has one.
 type Config struct {
-	// Hostname and Port describe the master in MasterInfo.
+	// Hostname and Port describe the master in MasterInfo (Mesos's
+	// --hostname and --port).
 	Hostname string
 	Port     uint32
+	// IP is the address the master advertises in MasterInfo (ip, pid and
+	// address.ip), as Mesos's --ip or --advertise_ip: the address clients
+	// reach it on, never 0.0.0.0. Empty means Hostname when Hostname is an
+	// IP literal, 127.0.0.1 for "localhost", else unknown (MasterInfo then
+	// carries ip 0 and no address.ip, and its pid names Hostname).
+	IP string
 
 	// Allocator divides resources among frameworks. Default: weighted DRF
 	// (allocator.NewDRF) seeded from Rand, configured by MinAllocatable
@@ -54,9 +62,16 @@ type Config struct {
 	// MaxAgentPingTimeouts pings in a row without a PONG (Mesos: 15 s × 5).
 	AgentPingTimeout     time.Duration
 	MaxAgentPingTimeouts int
-	// MaxCompletedTasks bounds the terminal tasks kept per framework for the
-	// operator API (default 1000).
-	MaxCompletedTasks int
+	// MaxCompletedTasksPerFramework bounds the terminal tasks kept per
+	// framework, live or completed, for the operator API (Mesos's
+	// --max_completed_tasks_per_framework, default 1000). Negative keeps
+	// none.
+	MaxCompletedTasksPerFramework int
+	// MaxCompletedFrameworks bounds the torn-down frameworks kept, with
+	// their completed tasks, for the operator API's completed_frameworks;
+	// the oldest is dropped first (Mesos's --max_completed_frameworks,
+	// default 50). Negative keeps none.
+	MaxCompletedFrameworks int
 	// StreamBuffer is the number of events queued for one subscriber; a
 	// subscriber that falls this far behind is disconnected, so a slow
 	// client never slows the master (default 4096).
@@ -78,6 +93,13 @@ type Config struct {
 	Clock  clock.Clock
 	Rand   *rand.Rand
 	Logger *slog.Logger
+
+	// LogLevel, when set, is the level the embedder's log handler
+	// consults (slog.HandlerOptions.Level): the operator API's
+	// GET_LOGGING_LEVEL reports it and SET_LOGGING_LEVEL changes it for a
+	// while, as Mesos's glog verbosity (see logging.go). nil: the master
+	// keeps a level that no handler reads.
+	LogLevel *slog.LevelVar
 }
 
 // Leadership tells a master whether it leads, and who does when it does not.
@@ -111,8 +133,16 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaxAgentPingTimeouts == 0 {
 		c.MaxAgentPingTimeouts = 5
 	}
-	if c.MaxCompletedTasks == 0 {
-		c.MaxCompletedTasks = 1000
+	if c.MaxCompletedTasksPerFramework == 0 {
+		c.MaxCompletedTasksPerFramework = 1000
+	}
+	if c.MaxCompletedFrameworks == 0 {
+		c.MaxCompletedFrameworks = 50
+	}
+	if c.IP == "" {
+		c.IP = defaultIP(c.Hostname)
+	} else if _, err := netip.ParseAddr(c.IP); err != nil {
+		return c, fmt.Errorf("master: IP %q is not an IP address", c.IP)
 	}
 	if c.StreamBuffer == 0 {
 		c.StreamBuffer = 4096
@@ -158,10 +188,25 @@ func (c Config) withDefaults() (Config, error) {
 			return c, fmt.Errorf("master: %s is negative (%v)", name, d)
 		}
 	}
-	if c.OfferTimeout < 0 || c.MaxAgentPingTimeouts < 0 || c.MaxCompletedTasks < 0 || c.StreamBuffer < 0 {
-		return c, fmt.Errorf("master: negative OfferTimeout, MaxAgentPingTimeouts, MaxCompletedTasks or StreamBuffer")
+	if c.OfferTimeout < 0 || c.MaxAgentPingTimeouts < 0 || c.StreamBuffer < 0 {
+		return c, fmt.Errorf("master: negative OfferTimeout, MaxAgentPingTimeouts or StreamBuffer")
 	}
+	c.MaxCompletedTasksPerFramework = max(c.MaxCompletedTasksPerFramework, 0)
+	c.MaxCompletedFrameworks = max(c.MaxCompletedFrameworks, 0)
 	return c, nil
+}
+
+// defaultIP is the address a master without Config.IP advertises: its
+// hostname when that is an IP literal, the loopback address for
+// "localhost", else none (resolving a name is I/O the embedder does).
+func defaultIP(hostname string) string {
+	if a, err := netip.ParseAddr(hostname); err == nil {
+		return a.String()
+	}
+	if hostname == "localhost" {
+		return "127.0.0.1"
+	}
+	return ""
 }
 
 // validateMinAllocatable checks Config.MinAllocatable: each alternative

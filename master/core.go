@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/apronhq/apron/allocator"
+	apiv1 "github.com/apronhq/apron/api/v1"
 	"github.com/apronhq/apron/api/v1/internalpb"
 	"github.com/apronhq/apron/api/v1/masterpb"
 	"github.com/apronhq/apron/api/v1/mesospb"
@@ -34,6 +35,10 @@ type core struct {
 	frameworks map[string]*framework
 	agents     map[string]*agent
 	offers     map[string]*offer
+	// completed holds the frameworks removed (torn down, or gone past their
+	// failover timeout), oldest first, at most MaxCompletedFrameworks, for
+	// the operator API's completed_frameworks, as Mesos keeps them.
+	completed []*framework
 
 	nextFramework, nextAgent, nextOffer uint64
 
@@ -47,6 +52,11 @@ type core struct {
 	out outbox
 	met metrics
 	ops operators // operator API subscribers and weights
+
+	maint maintenance // maintenance schedule, machine modes, inverse offers (maintenance.go)
+
+	admin   agentAdmin // deactivated, draining, gone agents (operator_agents.go)
+	logging logLevel   // SET_LOGGING_LEVEL (logging.go)
 }
 
 // outbox holds what the core decided to send since the shell last drained it.
@@ -81,6 +91,7 @@ type metrics struct {
 	offersMade, offersDeclined, offersRescinded uint64
 	tasksLaunched                               uint64
 	taskStates                                  map[mesospb.TaskState]uint64
+	tasksEnded                                  map[mesospb.TaskState]uint64 // see countTaskEnded
 	allocationRuns                              uint64
 	allocationTime                              time.Duration
 }
@@ -100,18 +111,7 @@ func newCore(cfg Config, now time.Time) *core {
 		met:         metrics{taskStates: map[mesospb.TaskState]uint64{}},
 		ops:         operators{weights: map[string]float64{}, started: now},
 	}
-	id := c.uuid()
-	c.info = mesospb.MasterInfo{
-		ID:       id,
-		IP:       0,
-		Port:     ptr(cfg.Port),
-		Hostname: ptr(cfg.Hostname),
-		Version:  ptr(Version),
-		Address: &mesospb.Address{
-			Hostname: ptr(cfg.Hostname),
-			Port:     int32(cfg.Port),
-		},
-	}
+	c.info = masterInfo(cfg, c.uuid())
 	c.nextAllocation = now.Add(cfg.AllocationInterval)
 	c.nextPing = now.Add(cfg.AgentPingTimeout)
 	for role, w := range cfg.Weights {
@@ -129,8 +129,15 @@ func newCore(cfg Config, now time.Time) *core {
 	return c
 }
 
-// Version is the version of Apron the master reports.
+// Version is the version of Apron itself (of this master's build).
 const Version = "0.1.0"
+
+// MesosVersion is the version of the Apache Mesos API Apron implements
+// (v1.MesosVersion). The master reports it where Mesos reports
+// MESOS_VERSION (MasterInfo.version, GET_VERSION, /version), since clients
+// parse it as a Mesos version and some refuse anything older than 1.0;
+// Apron's own version is Version.
+const MesosVersion = apiv1.MesosVersion
 
 func ptr[T any](v T) *T { return &v }
 
@@ -236,16 +243,34 @@ type offer struct {
 	created   time.Time
 }
 
-func (o *offer) proto(a *agent) mesospb.Offer {
-	return mesospb.Offer{
+// proto is the offer in full, as the master keeps it and the operator API
+// reports it; offerFor shapes it for the framework's capabilities.
+func (o *offer) proto(a *agent, fw *framework) mesospb.Offer {
+	p := o.header(a, fw)
+	p.Resources = o.resources.ToProto()
+	p.AllocationInfo = &mesospb.Resource_AllocationInfo{Role: ptr(o.role)}
+	return p
+}
+
+// header is the offer without its resources and allocation.
+func (o *offer) header(a *agent, fw *framework) mesospb.Offer {
+	p := mesospb.Offer{
 		ID:             mesospb.OfferID{Value: o.id},
 		FrameworkID:    mesospb.FrameworkID{Value: o.framework},
 		AgentID:        mesospb.AgentID{Value: o.agent},
 		Hostname:       a.info.Hostname,
-		Resources:      o.resources.ToProto(),
+		URL:            offerURL(a),
+		Domain:         a.info.Domain,
 		Attributes:     a.info.Attributes,
-		AllocationInfo: &mesospb.Resource_AllocationInfo{Role: ptr(o.role)},
+		Unavailability: a.unavailabilityProto(), // a DRAINING machine's (maintenance.go)
 	}
+	// As Mesos: the framework's executors running on the agent.
+	if fw != nil {
+		for _, id := range sortedKeys(fw.executors[a.id]) {
+			p.ExecutorIDs = append(p.ExecutorIDs, mesospb.ExecutorID{Value: id})
+		}
+	}
+	return p
 }
 
 // removeOffer forgets an offer and gives its resources back to the

@@ -40,11 +40,14 @@
 // or REREGISTER for agents) answers 200 with a chunked RecordIO stream and a
 // Mesos-Stream-Id header; the stream is the same bounded channel the
 // in-process link returns, and lives as long as the request. Every other
-// call must carry that header and is answered 202 when accepted: 403 for a
-// missing or wrong stream ID or a call for another framework, 400 for a
-// malformed call (the message names the field), 405, 415 and 413 for a bad
-// method, media type or size, 501 for an operator call Apron does not
-// implement yet. The operator API answers the GET_* calls from the core's
+// call must carry that header and is answered 202 when accepted, with
+// Mesos's refusals: 400 for a missing or wrong stream ID, an unknown
+// framework or a malformed call (the message names the field), 403 for a
+// framework that is not subscribed, 405, 415 and 413 for a bad method,
+// media type or size. Each stream event is one HTTP chunk, as Mesos writes
+// them (the agents' link, Apron's own, sends bursts in one write). The
+// operator API answers every Mesos v1 operator call (see README's table);
+// it answers the GET_* calls from the core's
 // state, applies UPDATE_WEIGHTS and the quota calls (UPDATE_QUOTA, and the
 // legacy SET_QUOTA and REMOVE_QUOTA) whole or not at all, applies
 // RESERVE_RESOURCES, UNRESERVE_RESOURCES, CREATE_VOLUMES and

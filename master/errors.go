@@ -6,8 +6,9 @@ import "errors"
 // to status codes: ErrNotSubscribed to 403, ErrInvalidCall to 400,
 // ErrStopped to 503.
 var (
-	// ErrNotSubscribed: a call on a stream the master does not know (never
-	// subscribed, or ended), or on behalf of another framework or agent.
+	// ErrNotSubscribed: a call of a framework that is not subscribed now,
+	// or on an agent stream the master does not know (never registered, or
+	// ended), or on behalf of another agent.
 	ErrNotSubscribed = errors.New("master: not subscribed")
 	// ErrInvalidCall: a call that is malformed or not allowed now.
 	ErrInvalidCall = errors.New("master: invalid call")

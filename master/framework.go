@@ -32,6 +32,8 @@ type framework struct {
 	minAlloc map[string][]allocator.Quantities
 
 	registeredAt    time.Time
+	reregisteredAt  time.Time // of its latest SUBSCRIBE
+	removedAt       time.Time // zero until it is completed
 	disconnectedAt  time.Time // zero while connected
 	failoverTimeout time.Duration
 
@@ -173,6 +175,10 @@ func (c *core) subscribe(call *schedulerpb.Call) (string, error) {
 		}
 	}
 
+	if info.ID != nil && c.completedFramework(info.ID.Value) != nil {
+		return c.refuseSubscription("Framework has been removed"), nil
+	}
+
 	var fw *framework
 	added := info.ID == nil || c.frameworks[info.ID.Value] == nil
 	if info.ID != nil && info.ID.Value != "" {
@@ -205,6 +211,7 @@ func (c *core) subscribe(call *schedulerpb.Call) (string, error) {
 
 	s := c.newStream(schedulerStream, fw.id)
 	fw.stream = s.id
+	fw.reregisteredAt = c.now
 	fw.disconnectedAt = time.Time{}
 	fw.nextHeartbeat = c.now.Add(c.cfg.HeartbeatInterval)
 	if err := c.alloc.UpdateFramework(fw.allocatorFramework(call.Subscribe.SuppressedRoles)); err != nil {
@@ -218,6 +225,10 @@ func (c *core) subscribe(call *schedulerpb.Call) (string, error) {
 			MasterInfo:               &c.info,
 		},
 	})
+	// Mesos starts the heartbeats with SUBSCRIBED: its heartbeater sends
+	// the first HEARTBEAT at once (Framework::heartbeat), then one every
+	// interval.
+	c.sendScheduler(fw, &schedulerpb.Event{Type: schedulerpb.Event_HEARTBEAT.Enum()})
 	// Agents running the framework's executors learn its new info.
 	for agentID := range fw.executors {
 		if a := c.agents[agentID]; a != nil {
@@ -239,6 +250,20 @@ func (c *core) subscribe(call *schedulerpb.Call) (string, error) {
 	return s.id, nil
 }
 
+// refuseSubscription answers a SUBSCRIBE that passed the call's checks
+// but that the master refuses as Mesos does (validateFramework): a stream
+// that carries one ERROR event with the reason, then ends.
+func (c *core) refuseSubscription(msg string) string {
+	s := c.newStream(schedulerStream, "")
+	c.out.messages = append(c.out.messages, message{stream: s.id, scheduler: &schedulerpb.Event{
+		Type:  schedulerpb.Event_ERROR.Enum(),
+		Error: &schedulerpb.Event_Error{Message: msg},
+	}})
+	c.endStream(s.id)
+	c.log.Info("subscription refused", "reason", msg)
+	return s.id
+}
+
 // addFramework records a framework and adds it to the allocator. Its
 // minimum offer sizes come from info's offer_filters, which subscribe has
 // validated; an agent reporting a framework this master does not know
@@ -254,6 +279,7 @@ func (c *core) addFramework(id string, info mesospb.FrameworkInfo, roles []strin
 		roles:           roles,
 		minAlloc:        mins,
 		registeredAt:    c.now,
+		reregisteredAt:  c.now,
 		failoverTimeout: timeout,
 		tasks:           map[string]*task{},
 		offers:          map[string]*offer{},
@@ -297,7 +323,11 @@ func (c *core) frameworkDisconnected(fw *framework) {
 }
 
 // removeFramework tears a framework down: its offers go back, agents shut
-// down its executors (killing its tasks), and it is forgotten.
+// down its executors (killing its tasks), and it moves to the completed
+// frameworks. As Mesos (Master::removeFramework), its tasks that had not
+// ended are marked TASK_KILLED by the master (REASON_FRAMEWORK_REMOVED; no
+// update is sent, nobody is there to take it) and join its completed
+// tasks.
 func (c *core) removeFramework(fw *framework) {
 	for _, o := range fw.offers {
 		c.removeOffer(o, 0)
@@ -306,12 +336,22 @@ func (c *core) removeFramework(fw *framework) {
 	for agentID := range fw.executors {
 		agents[agentID] = true
 	}
-	for _, t := range fw.tasks {
+	for _, id := range sortedKeys(fw.tasks) {
+		t := fw.tasks[id]
 		agents[t.agent] = true
 		if a := c.agents[t.agent]; a != nil {
 			delete(a.tasks, t.key())
 		}
+		if !t.terminal() {
+			st := c.masterTaskStatus(t, mesospb.TASK_KILLED, mesospb.TaskStatus_REASON_FRAMEWORK_REMOVED,
+				"Framework "+fw.id+" removed")
+			t.state = mesospb.TASK_KILLED
+			t.statuses = appendStatus(t.statuses, st)
+			c.emitTaskUpdated(t, st)
+		}
+		c.completeTask(fw, t)
 	}
+	clear(fw.tasks)
 	for agentID := range agents {
 		if a := c.agents[agentID]; a != nil {
 			c.sendAgent(a, &internalpb.Event{
@@ -321,6 +361,7 @@ func (c *core) removeFramework(fw *framework) {
 			c.dirtyAgents[agentID] = true
 		}
 	}
+	clear(fw.executors)
 	if fw.stream != "" {
 		c.endStream(fw.stream)
 		fw.stream = ""
@@ -329,22 +370,53 @@ func (c *core) removeFramework(fw *framework) {
 		c.log.Error("allocator refused framework removal", "framework", fw.id, "err", err)
 	}
 	delete(c.frameworks, fw.id)
+	fw.removedAt = c.now
+	c.addCompletedFramework(fw)
 	c.emitFrameworkRemoved(fw)
 	c.log.Info("framework removed", "framework", fw.id)
 }
 
+// addCompletedFramework keeps a removed framework for the operator API,
+// dropping the oldest beyond MaxCompletedFrameworks.
+func (c *core) addCompletedFramework(fw *framework) {
+	c.completed = append(c.completed, fw)
+	if n := len(c.completed) - c.cfg.MaxCompletedFrameworks; n > 0 {
+		clear(c.completed[:n])
+		c.completed = c.completed[n:]
+	}
+}
+
+// completedFramework returns the completed framework with ID id, or nil.
+func (c *core) completedFramework(id string) *framework {
+	for _, fw := range c.completed {
+		if fw.id == id {
+			return fw
+		}
+	}
+	return nil
+}
+
 // schedulerCall handles every call but SUBSCRIBE, on a subscribed stream.
 func (c *core) schedulerCall(streamID string, call *schedulerpb.Call) error {
-	s := c.streams[streamID]
-	if s == nil || s.kind != schedulerStream {
-		return fmt.Errorf("%w: unknown stream %q", ErrNotSubscribed, streamID)
+	// Checked in Mesos's order (Master::Http::scheduler), so a client
+	// gets the answer a Mesos master would give it: 400 for a framework
+	// it does not know, 403 for one not subscribed now, 400 for a call
+	// without the stream's ID or with another one.
+	if call.FrameworkID == nil {
+		return missing("framework_id")
 	}
-	fw := c.frameworks[s.peer]
-	if fw == nil || fw.stream != streamID {
-		return fmt.Errorf("%w: stream %q has ended", ErrNotSubscribed, streamID)
+	fw := c.frameworks[call.FrameworkID.Value]
+	if fw == nil {
+		return fmt.Errorf("%w: framework %s cannot be found", ErrInvalidCall, call.FrameworkID.Value)
 	}
-	if call.FrameworkID == nil || call.FrameworkID.Value != fw.id {
-		return fmt.Errorf("%w: framework_id does not match the subscribed framework %s", ErrNotSubscribed, fw.id)
+	if fw.stream == "" {
+		return fmt.Errorf("%w: framework %s is not subscribed", ErrNotSubscribed, fw.id)
+	}
+	if streamID == "" {
+		return fmt.Errorf("%w: all non-subscribe calls should include the 'Mesos-Stream-Id' header", ErrInvalidCall)
+	}
+	if streamID != fw.stream {
+		return fmt.Errorf("%w: the stream ID '%s' included in this request didn't match the stream ID currently associated with framework ID %s", ErrInvalidCall, streamID, fw.id)
 	}
 	switch call.GetType() {
 	case schedulerpb.Call_SUBSCRIBE:
@@ -431,9 +503,10 @@ func (c *core) schedulerCall(streamID string, call *schedulerpb.Call) error {
 			return missing("update_framework")
 		}
 		return c.updateFramework(fw, call.UpdateFramework)
-	case schedulerpb.Call_REQUEST, schedulerpb.Call_ACCEPT_INVERSE_OFFERS, schedulerpb.Call_DECLINE_INVERSE_OFFERS:
-		// Mesos's allocator ignores requests, and Apron makes no inverse
-		// offers yet: accepted, nothing to do.
+	case schedulerpb.Call_REQUEST:
+		// Mesos's allocator ignores requests: accepted, nothing to do.
+	case schedulerpb.Call_ACCEPT_INVERSE_OFFERS, schedulerpb.Call_DECLINE_INVERSE_OFFERS:
+		return c.answerInverseOffers(fw, call) // inverse_offers.go
 	case schedulerpb.Call_ACKNOWLEDGE_OPERATION_STATUS, schedulerpb.Call_RECONCILE_OPERATIONS:
 		return fmt.Errorf("%w: %s: operation feedback is not supported yet", ErrInvalidCall, call.GetType())
 	default:

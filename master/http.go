@@ -1,7 +1,6 @@
 package master
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -18,26 +17,73 @@ import (
 //	POST /api/v1/scheduler  the Mesos v1 scheduler API (schedulerpb Call/Event)
 //	POST /apron/v1/agent    Apron's agent link (internalpb Call/Event)
 //	POST /api/v1            the Mesos v1 operator API (masterpb Call/Response/Event)
-//	GET  /state             GET_STATE as JSON
-//	GET  /roles             roles with weights, quotas and consumption, as Mesos's /roles
+//	GET  /state             GET_STATE as JSON (the operator API's protobuf JSON)
 //	GET  /health            200 "OK" while leading, 503 otherwise
 //	GET  /metrics           Prometheus text format
-//	GET  /version           {"version": ...}
 //
-// A master that does not lead answers every endpoint but /health,
-// /metrics and /version with 307 to the same path on the leader, or 503
-// when it knows no leader. The handler holds no state of its own: streams
-// are the master's, and end when the request's context does.
+// and the endpoints of a Mesos master that tools read, in Mesos's own JSON
+// (see endpoints.go), under Mesos's "/master/" prefix and, as Mesos's
+// libprocess delegates root paths to the master, at the root where Apron
+// has no endpoint of its own there:
+//
+//	GET /master/state, /master/state.json, /state.json
+//	GET /master/state-summary, /state-summary
+//	GET /master/frameworks, /frameworks      ?framework_id=
+//	GET /master/slaves, /slaves              ?slave_id=
+//	GET /master/tasks, /tasks                ?limit= &offset= &order= &framework_id= &task_id=
+//	GET /master/roles, /roles
+//	GET /master/flags, /flags
+//	GET /master/redirect, /redirect          307 to the leader, "//host:port"
+//	GET /master/health                       200, empty, from any running master
+//	GET /metrics/snapshot                    Mesos's metric names, a flat JSON object
+//	GET /version                             Mesos's /version
+//
+// The Mesos v1 APIs are also served under "/master/" (/master/api/v1,
+// /master/api/v1/scheduler), as Mesos serves them. Apron's /state and
+// /health keep their meaning (Mesos's /state is /master/state, and its
+// /health answers 200 on a standby too; see /master/health).
+//
+// A master that does not lead answers 307 to the same path on the leader,
+// or 503 when it knows no leader, except on /health, /master/health,
+// /metrics, /metrics/snapshot, /version, /flags, /master/flags and
+// /redirect, which every master answers itself, as Mesos's do. The
+// handler holds no state of its own: streams are the master's, and end
+// when the request's context does.
 func (m *Master) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/api/v1/scheduler", m.leaderOnly(http.HandlerFunc(m.serveScheduler)))
+	scheduler := m.leaderOnly(http.HandlerFunc(m.serveScheduler))
+	operator := m.leaderOnly(http.HandlerFunc(m.serveOperator))
+	mux.Handle("/api/v1/scheduler", scheduler)
+	mux.Handle("/master/api/v1/scheduler", scheduler)
 	mux.Handle("/apron/v1/agent", m.leaderOnly(http.HandlerFunc(m.serveAgent)))
-	mux.Handle("/api/v1", m.leaderOnly(http.HandlerFunc(m.serveOperator)))
+	mux.Handle("/api/v1", operator)
+	mux.Handle("/master/api/v1", operator)
 	mux.Handle("/state", m.leaderOnly(getOnly(m.serveState)))
-	mux.Handle("/roles", m.leaderOnly(getOnly(m.serveRoles)))
 	mux.Handle("/health", getOnly(m.serveHealth))
 	mux.Handle("/metrics", getOnly(m.serveMetrics))
+
+	// Mesos's endpoints, at both paths where Mesos answers them.
+	both := func(path string, h http.Handler) {
+		mux.Handle("/master"+path, h)
+		mux.Handle(path, h)
+	}
+	state := m.leaderOnly(getOnly(m.serveMesosState()))
+	mux.Handle("/master/state", state)
+	mux.Handle("/master/state.json", state)
+	mux.Handle("/state.json", state)
+	both("/state-summary", m.leaderOnly(getOnly(m.serveStateSummary())))
+	both("/frameworks", m.leaderOnly(getOnly(m.serveFrameworks())))
+	both("/slaves", m.leaderOnly(getOnly(m.serveSlaves())))
+	both("/tasks", m.leaderOnly(getOnly(m.serveTasks())))
+	both("/roles", m.leaderOnly(getOnly(m.serveMesosRoles())))
+	both("/flags", getOnly(m.serveFlags()))
+	both("/redirect", getOnly(m.serveRedirect))
+	mux.Handle("/master/health", getOnly(m.serveMasterHealth))
+	mux.Handle("/metrics/snapshot", getOnly(m.serveMetricsSnapshot()))
 	mux.Handle("/version", getOnly(m.serveVersion))
+	m.routeFiles(mux) // /files/*: files.go
+	// /maintenance/*, /machine/*: maintenance_http.go
+	m.routeMaintenance(both)
 	return mux
 }
 
@@ -94,6 +140,8 @@ func httpError(err error) error {
 		return httpapi.Errorf(http.StatusBadRequest, "%v", err)
 	case errors.Is(err, ErrConflict):
 		return httpapi.Errorf(http.StatusConflict, "%v", err)
+	case errors.Is(err, ErrNotFound):
+		return httpapi.Errorf(http.StatusNotFound, "%v", err)
 	case errors.Is(err, errors.ErrUnsupported):
 		return httpapi.Errorf(http.StatusNotImplemented, "%v", err)
 	case errors.Is(err, ErrStopped):
@@ -115,10 +163,12 @@ func validType[T ~int32](typ T, unknown T, names map[int32]string) error {
 
 // serveScheduler is POST /api/v1/scheduler. SUBSCRIBE answers 200 with the
 // framework's event stream, which lasts as long as the request; any other
-// call must carry the stream's Mesos-Stream-Id and is answered 202.
+// call must carry the stream's Mesos-Stream-Id and is answered 202 (400
+// without it or for an unknown framework, 403 for one not subscribed, as
+// Mesos answers).
 func (m *Master) serveScheduler(w http.ResponseWriter, r *http.Request) {
 	var call schedulerpb.Call
-	c, err := httpapi.DecodeCall(r, &call, 0)
+	c, err := httpapi.DecodeCall(r, &call, 0, httpapi.LogIgnored(m.core.log))
 	if err != nil {
 		httpapi.WriteError(w, err)
 		return
@@ -149,10 +199,6 @@ func (m *Master) serveScheduler(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, httpapi.Errorf(http.StatusBadRequest, "expecting 'framework_id' to be present"))
 		return
 	}
-	if streamID == "" {
-		httpapi.WriteError(w, httpapi.Errorf(http.StatusForbidden, "every call but SUBSCRIBE must carry the '%s' header of its subscription", httpapi.StreamIDHeader))
-		return
-	}
 	if err := m.SchedulerCall(r.Context(), streamID, &call); err != nil {
 		httpapi.WriteError(w, httpError(err))
 		return
@@ -172,7 +218,7 @@ func (m *Master) serveScheduler(w http.ResponseWriter, r *http.Request) {
 // does: a call the master refuses ends the batch with the error of that
 // call, "call <index>: ...", the calls before it staying applied.
 func (m *Master) serveAgent(w http.ResponseWriter, r *http.Request) {
-	calls, c, err := httpapi.DecodeCalls[internalpb.Call](r, 0)
+	calls, c, err := httpapi.DecodeCalls[internalpb.Call](r, 0, httpapi.LogIgnored(m.core.log))
 	if err != nil {
 		httpapi.WriteError(w, err)
 		return
@@ -193,12 +239,12 @@ func (m *Master) serveAgent(w http.ResponseWriter, r *http.Request) {
 			httpapi.WriteError(w, httpapi.Errorf(http.StatusBadRequest, "a %s call must not carry the '%s' header", call.GetType(), httpapi.StreamIDHeader))
 			return
 		}
-		id, events, err := m.ConnectAgent(r.Context(), call)
+		id, events, err := m.ConnectAgent(withPeerAddr(r.Context(), r.RemoteAddr), call)
 		if err != nil {
 			httpapi.WriteError(w, httpError(err))
 			return
 		}
-		httpapi.ServeStream(w, r, c, id, events, nil, 0)
+		httpapi.ServeBatchedStream(w, r, c, id, events, nil, 0)
 		return
 	}
 	if streamID == "" {
@@ -270,12 +316,6 @@ func (m *Master) serveHealth(w http.ResponseWriter, r *http.Request) {
 	default:
 	}
 	writeBody(w, r, "text/plain; charset=utf-8", []byte("OK\n"))
-}
-
-// serveVersion is GET /version.
-func (m *Master) serveVersion(w http.ResponseWriter, r *http.Request) {
-	b, _ := json.Marshal(map[string]string{"version": Version})
-	writeBody(w, r, codec.MediaTypeJSON, b)
 }
 
 func writeBody(w http.ResponseWriter, r *http.Request, contentType string, b []byte) {

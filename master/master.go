@@ -3,6 +3,7 @@ package master
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/apronhq/apron/api/v1/internalpb"
@@ -22,6 +23,7 @@ type Master struct {
 	reqs  chan func(*core)
 	ready chan struct{} // closed once Run owns the core
 	done  chan struct{} // closed when Run returns
+	files masterFiles   // the files API: attached files, forwarding to agents; see files.go
 
 	// Owned by Run's goroutine.
 	core *core
@@ -239,6 +241,24 @@ func (m *Master) openStream(ctx context.Context, sub *subscriber, start func(*co
 	return id, err
 }
 
+type peerAddrKey struct{}
+
+// withPeerAddr returns ctx carrying addr, the "host:port" a call came from
+// (http.Request.RemoteAddr).
+func withPeerAddr(ctx context.Context, addr string) context.Context {
+	return context.WithValue(ctx, peerAddrKey{}, addr)
+}
+
+// peerIP is the IP address of the peer withPeerAddr recorded in ctx, or "".
+func peerIP(ctx context.Context) string {
+	addr, _ := ctx.Value(peerAddrKey{}).(string)
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return ""
+	}
+	return ap.Addr().Unmap().String()
+}
+
 // SchedulerCall sends a call other than SUBSCRIBE on a subscription. nil
 // means accepted; results arrive on the stream.
 func (m *Master) SchedulerCall(ctx context.Context, streamID string, call *schedulerpb.Call) error {
@@ -251,10 +271,13 @@ func (m *Master) SchedulerCall(ctx context.Context, streamID string, call *sched
 
 // ConnectAgent registers or re-registers an agent (a REGISTER or
 // REREGISTER call) and opens its stream, which starts with REGISTERED or
-// REREGISTERED. Cancelling ctx disconnects the agent.
+// REREGISTERED. Cancelling ctx disconnects the agent. When ctx carries the
+// address the call came from (the HTTP API puts it there), the agent's IP
+// address in offers is taken from it.
 func (m *Master) ConnectAgent(ctx context.Context, call *internalpb.Call) (string, <-chan *internalpb.Event, error) {
 	sub := &subscriber{agent: make(chan *internalpb.Event, m.cfg.StreamBuffer), stop: make(chan struct{})}
-	id, err := m.openStream(ctx, sub, func(c *core) (string, error) { return c.connectAgent(call) })
+	ip := peerIP(ctx)
+	id, err := m.openStream(ctx, sub, func(c *core) (string, error) { return c.connectAgentFrom(call, ip) })
 	if err != nil {
 		return "", nil, err
 	}

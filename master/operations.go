@@ -182,6 +182,9 @@ func conversion(a *agent, op *mesospb.Offer_Operation, by requester) (from, to r
 			to = append(to, r.StripVolume())
 		}
 		return rs, resources.New(to...), nil
+
+	case mesospb.Offer_Operation_GROW_VOLUME, mesospb.Offer_Operation_SHRINK_VOLUME:
+		return resizeConversion(op, by) // operator_volumes.go
 	}
 	return nil, nil, fmt.Errorf("%w: operation %v is not supported", errOperation, op.GetType())
 }

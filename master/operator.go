@@ -38,11 +38,17 @@ func (m *Master) SubscribeOperator(ctx context.Context) (string, <-chan *masterp
 // OperatorCall answers an operator API call other than SUBSCRIBE. A call
 // that is malformed gives an error wrapping ErrInvalidCall; one Apron does
 // not implement yet, an error wrapping errors.ErrUnsupported; one valid
-// that the cluster's state cannot satisfy, an error wrapping ErrConflict.
-// A nil Response with a nil error means the call was applied and has no
-// answer (UPDATE_WEIGHTS, the quota updates, RESERVE_RESOURCES,
-// UNRESERVE_RESOURCES, CREATE_VOLUMES, DESTROY_VOLUMES).
+// that the cluster's state cannot satisfy, an error wrapping ErrConflict;
+// one naming an agent Mesos answers 404 for (MARK_AGENT_GONE), an error
+// wrapping ErrNotFound. A nil Response with a nil error means the call was
+// applied and has no answer (UPDATE_WEIGHTS, the quota updates,
+// RESERVE_RESOURCES, UNRESERVE_RESOURCES, CREATE_VOLUMES, DESTROY_VOLUMES,
+// GROW_VOLUME, SHRINK_VOLUME, SET_LOGGING_LEVEL, TEARDOWN, MARK_AGENT_GONE,
+// DEACTIVATE_AGENT, REACTIVATE_AGENT, DRAIN_AGENT).
 func (m *Master) OperatorCall(ctx context.Context, call *masterpb.Call) (*masterpb.Response, error) {
+	if t := call.GetType(); t == masterpb.Call_LIST_FILES || t == masterpb.Call_READ_FILE {
+		return m.filesCall(ctx, call) // files.go: off the core, forwarded to agents
+	}
 	leading, _ := m.leading()
 	var (
 		resp *masterpb.Response
@@ -61,7 +67,7 @@ func (m *Master) OperatorCall(ctx context.Context, call *masterpb.Call) (*master
 // HEARTBEATs itself.
 func (m *Master) serveOperator(w http.ResponseWriter, r *http.Request) {
 	var call masterpb.Call
-	c, err := httpapi.DecodeCall(r, &call, 0)
+	c, err := httpapi.DecodeCall(r, &call, 0, httpapi.LogIgnored(m.core.log))
 	if err != nil {
 		httpapi.WriteError(w, err)
 		return

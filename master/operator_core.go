@@ -159,6 +159,9 @@ func (c *core) operatorCall(call *masterpb.Call, elected bool) (*masterpb.Respon
 		}
 		return nil, c.operate(agentID, op)
 	}
+	if resp, ok, err := c.adminCall(call); ok {
+		return resp, err // operator_agents.go
+	}
 	typ := call.GetType()
 	resp := &masterpb.Response{}
 	switch typ {
@@ -167,7 +170,7 @@ func (c *core) operatorCall(call *masterpb.Call, elected bool) (*masterpb.Respon
 	case masterpb.Call_GET_FLAGS:
 		resp.GetFlags = &masterpb.Response_GetFlags{Flags: c.flags()}
 	case masterpb.Call_GET_VERSION:
-		resp.GetVersion = &masterpb.Response_GetVersion{VersionInfo: mesospb.VersionInfo{Version: Version}}
+		resp.GetVersion = &masterpb.Response_GetVersion{VersionInfo: mesospb.VersionInfo{Version: MesosVersion}}
 	case masterpb.Call_GET_METRICS:
 		resp.GetMetrics = &masterpb.Response_GetMetrics{Metrics: c.snapshotMetrics(elected).mesos()}
 	case masterpb.Call_GET_STATE:
@@ -217,6 +220,12 @@ func (c *core) operatorCall(call *masterpb.Call, elected bool) (*masterpb.Respon
 			return nil, fmt.Errorf("%w: expecting 'remove_quota' to be present", ErrInvalidCall)
 		}
 		return nil, c.removeQuota(call.RemoveQuota)
+	case masterpb.Call_GET_MAINTENANCE_STATUS: // maintenance.go
+		resp.GetMaintenanceStatus = &masterpb.Response_GetMaintenanceStatus{Status: c.maintenanceStatus()}
+	case masterpb.Call_GET_MAINTENANCE_SCHEDULE:
+		resp.GetMaintenanceSchedule = &masterpb.Response_GetMaintenanceSchedule{Schedule: c.maintenanceSchedule()}
+	case masterpb.Call_UPDATE_MAINTENANCE_SCHEDULE, masterpb.Call_START_MAINTENANCE, masterpb.Call_STOP_MAINTENANCE:
+		return nil, c.changeMaintenance(call)
 	case masterpb.Call_SUBSCRIBE:
 		return nil, fmt.Errorf("%w: SUBSCRIBE opens an event stream; it has no single answer", ErrInvalidCall)
 	case masterpb.Call_UNKNOWN:
@@ -256,7 +265,8 @@ func (c *core) flags() []mesospb.Flag {
 		{Name: "heartbeat_interval", Value: ptr(cfg.HeartbeatInterval.String())},
 		{Name: "hostname", Value: ptr(cfg.Hostname)},
 		{Name: "max_agent_ping_timeouts", Value: ptr(strconv.Itoa(cfg.MaxAgentPingTimeouts))},
-		{Name: "max_completed_tasks_per_framework", Value: ptr(strconv.Itoa(cfg.MaxCompletedTasks))},
+		{Name: "max_completed_frameworks", Value: ptr(strconv.Itoa(cfg.MaxCompletedFrameworks))},
+		{Name: "max_completed_tasks_per_framework", Value: ptr(strconv.Itoa(cfg.MaxCompletedTasksPerFramework))},
 		{Name: "min_allocatable_resources", Value: ptr(minAllocatableText(cfg.MinAllocatable))},
 		{Name: "offer_timeout", Value: ptr(cfg.OfferTimeout.String())},
 		{Name: "port", Value: ptr(strconv.FormatUint(uint64(cfg.Port), 10))},

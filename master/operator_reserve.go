@@ -106,6 +106,7 @@ func operatorOperation(call *masterpb.Call) (agentID string, op *mesospb.Offer_O
 var acceptedCalls = []masterpb.Call_Type{
 	masterpb.Call_RESERVE_RESOURCES, masterpb.Call_UNRESERVE_RESOURCES,
 	masterpb.Call_CREATE_VOLUMES, masterpb.Call_DESTROY_VOLUMES,
+	masterpb.Call_GROW_VOLUME, masterpb.Call_SHRINK_VOLUME,
 }
 
 func answersAccepted(t masterpb.Call_Type) bool { return slices.Contains(acceptedCalls, t) }

@@ -102,11 +102,15 @@ func TestOperatorReserveUnreserve(t *testing.T) {
 	offers = h.offers(dbs)
 	require.Len(t, offers, 1)
 	requireSame(t, reserved.Allocate("db"), sumOffers(offers), "offer to db")
+	// db is not RESERVATION_REFINEMENT: its offers hold the reservations
+	// in the pre-refinement format (role and reservation), as Mesos's.
 	for _, r := range offers[0].Resources {
-		require.Len(t, r.Reservations, 1)
-		assert.Equal(t, "ops", r.Reservations[0].GetPrincipal())
-		require.NotNil(t, r.Reservations[0].Labels)
-		assert.Equal(t, "owner", r.Reservations[0].Labels.Labels[0].Key)
+		require.Empty(t, r.Reservations)
+		assert.Equal(t, "db", r.GetRole())
+		require.NotNil(t, r.Reservation)
+		assert.Equal(t, "ops", r.Reservation.GetPrincipal())
+		require.NotNil(t, r.Reservation.Labels)
+		assert.Equal(t, "owner", r.Reservation.Labels.Labels[0].Key)
 	}
 
 	// UNRESERVE: db's offer holds them and is rescinded; then they are

@@ -60,7 +60,8 @@ func TestHTTPRolesShowQuota(t *testing.T) {
 	assert.Equal(t, map[string]float64{"mem": 512}, dev.Quota.Guarantee)
 	assert.Equal(t, map[string]float64{"cpus": 1, "gpus": 0}, dev.Quota.Limit)
 	assert.Equal(t, map[string]float64{"cpus": 1, "mem": 4096}, dev.Quota.Consumed, "the offer is cut to the limit")
-	assert.Equal(t, dev.Allocated, dev.Offered)
+	assert.Empty(t, dev.Allocated, "as Mesos's /roles, allocated is what tasks use, offers apart")
+	assert.Equal(t, map[string]float64{"cpus": 1, "mem": 4096}, dev.Offered)
 	assert.Equal(t, []string{fw}, dev.Frameworks)
 
 	r, err := http.Post(h.url("/roles"), "application/json", nil)

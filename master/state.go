@@ -36,7 +36,7 @@ func (c *core) state() *masterpb.Response_GetState {
 				tasks.Tasks = append(tasks.Tasks, t.proto())
 			}
 		}
-		for _, t := range fw.recentCompleted(c.cfg.MaxCompletedTasks) {
+		for _, t := range fw.recentCompleted(c.cfg.MaxCompletedTasksPerFramework) {
 			tasks.CompletedTasks = append(tasks.CompletedTasks, t.proto())
 		}
 		for _, aid := range sortedKeys(fw.executors) {
@@ -48,6 +48,14 @@ func (c *core) state() *masterpb.Response_GetState {
 			}
 		}
 	}
+	// Completed frameworks, oldest first, with the tasks they completed, as
+	// Mesos lists frameworks.completed.
+	for _, fw := range c.completed {
+		frameworks.CompletedFrameworks = append(frameworks.CompletedFrameworks, c.frameworkProto(fw))
+		for _, t := range fw.recentCompleted(c.cfg.MaxCompletedTasksPerFramework) {
+			tasks.CompletedTasks = append(tasks.CompletedTasks, t.proto())
+		}
+	}
 	for _, id := range sortedKeys(c.agents) {
 		agents.Agents = append(agents.Agents, c.agentProto(c.agents[id]))
 	}
@@ -55,7 +63,10 @@ func (c *core) state() *masterpb.Response_GetState {
 }
 
 // frameworkProto is a framework as GET_FRAMEWORKS and the operator events
-// report it.
+// report it, as Mesos's model(Framework): reregistered_time is when it
+// last subscribed (its registered_time until it subscribes again),
+// unregistered_time when it was removed (only a completed framework has
+// one), and a completed framework is neither active nor connected.
 func (c *core) frameworkProto(fw *framework) masterpb.Response_GetFrameworks_Framework {
 	f := masterpb.Response_GetFrameworks_Framework{
 		FrameworkInfo:    fw.info,
@@ -63,21 +74,35 @@ func (c *core) frameworkProto(fw *framework) masterpb.Response_GetFrameworks_Fra
 		Connected:        fw.stream != "",
 		Recovered:        false,
 		RegisteredTime:   timeInfo(fw.registeredAt),
-		UnregisteredTime: timeInfo(fw.disconnectedAt),
+		ReregisteredTime: timeInfo(fw.reregisteredAt),
+		UnregisteredTime: timeInfo(fw.removedAt),
 	}
 	var offered resources.Resources
 	for _, oid := range sortedKeys(fw.offers) {
 		o := fw.offers[oid]
-		f.Offers = append(f.Offers, o.proto(c.agents[o.agent]))
+		f.Offers = append(f.Offers, o.proto(c.agents[o.agent], fw))
 		offered = offered.Add(o.resources)
 	}
-	f.OfferedResources = offered.ToProto()
+	f.OfferedResources = endpointFormat(offered)
+	f.InverseOffers = c.inverseOffersOf(fw.id) // inverse_offers.go
+	if c.frameworks[fw.id] != fw {
+		return f // completed: it holds nothing
+	}
 	var allocated resources.Resources
 	for _, rs := range c.alloc.Allocation(fw.id) {
 		allocated = allocated.Add(rs)
 	}
-	f.AllocatedResources = allocated.ToProto()
+	f.AllocatedResources = endpointFormat(allocated)
 	return f
+}
+
+// endpointFormat writes resources as Mesos's operator API does
+// (convertResourceFormat to ENDPOINT): the reservations stack and, for
+// resources without a refined reservation, the old role and reservation
+// fields too, so readers of either format understand them.
+func endpointFormat(rs resources.Resources) []mesospb.Resource {
+	out, _ := rs.ToProtoFormat(resources.Endpoint) // only PreRefinement can fail
+	return out
 }
 
 // agentProto is an agent as GET_AGENTS and the operator events report it.
@@ -87,15 +112,16 @@ func (c *core) agentProto(a *agent) masterpb.Response_GetAgents_Agent {
 		offered = offered.Add(o.resources)
 	}
 	allocated := a.total.Subtract(c.alloc.Available(a.id))
-	return masterpb.Response_GetAgents_Agent{
+	return c.withAdmin(a, masterpb.Response_GetAgents_Agent{ // deactivated, drain_info: operator_agents.go
 		AgentInfo:          a.info,
 		Active:             a.stream != "",
 		Version:            a.version,
 		RegisteredTime:     timeInfo(a.registeredAt),
-		TotalResources:     a.total.ToProto(),
-		AllocatedResources: allocated.ToProto(),
-		OfferedResources:   offered.ToProto(),
-	}
+		Pid:                ptr(agentPid(a)),
+		TotalResources:     endpointFormat(a.total),
+		AllocatedResources: endpointFormat(allocated),
+		OfferedResources:   endpointFormat(offered),
+	})
 }
 
 func sortedKeys[V any](m map[string]V) []string {

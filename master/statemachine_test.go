@@ -208,7 +208,7 @@ func TestSecondSubscribeClosesFirst(t *testing.T) {
 	assert.True(t, h.closed[fs])
 	assert.False(t, h.closed[fs2])
 	err := h.call(fs, fid, &schedulerpb.Call{Type: schedulerpb.Call_REVIVE.Enum()})
-	assert.ErrorIs(t, err, master.ErrNotSubscribed)
+	assert.ErrorIs(t, err, master.ErrInvalidCall, "the old stream's ID no longer matches, a 400 as in Mesos")
 }
 
 func TestReconcileExplicitAndKillUnknown(t *testing.T) {
@@ -272,8 +272,13 @@ func TestCallsNeedTheirStream(t *testing.T) {
 	h := newHarness(t, master.Config{})
 	fs, fid := h.subscribe(frameworkInfo("fw"))
 	_, other := h.subscribe(frameworkInfo("other"))
-	assert.ErrorIs(t, h.call("no-such-stream", fid, &schedulerpb.Call{Type: schedulerpb.Call_REVIVE.Enum()}), master.ErrNotSubscribed)
-	assert.ErrorIs(t, h.call(fs, other, &schedulerpb.Call{Type: schedulerpb.Call_REVIVE.Enum()}), master.ErrNotSubscribed)
+	// Mesos's answers: 400 for a stream that is not the framework's (or
+	// none), 400 for a framework it does not know, 403 for a framework
+	// that is not subscribed now.
+	assert.ErrorIs(t, h.call("no-such-stream", fid, &schedulerpb.Call{Type: schedulerpb.Call_REVIVE.Enum()}), master.ErrInvalidCall)
+	assert.ErrorIs(t, h.call("", fid, &schedulerpb.Call{Type: schedulerpb.Call_REVIVE.Enum()}), master.ErrInvalidCall)
+	assert.ErrorIs(t, h.call(fs, other, &schedulerpb.Call{Type: schedulerpb.Call_REVIVE.Enum()}), master.ErrInvalidCall)
+	assert.ErrorIs(t, h.call(fs, "no-such-framework", &schedulerpb.Call{Type: schedulerpb.Call_REVIVE.Enum()}), master.ErrInvalidCall)
 	assert.ErrorIs(t, h.call(fs, fid, &schedulerpb.Call{Type: schedulerpb.Call_DECLINE.Enum()}), master.ErrInvalidCall)
 	_, err := h.sm.SubscribeScheduler(&schedulerpb.Call{Type: schedulerpb.Call_REVIVE.Enum()})
 	assert.ErrorIs(t, err, master.ErrInvalidCall)

@@ -91,6 +91,16 @@ func (c *core) masterStatus(taskID, agentID string, state mesospb.TaskState, rea
 	return st
 }
 
+// masterTaskStatus is masterStatus for a task the master knows, naming
+// its agent and, as Mesos's createStatusUpdate, its executor.
+func (c *core) masterTaskStatus(t *task, state mesospb.TaskState, reason mesospb.TaskStatus_Reason, msg string) mesospb.TaskStatus {
+	st := c.masterStatus(t.id, t.agent, state, reason, msg)
+	if t.executor != "" {
+		st.ExecutorID = &mesospb.ExecutorID{Value: t.executor}
+	}
+	return st
+}
+
 func (c *core) sendUpdate(fw *framework, st mesospb.TaskStatus) {
 	c.met.taskStates[st.GetState()]++
 	c.sendScheduler(fw, &schedulerpb.Event{
@@ -125,7 +135,15 @@ func (c *core) statusUpdate(a *agent, u *internalpb.Call_StatusUpdate) error {
 			c.forgetTask(a, t) // nothing will acknowledge it
 		}
 	}
+	// As Mesos (evolve of StatusUpdateMessage), the update names its agent
+	// and executor and carries a timestamp, whatever the status holds.
 	st.AgentID = &mesospb.AgentID{Value: a.id}
+	if u.ExecutorID != nil && st.ExecutorID == nil {
+		st.ExecutorID = u.ExecutorID
+	}
+	if st.Timestamp == nil {
+		st.Timestamp = ptr(seconds(c.now))
+	}
 	if t != nil {
 		c.emitTaskUpdated(t, st)
 	}
@@ -149,6 +167,7 @@ func appendStatus(ss []mesospb.TaskStatus, st mesospb.TaskStatus) []mesospb.Task
 
 // taskEnded returns a task's resources once it reached a terminal state.
 func (c *core) taskEnded(a *agent, t *task) {
+	c.countTaskEnded(t.state)
 	c.recover(t.framework, a.id, t.resources, 0)
 }
 
@@ -161,11 +180,16 @@ func (c *core) forgetTask(a *agent, t *task) {
 		return
 	}
 	delete(fw.tasks, t.id)
+	c.completeTask(fw, t)
+}
+
+// completeTask appends t to fw's completed tasks. The list is trimmed in
+// batches: it grows to twice its bound, then keeps the newest
+// MaxCompletedTasksPerFramework, so a completed task costs O(1) amortized
+// rather than a copy of the list. Readers take recentCompleted.
+func (c *core) completeTask(fw *framework, t *task) {
 	fw.completed = append(fw.completed, t)
-	// Trimmed in batches: the list grows to twice its bound, then keeps the
-	// newest MaxCompletedTasks, so a forgotten task costs O(1) amortized
-	// rather than a copy of the list. Readers take recentCompleted.
-	if limit := c.cfg.MaxCompletedTasks; len(fw.completed) > 2*limit {
+	if limit := c.cfg.MaxCompletedTasksPerFramework; len(fw.completed) > 2*limit {
 		n := copy(fw.completed, fw.completed[len(fw.completed)-limit:])
 		clear(fw.completed[n:])
 		fw.completed = fw.completed[:n]
@@ -206,17 +230,21 @@ func (c *core) acknowledge(fw *framework, ack *schedulerpb.Call_Acknowledge) err
 	return nil
 }
 
-// kill asks the task's agent to kill it; an unknown task is answered at
-// once, as Mesos does.
+// kill asks the task's agent to kill it. As Mesos (Master::kill), the kill
+// of a task the master does not know is answered by reconciling that task,
+// and one naming another agent than the task's is ignored.
 func (c *core) kill(fw *framework, k *schedulerpb.Call_Kill) {
+	agentID := ""
+	if k.AgentID != nil {
+		agentID = k.AgentID.Value
+	}
 	t := fw.tasks[k.TaskID.Value]
 	if t == nil {
-		agentID := ""
-		if k.AgentID != nil {
-			agentID = k.AgentID.Value
-		}
-		c.sendUpdate(fw, c.masterStatus(k.TaskID.Value, agentID, c.unknownTaskState(fw), mesospb.TaskStatus_REASON_RECONCILIATION,
-			"Attempted to kill an unknown task"))
+		c.reconcileTask(fw, k.TaskID.Value, agentID)
+		return
+	}
+	if agentID != "" && agentID != t.agent {
+		c.log.Warn("kill names another agent than the task's; ignored", "framework", fw.id, "task", t.id, "agent", agentID)
 		return
 	}
 	a := c.agents[t.agent]
@@ -242,37 +270,65 @@ func (c *core) unknownTaskState(fw *framework) mesospb.TaskState {
 	return mesospb.TASK_LOST
 }
 
-// reconcile answers RECONCILE: every live task of the framework (implicit),
-// or the listed ones (explicit), with REASON_RECONCILIATION.
+// reconcile answers RECONCILE as Mesos (Master::reconcile) does: every
+// task of the framework (implicit), or the listed ones (explicit), with
+// REASON_RECONCILIATION, SOURCE_MASTER and no uuid (nothing to
+// acknowledge).
 func (c *core) reconcile(fw *framework, r *schedulerpb.Call_Reconcile) {
 	if r == nil || len(r.Tasks) == 0 {
-		for _, t := range fw.tasks {
-			c.sendUpdate(fw, c.reconciliationStatus(t))
+		for _, id := range sortedKeys(fw.tasks) {
+			c.sendUpdate(fw, c.reconciliationStatus(fw.tasks[id]))
 		}
 		return
 	}
 	for _, rt := range r.Tasks {
-		if t := fw.tasks[rt.TaskID.Value]; t != nil {
-			c.sendUpdate(fw, c.reconciliationStatus(t))
-			continue
-		}
 		agentID := ""
 		if rt.AgentID != nil {
 			agentID = rt.AgentID.Value
 		}
-		c.sendUpdate(fw, c.masterStatus(rt.TaskID.Value, agentID, c.unknownTaskState(fw), mesospb.TaskStatus_REASON_RECONCILIATION,
-			"Reconciliation: task is unknown"))
+		c.reconcileTask(fw, rt.TaskID.Value, agentID)
 	}
 }
 
+// reconcileTask answers the explicit reconciliation of one task: its
+// latest state when the master knows it; for a task it does not know,
+// TASK_GONE when the task was said to be on an agent the master has (the
+// agent would have reported it), else TASK_UNKNOWN; TASK_LOST instead of
+// either for a framework that is not PARTITION_AWARE.
+func (c *core) reconcileTask(fw *framework, taskID, agentID string) {
+	if t := fw.tasks[taskID]; t != nil {
+		c.sendUpdate(fw, c.reconciliationStatus(t))
+		return
+	}
+	if agentID != "" && c.agents[agentID] != nil {
+		state := mesospb.TASK_LOST
+		if fw.partitionAware() {
+			state = mesospb.TASK_GONE
+		}
+		c.sendUpdate(fw, c.masterStatus(taskID, agentID, state, mesospb.TaskStatus_REASON_RECONCILIATION,
+			"Reconciliation: Task is unknown to the agent"))
+		return
+	}
+	if c.reconcileRemoved(fw, taskID, agentID) {
+		return // the agent was marked gone or is unreachable (operator_agents.go)
+	}
+	c.sendUpdate(fw, c.masterStatus(taskID, agentID, c.unknownTaskState(fw), mesospb.TaskStatus_REASON_RECONCILIATION,
+		"Reconciliation: Task is unknown"))
+}
+
+// reconciliationStatus is a known task's latest state: that of the update
+// the framework has yet to acknowledge, if any (the state it will see
+// next), else the latest the agent reported, with the health, check and
+// container status of its latest status (not its labels), as Mesos's.
 func (c *core) reconciliationStatus(t *task) mesospb.TaskStatus {
-	st := c.masterStatus(t.id, t.agent, t.state, mesospb.TaskStatus_REASON_RECONCILIATION, "Reconciliation: latest task state")
+	state := t.state
+	if t.unackedUUID != nil {
+		state = t.unackedState
+	}
+	st := c.masterTaskStatus(t, state, mesospb.TaskStatus_REASON_RECONCILIATION, "Reconciliation: Latest task state")
 	if n := len(t.statuses); n > 0 {
 		last := t.statuses[n-1]
-		st.Healthy, st.Labels, st.ContainerStatus = last.Healthy, last.Labels, last.ContainerStatus
-	}
-	if t.executor != "" {
-		st.ExecutorID = &mesospb.ExecutorID{Value: t.executor}
+		st.Healthy, st.ContainerStatus, st.CheckStatus = last.Healthy, last.ContainerStatus, last.CheckStatus
 	}
 	return st
 }

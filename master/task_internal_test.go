@@ -11,7 +11,7 @@ import (
 func TestCompletedTasksTrimmedInBatches(t *testing.T) {
 	const limit = 4
 	fw := &framework{id: "fw", tasks: map[string]*task{}}
-	c := &core{cfg: Config{MaxCompletedTasks: limit}, frameworks: map[string]*framework{"fw": fw}}
+	c := &core{cfg: Config{MaxCompletedTasksPerFramework: limit}, frameworks: map[string]*framework{"fw": fw}}
 	a := &agent{id: "a", tasks: map[string]*task{}}
 	ids := func(ts []*task) []string {
 		var out []string

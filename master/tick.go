@@ -30,6 +30,7 @@ func (c *core) tick(now time.Time) {
 	}
 
 	c.operatorHeartbeats()
+	c.operatorTimers() // logging level revert, drained agents (operator_agents.go)
 
 	if !now.Before(c.nextPing) {
 		c.nextPing = now.Add(c.cfg.AgentPingTimeout)
@@ -38,6 +39,7 @@ func (c *core) tick(now time.Time) {
 				a.missedPings++
 			}
 			if a.missedPings >= c.cfg.MaxAgentPingTimeouts {
+				c.agentUnreachable(a.id) // may still be drained or marked gone (operator_agents.go)
 				c.removeAgent(a, mesospb.TaskStatus_REASON_AGENT_REMOVED, "The agent stopped answering pings")
 				continue
 			}
@@ -75,6 +77,7 @@ func (c *core) tick(now time.Time) {
 		c.met.allocationRuns++
 	}
 	c.makeOffers(offers)
+	c.maintenanceTick() // inverse offers (inverse_offers.go)
 }
 
 // makeOffers turns the allocator's decisions into offers, one OFFERS event
@@ -106,7 +109,7 @@ func (c *core) makeOffers(decisions []allocator.Offer) {
 		if _, ok := byFramework[fw.id]; !ok {
 			order = append(order, fw.id)
 		}
-		byFramework[fw.id] = append(byFramework[fw.id], o.proto(a))
+		byFramework[fw.id] = append(byFramework[fw.id], c.offerFor(fw, o, a))
 		c.met.offersMade++
 	}
 	for _, id := range order {

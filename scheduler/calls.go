@@ -210,8 +210,8 @@ func (d *Driver) UpdateFramework(ctx context.Context, info mesospb.FrameworkInfo
 	return err
 }
 
-// Send sends a call the driver has no method for (ACCEPT_INVERSE_OFFERS,
-// RECONCILE_OPERATIONS, ACKNOWLEDGE_OPERATION_STATUS, ...), filling in
+// Send sends a call the driver has no method for (RECONCILE_OPERATIONS,
+// ACKNOWLEDGE_OPERATION_STATUS, ...), filling in
 // framework_id. SUBSCRIBE, TEARDOWN and UPDATE_FRAMEWORK change the driver's
 // own state and are refused with ErrInvalid: use Run, Stop and
 // UpdateFramework.

@@ -162,6 +162,20 @@ func callCases() []callCase {
 			}},
 		},
 		{
+			name: "AcceptInverseOffers",
+			do:   func(ctx context.Context, d *Driver) error { return d.AcceptInverseOffers(ctx, offers, filters) },
+			want: &schedulerpb.Call{Type: typ(schedulerpb.Call_ACCEPT_INVERSE_OFFERS), AcceptInverseOffers: &schedulerpb.Call_AcceptInverseOffers{
+				InverseOfferIDs: offers, Filters: filters,
+			}},
+		},
+		{
+			name: "DeclineInverseOffers",
+			do:   func(ctx context.Context, d *Driver) error { return d.DeclineInverseOffers(ctx, offers, nil) },
+			want: &schedulerpb.Call{Type: typ(schedulerpb.Call_DECLINE_INVERSE_OFFERS), DeclineInverseOffers: &schedulerpb.Call_DeclineInverseOffers{
+				InverseOfferIDs: offers,
+			}},
+		},
+		{
 			name: "Send",
 			do: func(ctx context.Context, d *Driver) error {
 				return d.Send(ctx, &schedulerpb.Call{

@@ -43,10 +43,13 @@
 // a nil error means the master accepted the call, and its outcome arrives as
 // events.
 //
-// Events this driver has no callback for (INVERSE_OFFERS,
-// RESCIND_INVERSE_OFFER, UPDATE_OPERATION_STATUS) are logged and dropped;
-// Send sends any call the driver has no method for, such as
-// ACCEPT_INVERSE_OFFERS or RECONCILE_OPERATIONS.
+// Inverse offers (INVERSE_OFFERS, RESCIND_INVERSE_OFFER: the master asking
+// for an agent back before its machine's maintenance) go to a Scheduler
+// that also implements InverseOfferHandler, found by type assertion, and
+// are answered with AcceptInverseOffers or DeclineInverseOffers; without
+// one they are dropped. Events this driver has no callback for
+// (UPDATE_OPERATION_STATUS) are logged and dropped; Send sends any call the
+// driver has no method for, such as RECONCILE_OPERATIONS.
 //
 // Run returns nil after Stop, ctx.Err() when its context is cancelled, and
 // an error wrapping ErrAborted after Abort or after the master sent ERROR

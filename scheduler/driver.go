@@ -405,6 +405,9 @@ func (d *Driver) handle(ctx context.Context, log *slog.Logger, streamID string, 
 		// Liveness only, recorded by the caller.
 
 	default:
+		if d.handleInverse(ctx, ev) { // inverse_offers.go
+			return
+		}
 		log.Debug("event type not handled by this driver", "type", typ)
 	}
 }

@@ -28,11 +28,12 @@ const SchedulerPath = "/api/v1/scheduler"
 // Mesos-Stream-Id. When no master accepts, the driver retries after its
 // backoff.
 //
-// The master's answers map to the driver's errors: 403 (the master does
-// not know the stream) and 307 on a call (it no longer leads) to
+// The master's answers map to the driver's errors: 403 (the framework is
+// not subscribed) and 307 on a call (it no longer leads) to
 // ErrNotConnected, after which the driver subscribes again; 400 to
 // ErrInvalid, which for a SUBSCRIBE aborts the driver, as the master would
-// refuse it every time; other failures keep the status in the message.
+// refuse it every time; other failures keep the status in the message. A
+// stream that ends also makes the driver subscribe again.
 //
 // Calls are protobuf-encoded unless WithJSON is given. WithMasterURL and
 // WithMaster replace each other: the last one given counts.

@@ -66,9 +66,10 @@ func TestHTTPMasterRefusals(t *testing.T) {
 	fw := ev.GetSubscribed().FrameworkID
 
 	err = hm.SchedulerCall(ctx, id, &schedulerpb.Call{Type: schedulerpb.Call_REVIVE.Enum(), FrameworkID: &mesospb.FrameworkID{Value: "someone-else"}})
-	assert.ErrorIs(t, err, ErrNotConnected, "403 for another framework's call: %v", err)
+	assert.ErrorIs(t, err, ErrInvalid, "400 for an unknown framework's call, as Mesos answers: %v", err)
 	err = hm.SchedulerCall(ctx, id, &schedulerpb.Call{Type: schedulerpb.Call_ACCEPT.Enum(), FrameworkID: &fw})
 	assert.ErrorIs(t, err, ErrInvalid, "400 for an ACCEPT without accept: %v", err)
 	require.NoError(t, hm.SchedulerCall(ctx, id, &schedulerpb.Call{Type: schedulerpb.Call_REVIVE.Enum(), FrameworkID: &fw}))
-	assert.ErrorIs(t, hm.SchedulerCall(ctx, "no-such-stream", &schedulerpb.Call{Type: schedulerpb.Call_REVIVE.Enum(), FrameworkID: &fw}), ErrNotConnected)
+	assert.ErrorIs(t, hm.SchedulerCall(ctx, "no-such-stream", &schedulerpb.Call{Type: schedulerpb.Call_REVIVE.Enum(), FrameworkID: &fw}), ErrNotConnected,
+		"the link knows no such stream of its own")
 }

@@ -121,6 +121,10 @@ type Funcs struct {
 	OnAgentLost        func(ctx context.Context, d *Driver, agentID mesospb.AgentID)
 	OnExecutorLost     func(ctx context.Context, d *Driver, agentID mesospb.AgentID, executorID mesospb.ExecutorID, status int)
 	OnError            func(ctx context.Context, d *Driver, message string)
+
+	// Funcs is an InverseOfferHandler too: these get inverse offers.
+	OnInverseOffers         func(ctx context.Context, d *Driver, offers []mesospb.InverseOffer)
+	OnInverseOfferRescinded func(ctx context.Context, d *Driver, inverseOfferID mesospb.OfferID)
 }
 
 var _ Scheduler = Funcs{}

@@ -22,3 +22,10 @@
 package v1
 
 //go:generate ./generate.sh
+
+// MesosVersion is the release of Apache Mesos whose v1 APIs Apron speaks.
+// Masters and agents report it where Mesos reports its own version
+// (MasterInfo.version, GET_VERSION, /version, the agents' version), since
+// Mesos clients and tools parse that field as a Mesos version and refuse
+// what they cannot place; Apron's own version is reported beside it.
+const MesosVersion = "1.11.0"

@@ -82,6 +82,7 @@ func run(args []string) error {
 		resourcesF  = fs.String("resources", "", "resources to offer, Mesos `text` (\"cpus:4;mem:4096;disk:10000;ports:[31000-32000]\") or JSON; cpus, mem, disk and ports left out are detected")
 		attributes  = fs.String("attributes", "", "attributes, `text` like \"rack:r1;zone:a\"")
 		hostname    = fs.String("hostname", "", "hostname to register with (default: the machine's)")
+		advertiseIP = fs.String("ip", "", "`IP` address to advertise (Mesos's --advertise_ip): in the agent's PID (MESOS_SLAVE_PID) and its tasks' container status (default: the IP of -advertise or -listen, else the machine's first non-loopback one)")
 		contKind    = fs.String("containerizer", "process", "what runs tasks: \"process\" (one fork/exec per task) or \"noop\" (runs nothing; for load tests)")
 		noopRun     = fs.Duration("noop-run-time", 0, "with -containerizer noop: how long each task runs before it exits 0 (0: at once); a task's "+containerizer.NoopRunTimeEnv+" environment variable overrides it")
 		cmdExecutor = fs.String("command-executor", "in-process", "where command executors run: \"in-process\" (a goroutine of the agent) or \"process\" (this binary re-executed, one per task, talking to the agent over HTTP)")
@@ -158,6 +159,7 @@ func run(args []string) error {
 		Resources:           *resourcesF,
 		Attributes:          *attributes,
 		Hostname:            *hostname,
+		IP:                  *advertiseIP,
 		Containerizer:       cont,
 		Endpoint:            endpoint,
 		CommandExecutorMode: mode,
@@ -165,6 +167,7 @@ func run(args []string) error {
 		GCDiskHeadroom:      *gcHeadroom,
 		DiskWatchInterval:   *diskWatch,
 		Logger:              log,
+		LogLevel:            &common.Level, // SET_LOGGING_LEVEL changes it
 	})
 	if err != nil {
 		ln.Close()
@@ -211,7 +214,7 @@ func run(args []string) error {
 		case <-runCtx.Done():
 		}
 	}()
-	fmt.Printf("agent listening on http://%s (executors reach it at %s), master %s, work dir %s\n", ln.Addr(), endpoint, *masters, *workDir)
+	fmt.Printf("agent %s listening on http://%s (executors reach it at %s), master %s, work dir %s\n", a.PID(), ln.Addr(), endpoint, *masters, *workDir)
 
 	srvCtx, stopServing := context.WithCancel(ctx)
 	go func() {

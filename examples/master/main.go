@@ -46,7 +46,10 @@ func run(args []string) error {
 	fs := flag.NewFlagSet("master", flag.ContinueOnError)
 	var (
 		listen        = fs.String("listen", "127.0.0.1:5050", "`host:port` to serve the HTTP API on")
-		hostname      = fs.String("hostname", "", "hostname in the master's MasterInfo (default: the host of -listen)")
+		hostname      = fs.String("hostname", "", "hostname in the master's MasterInfo (default: the host of -listen, or this machine's hostname when -listen has no host or 0.0.0.0)")
+		advertiseIP   = fs.String("advertise-ip", "", "IP `address` clients reach the master on, in its MasterInfo (ip, pid, address), as Mesos's --advertise_ip (default: the host of -listen; when that is 0.0.0.0 or empty, the address -hostname resolves to, else 127.0.0.1)")
+		maxCompFws    = fs.Int("max-completed-frameworks", 50, "torn-down frameworks kept for the operator API's completed_frameworks (Mesos's --max_completed_frameworks)")
+		maxCompTasks  = fs.Int("max-completed-tasks-per-framework", 1000, "finished tasks kept per framework for the operator API (Mesos's --max_completed_tasks_per_framework)")
 		workDir       = fs.String("work-dir", "", "`directory` for the master's persistent state, created if missing (this master keeps its registry in memory, so nothing is written there yet)")
 		allocInterval = fs.Duration("allocation-interval", time.Second, "how often a full allocation cycle runs; freed resources are offered sooner, at the next tick")
 		offerTimeout  = fs.Duration("offer-timeout", 0, "rescind offers not answered within this long (0: never)")
@@ -86,6 +89,12 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	if *maxCompFws < 0 || *maxCompTasks < 0 {
+		return fmt.Errorf("-max-completed-frameworks and -max-completed-tasks-per-framework must not be negative")
+	}
+	if *advertiseIP != "" && net.ParseIP(*advertiseIP) == nil {
+		return fmt.Errorf("-advertise-ip: %q is not an IP address", *advertiseIP)
+	}
 	if *workDir != "" {
 		if err := os.MkdirAll(*workDir, 0o755); err != nil {
 			return fmt.Errorf("-work-dir: %w", err)
@@ -96,24 +105,24 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	host, portText, _ := net.SplitHostPort(ln.Addr().String())
-	port, _ := strconv.ParseUint(portText, 10, 32)
-	if *hostname != "" {
-		host = *hostname
-	}
+	host, ip, port := advertised(ln.Addr(), *hostname, *advertiseIP)
 
 	m, err := master.New(master.Config{
-		Hostname:             host,
-		Port:                 uint32(port),
-		AllocationInterval:   *allocInterval,
-		OfferTimeout:         *offerTimeout,
-		HeartbeatInterval:    *heartbeat,
-		AgentPingTimeout:     *pingTimeout,
-		MaxAgentPingTimeouts: *maxPings,
-		Weights:              w,
-		MinAllocatable:       mins,
-		Sorter:               sorter,
-		Logger:               log,
+		Hostname:                      host,
+		IP:                            ip,
+		Port:                          port,
+		MaxCompletedFrameworks:        keep(*maxCompFws),
+		MaxCompletedTasksPerFramework: keep(*maxCompTasks),
+		AllocationInterval:            *allocInterval,
+		OfferTimeout:                  *offerTimeout,
+		HeartbeatInterval:             *heartbeat,
+		AgentPingTimeout:              *pingTimeout,
+		MaxAgentPingTimeouts:          *maxPings,
+		Weights:                       w,
+		MinAllocatable:                mins,
+		Sorter:                        sorter,
+		Logger:                        log,
+		LogLevel:                      &common.Level, // SET_LOGGING_LEVEL changes it
 	})
 	if err != nil {
 		ln.Close()
@@ -149,6 +158,51 @@ func run(args []string) error {
 	wg.Wait()
 	fmt.Println("master stopped")
 	return err
+}
+
+// keep maps a -max-completed-* flag to its master.Config field, where 0
+// means the default and a negative number none.
+func keep(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
+
+// advertised is how the master describes itself in MasterInfo: its
+// hostname, IP address and port. As Mesos, a master listening on every
+// address (0.0.0.0) advertises its hostname's address, or the loopback
+// address when the hostname resolves to none.
+func advertised(addr net.Addr, hostname, ip string) (string, string, uint32) {
+	host, portText, _ := net.SplitHostPort(addr.String())
+	port, _ := strconv.ParseUint(portText, 10, 32)
+	listenIP := net.ParseIP(host)
+	unspecified := listenIP == nil || listenIP.IsUnspecified()
+	if hostname == "" {
+		hostname = host
+		if unspecified {
+			hostname, _ = os.Hostname()
+		}
+	}
+	if ip == "" {
+		ip = host
+		if unspecified {
+			ip = hostAddress(hostname)
+		}
+	}
+	return hostname, ip, uint32(port)
+}
+
+// hostAddress is the first IPv4 address hostname resolves to that is not
+// unspecified, or 127.0.0.1.
+func hostAddress(hostname string) string {
+	ips, _ := net.LookupIP(hostname)
+	for _, a := range ips {
+		if a4 := a.To4(); a4 != nil && !a4.IsUnspecified() {
+			return a4.String()
+		}
+	}
+	return "127.0.0.1"
 }
 
 // parseWeights reads "role=2,other=1".

@@ -76,7 +76,7 @@ func TestRequestErrors(t *testing.T) {
 	}{
 		{http.MethodGet, "application/json", "", http.StatusMethodNotAllowed},
 		{http.MethodPost, "text/plain", "{}", http.StatusUnsupportedMediaType},
-		{http.MethodPost, "", "{}", http.StatusUnsupportedMediaType},
+		{http.MethodPost, "", "{}", http.StatusBadRequest},
 		{http.MethodPost, "application/json", `{"type":`, http.StatusBadRequest},
 		{http.MethodPost, "application/json", `{"type":[1]}`, http.StatusBadRequest},
 		{http.MethodPost, "application/json", `{"type":"REVIVE","framework_id":{"value":"` + strings.Repeat("x", 2000) + `"}}`, http.StatusRequestEntityTooLarge},

@@ -98,11 +98,12 @@ func newDecodeOptions(opts []DecodeOption) *decodeOptions {
 
 // DecodeCall reads a POSTed call into msg and returns the codec the answer
 // must use (from Accept). JSON fields and enum names msg does not know are
-// skipped, as Mesos skips them (LogIgnored logs them). It answers for the request's faults with the
-// codes Mesos uses: 405 for a method other than POST, 415 for a body that
-// is neither protobuf nor JSON, 406 for an Accept it cannot satisfy, 413
-// for a body over maxBytes (DefaultMaxBodyBytes if <= 0), 400 for a body
-// that does not decode, with a message naming the problem.
+// skipped, as Mesos skips them (LogIgnored logs them). It answers for the
+// request's faults with the codes Mesos uses: 405 for a method other than
+// POST, 400 for a missing Content-Type, 415 for a body that is neither
+// protobuf nor JSON, 406 for an Accept it cannot satisfy, 413 for a body
+// over maxBytes (DefaultMaxBodyBytes if <= 0), 400 for a body that does not
+// decode, with a message naming the problem.
 func DecodeCall(r *http.Request, msg proto.Message, maxBytes int64, opts ...DecodeOption) (codec.Codec, error) {
 	in, out, body, err := readCall(r, maxBytes, false)
 	if err != nil {
@@ -174,7 +175,7 @@ func readCall(r *http.Request, maxBytes int64, batch bool) (in, out codec.Codec,
 	}
 	ct := r.Header.Get("Content-Type")
 	if ct == "" {
-		return nil, nil, nil, Errorf(http.StatusUnsupportedMediaType, "expecting 'Content-Type' of %s or %s", codec.MediaTypeJSON, codec.MediaTypeProtobuf)
+		return nil, nil, nil, Errorf(http.StatusBadRequest, "Expecting 'Content-Type' to be present")
 	}
 	if mt, _, perr := mime.ParseMediaType(ct); batch && perr == nil && mt == MediaTypeRecordIO {
 		mct := r.Header.Get(MessageContentTypeHeader)

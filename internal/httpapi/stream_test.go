@@ -84,8 +84,9 @@ func event(i int, pad int) *schedulerpb.Event {
 }
 
 // TestStreamOneRecordPerChunk: a burst of events, small and over every
-// buffer size on the way, arrives as one chunk per record, in order, and
-// the stream's end is the chunked body's end.
+// buffer size on the way (net/http's 2 KB before chunking, its 4 KB
+// connection buffer), arrives as one chunk per record, in order, and the
+// stream's end is the chunked body's end.
 func TestStreamOneRecordPerChunk(t *testing.T) {
 	pads := []int{0, 10, 2040, 5000, 70000, 1, 0}
 	events := make(chan *schedulerpb.Event, len(pads))
@@ -150,8 +151,7 @@ func TestStreamHTTP10(t *testing.T) {
 	<-done
 }
 
-// TestStreamClientDecodes: Apron's own client (net/http underneath) reads
-// a stream written on a hijacked connection.
+// TestStreamClientDecodes: Apron's own client reads the stream.
 func TestStreamClientDecodes(t *testing.T) {
 	events := make(chan *schedulerpb.Event, 3)
 	events <- &schedulerpb.Event{Type: schedulerpb.Event_SUBSCRIBED.Enum(),
@@ -169,4 +169,28 @@ func TestStreamClientDecodes(t *testing.T) {
 	close(events)
 	assert.ErrorIs(t, s.Next(&ev), io.EOF)
 	<-done
+}
+
+// TestBatchedStream: Apron's own peers get a burst in few writes, and
+// every record intact.
+func TestBatchedStream(t *testing.T) {
+	pads := []int{0, 10, 2040, 5000, 1}
+	events := make(chan *schedulerpb.Event, len(pads))
+	for i, pad := range pads {
+		events <- event(i, pad)
+	}
+	close(events)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		httpapi.ServeBatchedStream(w, r, codec.JSON, "s", events, nil, 0)
+	}))
+	defer srv.Close()
+	s, err := (&httpapi.Client{Codec: codec.JSON}).Subscribe(t.Context(), srv.URL, subscribeCall())
+	require.NoError(t, err)
+	for i, pad := range pads {
+		var ev schedulerpb.Event
+		require.NoError(t, s.Next(&ev))
+		assert.Equal(t, event(i, pad).Error.Message, ev.GetError().Message)
+	}
+	var ev schedulerpb.Event
+	assert.ErrorIs(t, s.Next(&ev), io.EOF)
 }

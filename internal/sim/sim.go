@@ -424,6 +424,9 @@ func (s *simulation) frameworkEvent(fw *simFramework, ev *schedulerpb.Event) err
 				return fmt.Errorf("offer %s made twice", o.ID.Value)
 			}
 			role := o.AllocationInfo.GetRole()
+			if o.AllocationInfo == nil && len(fw.roles) == 1 {
+				role = fw.roles[0] // not MULTI_ROLE: offers carry no allocation_info, as Mesos's
+			}
 			if !slices.Contains(fw.roles, role) {
 				return fmt.Errorf("framework %s offered resources for role %q, not one of %v", fw.id, role, fw.roles)
 			}

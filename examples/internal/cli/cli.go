@@ -27,6 +27,10 @@ type Common struct {
 	CPUProfile string
 	MemProfile string
 	Pprof      bool
+
+	// Level is the level Logger's handler consults: a master passes it
+	// on (master.Config.LogLevel) for the operator's SET_LOGGING_LEVEL.
+	Level slog.LevelVar
 }
 
 // Register adds the common flags to fs.
@@ -58,7 +62,8 @@ func (c *Common) Logger() (*slog.Logger, error) {
 	default:
 		return nil, fmt.Errorf("-log-level %q: want debug, info, warn, error or off", c.LogLevel)
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})), nil
+	c.Level.Set(level)
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: &c.Level})), nil
 }
 
 // StartProfiles starts the CPU profile if asked; the returned function
