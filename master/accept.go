@@ -61,6 +61,10 @@ func (c *core) accept(fw *framework, acc *schedulerpb.Call_Accept) {
 	l := launcher{c: c, fw: fw, a: a, pool: pool, roles: roles, seen: map[string]bool{}}
 	for i := range acc.Operations {
 		op := &acc.Operations[i]
+		if op.ID != nil {
+			l.refuseFeedback(op)
+			continue
+		}
 		switch op.GetType() {
 		case mesospb.Offer_Operation_LAUNCH:
 			if op.Launch == nil {
@@ -381,6 +385,39 @@ func (l *launcher) refuse(ti *mesospb.TaskInfo, reason mesospb.TaskStatus_Reason
 	msg := strings.TrimPrefix(err.Error(), errTask.Error()+": ")
 	l.c.countTaskEnded(mesospb.TASK_ERROR)
 	l.c.sendUpdate(l.fw, l.c.masterStatus(ti.TaskID.Value, ti.AgentID.Value, mesospb.TASK_ERROR, reason, msg))
+}
+
+// refuseFeedback drops an operation that asks for operation feedback (its
+// id is set), as a Mesos master does for an agent without the
+// RESOURCE_PROVIDER capability, which Apron's agents lack (Master::_accept):
+// a launch's tasks get TASK_ERROR, any other operation an
+// UPDATE_OPERATION_STATUS with OPERATION_ERROR, and its resources go back
+// unused.
+func (l *launcher) refuseFeedback(op *mesospb.Offer_Operation) {
+	tasks := operationTasks(*op)
+	switch op.GetType() {
+	case mesospb.Offer_Operation_LAUNCH:
+		for i := range tasks {
+			l.refuse(&tasks[i], mesospb.TaskStatus_REASON_TASK_INVALID,
+				errors.New("The `id` field cannot be set on LAUNCH operations"))
+		}
+	case mesospb.Offer_Operation_LAUNCH_GROUP:
+		for i := range tasks {
+			l.refuse(&tasks[i], mesospb.TaskStatus_REASON_TASK_GROUP_INVALID,
+				errors.New("The `id` field cannot be set on LAUNCH_GROUP operations"))
+		}
+	default:
+		l.c.log.Warn("dropping an operation that asks for feedback", "framework", l.fw.id, "operation", op.GetType())
+		l.c.sendScheduler(l.fw, &schedulerpb.Event{
+			Type: schedulerpb.Event_UPDATE_OPERATION_STATUS.Enum(),
+			UpdateOperationStatus: &schedulerpb.Event_UpdateOperationStatus{Status: mesospb.OperationStatus{
+				OperationID: op.ID,
+				State:       mesospb.OPERATION_ERROR,
+				Message: ptr("Operation requested feedback, but agent " + l.a.id +
+					" does not have the required RESOURCE_PROVIDER capability"),
+			}},
+		})
+	}
 }
 
 func (c *core) addExecutor(fw *framework, a *agent, e mesospb.ExecutorInfo, rs resources.Resources) {

@@ -507,12 +507,58 @@ func (c *core) schedulerCall(streamID string, call *schedulerpb.Call) error {
 		// Mesos's allocator ignores requests: accepted, nothing to do.
 	case schedulerpb.Call_ACCEPT_INVERSE_OFFERS, schedulerpb.Call_DECLINE_INVERSE_OFFERS:
 		return c.answerInverseOffers(fw, call) // inverse_offers.go
-	case schedulerpb.Call_ACKNOWLEDGE_OPERATION_STATUS, schedulerpb.Call_RECONCILE_OPERATIONS:
-		return fmt.Errorf("%w: %s: operation feedback is not supported yet", ErrInvalidCall, call.GetType())
+	case schedulerpb.Call_ACKNOWLEDGE_OPERATION_STATUS:
+		// Apron sends no operation status that needs an acknowledgement
+		// (it drops operations that ask for feedback, see
+		// refuseFeedback), so there is nothing to forward; Mesos too
+		// accepts and drops one it cannot deliver.
+		ack := call.AcknowledgeOperationStatus
+		if ack == nil {
+			return missing("acknowledge_operation_status")
+		}
+		if len(ack.UUID) != 16 {
+			return fmt.Errorf("%w: acknowledge_operation_status.uuid is not a UUID", ErrInvalidCall)
+		}
+		if ack.AgentID == nil {
+			return fmt.Errorf("%w: expecting 'agent_id' to be set", ErrInvalidCall)
+		}
+	case schedulerpb.Call_RECONCILE_OPERATIONS:
+		if call.ReconcileOperations == nil {
+			return missing("reconcile_operations")
+		}
+		c.reconcileOperations(fw, call.ReconcileOperations)
 	default:
 		return fmt.Errorf("%w: unknown call type %v", ErrInvalidCall, call.GetType())
 	}
 	return nil
+}
+
+// reconcileOperations answers RECONCILE_OPERATIONS as Mesos's
+// Master::reconcileOperations does for operations it does not know, which
+// are all of them here (Apron keeps no operations: it drops those asking
+// for feedback): implicit reconciliation has nothing to send; each
+// operation named explicitly gets an UPDATE_OPERATION_STATUS saying what
+// can be said of its agent.
+func (c *core) reconcileOperations(fw *framework, r *schedulerpb.Call_ReconcileOperations) {
+	for _, op := range r.Operations {
+		st := mesospb.OperationStatus{OperationID: &op.OperationID, AgentID: op.AgentID, ResourceProviderID: op.ResourceProviderID}
+		switch {
+		case op.AgentID == nil:
+			st.State, st.Message = mesospb.OPERATION_UNKNOWN, ptr("Reconciliation: Operation is unknown and no 'agent_id' was provided")
+		case c.agents[op.AgentID.Value] != nil:
+			st.State, st.Message = mesospb.OPERATION_UNKNOWN, ptr("Reconciliation: Operation is unknown")
+		case c.isGone(op.AgentID.Value):
+			st.State, st.Message = mesospb.OPERATION_GONE_BY_OPERATOR, ptr("Reconciliation: Agent marked gone by operator")
+		case c.isUnreachable(op.AgentID.Value):
+			st.State, st.Message = mesospb.OPERATION_UNREACHABLE, ptr("Reconciliation: Agent is unreachable")
+		default:
+			st.State, st.Message = mesospb.OPERATION_UNKNOWN, ptr("Reconciliation: Both operation and agent are unknown")
+		}
+		c.sendScheduler(fw, &schedulerpb.Event{
+			Type:                  schedulerpb.Event_UPDATE_OPERATION_STATUS.Enum(),
+			UpdateOperationStatus: &schedulerpb.Event_UpdateOperationStatus{Status: st},
+		})
+	}
 }
 
 func missing(field string) error {

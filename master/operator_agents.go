@@ -167,6 +167,13 @@ func (c *core) knowsAgent(id string) bool {
 	return c.agents[id] != nil || c.isUnreachable(id)
 }
 
+// isGone reports whether the agent id was marked gone, as far as the
+// master remembers.
+func (c *core) isGone(id string) bool {
+	at, gone := c.admin.gone[id]
+	return gone && c.now.Sub(at) < maxAgentAge
+}
+
 func (c *core) isUnreachable(id string) bool {
 	at, ok := c.admin.unreachable[id]
 	return ok && c.now.Sub(at) < maxAgentAge
@@ -453,7 +460,7 @@ func (c *core) reconcileRemoved(fw *framework, taskID, agentID string) bool {
 		return false
 	}
 	var st mesospb.TaskStatus
-	if at, gone := c.admin.gone[agentID]; gone && c.now.Sub(at) < maxAgentAge {
+	if c.isGone(agentID) {
 		state := mesospb.TASK_GONE_BY_OPERATOR
 		if !fw.partitionAware() {
 			state = mesospb.TASK_LOST
