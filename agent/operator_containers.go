@@ -45,6 +45,10 @@ func (a *Agent) moreOperatorCalls(ctx context.Context, call *agentpb.Call) (resp
 		resp, err = a.killContainerCall(ctx, call.GetKillContainer())
 	case agentpb.Call_WAIT_CONTAINER:
 		resp, err = a.waitContainerCall(ctx, call.GetWaitContainer())
+	case agentpb.Call_KILL_NESTED_CONTAINER:
+		resp, err = a.killNestedContainerCall(ctx, call.GetKillNestedContainer())
+	case agentpb.Call_WAIT_NESTED_CONTAINER:
+		resp, err = a.waitNestedContainerCall(ctx, call.GetWaitNestedContainer())
 	default:
 		return nil, false, nil
 	}
@@ -327,4 +331,36 @@ func (a *Agent) registeredWithMaster(info *mesospb.MasterInfo) {
 		c := *info
 		a.ops.master = &c
 	}
+}
+
+// killNestedContainerCall is the deprecated KILL_NESTED_CONTAINER, which
+// Mesos answers as KILL_CONTAINER for a container that has a parent.
+func (a *Agent) killNestedContainerCall(ctx context.Context, kc *agentpb.Call_KillNestedContainer) (*agentpb.Response, error) {
+	if kc == nil {
+		return nil, httpapi.Errorf(http.StatusBadRequest, "Expecting 'kill_nested_container' to be present")
+	}
+	if kc.ContainerID.Parent == nil {
+		return nil, httpapi.Errorf(http.StatusBadRequest, "Expecting 'kill_nested_container.container_id.parent' to be present")
+	}
+	return a.killContainerCall(ctx, &agentpb.Call_KillContainer{ContainerID: kc.ContainerID, Signal: kc.Signal})
+}
+
+// waitNestedContainerCall is the deprecated WAIT_NESTED_CONTAINER: as
+// WAIT_CONTAINER for a container that has a parent, answered under the
+// old name, as Mesos answers it.
+func (a *Agent) waitNestedContainerCall(ctx context.Context, wc *agentpb.Call_WaitNestedContainer) (*agentpb.Response, error) {
+	if wc == nil {
+		return nil, httpapi.Errorf(http.StatusBadRequest, "Expecting 'wait_nested_container' to be present")
+	}
+	if wc.ContainerID.Parent == nil {
+		return nil, httpapi.Errorf(http.StatusBadRequest, "Expecting 'wait_nested_container.container_id.parent' to be present")
+	}
+	resp, err := a.waitContainerCall(ctx, &agentpb.Call_WaitContainer{ContainerID: wc.ContainerID})
+	if err != nil || resp == nil || resp.WaitContainer == nil {
+		return resp, err
+	}
+	w := resp.WaitContainer
+	return &agentpb.Response{Type: agentpb.Response_WAIT_NESTED_CONTAINER.Enum(), WaitNestedContainer: &agentpb.Response_WaitNestedContainer{
+		ExitStatus: w.ExitStatus, State: w.State, Reason: w.Reason, Limitation: w.Limitation, Message: w.Message,
+	}}, nil
 }

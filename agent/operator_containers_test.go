@@ -25,10 +25,16 @@ type httpAnswer struct {
 }
 
 func waitCall(t *testing.T, h *harness, ctx context.Context, containerID string) <-chan httpAnswer {
+	return waitCallNamed(t, h, ctx, "WAIT_CONTAINER", containerID)
+}
+
+// waitCallNamed is waitCall with the call's type: WAIT_CONTAINER or the
+// deprecated WAIT_NESTED_CONTAINER.
+func waitCallNamed(t *testing.T, h *harness, ctx context.Context, typ, containerID string) <-chan httpAnswer {
 	t.Helper()
 	out := make(chan httpAnswer, 1)
 	req := httptest.NewRequestWithContext(ctx, http.MethodPost, agent.OperatorAPIPath,
-		strings.NewReader(`{"type":"WAIT_CONTAINER","wait_container":{"container_id":`+containerID+`}}`))
+		strings.NewReader(`{"type":"`+typ+`","`+strings.ToLower(typ)+`":{"container_id":`+containerID+`}}`))
 	req.Header.Set("Content-Type", "application/json")
 	go func() {
 		rec := httptest.NewRecorder()
@@ -51,12 +57,17 @@ func answer(t *testing.T, ch <-chan httpAnswer) httpAnswer {
 
 // waitContainerAnswer decodes WAIT_CONTAINER's answer.
 func waitContainerAnswer(t *testing.T, a httpAnswer) map[string]any {
+	return waitAnswerNamed(t, a, "WAIT_CONTAINER")
+}
+
+// waitAnswerNamed decodes the answer to the wait call typ.
+func waitAnswerNamed(t *testing.T, a httpAnswer, typ string) map[string]any {
 	t.Helper()
 	require.Equal(t, http.StatusOK, a.code, a.body)
 	var resp map[string]any
 	require.NoError(t, json.Unmarshal([]byte(a.body), &resp))
-	assert.Equal(t, "WAIT_CONTAINER", resp["type"])
-	return obj(t, resp["wait_container"])
+	assert.Equal(t, typ, resp["type"])
+	return obj(t, resp[strings.ToLower(typ)])
 }
 
 // killAndWait launches a task (launch returns its ID and the container to
@@ -69,22 +80,28 @@ func waitContainerAnswer(t *testing.T, a httpAnswer) map[string]any {
 // is started again, with another task.
 func killAndWait(t *testing.T, h *harness, launch func(try int) (task, container string), killFields string) (task, container string, w map[string]any, failed *mesospb.TaskStatus) {
 	t.Helper()
+	return killAndWaitNamed(t, h, launch, killFields, "KILL_CONTAINER", "WAIT_CONTAINER")
+}
+
+// killAndWaitNamed is killAndWait with the calls' types.
+func killAndWaitNamed(t *testing.T, h *harness, launch func(try int) (task, container string), killFields, kill, wait string) (task, container string, w map[string]any, failed *mesospb.TaskStatus) {
+	t.Helper()
 	for try := 1; w == nil; try++ {
 		require.LessOrEqual(t, try, 5, "WAIT_CONTAINER never saw the kill")
 		task, container = launch(try)
-		waiting := waitCall(t, h, context.Background(), container)
+		waiting := waitCallNamed(t, h, context.Background(), wait, container)
 		select {
 		case a := <-waiting:
 			t.Fatalf("WAIT_CONTAINER answered before the container ended: %v", a)
 		default:
 		}
-		code, body := postOperator(t, h, `{"type":"KILL_CONTAINER","kill_container":{"container_id":`+container+killFields+`}}`)
+		code, body := postOperator(t, h, `{"type":"`+kill+`","`+strings.ToLower(kill)+`":{"container_id":`+container+killFields+`}}`)
 		require.Equal(t, http.StatusOK, code, body)
 		assert.Empty(t, body)
 		up := h.fm.waitUpdate(t, task, mesospb.TASK_FAILED)
 		failed = &up.Status
 		if a := answer(t, waiting); a.code != http.StatusNotFound {
-			w = waitContainerAnswer(t, a)
+			w = waitAnswerNamed(t, a, wait)
 		}
 	}
 	return task, container, w, failed
@@ -125,6 +142,26 @@ func TestKillAndWaitNestedContainer(t *testing.T) {
 	code, body := postOperator(t, h, `{"type":"WAIT_CONTAINER","wait_container":{"container_id":`+nested+`}}`)
 	assert.Equal(t, http.StatusNotFound, code)
 	assert.Contains(t, body, "Container "+run+"."+task+" cannot be found")
+}
+
+// The deprecated KILL_NESTED_CONTAINER and WAIT_NESTED_CONTAINER are
+// KILL_CONTAINER and WAIT_CONTAINER for a container with a parent, the
+// wait answered under its old name, as Mesos answers them.
+func TestDeprecatedNestedContainerCalls(t *testing.T) {
+	h := newHarness(t)
+	h.waitRegistered()
+	for _, typ := range []string{"KILL_NESTED_CONTAINER", "WAIT_NESTED_CONTAINER"} {
+		code, body := postOperator(t, h, `{"type":"`+typ+`"}`)
+		assert.Equal(t, http.StatusBadRequest, code, body)
+		code, body = postOperator(t, h, `{"type":"`+typ+`","`+strings.ToLower(typ)+`":{"container_id":{"value":"top"}}}`)
+		assert.Equal(t, http.StatusBadRequest, code, body)
+		assert.Contains(t, body, "container_id.parent' to be present")
+	}
+	_, _, w, _ := killAndWaitNamed(t, h, func(try int) (string, string) {
+		task, run := runningCommandTask(t, h, try)
+		return task, `{"value":"` + task + `","parent":{"value":"` + run + `"}}`
+	}, `,"signal":15`, "KILL_NESTED_CONTAINER", "WAIT_NESTED_CONTAINER")
+	assert.Equal(t, 15.0, w["exit_status"])
 }
 
 // An in-process executor's run has no process of its own: KILL_CONTAINER
