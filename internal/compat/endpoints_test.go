@@ -21,11 +21,11 @@ import (
 func TestOperatorAPIAndEndpoints(t *testing.T) {
 	t.Parallel()
 	c := startCluster(t)
-	master, agent := "http://"+c.master.addr, "http://"+c.agent.addr
+	master, agent := "http://"+c.master.Addr, "http://"+c.agent.Addr
 
 	// The operator stream is opened first, to see the framework and its
 	// task arrive.
-	op := openStream(t, c.master.addr, "/api/v1", `{"type":"SUBSCRIBE"}`, nil)
+	op := openStream(t, c.master.Addr, "/api/v1", `{"type":"SUBSCRIBE"}`, nil)
 	require.Equal(t, http.StatusOK, op.status, "operator SUBSCRIBE: %s", mustSnapshot(op))
 
 	f := subscribe(t, c, `{"user":"root","name":"compat-operator","checkpoint":true,"failover_timeout":60}`)
@@ -93,7 +93,7 @@ func TestOperatorAPIAndEndpoints(t *testing.T) {
 		assert.Equal(t, agentID, str(agents[0], "agent_info", "id", "value"))
 		assert.Equal(t, float64(c.agentPort), num(agents[0], "agent_info", "port"), "agent_info.port")
 		assert.Equal(t, "localhost", str(agents[0], "agent_info", "hostname"))
-		assert.Equal(t, "slave(1)@"+c.agent.addr, str(agents[0], "pid"), "agents[].pid")
+		assert.Equal(t, "slave(1)@"+c.agent.Addr, str(agents[0], "pid"), "agents[].pid")
 		assert.Equal(t, true, dig(agents[0], "active"))
 		assert.NotEmpty(t, list(agents[0], "total_resources"), "agents[].total_resources")
 		// "required string version = 3": the agent's Mesos version.
@@ -195,7 +195,7 @@ func TestOperatorAPIAndEndpoints(t *testing.T) {
 				require.Len(t, list(v, "slaves"), 1)
 				s := dig(v, "slaves", 0)
 				assert.Equal(t, agentID, str(s, "id"))
-				assert.Equal(t, "slave(1)@"+c.agent.addr, str(s, "pid"))
+				assert.Equal(t, "slave(1)@"+c.agent.Addr, str(s, "pid"))
 				assert.Equal(t, 1.0, num(s, "TASK_RUNNING"), "slaves[].TASK_RUNNING")
 				assert.Contains(t, list(s, "framework_ids"), f.id)
 				require.Len(t, list(v, "frameworks"), 1)
@@ -483,7 +483,7 @@ func TestOperatorAPIAndEndpoints(t *testing.T) {
 func checkMasterState(t *testing.T, c *cluster, v any, frameworkID, taskID, agentID string) {
 	t.Helper()
 	checkVersion(t, str(v, "version"), "state.version")
-	pid := "master@" + c.master.addr
+	pid := "master@" + c.master.Addr
 	assert.Equal(t, pid, str(v, "pid"), "pid")
 	assert.Equal(t, pid, str(v, "leader"), "leader")
 	assert.NotEmpty(t, str(v, "id"), "id")
@@ -515,7 +515,7 @@ func checkMasterState(t *testing.T, c *cluster, v any, frameworkID, taskID, agen
 func checkStateSlave(t *testing.T, c *cluster, s any, agentID string) {
 	t.Helper()
 	assert.Equal(t, agentID, str(s, "id"))
-	assert.Equal(t, "slave(1)@"+c.agent.addr, str(s, "pid"))
+	assert.Equal(t, "slave(1)@"+c.agent.Addr, str(s, "pid"))
 	assert.Equal(t, "localhost", str(s, "hostname"))
 	assert.Equal(t, float64(c.agentPort), num(s, "port"), "slaves[].port")
 	assert.Equal(t, 4.0, num(s, "resources", "cpus"), "slaves[].resources.cpus")
@@ -548,7 +548,7 @@ func checkStateTask(t *testing.T, task any, taskID, frameworkID, agentID, state 
 func checkAgentState(t *testing.T, c *cluster, v any, agentID, frameworkID, taskID string) {
 	t.Helper()
 	assert.Equal(t, agentID, str(v, "id"))
-	assert.Equal(t, "slave(1)@"+c.agent.addr, str(v, "pid"))
+	assert.Equal(t, "slave(1)@"+c.agent.Addr, str(v, "pid"))
 	assert.Equal(t, "localhost", str(v, "hostname"))
 	assert.Equal(t, 4.0, num(v, "resources", "cpus"))
 	checkVersion(t, str(v, "version"), "agent state.version")

@@ -29,7 +29,7 @@ type framework struct {
 // for SUBSCRIBED.
 func subscribe(t *testing.T, c *cluster, frameworkInfo string) *framework {
 	t.Helper()
-	s := openStream(t, c.master.addr, "/api/v1/scheduler",
+	s := openStream(t, c.master.Addr, "/api/v1/scheduler",
 		`{"type":"SUBSCRIBE","subscribe":{"framework_info":`+frameworkInfo+`}}`, nil)
 	require.Equal(t, http.StatusOK, s.status, "SUBSCRIBE answers 200 OK (docs/scheduler-http-api.md)")
 	f := &framework{c: c, s: s, streamID: s.header.Get("Mesos-Stream-Id"), acked: map[string]bool{}}
@@ -41,7 +41,7 @@ func subscribe(t *testing.T, c *cluster, frameworkInfo string) *framework {
 
 // call POSTs a scheduler Call (JSON) with the framework's stream ID.
 func (f *framework) call(body string) (int, []byte) {
-	return postJSON("http://"+f.c.master.addr+"/api/v1/scheduler", body, map[string]string{"Mesos-Stream-Id": f.streamID})
+	return postJSON("http://"+f.c.master.Addr+"/api/v1/scheduler", body, map[string]string{"Mesos-Stream-Id": f.streamID})
 }
 
 // mustCall requires that the master accepts the call: 202 Accepted
@@ -185,7 +185,7 @@ const durationRE = `^[0-9]+(\.[0-9]+)?(ns|us|ms|secs|mins|hrs|days|weeks)$`
 // os::environment()).
 func checkExecutorEnv(t *testing.T, c *cluster, env map[string]string, frameworkID, executorID, agentID, sandbox string) {
 	t.Helper()
-	agentAddr := c.agent.addr
+	agentAddr := c.agent.Addr
 	facts := []struct {
 		name, key string
 		check     func(t *testing.T, v string)

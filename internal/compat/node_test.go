@@ -12,6 +12,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/apronhq/apron/internal/proctest"
 )
 
 // nodeTasks is how many command tasks the node framework launches.
@@ -42,16 +44,18 @@ func TestNodeFramework(t *testing.T) {
 	c := startCluster(t)
 	logDir := t.TempDir()
 	env := append(os.Environ(),
-		"COMPAT_MASTER="+c.master.addr,
+		"COMPAT_MASTER="+c.master.Addr,
 		"COMPAT_TASKS="+strconv.Itoa(nodeTasks),
 		"COMPAT_LOG_DIR="+logDir,
 		"COMPAT_TIMEOUT_MS=60000",
 	)
 	// The package's logger writes to ./logs when told nothing; run it in a
 	// directory of the test's.
-	p := start(t, "scheduler.js", env, t.TempDir(), node, filepath.Join(dir, "scheduler.js"))
-	code := p.wait(t, 90*time.Second)
-	out := p.output()
+	cmd := exec.Command(node, filepath.Join(dir, "scheduler.js"))
+	cmd.Env, cmd.Dir = env, t.TempDir()
+	p := proctest.Start(t, "scheduler.js", cmd)
+	code := p.Wait(t, 90*time.Second)
+	out := p.Output()
 	lines := jsonLines(out)
 	if testing.Verbose() || code != 0 {
 		t.Logf("scheduler.js output:\n%s", out)

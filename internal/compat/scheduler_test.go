@@ -77,7 +77,7 @@ func TestSchedulerAPI(t *testing.T) {
 	})
 
 	t.Run("CallStatusCodes", func(t *testing.T) {
-		master := "http://" + c.master.addr + "/api/v1/scheduler"
+		master := "http://" + c.master.Addr + "/api/v1/scheduler"
 		reconcile := `{"framework_id":` + f.fid() + `,"type":"RECONCILE","reconcile":{"tasks":[]}}`
 		withID := map[string]string{"Mesos-Stream-Id": f.streamID}
 		facts := []struct {
@@ -203,7 +203,7 @@ func TestSchedulerAPI(t *testing.T) {
 		// completed_frameworks; src/master/master.cpp keeps removed
 		// frameworks (--max_completed_frameworks, default 50) with their
 		// tasks as completed_tasks.
-		code, body := postJSON("http://"+c.master.addr+"/api/v1", `{"type":"GET_STATE"}`, nil)
+		code, body := postJSON("http://"+c.master.Addr+"/api/v1", `{"type":"GET_STATE"}`, nil)
 		require.Equal(t, http.StatusOK, code, "%s", body)
 		st, err := decodeObject(body)
 		require.NoError(t, err)
@@ -255,7 +255,7 @@ func checkMasterInfo(t *testing.T, c *cluster, mi any) {
 	assert.NotEmpty(t, str(mi, "id"), "MasterInfo.id")
 	assert.Equal(t, float64(0x0100007f), num(mi, "ip"), "MasterInfo.ip: 127.0.0.1 in network order (16777343)")
 	assert.Equal(t, port, num(mi, "port"), "MasterInfo.port")
-	assert.Equal(t, "master@"+c.master.addr, str(mi, "pid"), "MasterInfo.pid")
+	assert.Equal(t, "master@"+c.master.Addr, str(mi, "pid"), "MasterInfo.pid")
 	assert.NotEmpty(t, str(mi, "hostname"), "MasterInfo.hostname")
 	assert.Equal(t, "127.0.0.1", str(mi, "address", "ip"), "MasterInfo.address.ip")
 	assert.Equal(t, port, num(mi, "address", "port"), "MasterInfo.address.port")

@@ -24,16 +24,6 @@ var client = &http.Client{
 	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 }
 
-// statusOf returns the status of a GET, 0 when the request failed.
-func statusOf(url string) int {
-	resp, err := client.Get(url)
-	if err != nil {
-		return 0
-	}
-	resp.Body.Close()
-	return resp.StatusCode
-}
-
 // get returns a GET's response (body read) or fails the test.
 func get(t *testing.T, url string) (*http.Response, []byte) {
 	t.Helper()
