@@ -4,19 +4,19 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"regexp"
 	"sort"
 	"time"
 
 	"github.com/apronhq/apron/api/v1/agentpb"
 	"github.com/apronhq/apron/api/v1/mesospb"
 	"github.com/apronhq/apron/internal/httpapi"
+	"github.com/apronhq/apron/internal/mesosjson"
 	"github.com/apronhq/apron/resources"
 )
 
 // The Mesos agent's HTTP endpoints that tools read (UIs, exporters,
-// service discovery), in the shapes of Mesos's own JSON (see
-// endpoints_model.go), not the v1 API's protobuf JSON:
+// service discovery), in the shapes of Mesos's own JSON (package
+// mesosjson, endpoints_model.go), not the v1 API's protobuf JSON:
 //
 //   - GET /state: the agent, its frameworks, executors and tasks
 //     (src/slave/http.cpp Http::state);
@@ -30,7 +30,8 @@ import (
 //   - GET /metrics/snapshot: the metrics of GET_METRICS as one JSON
 //     object, under Mesos's names (src/slave/metrics.cpp);
 //   - GET /logging/toggle: libprocess's logging level (logging.go);
-//   - GET /version: {"version": Config.Version}.
+//   - GET /version: libprocess's version body (mesosjson.Version), with
+//     Config.Version as the Mesos version.
 //
 // As in Mesos, whose agent is the libprocess process "slave(1)", every
 // agent endpoint is also served under /slave(1)/, and with a ".json"
@@ -60,54 +61,23 @@ func (a *Agent) mesosRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("/version", a.serveVersion)
 }
 
-// serveVersion is libprocess's /version, with the version only: Apron has
-// no build date, user or git fields to give.
+// serveVersion is GET /version.
 func (a *Agent) serveVersion(w http.ResponseWriter, r *http.Request) {
 	serveModel(w, r, func(context.Context) (any, error) {
-		return map[string]string{"version": a.cfg.Version}, nil
+		return mesosjson.VersionOf(a.cfg.Version), nil
 	})
 }
 
-// jsonpCallback is what a jsonp parameter may name: a JavaScript
-// identifier path. Mesos takes any text; Apron refuses what could inject
-// script.
-var jsonpCallback = regexp.MustCompile(`^[A-Za-z_$][A-Za-z0-9_$.]*$`)
-
-// writeModel answers 200 with v as JSON, wrapped in the jsonp callback
-// when the query names one, as libprocess's OK(JSON, jsonp).
-func writeModel(w http.ResponseWriter, r *http.Request, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		httpapi.WriteError(w, err)
-		return
-	}
-	ct := "application/json"
-	if cb := r.URL.Query().Get("jsonp"); cb != "" {
-		if !jsonpCallback.MatchString(cb) {
-			httpapi.WriteError(w, httpapi.Errorf(http.StatusBadRequest, "'jsonp' must name a JavaScript function"))
-			return
-		}
-		b = append(append([]byte(cb+"("), b...), ')')
-		ct = "text/javascript"
-	}
-	w.Header().Set("Content-Type", ct)
-	w.WriteHeader(http.StatusOK)
-	if r.Method != http.MethodHead {
-		_, _ = w.Write(b)
-	}
-}
-
-// serveModel is a GET endpoint answering build's document.
+// serveModel is a model endpoint answering build's document (see
+// mesosjson.Serve).
 func serveModel(w http.ResponseWriter, r *http.Request, build func(ctx context.Context) (any, error)) {
-	if !requireGET(w, r) {
-		return
-	}
-	v, err := build(r.Context())
-	if err != nil {
-		httpapi.WriteError(w, handlerError(err))
-		return
-	}
-	writeModel(w, r, v)
+	mesosjson.Serve(w, r, func() (any, error) {
+		v, err := build(r.Context())
+		if err != nil {
+			return nil, handlerError(err)
+		}
+		return v, nil
+	})
 }
 
 func (a *Agent) serveMesosState(w http.ResponseWriter, r *http.Request) {
@@ -122,7 +92,7 @@ func (a *Agent) serveMesosState(w http.ResponseWriter, r *http.Request) {
 
 func (a *Agent) serveFlags(w http.ResponseWriter, r *http.Request) {
 	serveModel(w, r, func(context.Context) (any, error) {
-		return map[string]any{"flags": modelFlags(a.flags())}, nil
+		return map[string]any{"flags": mesosjson.Flags(a.flags())}, nil
 	})
 }
 
@@ -132,9 +102,9 @@ func (a *Agent) serveMetricsSnapshot(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return nil, err
 		}
-		out := map[string]double{}
+		out := map[string]mesosjson.Double{}
 		for _, x := range m.mesos() {
-			out[x.Name] = double(x.GetValue())
+			out[x.Name] = mesosjson.Double(x.GetValue())
 		}
 		return out, nil
 	})
@@ -286,66 +256,49 @@ func (r *runSnap) allocated() []mesospb.Resource {
 }
 
 // model is the /state document, in Mesos's field order.
-func (s *stateSnap) model() *jsonObject {
-	o := &jsonObject{}
-	o.set("version", s.version)
-	o.set("start_time", double(float64(s.start.UnixNano())/1e9))
-	o.set("id", s.id)
-	o.set("pid", s.pid)
-	o.set("hostname", s.hostname)
-	o.set("capabilities", agentCapabilities)
-	o.set("resources", modelResources(s.total.ToProto()))
-	reserved := byRole(s.total)
-	reservedModel := map[string]any{}
+func (s *stateSnap) model() mesosjson.Object {
+	o := mesosjson.BuildOf(s.version).Fields()
+	o.Set("start_time", mesosjson.Double(float64(s.start.UnixNano())/1e9))
+	o.Set("id", s.id)
+	o.Set("pid", s.pid)
+	o.Set("hostname", s.hostname)
+	o.Set("capabilities", agentCapabilities)
+	o.Set("resources", mesosjson.ResourcesOf(s.total))
+	reserved := map[string]mesosjson.Resources{}
 	reservedFull := map[string][]json.RawMessage{}
-	for _, role := range sortedRoles(reserved) {
-		reservedModel[role] = modelResources(reserved[role].ToProto())
-		reservedFull[role] = fullResources(reserved[role])
+	for role, rs := range s.total.Reservations() {
+		reserved[role] = mesosjson.ResourcesOf(rs)
+		reservedFull[role] = mesosjson.FullResources(rs)
 	}
-	o.set("reserved_resources", reservedModel)
-	o.set("unreserved_resources", modelResources(s.total.Unreserved().ToProto()))
-	o.set("reserved_resources_full", reservedFull)
-	o.set("unreserved_resources_full", fullResources(s.total.Unreserved()))
+	o.Set("reserved_resources", reserved)
+	o.Set("unreserved_resources", mesosjson.ResourcesOf(s.total.Unreserved()))
+	o.Set("reserved_resources_full", reservedFull)
+	o.Set("unreserved_resources_full", mesosjson.FullResources(s.total.Unreserved()))
 	allocated, err := resources.FromProto(s.allocated)
 	if err != nil {
 		allocated = nil // not Mesos's: leave the allocation out
 	}
-	allocatedReserved := map[string]any{}
-	for role, rs := range byRole(allocated) {
-		allocatedReserved[role] = modelResources(rs.ToProto())
+	allocatedReserved := map[string]mesosjson.Resources{}
+	for role, rs := range allocated.Reservations() {
+		allocatedReserved[role] = mesosjson.ResourcesOf(rs)
 	}
-	o.set("reserved_resources_allocated", allocatedReserved)
-	o.set("unreserved_resources_allocated", modelResources(allocated.Unreserved().ToProto()))
-	o.set("resource_providers", []any{}) // Apron has none
-	o.set("attributes", modelAttributes(s.attributes))
+	o.Set("reserved_resources_allocated", allocatedReserved)
+	o.Set("unreserved_resources_allocated", mesosjson.ResourcesOf(allocated.Unreserved()))
+	o.Set("resource_providers", []any{}) // Apron has none
+	o.Set("attributes", mesosjson.Attributes(s.attributes))
 	if s.master != nil && s.master.GetHostname() != "" {
 		// Mesos resolves the master's IP; the master's own hostname is
 		// what that gives on a sane network.
-		o.set("master_hostname", s.master.GetHostname())
+		o.Set("master_hostname", s.master.GetHostname())
 	}
-	o.set("flags", modelFlags(s.flags))
-	o.set("frameworks", modelFrameworks(s.frameworks))
-	o.set("completed_frameworks", modelFrameworks(s.completedFrameworks))
+	o.Set("flags", mesosjson.Flags(s.flags))
+	o.Set("frameworks", modelFrameworks(s.frameworks))
+	o.Set("completed_frameworks", modelFrameworks(s.completedFrameworks))
 	return o
 }
 
-// fullResources are resources as Mesos's *_full fields write them: the
-// protobuf JSON of each, in the endpoint format (the reservations stack,
-// and role and reservation where they say the same).
-func fullResources(rs resources.Resources) []json.RawMessage {
-	ps, err := rs.ToProtoFormat(resources.Endpoint)
-	if err != nil {
-		ps = rs.ToProto()
-	}
-	out := make([]json.RawMessage, 0, len(ps))
-	for i := range ps {
-		out = append(out, protoJSON(&ps[i]))
-	}
-	return out
-}
-
-func modelFrameworks(fws []*fwSnap) []*jsonObject {
-	out := make([]*jsonObject, 0, len(fws))
+func modelFrameworks(fws []*fwSnap) []mesosjson.Object {
+	out := make([]mesosjson.Object, 0, len(fws))
 	for _, f := range fws {
 		out = append(out, f.model())
 	}
@@ -355,29 +308,29 @@ func modelFrameworks(fws []*fwSnap) []*jsonObject {
 // model is Mesos's FrameworkWriter: live runs under executors, those
 // terminated (and the forgotten ones' completed tasks) under
 // completed_executors.
-func (f *fwSnap) model() *jsonObject {
+func (f *fwSnap) model() mesosjson.Object {
 	info := &f.info
 	role := frameworkRole(info)
-	o := &jsonObject{}
-	o.set("id", info.GetID().GetValue())
-	o.set("name", info.Name)
-	o.set("user", info.User)
-	o.set("failover_timeout", double(info.GetFailoverTimeout()))
-	o.set("checkpoint", info.GetCheckpoint())
-	o.set("hostname", info.GetHostname())
+	var o mesosjson.Object
+	o.Set("id", info.GetID().GetValue())
+	o.Set("name", info.Name)
+	o.Set("user", info.User)
+	o.Set("failover_timeout", mesosjson.Double(info.GetFailoverTimeout()))
+	o.Set("checkpoint", info.GetCheckpoint())
+	o.Set("hostname", info.GetHostname())
 	if info.Principal != nil {
-		o.set("principal", *info.Principal)
+		o.Set("principal", *info.Principal)
 	}
 	if multiRole(info) {
 		roles := info.Roles
 		if roles == nil {
 			roles = []string{}
 		}
-		o.set("roles", roles)
+		o.Set("roles", roles)
 	} else {
-		o.set("role", info.GetRole())
+		o.Set("role", info.GetRole())
 	}
-	executors, completed := []*jsonObject{}, []*jsonObject{}
+	executors, completed := []mesosjson.Object{}, []mesosjson.Object{}
 	for _, r := range f.runs {
 		if r.terminated {
 			completed = append(completed, r.model(role))
@@ -394,8 +347,8 @@ func (f *fwSnap) model() *jsonObject {
 		r := &runSnap{info: mesospb.ExecutorInfo{ExecutorID: mesospb.ExecutorID{Value: id}}, completed: f.gone[id], terminated: true}
 		completed = append(completed, r.model(role))
 	}
-	o.set("executors", executors)
-	o.set("completed_executors", completed)
+	o.Set("executors", executors)
+	o.Set("completed_executors", completed)
 	return o
 }
 
@@ -410,41 +363,41 @@ func multiRole(info *mesospb.FrameworkInfo) bool {
 
 // model is Mesos's ExecutorWriter. completed_tasks holds the terminal
 // tasks, acknowledged or not, as Mesos adds its terminated tasks there.
-func (r *runSnap) model(fwRole string) *jsonObject {
-	o := &jsonObject{}
-	o.set("id", r.info.ExecutorID.Value)
-	o.set("name", r.info.GetName())
-	o.set("source", r.source)
-	o.set("container", r.container)
-	o.set("directory", r.directory)
-	o.set("resources", modelResources(r.allocated()))
+func (r *runSnap) model(fwRole string) mesosjson.Object {
+	var o mesosjson.Object
+	o.Set("id", r.info.ExecutorID.Value)
+	o.Set("name", r.info.GetName())
+	o.Set("source", r.source)
+	o.Set("container", r.container)
+	o.Set("directory", r.directory)
+	o.Set("resources", mesosjson.ResourcesOfProto(r.allocated()))
 	if len(r.info.Resources) > 0 {
-		o.set("role", allocationRole(r.info.Resources, fwRole))
+		o.Set("role", mesosjson.AllocationRole(r.info.Resources, fwRole))
 	}
 	if r.info.Labels != nil {
-		o.set("labels", modelLabels(r.info.Labels))
+		o.Set("labels", mesosjson.Labels(r.info.Labels))
 	}
 	if r.info.Type != nil {
-		o.set("type", r.info.GetType().String())
+		o.Set("type", r.info.GetType().String())
 	}
-	tasks := make([]*jsonObject, 0, len(r.launched))
+	tasks := make([]mesosjson.Task, 0, len(r.launched))
 	for i := range r.launched {
-		tasks = append(tasks, modelTask(&r.launched[i], fwRole))
+		tasks = append(tasks, mesosjson.TaskOf(&r.launched[i], fwRole))
 	}
-	queued := make([]*jsonObject, 0, len(r.queued))
+	queued := make([]mesosjson.Object, 0, len(r.queued))
 	for i := range r.queued {
 		queued = append(queued, modelTaskInfo(&r.queued[i], fwRole))
 	}
-	completed := make([]*jsonObject, 0, len(r.completed)+len(r.terminal))
+	completed := make([]mesosjson.Task, 0, len(r.completed)+len(r.terminal))
 	for i := range r.completed {
-		completed = append(completed, modelTask(&r.completed[i], fwRole))
+		completed = append(completed, mesosjson.TaskOf(&r.completed[i], fwRole))
 	}
 	for i := range r.terminal {
-		completed = append(completed, modelTask(&r.terminal[i], fwRole))
+		completed = append(completed, mesosjson.TaskOf(&r.terminal[i], fwRole))
 	}
-	o.set("tasks", tasks)
-	o.set("queued_tasks", queued)
-	o.set("completed_tasks", completed)
+	o.Set("tasks", tasks)
+	o.Set("queued_tasks", queued)
+	o.Set("completed_tasks", completed)
 	return o
 }
 
@@ -489,14 +442,30 @@ func (a *Agent) executorContainers(ctx context.Context) ([]containerEntry, error
 	return out, nil
 }
 
-// head is the fields /containers and /monitor/statistics share.
-func (e *containerEntry) head() *jsonObject {
-	o := &jsonObject{}
-	o.set("framework_id", e.c.FrameworkID.Value)
-	o.set("executor_id", e.c.ExecutorID.Value)
-	o.set("executor_name", e.c.GetExecutorName())
-	o.set("source", e.source)
-	return o
+// serveEntries answers /containers and /monitor/statistics: for each
+// executor container, the fields they share and what add adds, when add
+// keeps it.
+func (a *Agent) serveEntries(w http.ResponseWriter, r *http.Request, add func(e *containerEntry, o *mesosjson.Object) bool) {
+	serveModel(w, r, func(ctx context.Context) (any, error) {
+		entries, err := a.executorContainers(ctx)
+		if err != nil {
+			return nil, err
+		}
+		out := []mesosjson.Object{}
+		for i := range entries {
+			e := &entries[i]
+			o := mesosjson.Object{
+				{Key: "framework_id", Value: e.c.FrameworkID.Value},
+				{Key: "executor_id", Value: e.c.ExecutorID.Value},
+				{Key: "executor_name", Value: e.c.GetExecutorName()},
+				{Key: "source", Value: e.source},
+			}
+			if add(e, &o) {
+				out = append(out, o)
+			}
+		}
+		return out, nil
+	})
 }
 
 // serveContainers is Mesos's /containers (Http::_containers).
@@ -509,52 +478,32 @@ func (a *Agent) serveContainers(w http.ResponseWriter, r *http.Request) {
 			"Supported query parameters are container_id only, framework_id only, or executor_id and framework_id only"))
 		return
 	}
-	serveModel(w, r, func(ctx context.Context) (any, error) {
-		entries, err := a.executorContainers(ctx)
-		if err != nil {
-			return nil, err
+	a.serveEntries(w, r, func(e *containerEntry, o *mesosjson.Object) bool {
+		switch {
+		case q.Has("container_id") && e.c.ContainerID.Value != containerID,
+			q.Has("framework_id") && e.c.FrameworkID.Value != fwID,
+			q.Has("executor_id") && e.c.ExecutorID.Value != execID:
+			return false
 		}
-		out := []*jsonObject{}
-		for i := range entries {
-			e := &entries[i]
-			switch {
-			case q.Has("container_id") && e.c.ContainerID.Value != containerID,
-				q.Has("framework_id") && e.c.FrameworkID.Value != fwID,
-				q.Has("executor_id") && e.c.ExecutorID.Value != execID:
-				continue
-			}
-			o := e.head()
-			o.set("container_id", e.c.ContainerID.Value)
-			if e.c.ContainerStatus != nil {
-				o.set("status", protoJSON(e.c.ContainerStatus))
-			}
-			if e.c.ResourceStatistics != nil {
-				o.set("statistics", protoJSON(e.c.ResourceStatistics))
-			}
-			out = append(out, o)
+		o.Set("container_id", e.c.ContainerID.Value)
+		if e.c.ContainerStatus != nil {
+			o.Set("status", mesosjson.Proto(e.c.ContainerStatus))
 		}
-		return out, nil
+		if e.c.ResourceStatistics != nil {
+			o.Set("statistics", mesosjson.Proto(e.c.ResourceStatistics))
+		}
+		return true
 	})
 }
 
 // serveStatistics is Mesos's /monitor/statistics (Http::_statistics): the
 // executors whose usage could be sampled.
 func (a *Agent) serveStatistics(w http.ResponseWriter, r *http.Request) {
-	serveModel(w, r, func(ctx context.Context) (any, error) {
-		entries, err := a.executorContainers(ctx)
-		if err != nil {
-			return nil, err
+	a.serveEntries(w, r, func(e *containerEntry, o *mesosjson.Object) bool {
+		if e.c.ResourceStatistics == nil {
+			return false
 		}
-		out := []*jsonObject{}
-		for i := range entries {
-			e := &entries[i]
-			if e.c.ResourceStatistics == nil {
-				continue
-			}
-			o := e.head()
-			o.set("statistics", protoJSON(e.c.ResourceStatistics))
-			out = append(out, o)
-		}
-		return out, nil
+		o.Set("statistics", mesosjson.Proto(e.c.ResourceStatistics))
+		return true
 	})
 }

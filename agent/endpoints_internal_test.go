@@ -11,50 +11,7 @@ import (
 	"github.com/apronhq/apron/resources"
 )
 
-// roundTrip is v as a JSON reader sees it.
-func roundTrip(t *testing.T, v any) map[string]any {
-	t.Helper()
-	b, err := json.Marshal(v)
-	require.NoError(t, err)
-	var out map[string]any
-	require.NoError(t, json.Unmarshal(b, &out))
-	return out
-}
-
-// Mesos's json(Resources) (src/common/http.cpp): scalars summed (cpus,
-// gpus, mem, disk always present), ranges merged and printed with ", ",
-// sets as "{a, b}", revocable ones under <name>_revocable.
-func TestEndpointModelResources(t *testing.T) {
-	scalar := func(name string, v float64) mesospb.Resource {
-		return mesospb.Resource{Name: name, Type: mesospb.Value_SCALAR, Scalar: &mesospb.Value_Scalar{Value: v}}
-	}
-	ranges := func(name string, rs ...[2]uint64) mesospb.Resource {
-		r := mesospb.Resource{Name: name, Type: mesospb.Value_RANGES, Ranges: &mesospb.Value_Ranges{}}
-		for _, x := range rs {
-			r.Ranges.Range = append(r.Ranges.Range, mesospb.Value_Range{Begin: x[0], End: x[1]})
-		}
-		return r
-	}
-	revocable := scalar("cpus", 1)
-	revocable.Revocable = &mesospb.Resource_RevocableInfo{}
-	got := roundTrip(t, modelResources([]mesospb.Resource{
-		scalar("cpus", 1.5), scalar("cpus", 0.25), scalar("mem", 64), revocable,
-		ranges("ports", [2]uint64{31005, 31009}), ranges("ports", [2]uint64{31000, 31004}, [2]uint64{32000, 32000}),
-		{Name: "zones", Type: mesospb.Value_SET, Set: &mesospb.Value_Set{Item: []string{"a", "b"}}},
-		{Name: "zones", Type: mesospb.Value_SET, Set: &mesospb.Value_Set{Item: []string{"b", "c"}}},
-	}))
-	assert.Equal(t, map[string]any{
-		"cpus": 1.75, "gpus": 0.0, "mem": 64.0, "disk": 0.0, "cpus_revocable": 1.0,
-		"ports": "[31000-31009, 32000-32000]", "zones": "{a, b, c}",
-	}, got)
-	assert.Equal(t, map[string]any{"cpus": 0.0, "gpus": 0.0, "mem": 0.0, "disk": 0.0}, roundTrip(t, modelResources(nil)))
-}
-
-func TestEndpointModelAttributesAndReservations(t *testing.T) {
-	attrs, err := ParseAttributes("rack:r1;level:3;slots:[1-4,8-9]")
-	require.NoError(t, err)
-	assert.Equal(t, map[string]any{"rack": "r1", "level": 3.0, "slots": "[1-4, 8-9]"}, roundTrip(t, modelAttributes(attrs)))
-
+func TestEndpointModelReservations(t *testing.T) {
 	total := resources.MustParse("cpus:4;cpus(eng):2;mem(eng):128;ports:[31000-31001]")
 	s := &stateSnap{total: total}
 	b, err := json.Marshal(s.model())

@@ -13,6 +13,7 @@ import (
 	"github.com/apronhq/apron/api/v1/masterpb"
 	"github.com/apronhq/apron/api/v1/mesospb"
 	"github.com/apronhq/apron/api/v1/schedulerpb"
+	"github.com/apronhq/apron/internal/mesosjson"
 	"github.com/apronhq/apron/resources"
 )
 
@@ -130,7 +131,7 @@ func newCore(cfg Config, now time.Time) *core {
 }
 
 // Version is the version of Apron itself (of this master's build).
-const Version = "0.1.0"
+const Version = mesosjson.ApronVersion
 
 // MesosVersion is the version of the Apache Mesos API Apron implements
 // (v1.MesosVersion). The master reports it where Mesos reports

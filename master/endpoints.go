@@ -2,12 +2,9 @@ package master
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"maps"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -15,14 +12,16 @@ import (
 	"github.com/apronhq/apron/allocator"
 	"github.com/apronhq/apron/api/v1/masterpb"
 	"github.com/apronhq/apron/internal/httpapi"
+	"github.com/apronhq/apron/internal/mesosjson"
 )
 
 // This file serves the HTTP endpoints of a Mesos master that tools read
 // (service discovery, exporters, UIs): /master/state, /master/frameworks,
-// ... in the JSON Mesos writes (see endpoints_model.go), built from the
-// operator API's answers. Mesos serves each under its process's prefix
-// ("/master/state") and, through libprocess's delegate, at the root too
-// ("/state"); Apron serves both where the root path is free (see Handler).
+// ... in the JSON Mesos writes (package mesosjson, endpoints_model.go),
+// built from the operator API's answers. Mesos serves each under its
+// process's prefix ("/master/state") and, through libprocess's delegate,
+// at the root too ("/state"); Apron serves both where the root path is
+// free (see Handler).
 
 // view copies what parts asks for off the core. It runs on the master's
 // goroutine.
@@ -73,59 +72,17 @@ func (m *Master) mesosView(ctx context.Context, parts viewParts) (*mesosView, er
 }
 
 // serveModel answers a Mesos endpoint: it reads the view and writes what
-// doc makes of it as JSON.
+// doc makes of it (see mesosjson.Serve).
 func (m *Master) serveModel(parts viewParts, doc func(*http.Request, *mesosView) (any, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		callback, err := jsonpCallback(r)
-		if err != nil {
-			httpapi.WriteError(w, err)
-			return
-		}
-		v, err := m.mesosView(r.Context(), parts)
-		if err != nil {
-			httpapi.WriteError(w, httpError(err))
-			return
-		}
-		d, err := doc(r, v)
-		if err != nil {
-			httpapi.WriteError(w, err)
-			return
-		}
-		writeModel(w, r, callback, d)
+		mesosjson.Serve(w, r, func() (any, error) {
+			v, err := m.mesosView(r.Context(), parts)
+			if err != nil {
+				return nil, httpError(err)
+			}
+			return doc(r, v)
+		})
 	}
-}
-
-// writeModel writes d as JSON, or, for a ?jsonp= request, as the call of
-// the named function with it (text/javascript), as libprocess's OK does.
-func writeModel(w http.ResponseWriter, r *http.Request, callback string, d any) {
-	b, err := json.Marshal(d)
-	if err != nil {
-		httpapi.WriteError(w, fmt.Errorf("encoding %s: %w", r.URL.Path, err))
-		return
-	}
-	if callback != "" {
-		b = append(append([]byte(callback+"("), b...), ')')
-		writeBody(w, r, "text/javascript", b)
-		return
-	}
-	writeBody(w, r, "application/json", b)
-}
-
-// jsonpName is what Apron takes as a JSONP callback: a JavaScript name
-// path. Mesos echoes any text; Apron refuses others (400), since the
-// answer is script a browser runs.
-var jsonpName = regexp.MustCompile(`^[A-Za-z_$][A-Za-z0-9_$]*(\.[A-Za-z_$][A-Za-z0-9_$]*)*$`)
-
-func jsonpCallback(r *http.Request) (string, error) {
-	q := r.URL.Query()
-	if !q.Has("jsonp") {
-		return "", nil
-	}
-	name := q.Get("jsonp")
-	if !jsonpName.MatchString(name) || len(name) > 256 {
-		return "", httpapi.Errorf(http.StatusBadRequest, "'jsonp' must name a JavaScript function")
-	}
-	return name, nil
 }
 
 // queryValue is a query parameter as Mesos reads it: nil when absent, the
@@ -204,7 +161,7 @@ func (m *Master) serveMesosRoles() http.HandlerFunc {
 // As Mesos, a standby answers it itself.
 func (m *Master) serveFlags() http.HandlerFunc {
 	return m.serveModel(viewFlags, func(_ *http.Request, v *mesosView) (any, error) {
-		return map[string]map[string]string{"flags": flagsMap(v.flags)}, nil
+		return map[string]map[string]string{"flags": mesosjson.Flags(v.flags)}, nil
 	})
 }
 
@@ -213,38 +170,15 @@ func (m *Master) serveFlags() http.HandlerFunc {
 // leading or not, answers it itself (master/elected tells which).
 func (m *Master) serveMetricsSnapshot() http.HandlerFunc {
 	return m.serveModel(viewMetrics, func(_ *http.Request, v *mesosView) (any, error) {
-		ms := v.metricsMap()
-		out := make(map[string]num, len(ms))
-		for k, x := range ms {
-			out[k] = num(x)
-		}
-		return out, nil
+		return mesosjson.Doubles(v.metricsMap()), nil
 	})
-}
-
-// versionJSON is what Mesos's /version writes (src/version/version.hpp),
-// with Apron's own version added.
-type versionJSON struct {
-	Version      string  `json:"version"`
-	GitSHA       *string `json:"git_sha,omitempty"`
-	BuildDate    string  `json:"build_date"`
-	BuildTime    num     `json:"build_time"`
-	BuildUser    string  `json:"build_user"`
-	ApronVersion string  `json:"apron_version"`
 }
 
 // serveVersion is GET /version: the Mesos API version Apron implements,
-// which clients compare with Mesos's versions, and the build.
+// which clients compare with Mesos's versions, the build, and Apron's
+// version.
 func (m *Master) serveVersion(w http.ResponseWriter, r *http.Request) {
-	callback, err := jsonpCallback(r)
-	if err != nil {
-		httpapi.WriteError(w, err)
-		return
-	}
-	b := buildInfo()
-	writeModel(w, r, callback, versionJSON{
-		Version: MesosVersion, GitSHA: b.gitSHA, BuildDate: b.date, BuildTime: b.time, ApronVersion: Version,
-	})
+	mesosjson.Serve(w, r, func() (any, error) { return mesosjson.VersionOf(MesosVersion), nil })
 }
 
 // serveMasterHealth is GET /master/health: 200 with no body from a running

@@ -27,24 +27,6 @@ func decode(t *testing.T, v any) map[string]any {
 	return out
 }
 
-func TestEndpointNumbersAsRapidJSON(t *testing.T) {
-	for in, want := range map[float64]string{1: "1.0", 0: "0.0", 0.25: "0.25", -3: "-3.0", 1e21: "1e+21", 1e-7: "1e-07", 1700000000.5: "1700000000.5"} {
-		b, err := json.Marshal(num(in))
-		require.NoError(t, err)
-		assert.Equal(t, want, string(b), "%v", in)
-	}
-}
-
-func TestEndpointResourcesModel(t *testing.T) {
-	rs := resources.MustParse("cpus:2;cpus(dev):1;mem:64;ports:[1-2,4-5];ports(dev):[10-10]")
-	rs = rs.AddResource(resources.Resource{Name: "cpus", Type: resources.TypeScalar, Scalar: resources.ScalarOf(0.5), Revocable: true})
-	rs = rs.AddResource(resources.NewSet("zones", "a", "b"))
-	b, err := json.Marshal(modelResources(rs))
-	require.NoError(t, err)
-	assert.JSONEq(t, `{"cpus":3.0,"gpus":0.0,"mem":64.0,"disk":0.0,"cpus_revocable":0.5,"ports":"[1-2, 4-5, 10-10]","zones":"{a, b}"}`, string(b))
-	assert.Regexp(t, `^\{"cpus":3\.0,"gpus":0\.0,"mem":64\.0,"disk":0\.0,`, string(b), "Mesos's seeded scalars first")
-}
-
 // handState is a cluster of one agent, a MULTI_ROLE framework with a
 // custom executor, a task without a status and an unreachable task, and a
 // completed framework with a completed task.

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/apronhq/apron/api/v1/mesospb"
+	"github.com/apronhq/apron/internal/mesosjson"
 	"github.com/apronhq/apron/resources"
 )
 
@@ -151,9 +152,9 @@ func taskStateSuffix(s mesospb.TaskState) string {
 func resourceMetrics(m map[string]float64, x *stateIndex) {
 	var total, used, offered resources.Resources
 	for _, a := range x.v.state.GetGetAgents().GetAgents() {
-		total = total.Add(toResources(a.TotalResources))
+		total = total.Add(mesosjson.FromProto(a.TotalResources))
 		used = used.Add(x.usedByAgent[a.AgentInfo.GetID().GetValue()])
-		offered = offered.Add(toResources(a.OfferedResources))
+		offered = offered.Add(mesosjson.FromProto(a.OfferedResources))
 	}
 	for _, name := range []string{resources.NameCPUs, resources.NameGPUs, resources.NameMem, resources.NameDisk} {
 		for _, kind := range []struct {

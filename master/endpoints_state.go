@@ -2,14 +2,13 @@ package master
 
 import (
 	"encoding/json"
-	"runtime/debug"
 	"sort"
-	"sync"
 	"time"
 
 	"github.com/apronhq/apron/allocator"
 	"github.com/apronhq/apron/api/v1/masterpb"
 	"github.com/apronhq/apron/api/v1/mesospb"
+	"github.com/apronhq/apron/internal/mesosjson"
 	"github.com/apronhq/apron/resources"
 )
 
@@ -141,7 +140,7 @@ func (x *stateIndex) fw(id string) *frameworkTasks {
 
 // use counts resources a task or executor holds.
 func (x *stateIndex) use(frameworkID, agentID string, ps []mesospb.Resource) {
-	rs := toResources(ps)
+	rs := mesosjson.FromProto(ps)
 	x.usedByFW[frameworkID] = x.usedByFW[frameworkID].Add(rs)
 	x.usedByAgent[agentID] = x.usedByAgent[agentID].Add(rs)
 	for _, r := range rs {
@@ -157,10 +156,10 @@ func (x *stateIndex) use(frameworkID, agentID string, ps []mesospb.Resource) {
 // allocation role: its framework's, when it has only one.
 func (x *stateIndex) taskRole(t *mesospb.Task) string { return x.frameworkRole[t.FrameworkID.Value] }
 
-func (x *stateIndex) modelTasks(ts []*mesospb.Task) []taskJSON {
-	out := make([]taskJSON, len(ts))
+func (x *stateIndex) modelTasks(ts []*mesospb.Task) []mesosjson.Task {
+	out := make([]mesosjson.Task, len(ts))
 	for i, t := range ts {
-		out[i] = modelTask(t, x.taskRole(t))
+		out[i] = mesosjson.TaskOf(t, x.taskRole(t))
 	}
 	return out
 }
@@ -172,8 +171,8 @@ func (x *stateIndex) summary(f *masterpb.Response_GetFrameworks_Framework) frame
 	return frameworkSummaryJSON{
 		ID:               id,
 		Name:             info.Name,
-		UsedResources:    modelResources(x.usedByFW[id]),
-		OfferedResources: modelResources(toResources(f.OfferedResources)),
+		UsedResources:    mesosjson.ResourcesOf(x.usedByFW[id]),
+		OfferedResources: mesosjson.ResourcesOfProto(f.OfferedResources),
 		Capabilities:     frameworkCapabilities(info),
 		Hostname:         info.GetHostname(),
 		WebuiURL:         info.GetWebuiURL(),
@@ -187,22 +186,22 @@ func (x *stateIndex) summary(f *masterpb.Response_GetFrameworks_Framework) frame
 func (x *stateIndex) framework(f *masterpb.Response_GetFrameworks_Framework) frameworkJSON {
 	info := &f.FrameworkInfo
 	id := info.GetID().GetValue()
-	used, offered := x.usedByFW[id], toResources(f.OfferedResources)
+	used, offered := x.usedByFW[id], mesosjson.FromProto(f.OfferedResources)
 	j := frameworkJSON{
 		frameworkSummaryJSON: x.summary(f),
 		User:                 info.User,
-		FailoverTimeout:      num(info.GetFailoverTimeout()),
+		FailoverTimeout:      mesosjson.Double(info.GetFailoverTimeout()),
 		Checkpoint:           info.GetCheckpoint(),
 		RegisteredTime:       secs(f.RegisteredTime),
 		UnregisteredTime:     secs(f.UnregisteredTime),
 		Principal:            info.Principal,
-		Resources:            modelResources(used.Add(offered)),
-		Tasks:                []taskJSON{},
-		UnreachableTasks:     []taskJSON{},
-		CompletedTasks:       []taskJSON{},
+		Resources:            mesosjson.ResourcesOf(used.Add(offered)),
+		Tasks:                []mesosjson.Task{},
+		UnreachableTasks:     []mesosjson.Task{},
+		CompletedTasks:       []mesosjson.Task{},
 		Offers:               make([]offerJSON, 0, len(f.Offers)),
 		Executors:            []executorJSON{},
-		Labels:               labelsJSON(info.Labels),
+		Labels:               mesosjson.Labels(info.Labels),
 		// Apron has no offer constraints: Mesos writes the empty message.
 		OfferConstraints: json.RawMessage("{}"),
 	}
@@ -221,17 +220,17 @@ func (x *stateIndex) framework(f *masterpb.Response_GetFrameworks_Framework) fra
 		j.Offers = append(j.Offers, modelOffer(&f.Offers[i], x.frameworkRole[id]))
 	}
 	for _, e := range x.executors[id] {
-		j.Executors = append(j.Executors, modelExecutor(&e.ExecutorInfo, e.AgentID.Value, id))
+		j.Executors = append(j.Executors, executorJSON{mesosjson.ExecutorOf(&e.ExecutorInfo, id), e.AgentID.Value})
 	}
 	return j
 }
 
 // slave is SlaveWriter.
 func (x *stateIndex) slave(a *masterpb.Response_GetAgents_Agent) slaveJSON {
-	total := toResources(a.TotalResources)
-	reserved := map[string]resourcesJSON{}
+	total := mesosjson.FromProto(a.TotalResources)
+	reserved := map[string]mesosjson.Resources{}
 	for role, rs := range total.Reservations() {
-		reserved[role] = modelResources(rs)
+		reserved[role] = mesosjson.ResourcesOf(rs)
 	}
 	caps := make([]string, 0, len(a.Capabilities))
 	for _, c := range a.Capabilities {
@@ -242,18 +241,18 @@ func (x *stateIndex) slave(a *masterpb.Response_GetAgents_Agent) slaveJSON {
 		PID:                 agentPID(a, x.v.agentIPs[a.AgentInfo.GetID().GetValue()]),
 		RegisteredTime:      secs(a.RegisteredTime),
 		ReregisteredTime:    optSecs(a.ReregisteredTime),
-		Resources:           modelResources(total),
-		UsedResources:       modelResources(x.usedByAgent[a.AgentInfo.GetID().GetValue()]),
-		OfferedResources:    modelResources(toResources(a.OfferedResources)),
+		Resources:           mesosjson.ResourcesOf(total),
+		UsedResources:       mesosjson.ResourcesOf(x.usedByAgent[a.AgentInfo.GetID().GetValue()]),
+		OfferedResources:    mesosjson.ResourcesOfProto(a.OfferedResources),
 		ReservedResources:   reserved,
-		UnreservedResources: modelResources(total.Unreserved()),
+		UnreservedResources: mesosjson.ResourcesOf(total.Unreserved()),
 		Active:              a.Active,
 		Deactivated:         a.GetDeactivated(),
 		Version:             a.Version,
 		Capabilities:        caps,
 	}
 	if a.DrainInfo != nil {
-		j.DrainInfo = protoJSON(a.DrainInfo)
+		j.DrainInfo = mesosjson.Proto(a.DrainInfo)
 		j.EstimatedDrainStartTime = optSecs(a.EstimatedDrainStartTime)
 	}
 	return j
@@ -261,17 +260,17 @@ func (x *stateIndex) slave(a *masterpb.Response_GetAgents_Agent) slaveJSON {
 
 // slaveFull is SlavesWriter::writeSlave.
 func (x *stateIndex) slaveFull(a *masterpb.Response_GetAgents_Agent) slaveFullJSON {
-	total := toResources(a.TotalResources)
+	total := mesosjson.FromProto(a.TotalResources)
 	reserved := map[string][]json.RawMessage{}
 	for role, rs := range total.Reservations() {
-		reserved[role] = fullResources(rs)
+		reserved[role] = mesosjson.FullResources(rs)
 	}
 	return slaveFullJSON{
 		slaveJSON:               x.slave(a),
 		ReservedResourcesFull:   reserved,
-		UnreservedResourcesFull: fullResources(total.Unreserved()),
-		UsedResourcesFull:       fullResources(x.usedByAgent[a.AgentInfo.GetID().GetValue()]),
-		OfferedResourcesFull:    fullResources(toResources(a.OfferedResources)),
+		UnreservedResourcesFull: mesosjson.FullResources(total.Unreserved()),
+		UsedResourcesFull:       mesosjson.FullResources(x.usedByAgent[a.AgentInfo.GetID().GetValue()]),
+		OfferedResourcesFull:    mesosjson.FullResources(mesosjson.FromProto(a.OfferedResources)),
 	}
 }
 
@@ -304,20 +303,16 @@ func acceptID(id *string) func(string) bool {
 
 // stateJSON is Master::ReadOnlyHandler::state, GET /master/state.
 type stateJSON struct {
-	Version                string            `json:"version"`
-	GitSHA                 *string           `json:"git_sha,omitempty"`
-	BuildDate              string            `json:"build_date"`
-	BuildTime              num               `json:"build_time"`
-	BuildUser              string            `json:"build_user"`
-	StartTime              num               `json:"start_time"`
-	ElectedTime            *num              `json:"elected_time,omitempty"`
+	mesosjson.Build
+	StartTime              mesosjson.Double  `json:"start_time"`
+	ElectedTime            *mesosjson.Double `json:"elected_time,omitempty"`
 	ID                     string            `json:"id"`
 	PID                    string            `json:"pid"`
 	Hostname               string            `json:"hostname"`
 	Capabilities           []string          `json:"capabilities"`
-	ActivatedSlaves        num               `json:"activated_slaves"`
-	DeactivatedSlaves      num               `json:"deactivated_slaves"`
-	UnreachableSlaves      num               `json:"unreachable_slaves"`
+	ActivatedSlaves        mesosjson.Double  `json:"activated_slaves"`
+	DeactivatedSlaves      mesosjson.Double  `json:"deactivated_slaves"`
+	UnreachableSlaves      mesosjson.Double  `json:"unreachable_slaves"`
 	Domain                 json.RawMessage   `json:"domain,omitempty"`
 	Leader                 *string           `json:"leader,omitempty"`
 	LeaderInfo             *masterInfoJSON   `json:"leader_info,omitempty"`
@@ -330,35 +325,6 @@ type stateJSON struct {
 	UnregisteredFrameworks []struct{}        `json:"unregistered_frameworks"`
 }
 
-// build is what Mesos reports of its build (src/common/build.cpp). Go
-// records no build time or user: build_date and build_time are the time
-// of the commit built, when the binary records one, and build_user is
-// empty, as Mesos leaves it when BUILD_USER is undefined.
-type build struct {
-	gitSHA *string
-	date   string
-	time   num
-}
-
-var buildInfo = sync.OnceValue(func() build {
-	var b build
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return b
-	}
-	for _, s := range info.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			b.gitSHA = ptr(s.Value)
-		case "vcs.time":
-			if t, err := time.Parse(time.RFC3339, s.Value); err == nil {
-				b.date, b.time = t.UTC().Format(time.DateTime), num(t.Unix())
-			}
-		}
-	}
-	return b
-})
-
 // state writes GET /master/state. The master writing it leads (a standby
 // redirects), so it is the leader of "leader" and "leader_info".
 func (x *stateIndex) state() stateJSON {
@@ -367,26 +333,22 @@ func (x *stateIndex) state() stateJSON {
 	if info == nil {
 		info = &mesospb.MasterInfo{}
 	}
-	b := buildInfo()
 	j := stateJSON{
-		Version:                MesosVersion,
-		GitSHA:                 b.gitSHA,
-		BuildDate:              b.date,
-		BuildTime:              b.time,
-		StartTime:              num(v.master.GetStartTime()),
+		Build:                  mesosjson.BuildOf(MesosVersion),
+		StartTime:              mesosjson.Double(v.master.GetStartTime()),
 		ID:                     info.ID,
 		PID:                    info.GetPid(),
 		Hostname:               info.GetHostname(),
 		Capabilities:           make([]string, 0, len(info.Capabilities)),
-		Domain:                 protoJSON(info.Domain),
-		Flags:                  flagsMap(v.flags),
+		Domain:                 mesosjson.Proto(info.Domain),
+		Flags:                  mesosjson.Flags(v.flags),
 		Slaves:                 []slaveJSON{},
 		RecoveredSlaves:        []slaveInfoJSON{},
 		OrphanTasks:            []struct{}{},
 		UnregisteredFrameworks: []struct{}{},
 	}
 	if v.master != nil && v.master.ElectedTime != nil {
-		j.ElectedTime = ptr(num(*v.master.ElectedTime))
+		j.ElectedTime = ptr(mesosjson.Double(*v.master.ElectedTime))
 	}
 	for _, c := range info.Capabilities {
 		j.Capabilities = append(j.Capabilities, c.GetType().String())
@@ -413,16 +375,6 @@ func (x *stateIndex) state() stateJSON {
 	}
 	j.Frameworks, j.CompletedFrameworks = x.frameworks(acceptAll)
 	return j
-}
-
-func flagsMap(flags []mesospb.Flag) map[string]string {
-	out := make(map[string]string, len(flags))
-	for _, f := range flags {
-		if f.Value != nil {
-			out[f.Name] = *f.Value
-		}
-	}
-	return out
 }
 
 // stateSummaryJSON is Master::ReadOnlyHandler::stateSummary.
@@ -554,7 +506,7 @@ const defaultTaskLimit = 100
 
 // tasksJSON is Master::ReadOnlyHandler::tasks.
 type tasksJSON struct {
-	Tasks []taskJSON `json:"tasks"`
+	Tasks []mesosjson.Task `json:"tasks"`
 }
 
 // tasksDoc lists the tasks of every framework, registered then completed,
@@ -582,7 +534,7 @@ func (x *stateIndex) tasksDoc(q tasksQuery) tasksJSON {
 		}
 	}
 	sort.SliceStable(all, func(i, j int) bool { return firstStatusBefore(all[i], all[j], q.ascending) })
-	j := tasksJSON{Tasks: []taskJSON{}}
+	j := tasksJSON{Tasks: []mesosjson.Task{}}
 	if q.offset < 0 || q.offset >= len(all) {
 		return j
 	}
@@ -616,19 +568,19 @@ type rolesJSON struct {
 }
 
 type roleJSON struct {
-	Name   string `json:"name"`
-	Weight num    `json:"weight"`
+	Name   string           `json:"name"`
+	Weight mesosjson.Double `json:"weight"`
 	Quota  struct {
-		Role      string         `json:"role"`
-		Guarantee map[string]num `json:"guarantee"`
-		Limit     map[string]num `json:"limit"`
-		Consumed  map[string]num `json:"consumed"`
+		Role      string                      `json:"role"`
+		Guarantee map[string]mesosjson.Double `json:"guarantee"`
+		Limit     map[string]mesosjson.Double `json:"limit"`
+		Consumed  map[string]mesosjson.Double `json:"consumed"`
 	} `json:"quota"`
-	Resources  map[string]num `json:"resources"`
-	Allocated  map[string]num `json:"allocated"`
-	Offered    map[string]num `json:"offered"`
-	Reserved   map[string]num `json:"reserved"`
-	Frameworks []string       `json:"frameworks"`
+	Resources  map[string]mesosjson.Double `json:"resources"`
+	Allocated  map[string]mesosjson.Double `json:"allocated"`
+	Offered    map[string]mesosjson.Double `json:"offered"`
+	Reserved   map[string]mesosjson.Double `json:"reserved"`
+	Frameworks []string                    `json:"frameworks"`
 }
 
 // roles writes each role the allocator knows (its weight, quota and
@@ -647,12 +599,12 @@ func (x *stateIndex) roles() rolesJSON {
 			if o.AllocationInfo == nil {
 				role = x.frameworkRole[id]
 			}
-			offeredByRole[role] = offeredByRole[role].Add(toResources(o.Resources))
+			offeredByRole[role] = offeredByRole[role].Add(mesosjson.FromProto(o.Resources))
 		}
 	}
 	var reservedAll resources.Resources
 	for _, a := range x.v.state.GetGetAgents().GetAgents() {
-		reservedAll = reservedAll.Add(toResources(a.TotalResources).Reserved())
+		reservedAll = reservedAll.Add(mesosjson.FromProto(a.TotalResources).Reserved())
 	}
 	subtree := func(byRole map[string]resources.Resources, role string) map[string]resources.Scalar {
 		var rs resources.Resources
@@ -665,12 +617,12 @@ func (x *stateIndex) roles() rolesJSON {
 	}
 	j := rolesJSON{Roles: make([]roleJSON, 0, len(x.v.roles.Roles))}
 	for _, rv := range x.v.roles.Roles {
-		r := roleJSON{Name: rv.Name, Weight: num(rv.Weight), Frameworks: rv.Frameworks}
+		r := roleJSON{Name: rv.Name, Weight: mesosjson.Double(rv.Weight), Frameworks: rv.Frameworks}
 		if r.Frameworks == nil {
 			r.Frameworks = []string{}
 		}
 		r.Quota.Role = rv.Name
-		r.Quota.Guarantee, r.Quota.Limit, r.Quota.Consumed = nums(rv.Quota.Guarantee), nums(rv.Quota.Limit), nums(rv.Quota.Consumed)
+		r.Quota.Guarantee, r.Quota.Limit, r.Quota.Consumed = mesosjson.Doubles(rv.Quota.Guarantee), mesosjson.Doubles(rv.Quota.Limit), mesosjson.Doubles(rv.Quota.Consumed)
 		allocated, offered := subtree(x.usedByRole, rv.Name), subtree(offeredByRole, rv.Name)
 		both := map[string]resources.Scalar{}
 		for _, q := range []map[string]resources.Scalar{allocated, offered} {
@@ -683,12 +635,4 @@ func (x *stateIndex) roles() rolesJSON {
 		j.Roles = append(j.Roles, r)
 	}
 	return j
-}
-
-func nums(m map[string]float64) map[string]num {
-	out := make(map[string]num, len(m))
-	for k, v := range m {
-		out[k] = num(v)
-	}
-	return out
 }
