@@ -145,6 +145,13 @@ type Config struct {
 	// MaxCompletedTasks bounds the terminal, acknowledged tasks kept for
 	// State (default 1000).
 	MaxCompletedTasks int
+	// MaxCompletedExecutorsPerFramework bounds the ended executor runs
+	// kept per framework for the operator API and /state, with their
+	// sandboxes' paths (Mesos's --max_completed_executors_per_framework,
+	// default 150); MaxCompletedFrameworks bounds the frameworks kept
+	// once the agent forgets them (default 50, as Mesos's agent).
+	MaxCompletedExecutorsPerFramework int
+	MaxCompletedFrameworks            int
 	// ExecutorStreamBuffer is the number of events queued for one executor
 	// stream; an executor that falls this far behind has its stream closed
 	// (its driver reconnects), so a slow executor never slows the agent
@@ -307,8 +314,8 @@ func (c Config) withDefaults() (Config, error) {
 	if c.StatusUpdateRetryMax < c.StatusUpdateRetry {
 		c.StatusUpdateRetryMax = c.StatusUpdateRetry
 	}
-	if c.MaxCompletedTasks < 0 || c.ExecutorStreamBuffer < 0 {
-		return bad("negative MaxCompletedTasks or ExecutorStreamBuffer")
+	if c.MaxCompletedTasks < 0 || c.ExecutorStreamBuffer < 0 || c.MaxCompletedExecutorsPerFramework < 0 || c.MaxCompletedFrameworks < 0 {
+		return bad("negative MaxCompletedTasks, MaxCompletedExecutorsPerFramework, MaxCompletedFrameworks or ExecutorStreamBuffer")
 	}
 	switch {
 	case c.FetcherMaxSize < 0:
@@ -336,6 +343,12 @@ func (c Config) withDefaults() (Config, error) {
 		}
 	default:
 		return bad("unknown CommandExecutorMode %d", int(c.CommandExecutorMode))
+	}
+	if c.MaxCompletedExecutorsPerFramework == 0 {
+		c.MaxCompletedExecutorsPerFramework = DefaultMaxCompletedExecutorsPerFramework
+	}
+	if c.MaxCompletedFrameworks == 0 {
+		c.MaxCompletedFrameworks = DefaultMaxCompletedFrameworks
 	}
 	if c.MaxCompletedTasks == 0 {
 		c.MaxCompletedTasks = DefaultMaxCompletedTasks

@@ -195,15 +195,17 @@ func (a *Agent) stateSnapshot() *stateSnap {
 			}
 			f.runs = append(f.runs, run)
 		}
+		f.addHistory(newestCompleted(fw.completed, a.cfg.MaxCompletedExecutorsPerFramework))
 		byID[fw.id] = f
 		s.frameworks = append(s.frameworks, f)
 	}
-	for _, info := range a.getFrameworks().CompletedFrameworks {
-		if info.FrameworkInfo.ID == nil || byID[info.FrameworkInfo.ID.Value] != nil {
+	for _, c := range newestCompleted(a.completedFrameworks, a.cfg.MaxCompletedFrameworks) {
+		if c.info.ID == nil || byID[c.info.ID.Value] != nil {
 			continue
 		}
-		f := &fwSnap{info: info.FrameworkInfo}
-		byID[info.FrameworkInfo.ID.Value] = f
+		f := &fwSnap{info: c.info}
+		f.addHistory(newestCompleted(c.executors, a.cfg.MaxCompletedExecutorsPerFramework))
+		byID[c.info.ID.Value] = f
 		s.completedFrameworks = append(s.completedFrameworks, f)
 	}
 	for _, t := range a.getTasks().CompletedTasks {
@@ -218,16 +220,34 @@ func (a *Agent) stateSnapshot() *stateSnap {
 	return s
 }
 
-// addCompleted files a completed task under its executor run: the
-// current run of its executor ID (a command task's executor ID is the
-// task's), else a completed executor of that ID.
+// addHistory adds the runs the agent has forgotten, oldest first, as
+// completed executors with the sandboxes they had.
+func (f *fwSnap) addHistory(execs []completedExecutor) {
+	for _, c := range execs {
+		run := &runSnap{info: c.info, source: c.info.GetSource(), container: c.containerID, directory: c.sandbox, terminated: true}
+		if run.source == "" && c.command {
+			run.source = c.info.ExecutorID.Value
+		}
+		f.runs = append(f.runs, run)
+	}
+}
+
+// addCompleted files a completed task under its executor run: the run
+// whose container its statuses name, else the current run of its executor
+// ID (a command task's executor ID is the task's), else a completed
+// executor made of that ID alone (its run has left the history).
 func (f *fwSnap) addCompleted(t mesospb.Task) {
 	execID := t.GetExecutorID().GetValue()
 	if execID == "" {
 		execID = t.TaskID.Value
 	}
+	container := runContainer(t)
 	var match *runSnap
 	for _, r := range f.runs {
+		if container != "" && r.container == container {
+			match = r
+			break
+		}
 		if r.info.ExecutorID.Value == execID && (match == nil || !r.terminated) {
 			match = r
 		}
@@ -240,6 +260,21 @@ func (f *fwSnap) addCompleted(t mesospb.Task) {
 		f.gone = map[string][]mesospb.Task{}
 	}
 	f.gone[execID] = append(f.gone[execID], t)
+}
+
+// runContainer is the executor run's container a task's statuses name
+// (the outermost parent of their container ID), or "".
+func runContainer(t mesospb.Task) string {
+	for i := len(t.Statuses) - 1; i >= 0; i-- {
+		if cs := t.Statuses[i].ContainerStatus; cs != nil && cs.ContainerID != nil {
+			id := cs.ContainerID
+			for id.Parent != nil {
+				id = id.Parent
+			}
+			return id.Value
+		}
+	}
+	return ""
 }
 
 // allocated is Mesos's Executor::allocatedResources: the executor's own

@@ -30,6 +30,7 @@ type frameworkRec struct {
 	detached    int
 	tasks       map[string]*taskRec // every task not yet forgotten, by ID
 	terminating bool                // SHUTDOWN_FRAMEWORK: no new tasks
+	completed   []completedExecutor // forgotten runs, oldest first (history.go)
 }
 
 func (fw *frameworkRec) sortedExecutors() []*executorRec {
@@ -263,6 +264,7 @@ func (a *Agent) ensureFramework(info mesospb.FrameworkInfo) *frameworkRec {
 	if fw == nil {
 		fw = &frameworkRec{id: id, executors: map[string]*executorRec{}, tasks: map[string]*taskRec{}}
 		a.frameworks[id] = fw
+		a.frameworkReturned(fw)
 	}
 	if !proto.Equal(&fw.info, &info) {
 		fw.info = info
@@ -288,6 +290,7 @@ func (a *Agent) maybeForgetFramework(fw *frameworkRec) {
 		return
 	}
 	delete(a.frameworks, fw.id)
+	a.frameworkForgotten(fw)
 	if err := a.meta.removeFramework(fw.id); err != nil {
 		a.log.Warn("agent: removing a framework's checkpoint", "framework", fw.id, "err", err)
 	}
@@ -969,6 +972,7 @@ func (a *Agent) maybeForgetExecutor(e *executorRec) {
 	if e.key != e.id {
 		e.fw.detached--
 	}
+	a.executorForgotten(e)
 	// Its sandbox goes after Config.GCDelay; see gc.go.
 	a.gcExecutorForgotten(e)
 	a.maybeForgetFramework(e.fw)

@@ -24,6 +24,9 @@ type loopState struct {
 	frameworks map[string]*frameworkRec
 	streams    map[streamKey]*updateStream // the status update manager
 	completed  []mesospb.Task              // terminal, acknowledged tasks, oldest first; read through completedTasks
+	// completedFrameworks are the frameworks forgotten, oldest first
+	// (history.go).
+	completedFrameworks []*completedFramework
 
 	// The master link.
 	conn           *masterConn

@@ -108,6 +108,8 @@ func (a *Agent) flags() []mesospb.Flag {
 		{"recovery_timeout", mesosDuration(c.ExecutorRecoveryTimeout)},
 		{"default_kill_grace_period", mesosDuration(c.DefaultKillGracePeriod)},
 		{"max_completed_tasks", strconv.Itoa(c.MaxCompletedTasks)},
+		{"max_completed_executors_per_framework", strconv.Itoa(c.MaxCompletedExecutorsPerFramework)},
+		{"max_completed_frameworks", strconv.Itoa(c.MaxCompletedFrameworks)},
 		{"executor_stream_buffer", strconv.Itoa(c.ExecutorStreamBuffer)},
 		{"gc_delay", mesosDuration(c.GCDelay)},
 		{"gc_disk_headroom", strconv.FormatFloat(c.GCDiskHeadroom, 'g', -1, 64)},
@@ -145,13 +147,22 @@ func (a *Agent) getFrameworks() *agentpb.Response_GetFrameworks {
 	for _, fw := range a.sortedFrameworks() {
 		out.Frameworks = append(out.Frameworks, agentpb.Response_GetFrameworks_Framework{FrameworkInfo: fw.info})
 	}
+	for _, c := range newestCompleted(a.completedFrameworks, a.cfg.MaxCompletedFrameworks) {
+		out.CompletedFrameworks = append(out.CompletedFrameworks, agentpb.Response_GetFrameworks_Framework{FrameworkInfo: c.info})
+	}
 	return out
 }
 
 // getExecutors lists the executors; those terminated, kept while their
-// tasks' last updates wait for acknowledgement, are the completed ones.
+// tasks' last updates wait for acknowledgement, are the completed ones,
+// with the runs the agent has forgotten (its history).
 func (a *Agent) getExecutors() *agentpb.Response_GetExecutors {
 	out := &agentpb.Response_GetExecutors{}
+	completed := func(execs []completedExecutor) {
+		for _, c := range newestCompleted(execs, a.cfg.MaxCompletedExecutorsPerFramework) {
+			out.CompletedExecutors = append(out.CompletedExecutors, agentpb.Response_GetExecutors_Executor{ExecutorInfo: c.info})
+		}
+	}
 	for _, fw := range a.sortedFrameworks() {
 		for _, e := range fw.sortedExecutors() {
 			x := agentpb.Response_GetExecutors_Executor{ExecutorInfo: e.info}
@@ -161,6 +172,10 @@ func (a *Agent) getExecutors() *agentpb.Response_GetExecutors {
 				out.Executors = append(out.Executors, x)
 			}
 		}
+		completed(fw.completed)
+	}
+	for _, c := range newestCompleted(a.completedFrameworks, a.cfg.MaxCompletedFrameworks) {
+		completed(c.executors)
 	}
 	return out
 }

@@ -331,15 +331,7 @@ func (a *Agent) forgetTask(t *taskRec) {
 	if e.fw.tasks[t.info.TaskID.Value] == t {
 		delete(e.fw.tasks, t.info.TaskID.Value)
 	}
-	a.completed = append(a.completed, t.proto())
-	// Trimmed in batches: the list grows to twice its bound, then keeps the
-	// newest MaxCompletedTasks, so a forgotten task costs O(1) amortized
-	// rather than a copy of the list. Readers take completedTasks.
-	if limit := a.cfg.MaxCompletedTasks; len(a.completed) > 2*limit {
-		n := copy(a.completed, a.completed[len(a.completed)-limit:])
-		clear(a.completed[n:])
-		a.completed = a.completed[:n]
-	}
+	a.completed = appendBounded(a.completed, t.proto(), a.cfg.MaxCompletedTasks)
 	a.maybeForgetExecutor(e)
 	a.maybeForgetFramework(e.fw)
 }
@@ -347,7 +339,7 @@ func (a *Agent) forgetTask(t *taskRec) {
 // completedTasks is the newest MaxCompletedTasks of the completed list,
 // oldest first (the list itself may hold up to twice as many).
 func (a *Agent) completedTasks() []mesospb.Task {
-	return a.completed[max(0, len(a.completed)-a.cfg.MaxCompletedTasks):]
+	return newestCompleted(a.completed, a.cfg.MaxCompletedTasks)
 }
 
 // reconcileTasks answers RECONCILE_TASKS: the latest state of each task

@@ -90,6 +90,7 @@ func run(args []string) error {
 		gcDelay     = fs.Duration("gc-delay", agent.DefaultGCDelay, "how long the sandbox of a finished executor run is kept (Mesos's --gc_delay); less as the disk fills")
 		gcHeadroom  = fs.Float64("gc-disk-headroom", agent.DefaultGCDiskHeadroom, "fraction of the disk kept free: sandboxes older than gc-delay × (1 − this − disk usage) are removed at each disk check (Mesos's --gc_disk_headroom)")
 		diskWatch   = fs.Duration("disk-watch-interval", agent.DefaultDiskWatchInterval, "how often the work directory's disk usage is checked (Mesos's --disk_watch_interval)")
+		maxExecs    = fs.Int("max-completed-executors-per-framework", agent.DefaultMaxCompletedExecutorsPerFramework, "ended executor runs kept per framework, with their sandboxes, for /state and the operator API (Mesos's --max_completed_executors_per_framework)")
 		common      cli.Common
 	)
 	common.Register(fs, "info")
@@ -154,20 +155,21 @@ func run(args []string) error {
 		endpoint = advertised(ln.Addr().(*net.TCPAddr), *hostname)
 	}
 	a, err := agent.New(agent.Config{
-		Master:              link,
-		WorkDir:             *workDir,
-		Resources:           *resourcesF,
-		Attributes:          *attributes,
-		Hostname:            *hostname,
-		IP:                  *advertiseIP,
-		Containerizer:       cont,
-		Endpoint:            endpoint,
-		CommandExecutorMode: mode,
-		GCDelay:             *gcDelay,
-		GCDiskHeadroom:      *gcHeadroom,
-		DiskWatchInterval:   *diskWatch,
-		Logger:              log,
-		LogLevel:            &common.Level, // SET_LOGGING_LEVEL changes it
+		Master:                            link,
+		WorkDir:                           *workDir,
+		Resources:                         *resourcesF,
+		Attributes:                        *attributes,
+		Hostname:                          *hostname,
+		IP:                                *advertiseIP,
+		Containerizer:                     cont,
+		Endpoint:                          endpoint,
+		CommandExecutorMode:               mode,
+		GCDelay:                           *gcDelay,
+		MaxCompletedExecutorsPerFramework: *maxExecs,
+		GCDiskHeadroom:                    *gcHeadroom,
+		DiskWatchInterval:                 *diskWatch,
+		Logger:                            log,
+		LogLevel:                          &common.Level, // SET_LOGGING_LEVEL changes it
 	})
 	if err != nil {
 		ln.Close()
