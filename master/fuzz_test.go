@@ -120,6 +120,11 @@ func (fz *schedulerFuzz) seeds() []string {
 		`{"type":"MESSAGE","framework_id":{"value":"FW"},"message":{"agent_id":{"value":"A"},"executor_id":{"value":"e"},"data":"aGk="}}`,
 		`{"type":"REQUEST","framework_id":{"value":"FW"},"request":{"requests":[]}}`,
 		`{"type":"UPDATE_FRAMEWORK","framework_id":{"value":"FW"},"update_framework":{"framework_info":{"id":{"value":"FW"},"user":"root","name":"fuzz2","failover_timeout":3600}}}`,
+		`{"type":"ACCEPT","framework_id":{"value":"FW"},"accept":{"offer_ids":[{"value":"O1"}],"operations":[{"type":"RESERVE","id":{"value":"op"},"reserve":{"resources":[]}},{"type":"LAUNCH_GROUP","id":{"value":"op2"},"launch_group":{"executor":{"executor_id":{"value":"e"}},"task_group":{"tasks":[]}}}]}}`,
+		`{"type":"ACCEPT_INVERSE_OFFERS","framework_id":{"value":"FW"},"accept_inverse_offers":{"inverse_offer_ids":[{"value":"I1"}]}}`,
+		`{"type":"DECLINE_INVERSE_OFFERS","framework_id":{"value":"FW"},"decline_inverse_offers":{"inverse_offer_ids":[{"value":"I1"}],"filters":{"refuse_seconds":1}}}`,
+		`{"type":"RECONCILE_OPERATIONS","framework_id":{"value":"FW"},"reconcile_operations":{"operations":[{"operation_id":{"value":"op"},"agent_id":{"value":"A"}}]}}`,
+		`{"type":"ACKNOWLEDGE_OPERATION_STATUS","framework_id":{"value":"FW"},"acknowledge_operation_status":{"agent_id":{"value":"A"},"uuid":"AAECAwQFBgcICQoLDA0ODw==","operation_id":{"value":"op"}}}`,
 	}
 	for i := range calls {
 		calls[i] = strings.ReplaceAll(calls[i], `"FW"`, `"`+fz.frameworkID+`"`)
@@ -161,5 +166,44 @@ func FuzzSchedulerHTTPProtobuf(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte, withStream bool) {
 		check(t, fz.post(codec.MediaTypeProtobuf, withStream, body), body)
+	})
+}
+
+// FuzzOperatorHTTPJSON posts arbitrary JSON bodies to the operator API
+// (/api/v1) of a running master with an agent and a framework: whatever
+// the body, no panic and no server error but 503.
+func FuzzOperatorHTTPJSON(f *testing.F) {
+	fz := newSchedulerFuzz(f)
+	agent := `{"value":"` + fz.frameworkID[:strings.LastIndex(fz.frameworkID, "-")] + `-S1"}`
+	for _, s := range []string{
+		`{"type":"GET_STATE"}`, `{"type":"GET_AGENTS"}`, `{"type":"GET_FRAMEWORKS"}`, `{"type":"GET_TASKS"}`,
+		`{"type":"GET_METRICS","get_metrics":{"timeout":{"nanoseconds":1}}}`, `{"type":"GET_FLAGS"}`, `{"type":"GET_OPERATIONS"}`,
+		`{"type":"GET_LOGGING_LEVEL"}`, `{"type":"SET_LOGGING_LEVEL","set_logging_level":{"level":3,"duration":{"nanoseconds":-5}}}`,
+		`{"type":"LIST_FILES","list_files":{"path":"/master/log"}}`, `{"type":"READ_FILE","read_file":{"path":"../x","offset":18446744073709551615,"length":5}}`,
+		`{"type":"UPDATE_WEIGHTS","update_weights":{"weight_infos":[{"role":"a","weight":2}]}}`,
+		`{"type":"UPDATE_QUOTA","update_quota":{"quota_configs":[{"role":"a","limits":{"cpus":{"value":1}}}]}}`,
+		`{"type":"RESERVE_RESOURCES","reserve_resources":{"agent_id":AG,"resources":[{"name":"cpus","type":"SCALAR","scalar":{"value":1},"reservations":[{"type":"DYNAMIC","role":"a"}]}]}}`,
+		`{"type":"GROW_VOLUME","grow_volume":{"agent_id":AG,"volume":{"name":"disk","type":"SCALAR","scalar":{"value":1}},"addition":{"name":"disk","type":"SCALAR","scalar":{"value":1}}}}`,
+		`{"type":"SHRINK_VOLUME","shrink_volume":{"agent_id":AG,"volume":{"name":"disk","type":"SCALAR","scalar":{"value":2}},"subtract":{"value":1}}}`,
+		`{"type":"UPDATE_MAINTENANCE_SCHEDULE","update_maintenance_schedule":{"schedule":{"windows":[{"machine_ids":[{"hostname":"fuzz-agent"}],"unavailability":{"start":{"nanoseconds":0},"duration":{"nanoseconds":9223372036854775807}}}]}}}`,
+		`{"type":"START_MAINTENANCE","start_maintenance":{"machines":[{"hostname":"fuzz-agent","ip":"::1"}]}}`,
+		`{"type":"STOP_MAINTENANCE","stop_maintenance":{"machines":[{"hostname":"fuzz-agent"}]}}`,
+		`{"type":"GET_MAINTENANCE_STATUS"}`, `{"type":"GET_MAINTENANCE_SCHEDULE"}`,
+		`{"type":"DRAIN_AGENT","drain_agent":{"agent_id":AG,"max_grace_period":{"seconds":-1,"nanos":-1},"mark_gone":true}}`,
+		`{"type":"DEACTIVATE_AGENT","deactivate_agent":{"agent_id":AG}}`, `{"type":"REACTIVATE_AGENT","reactivate_agent":{"agent_id":AG}}`,
+		`{"type":"MARK_AGENT_GONE","mark_agent_gone":{"agent_id":AG}}`,
+		`{"type":"TEARDOWN","teardown":{"framework_id":{"value":"FW"}}}`,
+	} {
+		s = strings.ReplaceAll(strings.ReplaceAll(s, "AG", agent), `"FW"`, `"`+fz.frameworkID+`"`)
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		req := httptest.NewRequestWithContext(ctx, http.MethodPost, "/api/v1", bytes.NewReader(body))
+		req.Header.Set("Content-Type", codec.MediaTypeJSON)
+		w := &streamingRecorder{ResponseRecorder: httptest.NewRecorder(), cancel: cancel}
+		fz.handler.ServeHTTP(w, req)
+		check(t, w.Code, body)
 	})
 }
