@@ -53,31 +53,29 @@ const FilesProxyTimeout = 30 * time.Second
 // filesAgentParam names the agent a files request is for.
 const filesAgentParam = "agent_id"
 
-// masterFiles is the master's part of the files API. Its zero value is
-// ready: nothing attached, the default client.
+// masterFiles is the master's part of the files API: nothing attached at
+// first, and the client New gives it.
 type masterFiles struct {
 	table  files.Table
-	client *http.Client // nil: filesClient
+	client *http.Client
 }
 
-// filesClient forwards to agents: connections and answers' headers are
-// bounded, never followed to another host.
-var filesClient = &http.Client{
-	Transport: &http.Transport{
-		DialContext:           (&net.Dialer{Timeout: FilesProxyTimeout}).DialContext,
-		ResponseHeaderTimeout: FilesProxyTimeout,
-		MaxIdleConnsPerHost:   4,
-		IdleConnTimeout:       time.Minute,
-	},
-	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-}
-
-func (f *masterFiles) httpClient() *http.Client {
-	if f.client != nil {
-		return f.client
+// newFilesClient is a master's client for forwarding to agents, its own
+// (its connections are the master's): connections and answers' headers
+// are bounded, redirects never followed to another host.
+func newFilesClient() *http.Client {
+	return &http.Client{
+		Transport: &http.Transport{
+			DialContext:           (&net.Dialer{Timeout: FilesProxyTimeout}).DialContext,
+			ResponseHeaderTimeout: FilesProxyTimeout,
+			MaxIdleConnsPerHost:   4,
+			IdleConnTimeout:       time.Minute,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	return filesClient
 }
+
+func (f *masterFiles) httpClient() *http.Client { return f.client }
 
 // AttachFile makes the file or directory at real (absolute) readable
 // through the master's files API as virtual, as a Mesos master attaches

@@ -65,6 +65,7 @@ func New(cfg Config) (*Master, error) {
 		ready: make(chan struct{}),
 		done:  make(chan struct{}),
 		subs:  map[string]*subscriber{},
+		files: masterFiles{client: newFilesClient()},
 	}
 	m.core = newCore(cfg, cfg.Clock.Now())
 	return m, nil
