@@ -78,10 +78,9 @@ func (c *core) accept(fw *framework, acc *schedulerpb.Call_Accept) {
 				l.launchGroup(op.LaunchGroup)
 			}
 		case mesospb.Offer_Operation_RESERVE, mesospb.Offer_Operation_UNRESERVE,
-			mesospb.Offer_Operation_CREATE, mesospb.Offer_Operation_DESTROY:
+			mesospb.Offer_Operation_CREATE, mesospb.Offer_Operation_DESTROY,
+			mesospb.Offer_Operation_GROW_VOLUME, mesospb.Offer_Operation_SHRINK_VOLUME:
 			l.operate(op)
-		case mesospb.Offer_Operation_GROW_VOLUME, mesospb.Offer_Operation_SHRINK_VOLUME:
-			l.resize(op) // operator_volumes.go
 		default:
 			c.log.Warn("operation not supported yet; its resources stay unused", "framework", fw.id, "operation", op.GetType())
 		}

@@ -30,8 +30,11 @@ import (
 // errOperation marks an offer operation the master drops.
 var errOperation = errors.New("invalid operation")
 
-// operate validates a RESERVE, UNRESERVE, CREATE or DESTROY against the
-// pool and applies it.
+// operate validates a RESERVE, UNRESERVE, CREATE, DESTROY, GROW_VOLUME or
+// SHRINK_VOLUME against the pool and applies it. What a resize gives back
+// goes to the allocator at once, without the ACCEPT's filter, as Mesos
+// does; the others' results stay in the pool for the operations after
+// them.
 func (l *launcher) operate(op *mesospb.Offer_Operation) {
 	from, to, err := conversion(l.a, op, l)
 	if err == nil && !l.pool.Contains(from) {
@@ -44,7 +47,12 @@ func (l *launcher) operate(op *mesospb.Offer_Operation) {
 		l.c.log.Warn("offer operation dropped", "framework", l.fw.id, "agent", l.a.id, "operation", op.GetType(), "err", err)
 		return
 	}
-	l.pool = l.pool.Subtract(from).Add(to)
+	l.pool = l.pool.Subtract(from)
+	if t := op.GetType(); t == mesospb.Offer_Operation_GROW_VOLUME || t == mesospb.Offer_Operation_SHRINK_VOLUME {
+		l.c.recover(l.fw.id, l.a.id, to, 0)
+	} else {
+		l.pool = l.pool.Add(to)
+	}
 	l.c.convertAgent(l.a, from.Unallocated(), to.Unallocated())
 	l.c.log.Info("offer operation applied", "framework", l.fw.id, "agent", l.a.id, "operation", op.GetType(), "resources", to.String())
 }

@@ -69,26 +69,6 @@ func (c *core) resizeVolume(call *masterpb.Call) error {
 	return c.operate(agentID.Value, op)
 }
 
-// resize applies a GROW_VOLUME or SHRINK_VOLUME of an ACCEPT. Its result
-// goes back to the allocator at once, without the ACCEPT's filter.
-func (l *launcher) resize(op *mesospb.Offer_Operation) {
-	from, to, err := conversion(l.a, op, l)
-	if err == nil && !l.pool.Contains(from) {
-		err = fmt.Errorf("%w: %s needs %s but the offers have %s left", errOperation, op.GetType(), from, l.pool)
-	}
-	if err == nil {
-		err = l.c.alloc.UpdateAllocation(l.fw.id, l.a.id, from, to)
-	}
-	if err != nil {
-		l.c.log.Warn("offer operation dropped", "framework", l.fw.id, "agent", l.a.id, "operation", op.GetType(), "err", err)
-		return
-	}
-	l.pool = l.pool.Subtract(from)
-	l.c.convertAgent(l.a, from.Unallocated(), to.Unallocated())
-	l.c.recover(l.fw.id, l.a.id, to, 0)
-	l.c.log.Info("offer operation applied", "framework", l.fw.id, "agent", l.a.id, "operation", op.GetType(), "resources", to.String())
-}
-
 // resizeConversion is what a GROW_VOLUME or SHRINK_VOLUME takes and what
 // it gives back, after Mesos's checks.
 func resizeConversion(op *mesospb.Offer_Operation, by requester) (from, to resources.Resources, err error) {
