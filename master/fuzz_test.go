@@ -42,7 +42,9 @@ func newSchedulerFuzz(f *testing.F) *schedulerFuzz {
 	go func() { defer close(done); _ = m.Run(ctx) }()
 	f.Cleanup(func() { cancel(); <-done })
 
-	fakeAgent(f, m, "fuzz-agent", "cpus:8;mem:8192;ports:[31000-32000]")
+	// Its hostname is where the files API forwards sandbox paths: loopback,
+	// so fuzzed paths never send traffic off this machine (nor DNS queries).
+	fakeAgent(f, m, "localhost", "cpus:8;mem:8192;ports:[31000-32000]")
 	fz := &schedulerFuzz{handler: m.Handler()}
 	info := frameworkInfo("fuzz")
 	info.FailoverTimeout = ptr(3600.0)
@@ -185,9 +187,9 @@ func FuzzOperatorHTTPJSON(f *testing.F) {
 		`{"type":"RESERVE_RESOURCES","reserve_resources":{"agent_id":AG,"resources":[{"name":"cpus","type":"SCALAR","scalar":{"value":1},"reservations":[{"type":"DYNAMIC","role":"a"}]}]}}`,
 		`{"type":"GROW_VOLUME","grow_volume":{"agent_id":AG,"volume":{"name":"disk","type":"SCALAR","scalar":{"value":1}},"addition":{"name":"disk","type":"SCALAR","scalar":{"value":1}}}}`,
 		`{"type":"SHRINK_VOLUME","shrink_volume":{"agent_id":AG,"volume":{"name":"disk","type":"SCALAR","scalar":{"value":2}},"subtract":{"value":1}}}`,
-		`{"type":"UPDATE_MAINTENANCE_SCHEDULE","update_maintenance_schedule":{"schedule":{"windows":[{"machine_ids":[{"hostname":"fuzz-agent"}],"unavailability":{"start":{"nanoseconds":0},"duration":{"nanoseconds":9223372036854775807}}}]}}}`,
-		`{"type":"START_MAINTENANCE","start_maintenance":{"machines":[{"hostname":"fuzz-agent","ip":"::1"}]}}`,
-		`{"type":"STOP_MAINTENANCE","stop_maintenance":{"machines":[{"hostname":"fuzz-agent"}]}}`,
+		`{"type":"UPDATE_MAINTENANCE_SCHEDULE","update_maintenance_schedule":{"schedule":{"windows":[{"machine_ids":[{"hostname":"localhost"}],"unavailability":{"start":{"nanoseconds":0},"duration":{"nanoseconds":9223372036854775807}}}]}}}`,
+		`{"type":"START_MAINTENANCE","start_maintenance":{"machines":[{"hostname":"localhost","ip":"::1"}]}}`,
+		`{"type":"STOP_MAINTENANCE","stop_maintenance":{"machines":[{"hostname":"localhost"}]}}`,
 		`{"type":"GET_MAINTENANCE_STATUS"}`, `{"type":"GET_MAINTENANCE_SCHEDULE"}`,
 		`{"type":"DRAIN_AGENT","drain_agent":{"agent_id":AG,"max_grace_period":{"seconds":-1,"nanos":-1},"mark_gone":true}}`,
 		`{"type":"DEACTIVATE_AGENT","deactivate_agent":{"agent_id":AG}}`, `{"type":"REACTIVATE_AGENT","reactivate_agent":{"agent_id":AG}}`,
