@@ -132,7 +132,10 @@ type Config struct {
 	ExecutorRegistrationTimeout time.Duration
 	// ExecutorReregistrationTimeout is how long the executor processes
 	// that survived an agent restart have to subscribe again to the new
-	// agent before they are destroyed (Mesos: 2 s).
+	// agent, from the end of its recovery, before they are destroyed
+	// (Mesos: 2 s). The agent waits at least two of their retry intervals
+	// (2 × ExecutorSubscriptionBackoffMax), so that an executor retrying
+	// at that interval cannot just miss it.
 	ExecutorReregistrationTimeout time.Duration
 	// ExecutorHeartbeatInterval is the interval of the HEARTBEAT events on
 	// executors' HTTP streams, which keep intermediaries from closing an

@@ -127,7 +127,8 @@
 // hands each surviving container of a command or default executor to a new
 // built-in executor (Reattach), which reports the task's end; watches the
 // executor processes that survived, which reconnect over HTTP (they must
-// within Config.ExecutorReregistrationTimeout, 2 s, or are destroyed); it
+// within Config.ExecutorReregistrationTimeout of the end of recovery, but
+// at least two of their retry intervals, 2 × 2 s, or are destroyed); it
 // gives TASK_FAILED (REASON_EXECUTOR_TERMINATED) to tasks whose containers
 // or executor processes are gone and to tasks of in-process Go executors,
 // which died with the old agent; destroys containers nobody claims;

@@ -241,7 +241,7 @@ func TestExecutorProcessSurvivesAgentRestart(t *testing.T) {
 		return len(h.fm.callsOf(internalpb.Call_EXECUTOR_MESSAGE)) > 0
 	}, waitFor, 50*time.Millisecond, "the executor is back")
 	// ex2, a plain command, never does: it is destroyed after the timeout.
-	h.clk.Advance(agent.DefaultExecutorReregistrationTimeout)
+	h.clk.Advance(2 * agent.DefaultExecutorSubscriptionBackoffMax) // the re-registration window (recover.go)
 	u := h.fm.waitUpdate(t, "s2", mesospb.TASK_FAILED)
 	assert.Equal(t, mesospb.TaskStatus_REASON_EXECUTOR_REREGISTRATION_TIMEOUT, u.Status.GetReason())
 	h.fm.waitExited(t, "ex2")

@@ -288,6 +288,9 @@ func (a *Agent) handleEvent(ev *internalpb.Event) {
 	case internalpb.Event_UPDATE_FRAMEWORK:
 		if u := ev.UpdateFramework; u != nil {
 			a.updateFramework(u.FrameworkInfo)
+			if u.FrameworkInfo.ID != nil {
+				a.resumeFramework(u.FrameworkInfo.ID.Value) // updates.go
+			}
 		}
 	case internalpb.Event_CHECKPOINT_RESOURCES:
 		if c := ev.CheckpointResources; c != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"time"
 
 	"github.com/apronhq/apron/api/v1/mesospb"
 	"github.com/apronhq/apron/containerizer"
@@ -17,7 +18,8 @@ import (
 // goroutine). Containers of command and default executors that survived
 // are handed to new built-in executors (Reattach), which report the tasks'
 // ends; executor processes that survived are watched again and must
-// subscribe again within ExecutorReregistrationTimeout; tasks whose
+// subscribe again within the re-registration window (reregistrationWindow),
+// counted from the end of recovery; tasks whose
 // containers are gone, and tasks of in-process Go executors (which died
 // with the old agent), get TASK_FAILED with REASON_EXECUTOR_TERMINATED;
 // containers nobody claims are destroyed. The
@@ -83,22 +85,53 @@ func (a *Agent) recover(ctx context.Context) error {
 		return fmt.Errorf("agent: listing containers: %w", err)
 	}
 	claimed := map[string]bool{}
+	var resubscribing []*executorRec
 	for _, rf := range fws {
 		fw := &frameworkRec{id: rf.info.ID.Value, info: rf.info, executors: map[string]*executorRec{}, tasks: map[string]*taskRec{}}
 		a.frameworks[fw.id] = fw
 		for _, re := range rf.executors {
-			a.recoverExecutor(ctx, fw, re, history, containers, claimed)
+			if e := a.recoverExecutor(ctx, fw, re, history, containers, claimed); e != nil {
+				resubscribing = append(resubscribing, e)
+			}
 		}
 		a.maybeForgetFramework(fw)
 	}
 	a.destroyUnclaimed(ctx, claimed)
 	a.gcRecover()
+	// As Mesos's agent (Slave::_recover), the clock of the executors'
+	// re-registration starts once recovery is done and the loop, which
+	// runs next, takes their subscriptions: time spent recovering other
+	// executors does not shorten it (reregisterExecutorTimeout).
+	window := a.reregistrationWindow()
+	for _, e := range resubscribing {
+		a.awaitSubscription(e, window, mesospb.TaskStatus_REASON_EXECUTOR_REREGISTRATION_TIMEOUT,
+			"Executor did not subscribe again within "+window.String()+" of the agent's restart")
+	}
 	return nil
 }
 
-// recoverExecutor rebuilds one executor run and decides its fate.
+// reregistrationWindow is how long the executor processes that survived a
+// restart have to subscribe again: ExecutorReregistrationTimeout, but at
+// least two of their retry intervals (ExecutorSubscriptionBackoffMax,
+// which the agent gives them as MESOS_SUBSCRIPTION_BACKOFF_MAX). An
+// executor retries every ExecutorSubscriptionBackoffMax while the agent is
+// away; with a window of just one interval (Mesos's defaults, 2 s and
+// 2 s), an executor whose last try fell just before the agent could take
+// it tries again a few milliseconds after the window closed, and its
+// tasks, finished or running, fail. Mesos's executor library picks each
+// wait at random up to the maximum, which makes the miss rare, not
+// impossible; two intervals leave a whole interval for the try's own
+// latency and for one try refused while the agent was starting.
+func (a *Agent) reregistrationWindow() time.Duration {
+	return max(a.cfg.ExecutorReregistrationTimeout, 2*a.cfg.ExecutorSubscriptionBackoffMax)
+}
+
+// recoverExecutor rebuilds one executor run and decides its fate. It
+// returns the run when it is an executor process that lives on and is to
+// subscribe again, nil otherwise: recover starts its clock once recovery
+// is done.
 func (a *Agent) recoverExecutor(ctx context.Context, fw *frameworkRec, re *recoveredExecutor, history map[streamKey][]*mesospb.TaskStatus,
-	containers []string, claimed map[string]bool) {
+	containers []string, claimed map[string]bool) *executorRec {
 	e := &executorRec{
 		fw: fw, id: re.info.ExecutorID.Value, key: re.info.ExecutorID.Value, info: re.info, kind: re.kind,
 		containerID: re.containerID, sandbox: re.sandbox, tasks: map[string]*taskRec{},
@@ -159,7 +192,7 @@ func (a *Agent) recoverExecutor(ctx context.Context, fw *frameworkRec, re *recov
 	if !e.live() {
 		// Its end may not have reached the master: say it (again).
 		a.terminateExecutor(e, &ending{message: "The executor did not survive the agent's restart"})
-		return
+		return nil
 	}
 	gone := &ending{
 		state:   mesospb.TASK_FAILED,
@@ -178,12 +211,12 @@ func (a *Agent) recoverExecutor(ctx context.Context, fw *frameworkRec, re *recov
 		cid := executor.TaskContainerID(e.containerID, t.info.TaskID)
 		if !slices.Contains(containers, cid) {
 			a.terminateExecutor(e, gone)
-			return
+			return nil
 		}
 		if err := ex.Reattach(ctx, t.info); err != nil {
 			a.log.Warn("agent: cannot reattach a command task", "task", t.info.TaskID.Value, "err", err)
 			a.terminateExecutor(e, gone)
-			return
+			return nil
 		}
 		claimed[cid] = true
 		a.reattached(e, t)
@@ -236,7 +269,7 @@ func (a *Agent) recoverExecutor(ctx context.Context, fw *frameworkRec, re *recov
 		}
 		if reattached == 0 {
 			a.terminateExecutor(e, gone)
-			return
+			return nil
 		}
 		a.runDriver(e, ex, func(err error) { a.terminateExecutor(e, gone) }, nil)
 	case kindProcess, kindCommandProcess:
@@ -249,15 +282,14 @@ func (a *Agent) recoverExecutor(ctx context.Context, fw *frameworkRec, re *recov
 			}
 			// Its state directory may hold containers it left running.
 			a.cleanupExecutor(e)
-			return
+			return nil
 		}
 		// The process lives on and reconnects to this agent, carrying the
 		// tasks and updates it has not seen acknowledged.
 		claimed[e.containerID] = true
 		e.state = execRunning
 		a.watchProcess(e)
-		a.awaitSubscription(e, a.cfg.ExecutorReregistrationTimeout, mesospb.TaskStatus_REASON_EXECUTOR_REREGISTRATION_TIMEOUT,
-			"Executor did not subscribe again within "+a.cfg.ExecutorReregistrationTimeout.String()+" of the agent's restart")
+		return e
 	default:
 		// In-process Go executors lived in the old agent's process.
 		e.state = execTerminating
@@ -268,6 +300,7 @@ func (a *Agent) recoverExecutor(ctx context.Context, fw *frameworkRec, re *recov
 		}
 		a.terminateExecutor(e, nil)
 	}
+	return nil
 }
 
 // reattached notes a task whose container a new built-in executor watches:

@@ -150,10 +150,29 @@ func (a *Agent) pauseUpdates() {
 
 // resumeUpdates sends every stream's head after a (re)registration, with
 // fresh backoffs.
-func (a *Agent) resumeUpdates() {
+func (a *Agent) resumeUpdates() { a.resumeStreams("") }
+
+// resumeFramework resends at once, with fresh backoffs, the head of each of
+// a framework's streams, when the master says the framework is back
+// (UPDATE_FRAMEWORK, sent on its SUBSCRIBE): as Mesos's agent
+// (Slave::updateFramework calls the status update manager's resume(),
+// "Resuming status updates"), so that a failed-over framework gets its
+// pending updates now rather than at the end of a retry backoff that may
+// have grown to StatusUpdateRetryMax. Mesos resends every framework's
+// pending updates; the others' retries are left as they are here.
+func (a *Agent) resumeFramework(fwID string) {
+	if fwID == "" || !a.registered {
+		return // sent by resumeUpdates after the next registration
+	}
+	a.resumeStreams(fwID)
+}
+
+// resumeStreams sends the head of every stream with pending updates (of
+// one framework, or of all when fwID is ""), in a stable order.
+func (a *Agent) resumeStreams(fwID string) {
 	keys := make([]streamKey, 0, len(a.streams))
 	for k, s := range a.streams {
-		if len(s.pending) > 0 {
+		if len(s.pending) > 0 && (fwID == "" || k.framework == fwID) {
 			keys = append(keys, k)
 		}
 	}

@@ -244,6 +244,9 @@ func (l *launcher) validateTask(ti *mesospb.TaskInfo, pool resources.Resources, 
 	if err := validateID("task ID", id); err != nil {
 		return nil, err
 	}
+	if err := checkTask(ti); err != nil { // limits.go
+		return nil, err
+	}
 	if seen[id] || l.fw.tasks[id] != nil {
 		return nil, fmt.Errorf("%w: task ID %s is already in use by a live task of this framework", errTask, id)
 	}
@@ -269,6 +272,9 @@ func (l *launcher) validateTask(ti *mesospb.TaskInfo, pool resources.Resources, 
 func (l *launcher) validateExecutor(e *mesospb.ExecutorInfo) (*mesospb.ExecutorInfo, resources.Resources, error) {
 	id := e.ExecutorID.Value
 	if err := validateID("executor ID", id); err != nil {
+		return nil, nil, err
+	}
+	if err := checkExecutor(e); err != nil { // limits.go
 		return nil, nil, err
 	}
 	if e.FrameworkID != nil && e.FrameworkID.Value != l.fw.id {
@@ -362,7 +368,7 @@ func (l *launcher) commit(ti *mesospb.TaskInfo, need resources.Resources) {
 		id:        ti.TaskID.Value,
 		framework: l.fw.id,
 		agent:     l.a.id,
-		info:      *ti,
+		info:      *keptTask(ti), // not its data nor command, as Mesos (limits.go)
 		resources: need,
 		state:     mesospb.TASK_STAGING,
 	}
@@ -428,16 +434,11 @@ func (c *core) addExecutor(fw *framework, a *agent, e mesospb.ExecutorInfo, rs r
 	m[e.ExecutorID.Value] = &executor{info: e, resources: rs}
 }
 
-// validateID applies Mesos's rules for IDs chosen by frameworks: not empty,
-// not "." or "..", no slash, no whitespace or control characters.
+// validateID applies Mesos's rules for IDs chosen by frameworks
+// (common::validation::validateID, see idError in limits.go).
 func validateID(what, id string) error {
-	if id == "" || id == "." || id == ".." {
-		return fmt.Errorf("%w: %s %q is not valid", errTask, what, id)
-	}
-	for _, r := range id {
-		if r == '/' || r <= ' ' || r == 0x7f {
-			return fmt.Errorf("%w: %s %q contains %q", errTask, what, id, r)
-		}
+	if msg := idError(id); msg != "" {
+		return fmt.Errorf("%w: %s is not valid: %s", errTask, what, msg)
 	}
 	return nil
 }

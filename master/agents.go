@@ -2,6 +2,8 @@ package master
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/apronhq/apron/allocator"
@@ -131,6 +133,9 @@ func (c *core) reregisterAgent(r *internalpb.Call_Reregister) (string, error) {
 	if info.ID == nil || info.ID.Value == "" {
 		return "", fmt.Errorf("%w: REREGISTER without agent_info.id", ErrInvalidCall)
 	}
+	if err := checkReregister(r); err != nil {
+		return "", err // an invalid ID (limits.go)
+	}
 	total, err := agentTotal(&info)
 	if err != nil {
 		return "", err
@@ -139,8 +144,9 @@ func (c *core) reregisterAgent(r *internalpb.Call_Reregister) (string, error) {
 	if s, gone := c.refuseGone(id); gone {
 		return s, nil // marked gone: told to shut down (operator_agents.go)
 	}
-	// Frameworks this master does not know (it failed over) are recorded
-	// as disconnected; they must re-subscribe within their failover timeout.
+	// Frameworks this master does not know (it failed over) are recovered
+	// from the agent's report, disconnected and with no failover timer
+	// until they subscribe (Mesos's Master::recoverFramework: RECOVERED).
 	for _, fi := range r.Frameworks {
 		// A completed framework is not brought back: the agent is told
 		// below to shut it down, as Mesos does.
@@ -153,7 +159,7 @@ func (c *core) reregisterAgent(r *internalpb.Call_Reregister) (string, error) {
 		}
 		timeout, _ := durationOf(fi.GetFailoverTimeout())
 		fw := c.addFramework(fi.ID.Value, fi, roles, timeout, nil)
-		fw.disconnectedAt = c.now
+		fw.recovered = true
 		if err := c.alloc.DeactivateFramework(fw.id); err != nil {
 			c.log.Error("allocator refused deactivation", "framework", fw.id, "err", err)
 		}
@@ -261,6 +267,7 @@ func (c *core) reregisterAgent(r *internalpb.Call_Reregister) (string, error) {
 			}
 			c.emitTaskAdded(t)
 		}
+		c.announceReregistered(recovered, c.isUnreachable(id))
 		for _, e := range r.Executors {
 			if e.FrameworkID == nil {
 				continue
@@ -292,6 +299,53 @@ func (c *core) reregisterAgent(r *internalpb.Call_Reregister) (string, error) {
 	c.log.Info("agent re-registered", "agent", id, "tasks", len(r.Tasks))
 	c.agentReadmitted(a) // deactivated or draining stays so (operator_agents.go)
 	return s.id, nil
+}
+
+// announceReregistered tells each connected framework the current state of
+// its tasks on an agent the master had removed, or does not know, that
+// re-registered with them, as Mesos's Master::__reregisterSlave does:
+// REASON_AGENT_REREGISTERED, from the master, nothing to acknowledge, with
+// the health, check and container status of the task's statuses (Mesos's
+// getTaskHealth, getTaskCheckStatus, getTaskContainerStatus). So a
+// framework told TASK_UNREACHABLE or TASK_LOST learns that the task lives.
+// A task that comes back is no longer among its framework's completed
+// tasks (Mesos, MESOS-9940). Mesos skips an agent recovered from its
+// registry after a master failover; Apron keeps no registry and answers
+// reconciliation for such an agent's tasks TASK_UNKNOWN (TASK_LOST) until
+// it is back, so it announces them too ("Unknown agent reregistered", as
+// Mesos for an agent it does not know).
+func (c *core) announceReregistered(tasks []*task, unreachable bool) {
+	msg := "Unknown agent reregistered"
+	if unreachable {
+		msg = "Unreachable agent re-reregistered" // sic, as Mesos says it
+	}
+	tasks = slices.Clone(tasks)
+	slices.SortFunc(tasks, func(x, y *task) int { return strings.Compare(x.key(), y.key()) })
+	back := map[*framework]map[string]bool{}
+	for _, t := range tasks {
+		fw := c.frameworks[t.framework]
+		if fw == nil {
+			continue // its framework re-subscribes and reconciles
+		}
+		if back[fw] == nil {
+			back[fw] = map[string]bool{}
+		}
+		back[fw][t.id] = true
+		st := c.masterTaskStatus(t, t.state, mesospb.TaskStatus_REASON_AGENT_REREGISTERED, msg)
+		if n := len(t.statuses); n > 0 {
+			st.Healthy, st.CheckStatus = t.statuses[n-1].Healthy, t.statuses[n-1].CheckStatus
+		}
+		for i := len(t.statuses) - 1; i >= 0; i-- {
+			if cs := t.statuses[i].ContainerStatus; cs != nil {
+				st.ContainerStatus = cs
+				break
+			}
+		}
+		c.sendUpdate(fw, st) // dropped for a disconnected framework, as Mesos drops it
+	}
+	for fw, ids := range back {
+		fw.completed = slices.DeleteFunc(fw.completed, func(t *task) bool { return ids[t.id] })
+	}
 }
 
 // agentCall handles calls on an agent's stream.
@@ -431,10 +485,16 @@ func (c *core) removeAgent(a *agent, reason mesospb.TaskStatus_Reason, msg strin
 		})
 	}
 	if a.stream != "" {
-		c.sendAgent(a, &internalpb.Event{
-			Type:     internalpb.Event_SHUTDOWN.Enum(),
-			Shutdown: &internalpb.Event_Shutdown{Message: ptr(msg)},
-		})
+		// An agent removed as unreachable is not told to shut down (which
+		// kills its tasks): its stream ends, it re-registers when it can
+		// and is readmitted with its tasks (Mesos's __removeSlave sends it
+		// nothing; _reregisterSlave readmits it).
+		if !c.isUnreachable(a.id) {
+			c.sendAgent(a, &internalpb.Event{
+				Type:     internalpb.Event_SHUTDOWN.Enum(),
+				Shutdown: &internalpb.Event_Shutdown{Message: ptr(msg)},
+			})
+		}
 		c.endStream(a.stream)
 	}
 	if err := c.alloc.RemoveAgent(a.id); err != nil {

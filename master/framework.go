@@ -36,6 +36,11 @@ type framework struct {
 	removedAt       time.Time // zero until it is completed
 	disconnectedAt  time.Time // zero while connected
 	failoverTimeout time.Duration
+	// recovered: known only from an agent's re-registration after a master
+	// failover, not subscribed since (Mesos's Framework::State RECOVERED).
+	// No failover timer runs for it: it is kept, with its tasks, until it
+	// subscribes or is torn down (Master::recoverFramework starts none).
+	recovered bool
 
 	tasks     map[string]*task // live tasks, and terminal ones until acknowledged
 	completed []*task          // terminal and acknowledged, newest last, bounded (see recentCompleted)
@@ -157,6 +162,9 @@ func (c *core) subscribe(call *schedulerpb.Call) (string, error) {
 	if call.FrameworkID != nil && (info.ID == nil || info.ID.Value != call.FrameworkID.Value) {
 		return "", fmt.Errorf("%w: framework_id and subscribe.framework_info.id differ", ErrInvalidCall)
 	}
+	if err := checkFrameworkInfo(&info, call.Subscribe.SuppressedRoles); err != nil {
+		return "", err // an invalid ID or over a bound (limits.go)
+	}
 	roles, err := frameworkRoles(info)
 	if err != nil {
 		return "", err
@@ -188,15 +196,22 @@ func (c *core) subscribe(call *schedulerpb.Call) (string, error) {
 			// failover; without a registry to say otherwise, admit it.
 			fw = c.addFramework(info.ID.Value, info, roles, timeout, call.Subscribe.SuppressedRoles)
 		} else {
-			if fw.stream != "" {
-				// A second SUBSCRIBE for the same framework wins: the old
-				// scheduler instance is disconnected (Mesos's failover).
-				c.sendScheduler(fw, &schedulerpb.Event{
-					Type:  schedulerpb.Event_ERROR.Enum(),
-					Error: &schedulerpb.Event_Error{Message: "Framework failed over"},
-				})
-				c.endStream(fw.stream)
-				fw.stream = ""
+			// As Mesos's Master::_subscribe: user and checkpoint keep
+			// their values (validation::framework::preserveImmutableFields)
+			// and another principal is refused (validateUpdate), before
+			// the framework's current connection is touched.
+			preserveImmutableFields(fw.info, &info)
+			if msg := frameworkUpdateError(fw.info, info); msg != "" {
+				c.log.Warn("framework re-subscribed with another principal", "framework", fw.id,
+					"principal", fw.info.GetPrincipal(), "new_principal", info.GetPrincipal())
+				return c.refuseSubscription(msg), nil
+			}
+			if fw.recovered {
+				// Master::connectAndActivateRecoveredFramework.
+				fw.recovered = false
+				fw.registeredAt = c.now
+			} else {
+				c.failoverFramework(fw)
 			}
 			fw.info = info
 			fw.roles = roles
@@ -229,8 +244,9 @@ func (c *core) subscribe(call *schedulerpb.Call) (string, error) {
 	// the first HEARTBEAT at once (Framework::heartbeat), then one every
 	// interval.
 	c.sendScheduler(fw, &schedulerpb.Event{Type: schedulerpb.Event_HEARTBEAT.Enum()})
-	// Agents running the framework's executors learn its new info.
-	for agentID := range fw.executors {
+	// Agents running the framework's executors or tasks learn its new info,
+	// and resend its pending updates at once (framework_agents.go).
+	for _, agentID := range c.frameworkAgents(fw) {
 		if a := c.agents[agentID]; a != nil {
 			c.sendAgent(a, &internalpb.Event{
 				Type:            internalpb.Event_UPDATE_FRAMEWORK.Enum(),
@@ -248,6 +264,57 @@ func (c *core) subscribe(call *schedulerpb.Call) (string, error) {
 	c.markAllAgentsDirty()
 	c.log.Info("framework subscribed", "framework", fw.id, "name", info.Name, "roles", roles)
 	return s.id, nil
+}
+
+// failoverFramework fails over a framework that subscribed before (Mesos's
+// Master::failoverFramework and _failoverFramework): an old instance still
+// connected is told "Framework failed over" and its stream ends; the old
+// instance's offers are discarded (their resources go back, with no
+// RESCIND: the new instance never saw them) and its inverse offers removed
+// silently, so the new instance is offered everything afresh.
+func (c *core) failoverFramework(fw *framework) {
+	if fw.stream != "" {
+		c.sendScheduler(fw, &schedulerpb.Event{
+			Type:  schedulerpb.Event_ERROR.Enum(),
+			Error: &schedulerpb.Event_Error{Message: "Framework failed over"},
+		})
+		c.endStream(fw.stream)
+		fw.stream = ""
+	}
+	for _, o := range fw.offers {
+		c.removeOffer(o, 0) // Master::discardOffer
+	}
+	for _, id := range sortedKeys(c.maint.inverse) {
+		if io := c.maint.inverse[id]; io.framework == fw.id {
+			c.dropInverseOffer(io, false) // inverse_offers.go
+		}
+	}
+}
+
+// preserveImmutableFields keeps, in a re-subscribing framework's info, the
+// user and checkpoint it had, as Mesos's
+// validation::framework::preserveImmutableFields (MESOS-703).
+func preserveImmutableFields(old mesospb.FrameworkInfo, info *mesospb.FrameworkInfo) {
+	info.User = old.User
+	if info.GetCheckpoint() != old.GetCheckpoint() {
+		info.Checkpoint = ptr(old.GetCheckpoint())
+	}
+}
+
+// frameworkUpdateError says why a framework's info cannot become info, in
+// Mesos's words (validation::framework::validateUpdate): principal (set or
+// not, and its value), user and checkpoint cannot change. "" if it can.
+func frameworkUpdateError(old, info mesospb.FrameworkInfo) string {
+	switch {
+	case (old.Principal == nil) != (info.Principal == nil) || old.GetPrincipal() != info.GetPrincipal():
+		// The old principal is not told to whoever tried.
+		return "Changing framework's principal is not allowed."
+	case info.User != old.User:
+		return fmt.Sprintf("Updating 'FrameworkInfo.user' is unsupported; attempted to update from '%s' to '%s'", old.User, info.User)
+	case info.GetCheckpoint() != old.GetCheckpoint():
+		return fmt.Sprintf("Updating 'FrameworkInfo.checkpoint' is unsupported; attempted to update from '%t' to '%t'", old.GetCheckpoint(), info.GetCheckpoint())
+	}
+	return ""
 }
 
 // refuseSubscription answers a SUBSCRIBE that passed the call's checks
@@ -590,8 +657,12 @@ func (c *core) updateFramework(fw *framework, u *schedulerpb.Call_UpdateFramewor
 	if info.ID == nil || info.ID.Value != fw.id {
 		return fmt.Errorf("%w: update_framework.framework_info.id must be %s", ErrInvalidCall, fw.id)
 	}
-	if info.User != fw.info.User || info.GetPrincipal() != fw.info.GetPrincipal() || info.GetCheckpoint() != fw.info.GetCheckpoint() {
-		return fmt.Errorf("%w: user, principal and checkpoint cannot change", ErrInvalidCall)
+	if err := checkFrameworkInfo(&info, u.SuppressedRoles); err != nil {
+		return err // over a bound (limits.go)
+	}
+	// Master::updateFramework answers 400 to what validateUpdate refuses.
+	if msg := frameworkUpdateError(fw.info, info); msg != "" {
+		return fmt.Errorf("%w: FrameworkInfo update is not valid: %s", ErrInvalidCall, msg)
 	}
 	roles, err := frameworkRoles(info)
 	if err != nil {

@@ -72,7 +72,7 @@ func (c *core) frameworkProto(fw *framework) masterpb.Response_GetFrameworks_Fra
 		FrameworkInfo:    fw.info,
 		Active:           fw.stream != "",
 		Connected:        fw.stream != "",
-		Recovered:        false,
+		Recovered:        fw.recovered,
 		RegisteredTime:   timeInfo(fw.registeredAt),
 		ReregisteredTime: timeInfo(fw.reregisteredAt),
 		UnregisteredTime: timeInfo(fw.removedAt),

@@ -156,6 +156,10 @@ func (c *core) statusUpdate(a *agent, u *internalpb.Call_StatusUpdate) error {
 // appendStatus keeps a task's status history short: the latest status of
 // each state, as Mesos keeps only what reconciliation and the UI need.
 func appendStatus(ss []mesospb.TaskStatus, st mesospb.TaskStatus) []mesospb.TaskStatus {
+	// The kept copy drops the status's data, which may be large and which
+	// the framework has been sent already (Mesos's Master::updateTask,
+	// MESOS-1746).
+	st.Data = nil
 	for i := range ss {
 		if ss[i].GetState() == st.GetState() {
 			ss = append(ss[:i], ss[i+1:]...)
