@@ -72,10 +72,17 @@ type Config struct {
 	// the oldest is dropped first (Mesos's --max_completed_frameworks,
 	// default 50). Negative keeps none.
 	MaxCompletedFrameworks int
-	// StreamBuffer is the number of events queued for one subscriber; a
-	// subscriber that falls this far behind is disconnected, so a slow
-	// client never slows the master (default 4096).
+	// StreamBuffer is the number of events queued for one subscriber's
+	// reader (default 4096); what does not fit waits in the subscriber's
+	// backlog.
 	StreamBuffer int
+	// StreamBacklog bounds, in bytes of encoded events, what waits for one
+	// slow subscriber beyond StreamBuffer (default 64 MiB: a reconciliation
+	// of 100,000 tasks, or a launch of as many on one agent, fits). A
+	// subscriber whose backlog grows past it is disconnected, so a stuck
+	// client never grows the master without bound, and the master never
+	// waits for one.
+	StreamBacklog int
 	// Weights are the initial role weights (default 1 for every role).
 	Weights map[string]float64
 	// Quotas are the initial role quotas, as UPDATE_QUOTA would set them
@@ -144,6 +151,9 @@ func (c Config) withDefaults() (Config, error) {
 	} else if _, err := netip.ParseAddr(c.IP); err != nil {
 		return c, fmt.Errorf("master: IP %q is not an IP address", c.IP)
 	}
+	if c.StreamBacklog == 0 {
+		c.StreamBacklog = 64 << 20
+	}
 	if c.StreamBuffer == 0 {
 		c.StreamBuffer = 4096
 	}
@@ -188,8 +198,8 @@ func (c Config) withDefaults() (Config, error) {
 			return c, fmt.Errorf("master: %s is negative (%v)", name, d)
 		}
 	}
-	if c.OfferTimeout < 0 || c.MaxAgentPingTimeouts < 0 || c.StreamBuffer < 0 {
-		return c, fmt.Errorf("master: negative OfferTimeout, MaxAgentPingTimeouts or StreamBuffer")
+	if c.OfferTimeout < 0 || c.MaxAgentPingTimeouts < 0 || c.StreamBuffer < 0 || c.StreamBacklog < 0 {
+		return c, fmt.Errorf("master: negative OfferTimeout, MaxAgentPingTimeouts, StreamBuffer or StreamBacklog")
 	}
 	c.MaxCompletedTasksPerFramework = max(c.MaxCompletedTasksPerFramework, 0)
 	c.MaxCompletedFrameworks = max(c.MaxCompletedFrameworks, 0)

@@ -12,8 +12,11 @@
 // SubscribeScheduler and call through SchedulerCall (the scheduler
 // package's Driver uses them in one process; the HTTP API wraps the same
 // methods), agents through ConnectAgent and AgentCall. Each stream is a
-// bounded channel; a subscriber that falls behind is disconnected rather
-// than waited for, so one slow client never slows the master.
+// channel with a backlog behind it: a subscriber that falls behind gets
+// its events late and in order, and is disconnected only when its backlog
+// is over Config.StreamBacklog bytes (64 MiB), so a slow client loses
+// nothing and never slows the master, and a stuck one cannot grow it
+// without bound.
 //
 // Behaviour follows Mesos: offers are batched (a full allocation cycle every
 // AllocationInterval, and resources that become free are offered at the

@@ -808,11 +808,12 @@ func TestHTTPMetrics(t *testing.T) {
 	assert.GreaterOrEqual(t, values["apron_master_allocation_runs_total"], 1.0)
 }
 
-// A subscriber that stops reading is disconnected once its buffer is full,
-// and the master goes on serving everyone else.
+// A subscriber that stops reading is disconnected once its buffer is full
+// and its backlog over the bound (here, one byte: at once), and the master
+// goes on serving everyone else.
 func TestSlowOperatorSubscriberIsDropped(t *testing.T) {
 	const buffer = 16
-	h := startHTTPMaster(t, master.Config{StreamBuffer: buffer})
+	h := startHTTPMaster(t, master.Config{StreamBuffer: buffer, StreamBacklog: 1})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	_, slow, err := h.m.SubscribeOperator(ctx) // never read below
@@ -945,4 +946,67 @@ func TestHTTPAgentLinkBatch(t *testing.T) {
 	defer resp.Body.Close()
 	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
 	assert.Contains(t, body(t, resp), "record 0")
+}
+
+// A subscriber that reads slowly loses nothing: what does not fit in its
+// buffer waits in its backlog, in order, and reaches it as it reads; the
+// stream's end comes after its last event.
+func TestSlowSubscriberGetsEverything(t *testing.T) {
+	const buffer = 4
+	h := startHTTPMaster(t, master.Config{StreamBuffer: buffer})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, slow, err := h.m.SubscribeOperator(ctx) // read only at the end
+	require.NoError(t, err)
+	const agents = 10 * buffer
+	for i := range agents {
+		fakeAgent(t, h.m, fmt.Sprintf("agent-%d", i), "cpus:1;mem:64")
+	}
+	var hosts []string
+	timeout := time.After(httpWait)
+	for len(hosts) < agents {
+		select {
+		case ev, ok := <-slow:
+			require.True(t, ok, "the slow subscriber was disconnected after %d agents", len(hosts))
+			if ev.GetType() == masterpb.Event_AGENT_ADDED {
+				hosts = append(hosts, ev.AgentAdded.Agent.AgentInfo.Hostname)
+			}
+		case <-timeout:
+			t.Fatalf("got %d of %d AGENT_ADDED", len(hosts), agents)
+		}
+	}
+	for i, host := range hosts {
+		assert.Equal(t, fmt.Sprintf("agent-%d", i), host, "in order")
+	}
+}
+
+// A stream the master ends while its reader is behind ends after the
+// events it was sent: the backlog goes out first.
+func TestEndedStreamDeliversItsBacklog(t *testing.T) {
+	h := startHTTPMaster(t, master.Config{StreamBuffer: 1})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	id, events, err := h.m.SubscribeScheduler(ctx, subscribeCall(frameworkInfo("behind")))
+	require.NoError(t, err)
+	// SUBSCRIBED fills the buffer, HEARTBEAT waits in the backlog; the
+	// framework then tears itself down, which ends the stream.
+	st, err := h.m.State(context.Background())
+	require.NoError(t, err)
+	require.Len(t, st.GetFrameworks.Frameworks, 1)
+	fid := st.GetFrameworks.Frameworks[0].FrameworkInfo.ID.Value
+	require.NoError(t, h.m.SchedulerCall(ctx, id, &schedulerpb.Call{Type: schedulerpb.Call_TEARDOWN.Enum(), FrameworkID: &mesospb.FrameworkID{Value: fid}}))
+	var got []schedulerpb.Event_Type
+	timeout := time.After(httpWait)
+	for open := true; open; {
+		select {
+		case ev, ok := <-events:
+			if open = ok; ok {
+				got = append(got, ev.GetType())
+			}
+		case <-timeout:
+			t.Fatalf("the stream did not end; got %v", got)
+		}
+	}
+	require.GreaterOrEqual(t, len(got), 2, "got %v", got)
+	assert.Equal(t, []schedulerpb.Event_Type{schedulerpb.Event_SUBSCRIBED, schedulerpb.Event_HEARTBEAT}, got[:2])
 }

@@ -26,18 +26,70 @@ type Master struct {
 	files masterFiles   // the files API: attached files, forwarding to agents; see files.go
 
 	// Owned by Run's goroutine.
-	core *core
-	subs map[string]*subscriber
+	core       *core
+	subs       map[string]*subscriber
+	backlogged map[string]*subscriber // the subs with a backlog
 }
 
 // subscriber is one open stream: the channel the peer reads, and stop,
 // closed when the master ends the stream, which also ends the goroutine
 // watching the peer's context.
+//
+// What does not fit in the channel waits in the backlog, in order, and
+// moves on as the reader makes room (Master.refill): a slow reader delays
+// its own events and loses none, until its backlog holds more than
+// Config.StreamBacklog bytes; then it is disconnected, as a peer that is
+// not reading at all. The master never waits for a reader.
 type subscriber struct {
 	scheduler chan *schedulerpb.Event
 	agent     chan *internalpb.Event
 	operator  chan *masterpb.Event
 	stop      chan struct{}
+
+	backlog      []message // owned by Run's goroutine, as the rest
+	backlogBytes int
+	ending       bool // the master ended the stream: close it once the backlog is out
+}
+
+// offer hands msg to the reader's channel without waiting, and reports
+// whether it fit.
+func (s *subscriber) offer(msg message) bool {
+	switch {
+	case msg.scheduler != nil && s.scheduler != nil:
+		select {
+		case s.scheduler <- msg.scheduler:
+			return true
+		default:
+		}
+	case msg.agent != nil && s.agent != nil:
+		select {
+		case s.agent <- msg.agent:
+			return true
+		default:
+		}
+	case msg.operator != nil && s.operator != nil:
+		select {
+		case s.operator <- msg.operator:
+			return true
+		default:
+		}
+	default:
+		return true // not for this kind of stream: nothing to deliver
+	}
+	return false
+}
+
+// size is what a message holds in a backlog.
+func (msg message) size() int {
+	switch {
+	case msg.scheduler != nil:
+		return msg.scheduler.Size()
+	case msg.agent != nil:
+		return msg.agent.Size()
+	case msg.operator != nil:
+		return msg.operator.Size()
+	}
+	return 0
 }
 
 func (s *subscriber) close() {
@@ -66,6 +118,8 @@ func New(cfg Config) (*Master, error) {
 		done:  make(chan struct{}),
 		subs:  map[string]*subscriber{},
 		files: masterFiles{client: newFilesClient()},
+
+		backlogged: map[string]*subscriber{},
 	}
 	m.core = newCore(cfg, cfg.Clock.Now())
 	return m, nil
@@ -91,6 +145,7 @@ func (m *Master) Run(ctx context.Context) error {
 			s.close()
 			delete(m.subs, id)
 		}
+		clear(m.backlogged)
 	}()
 	for {
 		select {
@@ -106,13 +161,58 @@ func (m *Master) Run(ctx context.Context) error {
 				m.core.met.allocationTime = time.Since(start)
 			}
 		}
+		m.refill()
 		m.flush()
 	}
 }
 
-// flush delivers the core's outbox. A subscriber whose buffer is full is
-// disconnected rather than waited for; the core learns of it, which may
-// produce more output, hence the loop.
+// refill moves backlogs on as far as their readers have made room, and
+// closes a stream the master ended once its backlog is out. It runs at
+// every turn of Run, ticks included, so a reader that catches up gets the
+// rest within a tick.
+func (m *Master) refill() {
+	for id, s := range m.backlogged {
+		n := 0
+		for n < len(s.backlog) && s.offer(s.backlog[n]) {
+			s.backlogBytes -= s.backlog[n].size()
+			n++
+		}
+		clear(s.backlog[:n])
+		s.backlog = s.backlog[n:]
+		if len(s.backlog) > 0 {
+			continue
+		}
+		s.backlog, s.backlogBytes = nil, 0
+		delete(m.backlogged, id)
+		if s.ending {
+			s.close()
+			delete(m.subs, id)
+		}
+	}
+}
+
+// deliver hands msg to its stream's reader, or to the back of its
+// backlog; it reports false when the backlog has grown past its bound.
+func (m *Master) deliver(id string, s *subscriber, msg message) bool {
+	if len(s.backlog) == 0 && s.offer(msg) {
+		return true
+	}
+	s.backlog = append(s.backlog, msg)
+	s.backlogBytes += msg.size()
+	m.backlogged[id] = s
+	return s.backlogBytes <= m.cfg.StreamBacklog
+}
+
+// drop ends a stream at once, its backlog with it.
+func (m *Master) drop(id string, s *subscriber) {
+	s.close()
+	delete(m.subs, id)
+	delete(m.backlogged, id)
+}
+
+// flush delivers the core's outbox. A subscriber whose backlog grows past
+// Config.StreamBacklog is disconnected rather than waited for; the core
+// learns of it, which may produce more output, hence the loop.
 func (m *Master) flush() {
 	for {
 		out := m.core.drain()
@@ -122,41 +222,24 @@ func (m *Master) flush() {
 		var slow []string
 		for _, msg := range out.messages {
 			s := m.subs[msg.stream]
-			if s == nil {
+			if s == nil || s.ending {
 				continue
 			}
-			delivered := true
-			switch {
-			case msg.scheduler != nil && s.scheduler != nil:
-				select {
-				case s.scheduler <- msg.scheduler:
-				default:
-					delivered = false
-				}
-			case msg.agent != nil && s.agent != nil:
-				select {
-				case s.agent <- msg.agent:
-				default:
-					delivered = false
-				}
-			case msg.operator != nil && s.operator != nil:
-				select {
-				case s.operator <- msg.operator:
-				default:
-					delivered = false
-				}
-			}
-			if !delivered {
-				m.cfg.Logger.Warn("subscriber too slow; disconnecting it", "stream", msg.stream)
-				s.close()
-				delete(m.subs, msg.stream)
+			if !m.deliver(msg.stream, s, msg) {
+				m.cfg.Logger.Warn("subscriber too slow: its backlog is over the bound; disconnecting it",
+					"stream", msg.stream, "backlog_bytes", s.backlogBytes, "bound", m.cfg.StreamBacklog)
+				m.drop(msg.stream, s)
 				slow = append(slow, msg.stream)
 			}
 		}
 		for _, id := range out.closes {
-			if s := m.subs[id]; s != nil {
-				s.close()
-				delete(m.subs, id)
+			s := m.subs[id]
+			switch {
+			case s == nil:
+			case len(s.backlog) > 0:
+				s.ending = true // refill closes it once its last events are out
+			default:
+				m.drop(id, s)
 			}
 		}
 		for _, id := range slow {
@@ -199,8 +282,7 @@ func (m *Master) watch(ctx context.Context, id string, s *subscriber) {
 		case <-ctx.Done():
 			m.post(func(c *core) {
 				if m.subs[id] == s {
-					s.close()
-					delete(m.subs, id)
+					m.drop(id, s)
 				}
 				c.streamEnded(id)
 			})
