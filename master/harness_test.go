@@ -178,16 +178,22 @@ func (h *harness) updates(stream string) []mesospb.TaskStatus {
 }
 
 func (h *harness) agentEventsOf(stream string, t internalpb.Event_Type) []*internalpb.Event {
-	var out []*internalpb.Event
-	rest := h.agent[stream][:0]
-	for _, ev := range h.agent[stream] {
+	return takeOfType(h.agent, stream, t)
+}
+
+// takeOfType removes the events of type t from a stream's events and
+// returns them, leaving the others in order.
+func takeOfType[E interface{ GetType() T }, T comparable](byStream map[string][]E, stream string, t T) []E {
+	var out []E
+	rest := byStream[stream][:0]
+	for _, ev := range byStream[stream] {
 		if ev.GetType() == t {
 			out = append(out, ev)
 		} else {
 			rest = append(rest, ev)
 		}
 	}
-	h.agent[stream] = rest
+	byStream[stream] = rest
 	return out
 }
 

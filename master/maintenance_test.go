@@ -82,17 +82,7 @@ func (h *harness) registerOnHost(hostname, res string) (stream, agentID string) 
 
 // schedEventsOf returns the stream's events of type t since the last look.
 func (h *harness) schedEventsOf(stream string, t schedulerpb.Event_Type) []*schedulerpb.Event {
-	var out []*schedulerpb.Event
-	rest := h.sched[stream][:0]
-	for _, ev := range h.sched[stream] {
-		if ev.GetType() == t {
-			out = append(out, ev)
-		} else {
-			rest = append(rest, ev)
-		}
-	}
-	h.sched[stream] = rest
-	return out
+	return takeOfType(h.sched, stream, t)
 }
 
 // inverseOffers returns the inverse offers the stream received since the
