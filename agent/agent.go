@@ -374,6 +374,7 @@ func (a *Agent) openContainerizer() error {
 	}
 	c, err := containerizer.NewProcess(containerizer.ProcessOptions{
 		StateDir: filepath.Join(a.cfg.WorkDir, "containers"),
+		Reaper:   a.cfg.Reaper,
 		Logger:   a.log,
 		Clock:    a.clk,
 	})

@@ -60,6 +60,15 @@ type Config struct {
 	// <WorkDir>/containers, which the agent then owns and closes when Run
 	// returns (leaving the containers running for a restarted agent).
 	Containerizer containerizer.Containerizer
+	// Reaper is the command line of the default process containerizer's
+	// reaper (containerizer.ProcessOptions.Reaper): a program whose main
+	// calls containerizer.RunReaper when containerizer.IsReaper reports
+	// true, usually the agent's own binary. With it, a command task (and
+	// any container) that ends while the agent is stopped or restarting
+	// ends with its real exit status; without it, its status is unknown
+	// and the task is reported TASK_FAILED. examples/agent sets it to
+	// itself; an embedder whose binary handles IsReaper should too.
+	Reaper []string
 	// Executors are in-process Go executors by name: a task whose
 	// ExecutorInfo.command.value equals a key runs under that Executor, on a
 	// goroutine of the agent with an executor.Driver linked to the agent, no

@@ -348,6 +348,7 @@ func (a *Agent) offlineShutdown(ctx context.Context) error {
 		if cont == nil {
 			p, err := containerizer.NewProcess(containerizer.ProcessOptions{
 				StateDir: filepath.Join(a.cfg.WorkDir, "containers"),
+				Reaper:   a.cfg.Reaper,
 				Logger:   a.log,
 				Clock:    a.clk,
 			})

@@ -26,7 +26,10 @@ type checkpoint struct {
 	PID        int    `json:"pid"`
 	StartTicks uint64 `json:"start_ticks"`
 	// BootID is the kernel's boot ID when the process started.
-	BootID  string `json:"boot_id,omitempty"`
+	BootID string `json:"boot_id,omitempty"`
+	// Reaper: the main process is the reaper's child, and the reaper can
+	// tell how it ended.
+	Reaper  bool   `json:"reaper,omitempty"`
 	Sandbox string `json:"sandbox"`
 	User    string `json:"user,omitempty"`
 	Limits  struct {

@@ -24,9 +24,12 @@
 // Containers outlive the agent. When the agent restarts, a new containerizer
 // on the same state directory finds them again with [Containerizer.Recover]:
 // those whose main process still runs are watched again, those that ended
-// while nobody watched are reported as ended (their exit status is then
-// usually unknown, see [Termination.StatusKnown]). The agent destroys the
-// recovered containers it has no task for.
+// while nobody watched are reported as ended. Only a process's parent learns
+// its exit status, so a containerizer whose containers are the agent's own
+// children loses the status of those that end while the agent is down (see
+// [Termination.StatusKnown]); the process containerizer with a reaper
+// ([ProcessOptions.Reaper]) keeps it. The agent destroys the recovered
+// containers it has no task for.
 //
 // # Implementations
 //
@@ -41,7 +44,11 @@
 // devices, and cannot follow a process that leaves the container's process
 // group (with setsid or setpgid): Signal and Destroy do not reach it. It is
 // the right choice for trusted workloads and for machines without root; it
-// costs one fork/exec per container and no helper process.
+// costs one fork/exec per container. With [ProcessOptions.Reaper] the
+// fork/exec is done by the reaper, one helper process per state directory
+// (not per container) that outlives the agent as the containers' parent,
+// so a container that ends while the agent is down keeps its exit status;
+// a program that uses it calls [RunReaper] when [IsReaper] says so.
 //
 // A Linux containerizer (namespaces, cgroups, images) implements the same
 // interface for untrusted workloads and enforced limits.

@@ -14,4 +14,14 @@ type ProcessOptions struct {
 	Logger *slog.Logger
 	// Clock stamps Usage samples; nil is the system clock.
 	Clock Clock
+	// Reaper is the command line (path, then arguments) of a program whose
+	// main calls RunReaper when IsReaper reports true — usually the agent's
+	// own binary. When set, containers are forked by that reaper process,
+	// which outlives the agent, so a containerizer started after an agent
+	// restart (SIGTERM or kill -9) learns how a recovered container ended;
+	// without it a container that ends while the agent is down ends with
+	// its exit status unknown. It costs one process per state directory,
+	// not one per container. The reaper exits by itself once no
+	// containerizer is connected and none of its containers is left.
+	Reaper []string
 }

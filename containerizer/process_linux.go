@@ -38,6 +38,9 @@ type Process struct {
 	uid      int
 	devNull  int // the containers' stdin, shared; closed by Close
 	journal  *journal
+	reaper   *reaperClient // the state directory's reaper, if one runs or is configured
+	// viaReaper: containers are forked by the reaper (ProcessOptions.Reaper).
+	viaReaper bool
 
 	mu         sync.Mutex
 	containers map[string]*container
@@ -60,10 +63,13 @@ type container struct {
 
 	// Set before started is closed, read-only afterwards (pidfd is also read
 	// by Close under Process.mu, and closed by the watcher when it ends).
-	pid   int         // of the main process; also the process group's ID
-	pidfd *os.File    // the main process's pidfd, registered with the runtime poller
-	child bool        // the main process was forked by this Process, so it can be reaped
-	cp    *checkpoint // nil when not checkpointed (a failed launch)
+	pid   int      // of the main process; also the process group's ID
+	pidfd *os.File // the main process's pidfd, registered with the runtime poller
+	child bool     // the main process was forked by this Process, so it can be reaped
+	// reaped: the main process is the reaper's child, and the reaper gives
+	// its status.
+	reaped bool
+	cp     *checkpoint // nil when not checkpointed (a failed launch)
 
 	// Guarded by Process.mu.
 	destroying bool // Destroy has been called: the end is its doing
@@ -122,6 +128,8 @@ func NewProcess(opts ProcessOptions) (*Process, error) {
 	if p.clock == nil {
 		p.clock = systemClock{}
 	}
+	p.reaper = newReaperClient(dir, opts.Reaper, p.log)
+	p.viaReaper = len(opts.Reaper) > 0
 	if skipped > 0 {
 		p.log.Warn("skipped unreadable records of the state journal", "dir", dir, "records", skipped)
 	}
@@ -146,7 +154,8 @@ func (p *Process) Launch(ctx context.Context, cfg Config) error {
 		limits:  cfg.Limits,
 		started: make(chan struct{}),
 		done:    make(chan struct{}),
-		child:   true,
+		child:   !p.viaReaper,
+		reaped:  p.viaReaper,
 	}
 	p.mu.Lock()
 	if p.closed {
@@ -238,20 +247,26 @@ func (p *Process) start(c *container, cfg *Config, cred *syscall.Credential) (er
 	}
 
 	pidfd := -1
-	attr := &syscall.ProcAttr{
-		Dir:   cfg.Sandbox,
-		Env:   cfg.Env, // exactly: syscall.ForkExec adds nothing, and nil is empty
-		Files: []uintptr{uintptr(fds[0]), uintptr(fds[1]), uintptr(fds[2])},
-		Sys: &syscall.SysProcAttr{
-			// A new session: its own process group to signal, and no
-			// controlling terminal whose hang-up could reach it. No
-			// Pdeathsig: containers outlive the agent.
-			Setsid:     true,
-			Credential: cred,
-			PidFD:      &pidfd,
-		},
+	var pid int
+	if c.reaped {
+		// The reaper forks it as below, and sends its pidfd back.
+		pid, pidfd, err = p.reaper.start(c.id, argv0, argv, cfg.Env, cfg.Sandbox, cred, fds)
+	} else {
+		attr := &syscall.ProcAttr{
+			Dir:   cfg.Sandbox,
+			Env:   cfg.Env, // exactly: syscall.ForkExec adds nothing, and nil is empty
+			Files: []uintptr{uintptr(fds[0]), uintptr(fds[1]), uintptr(fds[2])},
+			Sys: &syscall.SysProcAttr{
+				// A new session: its own process group to signal, and no
+				// controlling terminal whose hang-up could reach it. No
+				// Pdeathsig: containers outlive the agent.
+				Setsid:     true,
+				Credential: cred,
+				PidFD:      &pidfd,
+			},
+		}
+		pid, err = syscall.ForkExec(argv0, argv, attr)
 	}
-	pid, err := syscall.ForkExec(argv0, argv, attr)
 	if err != nil {
 		return fail("starting "+argv0, err)
 	}
@@ -269,13 +284,18 @@ func (p *Process) start(c *container, cfg *Config, cred *syscall.Credential) (er
 	f, err := pidfdFile(pidfd, c.id)
 	if err != nil {
 		unix.Kill(-pid, unix.SIGKILL)
-		var ws syscall.WaitStatus
-		syscall.Wait4(pid, &ws, 0, nil)
+		if c.reaped {
+			p.reaper.forget(c.id, pid)
+		} else {
+			var ws syscall.WaitStatus
+			syscall.Wait4(pid, &ws, 0, nil)
+		}
 		return fail("watching the process", err)
 	}
 
-	// The child cannot have been reaped yet, so its stat is its own.
-	cp := &checkpoint{Version: checkpointVersion, ID: c.id, PID: pid, BootID: p.bootID, Sandbox: cfg.Sandbox, User: cfg.User}
+	// The child cannot have been reaped yet (the reaper reaps only when
+	// asked), so its stat is its own.
+	cp := &checkpoint{Version: checkpointVersion, ID: c.id, PID: pid, BootID: p.bootID, Sandbox: cfg.Sandbox, User: cfg.User, Reaper: c.reaped}
 	cp.Limits.CPUs, cp.Limits.MemoryBytes = cfg.Limits.CPUs, cfg.Limits.MemoryBytes
 	st, statErr := readProcStat(pid, nil)
 	if statErr == nil {
@@ -305,6 +325,9 @@ func (p *Process) start(c *container, cfg *Config, cred *syscall.Credential) (er
 		select {
 		case <-c.done:
 		case <-p.closing:
+		}
+		if c.reaped {
+			p.reaper.forget(c.id, pid)
 		}
 		return fail("checkpointing", cpErr)
 	}
@@ -364,6 +387,9 @@ func (p *Process) watch(c *container) {
 			if !pidfdReadable(int(fd)) {
 				return false
 			}
+			if c.reaped {
+				return true
+			}
 			// A recovered process is still this process's child when the
 			// agent restarted inside one OS process: reap it for its status.
 			var info unix.Siginfo
@@ -380,21 +406,27 @@ func (p *Process) watch(c *container) {
 		return
 	}
 
+	if c.reaped {
+		// The main process has exited, so the reaper can reap it now.
+		var state string
+		var ru *syscall.Rusage
+		state, ws, ru, wErr = p.reaper.status(c.id, c.pid)
+		if state == reaperEnded && ws != 0xffff {
+			reaped, c.rusage = true, ru
+		} else if wErr == nil {
+			wErr = fmt.Errorf("the reaper answered %q", state)
+		}
+	}
 	var term Termination
 	switch {
-	case reaped && ws.Exited():
-		term = Termination{ExitCode: ws.ExitStatus(), Message: fmt.Sprintf("exited with status %d", ws.ExitStatus())}
-	case reaped && ws.Signaled():
-		term = Termination{ExitCode: -1, Signal: ws.Signal(), Message: "killed by signal " + signalName(ws.Signal())}
-		if ws.CoreDump() {
-			term.Message += " (core dumped)"
-		}
-	case c.child:
+	case reaped && (ws.Exited() || ws.Signaled()):
+		term = terminationOf(ws)
+	case c.child || c.reaped:
 		term = Termination{ExitCode: -1, Message: fmt.Sprintf("ended; exit status unknown: %v", wErr)}
 	default:
 		term = Termination{ExitCode: -1, Message: "ended; exit status unknown: the process was recovered after an agent restart and is not the agent's child"}
 	}
-	if reaped {
+	if reaped && !c.reaped {
 		c.rusage = &ru
 	}
 	// The group's ID may be reused once the group is empty; remember that
@@ -410,11 +442,26 @@ func (p *Process) watch(c *container) {
 	} else if c.cp != nil {
 		if err := p.journal.ended(c.id, term); err != nil {
 			p.log.Warn("cannot checkpoint the container's termination", "container", c.id, "err", err)
+		} else if c.reaped {
+			p.reaper.forget(c.id, c.pid)
 		}
 	}
 	c.term = term
 	close(c.done)
 	p.log.Debug("container ended", "container", c.id, "pid", c.pid, "termination", term.Message)
+}
+
+// terminationOf describes the wait status of a process that exited or was
+// killed.
+func terminationOf(ws syscall.WaitStatus) Termination {
+	if ws.Signaled() {
+		t := Termination{ExitCode: -1, Signal: ws.Signal(), Message: "killed by signal " + signalName(ws.Signal())}
+		if ws.CoreDump() {
+			t.Message += " (core dumped)"
+		}
+		return t
+	}
+	return Termination{ExitCode: ws.ExitStatus(), Message: fmt.Sprintf("exited with status %d", ws.ExitStatus())}
 }
 
 // pidfdReadable reports whether the pidfd's process has exited.
@@ -504,6 +551,9 @@ func (p *Process) Destroy(ctx context.Context, id string) error {
 	if c.cp != nil {
 		if err := p.journal.destroyed(id); err != nil {
 			p.log.Warn("cannot checkpoint the container's destruction", "container", id, "err", err)
+		}
+		if c.cp.Reaper {
+			p.reaper.forget(id, c.pid)
 		}
 	}
 	p.mu.Lock()
@@ -664,6 +714,7 @@ func (p *Process) recoverContainer(cp *checkpoint) *container {
 		done:    make(chan struct{}),
 		pid:     cp.PID,
 		cp:      cp,
+		reaped:  cp.Reaper,
 	}
 	endNow := func(t Termination) *container {
 		c.term = t
@@ -684,7 +735,7 @@ func (p *Process) recoverContainer(cp *checkpoint) *container {
 		return err == nil && st.StartTicks == cp.StartTicks
 	}
 	if !same() {
-		return endNow(lost)
+		return endNow(p.recoverReaped(cp, lost))
 	}
 	fd, err := unix.PidfdOpen(cp.PID, 0)
 	if err != nil {
@@ -693,7 +744,7 @@ func (p *Process) recoverContainer(cp *checkpoint) *container {
 	// The pid could have been reused between the check and the open.
 	if !same() {
 		unix.Close(fd)
-		return endNow(lost)
+		return endNow(p.recoverReaped(cp, lost))
 	}
 	f, err := pidfdFile(fd, c.id)
 	if err != nil {
@@ -702,6 +753,24 @@ func (p *Process) recoverContainer(cp *checkpoint) *container {
 	}
 	c.pidfd = f
 	return c
+}
+
+// recoverReaped returns how a container launched through the reaper ended,
+// if the reaper still knows (it reaped the process for a containerizer that
+// died before recording the end), or lost.
+func (p *Process) recoverReaped(cp *checkpoint, lost Termination) Termination {
+	if !cp.Reaper {
+		return lost
+	}
+	state, ws, _, err := p.reaper.status(cp.ID, cp.PID)
+	if err != nil || state != reaperEnded || ws == 0xffff {
+		return lost
+	}
+	t := terminationOf(ws)
+	if err := p.journal.ended(cp.ID, t); err == nil {
+		p.reaper.forget(cp.ID, cp.PID)
+	}
+	return t
 }
 
 // Close implements Containerizer.
@@ -721,6 +790,7 @@ func (p *Process) Close() error {
 	p.closeOnce.Do(func() {
 		unix.Close(p.devNull)
 		p.journal.close()
+		p.reaper.close()
 	})
 	return nil
 }

@@ -18,7 +18,10 @@
 //
 // The binary is also the command executor when the agent runs it as a
 // process of its own (-command-executor process): the agent re-executes
-// it with the argument "executor".
+// it with the argument "executor". And it is the process containerizer's
+// reaper (containerizer.RunReaper): one process per agent work dir, the
+// parent of the tasks, which outlives the agent so that a task that ends
+// while the agent is stopped or restarting keeps its exit status.
 package main
 
 import (
@@ -49,6 +52,13 @@ tasks.
 -command-executor is "process".`
 
 func main() {
+	if containerizer.IsReaper() {
+		if err := containerizer.RunReaper(); err != nil {
+			fmt.Fprintln(os.Stderr, "reaper:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if executor.IsCommandExecutorProcess() || (len(os.Args) > 1 && os.Args[1] == "executor") {
 		os.Exit(runExecutor())
 	}
@@ -125,9 +135,17 @@ func run(args []string) error {
 		return fmt.Errorf("-command-executor %q: want in-process or process", *cmdExecutor)
 	}
 	var cont containerizer.Containerizer
+	var reaper []string
 	switch *contKind {
 	case "process":
-		// The agent's default: a process containerizer in <work-dir>/containers.
+		// The agent's default: a process containerizer in
+		// <work-dir>/containers, its tasks forked by this binary as their
+		// reaper.
+		self, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("finding this binary for the containerizer's reaper: %w", err)
+		}
+		reaper = []string{self, "reaper", "-work-dir", *workDir}
 	case "noop":
 		if mode == agent.CommandExecutorProcess {
 			return errors.New("-containerizer noop runs no process, so it needs -command-executor in-process")
@@ -162,6 +180,7 @@ func run(args []string) error {
 		Hostname:                          *hostname,
 		IP:                                *advertiseIP,
 		Containerizer:                     cont,
+		Reaper:                            reaper,
 		Endpoint:                          endpoint,
 		CommandExecutorMode:               mode,
 		GCDelay:                           *gcDelay,
