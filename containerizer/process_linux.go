@@ -128,7 +128,11 @@ func NewProcess(opts ProcessOptions) (*Process, error) {
 	if p.clock == nil {
 		p.clock = systemClock{}
 	}
-	p.reaper = newReaperClient(dir, opts.Reaper, p.log)
+	if p.reaper, err = newReaperClient(dir, opts.Reaper, p.log); err != nil {
+		j.close()
+		unix.Close(devNull)
+		return nil, fmt.Errorf("containerizer: state dir: %w", err)
+	}
 	p.viaReaper = len(opts.Reaper) > 0
 	if skipped > 0 {
 		p.log.Warn("skipped unreadable records of the state journal", "dir", dir, "records", skipped)

@@ -1,9 +1,7 @@
 package containerizer
 
 import (
-	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,12 +31,17 @@ import (
 // reaps a container only when the containerizer asks for its status, so an
 // ended container stays a zombie — its pid and start time still its own —
 // until an agent, this one or a later one, has recorded how it ended. When
-// no containerizer is connected and it has no container left, it exits.
+// no containerizer is connected and it has no container left, it exits; it
+// also exits, leaving its containers to init, when its state directory is
+// removed or no containerizer has connected for reaperRecoveryTimeout
+// (Mesos's executors give up on their agent after the same 15 minutes).
 //
-// The containerizer and the reaper speak over a Unix socket in the abstract
-// namespace named after the state directory (no file to go stale, no path
-// length limit); the reaper serves only peers of its own user. Each message
-// is a 4-byte big-endian length and a JSON body, file descriptors passed
+// The containerizer and the reaper speak over a Unix socket, reaper.sock in
+// the state directory (0700: nobody else can reach it, nor bind the name
+// first, as anyone could in the abstract namespace), addressed through
+// /proc/self/fd so that a long state directory path does not matter. Each
+// side checks that the other runs as its user (or root). Each message is a
+// 4-byte big-endian length and a JSON body, file descriptors passed
 // alongside (the container's stdin, stdout and stderr to the reaper, its
 // pidfd back).
 
@@ -52,11 +55,14 @@ func IsReaper() bool { return os.Getenv(reaperEnv) == "1" }
 
 // RunReaper is the main of a reaper process. It serves the containerizers of
 // one state directory until none is connected and no container it started
-// is left, then returns nil.
+// is left (or until the directory is removed, or no containerizer has come
+// for 15 minutes), then returns nil.
 func RunReaper() error {
 	if !IsReaper() {
 		return errors.New("containerizer: RunReaper: this process was not started as a reaper")
 	}
+	dir := os.NewFile(4, "state directory")
+	defer dir.Close()
 	f := os.NewFile(3, "reaper socket")
 	l, err := net.FileListener(f)
 	f.Close()
@@ -69,16 +75,20 @@ func RunReaper() error {
 		return fmt.Errorf("containerizer: reaper: fd 3 is a %T, not a Unix socket", l)
 	}
 	r := &reaper{
-		uid:      os.Geteuid(),
 		children: make(map[int]*reaperChild),
 		log:      slog.New(slog.NewTextHandler(os.Stderr, nil)),
 	}
-	return r.serve(ul, reaperFirstConnTimeout)
+	return r.serve(ul, dir)
 }
 
-// reaperFirstConnTimeout is how long a new reaper waits for its first
-// containerizer (the one that started it, normally at once) before exiting.
-const reaperFirstConnTimeout = time.Minute
+const (
+	// reaperFirstConnTimeout is how long a new reaper waits for its first
+	// containerizer (the one that started it, normally at once).
+	reaperFirstConnTimeout = time.Minute
+	// reaperRecoveryTimeout is how long a reaper waits for a containerizer
+	// to come back (Mesos's --recovery_timeout).
+	reaperRecoveryTimeout = 15 * time.Minute
+)
 
 // reaperMaxFrame bounds one message: a container's environment and argv.
 const reaperMaxFrame = 64 << 20
@@ -127,7 +137,6 @@ type reaperChild struct {
 
 // reaper is the state of a reaper process.
 type reaper struct {
-	uid int
 	log *slog.Logger
 
 	mu       sync.Mutex
@@ -137,7 +146,8 @@ type reaper struct {
 	idle     chan struct{} // closed once idle; made by serve
 }
 
-func (r *reaper) serve(l *net.UnixListener, firstConn time.Duration) error {
+func (r *reaper) serve(l *net.UnixListener, dir *os.File) error {
+	defer l.Close()
 	r.idle = make(chan struct{})
 	go func() {
 		for {
@@ -152,35 +162,42 @@ func (r *reaper) serve(l *net.UnixListener, firstConn time.Duration) error {
 			go r.serveConn(conn)
 		}
 	}()
-	select {
-	case <-r.idle:
-	case <-time.After(firstConn):
-		r.mu.Lock()
-		served := r.served
-		r.mu.Unlock()
-		if !served {
-			l.Close()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	alone := time.Now() // since when no containerizer is connected
+	for {
+		select {
+		case <-r.idle:
 			return nil
+		case now := <-tick.C:
+			r.mu.Lock()
+			conns, served, children := r.conns, r.served, len(r.children)
+			r.mu.Unlock()
+			if conns > 0 {
+				alone = now
+				continue
+			}
+			var st unix.Stat_t
+			if err := unix.Fstat(int(dir.Fd()), &st); err == nil && st.Nlink == 0 {
+				r.log.Warn("the state directory was removed; exiting, leaving the containers to init", "containers", children)
+				return nil
+			}
+			limit := reaperRecoveryTimeout
+			if !served {
+				limit = reaperFirstConnTimeout
+			}
+			if now.Sub(alone) > limit {
+				r.log.Warn("no containerizer came back; exiting, leaving the containers to init", "waited", limit, "containers", children)
+				return nil
+			}
 		}
-		<-r.idle
 	}
-	l.Close()
-	return nil
 }
 
 // admit counts a connection from a peer of the reaper's own user (or root).
 func (r *reaper) admit(conn *net.UnixConn) bool {
-	raw, err := conn.SyscallConn()
-	if err != nil {
-		return false
-	}
-	var cred *unix.Ucred
-	var credErr error
-	raw.Control(func(fd uintptr) {
-		cred, credErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-	})
-	if credErr != nil || (int(cred.Uid) != r.uid && cred.Uid != 0) {
-		r.log.Warn("refused a connection from another user", "err", credErr)
+	if err := checkPeer(conn); err != nil {
+		r.log.Warn("refused a connection", "err", err)
 		return false
 	}
 	r.mu.Lock()
@@ -338,6 +355,29 @@ func (r *reaper) checkIdleLocked() {
 	}
 }
 
+// checkPeer checks that the other end of conn runs as this process's user,
+// or as root.
+func checkPeer(conn *net.UnixConn) error {
+	raw, err := conn.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var cred *unix.Ucred
+	var credErr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, credErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return err
+	}
+	if credErr != nil {
+		return fmt.Errorf("reading the peer's credentials: %w", credErr)
+	}
+	if uid := os.Geteuid(); int(cred.Uid) != uid && cred.Uid != 0 {
+		return fmt.Errorf("the peer (pid %d) runs as uid %d, not %d", cred.Pid, cred.Uid, uid)
+	}
+	return nil
+}
+
 // writeFrame sends v with fds.
 func writeFrame(conn *net.UnixConn, v any, fds []int) error {
 	body, err := json.Marshal(v)
@@ -416,12 +456,16 @@ var errNoReaper = errors.New("no reaper is running")
 // connections, so that a launch waiting for its fork does not hold up the
 // status of a container that has just ended.
 type reaperClient struct {
-	name string   // the socket's abstract name
-	dir  string   // the state directory, for the reaper's log
-	argv []string // starts a reaper; nil: never start one
-	log  *slog.Logger
+	dir   string   // the state directory
+	dirfd int      // the state directory, O_PATH, through which the socket is addressed
+	argv  []string // starts a reaper; nil: never start one
+	log   *slog.Logger
 
 	startMu sync.Mutex // held while starting a reaper
+	// fdMu is held, shared, while dirfd is in use, and by close to close
+	// it, so a concurrent dial never names a descriptor number reused.
+	fdMu     sync.RWMutex
+	fdClosed bool
 
 	mu     sync.Mutex
 	idle   []*net.UnixConn // connected, not in use
@@ -431,14 +475,39 @@ type reaperClient struct {
 // reaperMaxIdle bounds the idle connections kept open.
 const reaperMaxIdle = 16
 
-func newReaperClient(dir string, argv []string, log *slog.Logger) *reaperClient {
-	sum := sha256.Sum256([]byte(dir))
-	return &reaperClient{
-		name: "@apron-reaper-" + hex.EncodeToString(sum[:12]),
-		dir:  dir,
-		argv: argv,
-		log:  log,
+// reaperSocket is the reaper's socket in the state directory.
+const reaperSocket = "reaper.sock"
+
+func newReaperClient(dir string, argv []string, log *slog.Logger) (*reaperClient, error) {
+	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: dir, Err: err}
 	}
+	return &reaperClient{dir: dir, dirfd: fd, argv: argv, log: log}, nil
+}
+
+// addr is the reaper's socket, through the state directory's descriptor:
+// a short path however long the directory's.
+func (rc *reaperClient) addr() *net.UnixAddr {
+	return &net.UnixAddr{Name: fmt.Sprintf("/proc/self/fd/%d/%s", rc.dirfd, reaperSocket), Net: "unix"}
+}
+
+// dial connects to a running reaper.
+func (rc *reaperClient) dial() (*net.UnixConn, error) {
+	rc.fdMu.RLock()
+	defer rc.fdMu.RUnlock()
+	if rc.fdClosed {
+		return nil, ErrClosed
+	}
+	conn, err := net.DialUnix("unix", nil, rc.addr())
+	if err != nil {
+		return nil, err
+	}
+	if err := checkPeer(conn); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("reaper: %w", err)
+	}
+	return conn, nil
 }
 
 // start forks and execs a container's main process in the reaper and
@@ -537,8 +606,7 @@ func (rc *reaperClient) get(start bool) (conn *net.UnixConn, pooled bool, err er
 		return conn, true, nil
 	}
 	rc.mu.Unlock()
-	addr := &net.UnixAddr{Name: rc.name, Net: "unix"}
-	if conn, err := net.DialUnix("unix", nil, addr); err == nil {
+	if conn, err := rc.dial(); err == nil {
 		return conn, false, nil
 	}
 	if !start || len(rc.argv) == 0 {
@@ -546,10 +614,10 @@ func (rc *reaperClient) get(start bool) (conn *net.UnixConn, pooled bool, err er
 	}
 	rc.startMu.Lock()
 	defer rc.startMu.Unlock()
-	if conn, err := net.DialUnix("unix", nil, addr); err == nil {
+	if conn, err := rc.dial(); err == nil {
 		return conn, false, nil // started meanwhile
 	}
-	conn, err = rc.startReaper(addr)
+	conn, err = rc.startReaper()
 	return conn, false, err
 }
 
@@ -574,12 +642,24 @@ func (rc *reaperClient) dropIdle() {
 	rc.idle = nil
 }
 
-// startReaper starts a reaper listening on addr and connects to it.
-func (rc *reaperClient) startReaper(addr *net.UnixAddr) (*net.UnixConn, error) {
-	l, err := net.ListenUnix("unix", addr)
+// startReaper starts a reaper listening on the state directory's socket
+// and connects to it.
+func (rc *reaperClient) startReaper() (*net.UnixConn, error) {
+	rc.fdMu.RLock()
+	defer rc.fdMu.RUnlock()
+	if rc.fdClosed {
+		return nil, ErrClosed
+	}
+	// A socket left by a reaper that has exited.
+	if err := unix.Unlinkat(rc.dirfd, reaperSocket, 0); err != nil && err != unix.ENOENT {
+		return nil, fmt.Errorf("reaper: removing the old socket: %w", err)
+	}
+	l, err := net.ListenUnix("unix", rc.addr())
 	if err != nil {
 		return nil, fmt.Errorf("reaper: listening: %w", err)
 	}
+	// The reaper listens on it now; closing this copy must not remove it.
+	l.SetUnlinkOnClose(false)
 	lf, err := l.File()
 	if err != nil {
 		l.Close()
@@ -596,15 +676,24 @@ func (rc *reaperClient) startReaper(addr *net.UnixAddr) (*net.UnixConn, error) {
 	cmd.Env = append(os.Environ(), reaperEnv+"=1")
 	cmd.Dir = "/"
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.ExtraFiles = []*os.File{lf}
+	dir, err := os.Open(rc.dir)
+	if err != nil {
+		l.Close()
+		return nil, fmt.Errorf("reaper: %w", err)
+	}
+	defer dir.Close()
+	// fd 3 the socket, fd 4 the state directory, whose removal it notices.
+	cmd.ExtraFiles = []*os.File{lf, dir}
 	// Its own session: signals for the agent's process group miss it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	err = cmd.Start()
-	// The reaper holds the socket now; connect before closing ours so the
-	// name stays bound throughout.
 	var conn *net.UnixConn
 	if err == nil {
-		conn, err = net.DialUnix("unix", nil, addr)
+		if conn, err = net.DialUnix("unix", nil, rc.addr()); err == nil {
+			if err = checkPeer(conn); err != nil {
+				conn.Close()
+			}
+		}
 	}
 	l.Close()
 	if err != nil {
@@ -625,4 +714,10 @@ func (rc *reaperClient) close() {
 	rc.closed = true
 	rc.mu.Unlock()
 	rc.dropIdle()
+	rc.fdMu.Lock()
+	if !rc.fdClosed {
+		rc.fdClosed = true
+		unix.Close(rc.dirfd)
+	}
+	rc.fdMu.Unlock()
 }
