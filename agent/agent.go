@@ -276,8 +276,9 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 // agent's in-process executors and, through Handler, for executor
 // processes: it answers SUBSCRIBE with SUBSCRIBED, then launches the tasks
 // queued for the executor. The stream ends when ctx
-// ends, when the executor subscribes again, when the executor falls
-// ExecutorStreamBuffer events behind, or when the executor terminates.
+// ends, when the executor subscribes again, when the executor falls so far
+// behind that 64 MiB of events wait for it, or when the executor
+// terminates.
 func (a *Agent) SubscribeExecutor(ctx context.Context, call *executorpb.Call) (string, <-chan *executorpb.Event, error) {
 	if call == nil || call.GetType() != executorpb.Call_SUBSCRIBE {
 		return "", nil, fmt.Errorf("%w: expected a SUBSCRIBE call", ErrInvalidCall)

@@ -164,10 +164,11 @@ type Config struct {
 	// once the agent forgets them (default 50, as Mesos's agent).
 	MaxCompletedExecutorsPerFramework int
 	MaxCompletedFrameworks            int
-	// ExecutorStreamBuffer is the number of events queued for one executor
-	// stream; an executor that falls this far behind has its stream closed
-	// (its driver reconnects), so a slow executor never slows the agent
-	// (default 1024).
+	// ExecutorStreamBuffer is the number of events an executor stream's
+	// channel holds (default 1024); more wait in a backlog, in order, so a
+	// slow executor never slows the agent and loses nothing. Only an
+	// executor 64 MiB of events behind has its stream closed (its driver
+	// subscribes again).
 	ExecutorStreamBuffer int
 	// GCDelay is how long the sandbox of an executor run is kept after
 	// the run ended and its tasks' last updates were acknowledged, before

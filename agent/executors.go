@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gogo/protobuf/proto"
@@ -197,35 +198,125 @@ func (l launchItem) event() *executorpb.Event {
 	return &executorpb.Event{Type: executorpb.Event_LAUNCH.Enum(), Launch: &executorpb.Event_Launch{Task: *l.task}}
 }
 
-// execStream is an executor's subscription: a bounded channel the loop
-// sends to without blocking. An executor that falls behind has its stream
-// closed; its driver subscribes again.
+// execStream is an executor's subscription. The loop sends on it without
+// ever blocking: what does not fit the channel (Config.ExecutorStreamBuffer
+// events) waits in a backlog, in order, which a goroutine feeds into the
+// channel as the executor reads. Mesos's agent writes an executor's events
+// to an unbounded pipe; the backlog is bounded by execBacklogMax bytes,
+// past which the stream is closed and the executor subscribes again (its
+// unacknowledged tasks and updates are sent again then).
 type execStream struct {
-	id     string
-	ch     chan *executorpb.Event
-	closed bool
-	stop   func() bool // stops the watch on the subscriber's context
+	id   string
+	ch   chan *executorpb.Event // the subscriber's
+	stop func() bool            // stops the watch on the subscriber's context
+
+	mu      sync.Mutex // guards the rest: the loop and the feeding goroutine
+	backlog []*executorpb.Event
+	bytes   int           // the backlog's encoded size
+	feeding bool          // a goroutine feeds the backlog into ch
+	closed  bool          // nothing more is sent; ch is closed once the backlog is out
+	gone    chan struct{} // closed when the subscriber has gone: drop the backlog
 }
 
+// execBacklogMax bounds the bytes of events waiting for one executor.
+const execBacklogMax = 64 << 20
+
+func newExecStream(id string, buffer int) *execStream {
+	return &execStream{id: id, ch: make(chan *executorpb.Event, buffer), gone: make(chan struct{})}
+}
+
+// send queues ev; false if the stream is closed, or is closed now because
+// its backlog is over execBacklogMax.
 func (s *execStream) send(ev *executorpb.Event) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.closed {
 		return false
 	}
-	select {
-	case s.ch <- ev:
-		return true
-	default:
-		s.close()
+	if !s.feeding {
+		select {
+		case s.ch <- ev:
+			return true
+		default:
+		}
+	}
+	n := ev.Size()
+	if s.bytes+n > execBacklogMax {
+		s.closeLocked()
 		return false
+	}
+	s.backlog = append(s.backlog, ev)
+	s.bytes += n
+	if !s.feeding {
+		s.feeding = true
+		go s.feed()
+	}
+	return true
+}
+
+// feed moves the backlog into ch, in order, until it is empty or the
+// subscriber has gone.
+func (s *execStream) feed() {
+	for {
+		s.mu.Lock()
+		if len(s.backlog) == 0 {
+			s.feeding = false
+			if s.closed {
+				close(s.ch)
+			}
+			s.mu.Unlock()
+			return
+		}
+		ev := s.backlog[0]
+		s.backlog[0] = nil
+		s.backlog = s.backlog[1:]
+		s.bytes -= ev.Size()
+		s.mu.Unlock()
+		select {
+		case s.ch <- ev:
+		case <-s.gone:
+			s.mu.Lock()
+			s.backlog, s.bytes = nil, 0
+			s.mu.Unlock()
+		}
 	}
 }
 
+// isClosed reports whether nothing more can be sent.
+func (s *execStream) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// close ends the stream: the subscriber reads what is queued, then the end.
 func (s *execStream) close() {
-	if !s.closed {
-		s.closed = true
-		close(s.ch)
-		s.stop()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closeLocked()
+}
+
+func (s *execStream) closeLocked() {
+	if s.closed {
+		return
 	}
+	s.closed = true
+	if !s.feeding {
+		close(s.ch)
+	}
+	s.stop()
+}
+
+// abandon ends the stream whose subscriber has gone, dropping its backlog.
+func (s *execStream) abandon() {
+	s.mu.Lock()
+	select {
+	case <-s.gone:
+	default:
+		close(s.gone)
+	}
+	s.mu.Unlock()
+	s.close()
 }
 
 func (a *Agent) executor(fwID, execID string) *executorRec {
@@ -242,7 +333,7 @@ func (a *Agent) sendExecutor(e *executorRec, ev *executorpb.Event) {
 	if e.stream != nil && e.stream.send(ev) {
 		return
 	}
-	if e.stream != nil && e.stream.closed {
+	if e.stream != nil && e.stream.isClosed() {
 		a.log.Warn("agent: executor fell behind, closing its stream", "framework", e.fw.id, "executor", e.id)
 		e.stream = nil
 	}
@@ -543,7 +634,7 @@ func (a *Agent) subscribeExecutor(ctx context.Context, call *executorpb.Call) (s
 	if e.stream != nil {
 		e.stream.close()
 	}
-	s := &execStream{id: uuidString(a.newUUID()), ch: make(chan *executorpb.Event, a.cfg.ExecutorStreamBuffer)}
+	s := newExecStream(uuidString(a.newUUID()), a.cfg.ExecutorStreamBuffer)
 	s.stop = context.AfterFunc(ctx, func() {
 		_ = a.post(context.Background(), func() { a.executorStreamEnded(e, s) })
 	})
@@ -653,7 +744,7 @@ func (a *Agent) launch(e *executorRec, item launchItem) {
 func (a *Agent) executorStreamEnded(e *executorRec, s *execStream) {
 	if e.stream == s {
 		e.stream = nil
-		s.close() // the subscriber is gone
+		s.abandon()
 	}
 }
 
