@@ -60,7 +60,7 @@ type Agent struct {
 	log        *slog.Logger
 	clk        clock.Clock
 	rng        *rand.Rand // loop goroutine only
-	meta       *store
+	meta       metaStore  // the checkpoint store (checkpoint.go)
 	resources  resources.Resources
 	attributes []mesospb.Attribute
 
@@ -107,7 +107,7 @@ func New(cfg Config) (*Agent, error) {
 		log:        cfg.Logger,
 		clk:        cfg.Clock,
 		rng:        cfg.Rand,
-		meta:       &store{dir: filepath.Join(cfg.WorkDir, "meta")},
+		meta:       metaStore{cfg.CheckpointStore},
 		resources:  rs,
 		attributes: attrs,
 		inbox:      make(chan func()),

@@ -15,12 +15,14 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/apronhq/apron/agent/checkpoint"
 	"github.com/apronhq/apron/api/v1/internalpb"
 	"github.com/apronhq/apron/api/v1/mesospb"
 	"github.com/apronhq/apron/recordio"
 )
 
-// store is the agent's checkpoint directory, <work_dir>/meta:
+// store is the agent's checkpoint.Store: its checkpoint directory,
+// <work_dir>/meta:
 //
 //	agent_id                  the agent's ID
 //	resources.pb              CHECKPOINT_RESOURCES (internal Event.CheckpointResources)
@@ -33,9 +35,9 @@ import (
 // appends and one unlink: directory creation and removal are what file
 // systems make slow, and the loop does this I/O. Files are replaced
 // atomically (written aside, then renamed) or appended to; a torn last
-// record of a log, left by a crash, is ignored. Nothing is fsynced:
-// checkpoints matter across agent restarts, not machine reboots, after
-// which no task survives anyway.
+// record of a log, left by a crash, is cut off when the log is read.
+// Nothing is fsynced: checkpoints matter across agent restarts, not
+// machine reboots, after which no task survives anyway.
 //
 // A task's log is appended to several times in its life (the task, each
 // status update, each acknowledgement), so the store keeps it open from
@@ -176,26 +178,22 @@ const (
 	recordAck    = 'A'
 )
 
-func (s *store) appendTask(e *executorRec, info *mesospb.TaskInfo, group *mesospb.TaskGroupInfo) error {
-	task, err := info.Marshal()
+// putTask appends a task's 'T' record; the last one in a log wins.
+func (s *store) putTask(t *checkpoint.Task) error {
+	task, err := t.Info.Marshal()
 	if err != nil {
 		return err
 	}
-	exec, err := e.info.Marshal()
+	exec, err := t.Executor.Marshal()
 	if err != nil {
 		return err
 	}
-	cp := taskCheckpoint{Task: task, Executor: exec, Kind: e.kind.String(), ContainerID: e.containerID, Sandbox: e.sandbox}
-	if group != nil {
-		for _, t := range group.Tasks {
-			cp.Group = append(cp.Group, t.TaskID.Value)
-		}
-	}
+	cp := taskCheckpoint{Task: task, Group: t.Group, Executor: exec, Kind: t.Kind, ContainerID: t.ContainerID, Sandbox: t.Sandbox}
 	j, err := json.Marshal(cp)
 	if err != nil {
 		return err
 	}
-	return s.appendRecord(e.fw.id, info.TaskID.Value, append([]byte{recordTask}, j...))
+	return s.appendRecord(t.FrameworkID, t.Info.TaskID.Value, append([]byte{recordTask}, j...))
 }
 
 func (s *store) appendUpdate(fw, task string, u *internalpb.Call_StatusUpdate) error {
@@ -386,60 +384,34 @@ func (s *store) wipe() error {
 	return os.RemoveAll(s.dir)
 }
 
-// Recovered checkpoints.
-type (
-	recoveredFramework struct {
-		info      mesospb.FrameworkInfo
-		executors []*recoveredExecutor
+// load reads every framework and task log. Unreadable entries are
+// reported to warn and skipped: one damaged file must not keep the agent
+// from starting.
+func (s *store) load(warn func(msg string, args ...any)) (*checkpoint.State, error) {
+	if warn == nil {
+		warn = func(string, ...any) {}
 	}
-	recoveredExecutor struct {
-		info        mesospb.ExecutorInfo
-		kind        executorKind
-		containerID string
-		sandbox     string
-		tasks       []recoveredTask
-	}
-	recoveredTask struct {
-		info  mesospb.TaskInfo
-		group []string
-	}
-	// recoveredStream is a task's update stream replayed: every update
-	// taken, in order, and the uuids acknowledged.
-	recoveredStream struct {
-		key     streamKey
-		updates []*internalpb.Call_StatusUpdate
-		acked   map[string]bool
-	}
-)
-
-// readAll reads every checkpoint. Unreadable entries are reported to warn
-// and skipped: one damaged file must not keep the agent from starting.
-func (s *store) readAll(warn func(msg string, args ...any)) ([]*recoveredFramework, []recoveredStream, error) {
-	fws := map[string]*recoveredFramework{}
-	var order []*recoveredFramework
+	st := &checkpoint.State{}
 	paths, err := filepath.Glob(filepath.Join(s.dir, "frameworks", "*.pb"))
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	for _, path := range paths {
 		b, err := os.ReadFile(path)
-		rf := &recoveredFramework{}
+		var info mesospb.FrameworkInfo
 		if err == nil {
-			err = rf.info.Unmarshal(b)
+			err = info.Unmarshal(b)
 		}
-		if err == nil && (rf.info.ID == nil || rf.info.ID.Value == "") {
+		if err == nil && (info.ID == nil || info.ID.Value == "") {
 			err = errors.New("no framework ID")
 		}
 		if err != nil {
 			warn("agent: skipping an unreadable framework checkpoint", "path", path, "err", err)
 			continue
 		}
-		fws[rf.info.ID.Value] = rf
-		order = append(order, rf)
+		st.Frameworks = append(st.Frameworks, info)
 	}
 
-	var streams []recoveredStream
-	execs := map[string]*recoveredExecutor{} // by framework and container ID
 	logs, _ := filepath.Glob(filepath.Join(s.dir, "tasks", "*", "*.log"))
 	for _, path := range logs {
 		rs, cp, err := readTaskLog(path)
@@ -447,49 +419,35 @@ func (s *store) readAll(warn func(msg string, args ...any)) ([]*recoveredFramewo
 			warn("agent: skipping an unreadable task log", "path", path, "err", err)
 			continue
 		}
-		if len(rs.updates) > 0 {
-			streams = append(streams, rs)
+		if len(rs.Updates) > 0 {
+			st.Streams = append(st.Streams, rs)
 		}
 		if cp == nil {
 			continue
 		}
-		var rt recoveredTask
-		var info mesospb.ExecutorInfo
-		kind, ok := parseKind(cp.Kind)
-		err = rt.info.Unmarshal(cp.Task)
+		t := checkpoint.Task{Group: cp.Group, Kind: cp.Kind, ContainerID: cp.ContainerID, Sandbox: cp.Sandbox}
+		err = t.Info.Unmarshal(cp.Task)
 		if err == nil {
-			err = info.Unmarshal(cp.Executor)
-		}
-		if err == nil && !ok {
-			err = fmt.Errorf("unknown executor kind %q", cp.Kind)
+			err = t.Executor.Unmarshal(cp.Executor)
 		}
 		if err != nil {
 			warn("agent: skipping an unreadable task checkpoint", "path", path, "err", err)
 			continue
 		}
-		rt.group = cp.Group
-		fwID := info.GetFrameworkID().GetValue()
-		rf := fws[fwID]
-		if rf == nil {
-			warn("agent: skipping a task of an unknown framework", "path", path, "framework", fwID)
-			continue
-		}
-		key := fwID + "\x00" + cp.ContainerID
-		re := execs[key]
-		if re == nil {
-			re = &recoveredExecutor{info: info, kind: kind, containerID: cp.ContainerID, sandbox: cp.Sandbox}
-			execs[key] = re
-			rf.executors = append(rf.executors, re)
-		}
-		re.tasks = append(re.tasks, rt)
+		// The record does not name the framework: the executor does.
+		t.FrameworkID = t.Executor.GetFrameworkID().GetValue()
+		st.Tasks = append(st.Tasks, t)
 	}
-	return order, streams, nil
+	checkpoint.Sort(st)
+	return st, nil
 }
 
 // readTaskLog replays a task log: its update stream, and its task record
-// if it has one.
-func readTaskLog(path string) (recoveredStream, *taskCheckpoint, error) {
-	rs := recoveredStream{acked: map[string]bool{}}
+// if it has one. A record torn by a crash is cut off the log, as Mesos
+// truncates its checkpoints to their valid records: the records appended
+// after the restart would otherwise follow the torn one and be unreadable.
+func readTaskLog(path string) (checkpoint.Stream, *taskCheckpoint, error) {
+	var rs checkpoint.Stream
 	var cp *taskCheckpoint
 	f, err := os.Open(path)
 	if err != nil {
@@ -497,14 +455,23 @@ func readTaskLog(path string) (recoveredStream, *taskCheckpoint, error) {
 	}
 	defer f.Close()
 	r := recordio.NewReader(f, 0)
+	var valid int64 // the length of the whole records read
 	for {
 		rec, err := r.ReadRecord()
-		if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
-			break // the end, or a record torn by a crash
+		if err == io.EOF {
+			break
+		}
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			if err := os.Truncate(path, valid); err != nil {
+				return rs, nil, fmt.Errorf("cutting off a torn record: %w", err)
+			}
+			break
 		}
 		if err != nil {
 			return rs, nil, err
 		}
+		// The store writes "<length>\n<record>", the length in decimal.
+		valid += int64(len(strconv.Itoa(len(rec))) + 1 + len(rec))
 		if len(rec) == 0 {
 			continue
 		}
@@ -519,10 +486,10 @@ func readTaskLog(path string) (recoveredStream, *taskCheckpoint, error) {
 			if err := u.Unmarshal(rec[1:]); err != nil {
 				return rs, nil, err
 			}
-			rs.key = streamKey{u.FrameworkID.Value, u.Status.TaskID.Value}
-			rs.updates = append(rs.updates, u)
+			rs.FrameworkID, rs.TaskID = u.FrameworkID.Value, u.Status.TaskID.Value
+			rs.Updates = append(rs.Updates, u)
 		case recordAck:
-			rs.acked[string(rec[1:])] = true
+			rs.Acked = append(rs.Acked, append([]byte{}, rec[1:]...))
 		}
 	}
 	return rs, cp, nil
@@ -542,4 +509,151 @@ func writeFileAtomic(path string, data []byte) error {
 		return err
 	}
 	return nil
+}
+
+// newFileStore returns the store of the checkpoint directory dir.
+func newFileStore(dir string) *store { return &store{dir: dir} }
+
+var _ checkpoint.Store = (*store)(nil)
+
+// AgentID implements checkpoint.Store.
+func (s *store) AgentID() (string, error) { return s.readAgentID() }
+
+// SetAgentID implements checkpoint.Store.
+func (s *store) SetAgentID(id string) error { return s.writeAgentID(id) }
+
+// Resources implements checkpoint.Store.
+func (s *store) Resources() ([]mesospb.Resource, error) { return s.readResources() }
+
+// SetResources implements checkpoint.Store.
+func (s *store) SetResources(rs []mesospb.Resource) error { return s.writeResources(rs) }
+
+// PutFramework implements checkpoint.Store.
+func (s *store) PutFramework(info *mesospb.FrameworkInfo) error { return s.writeFramework(info) }
+
+// RemoveFramework implements checkpoint.Store.
+func (s *store) RemoveFramework(id string) error { return s.removeFramework(id) }
+
+// PutTask implements checkpoint.Store.
+func (s *store) PutTask(t *checkpoint.Task) error { return s.putTask(t) }
+
+// AppendUpdate implements checkpoint.Store.
+func (s *store) AppendUpdate(fw, task string, u *internalpb.Call_StatusUpdate) error {
+	return s.appendUpdate(fw, task, u)
+}
+
+// AppendAck implements checkpoint.Store.
+func (s *store) AppendAck(fw, task string, uuid []byte) error { return s.appendAck(fw, task, uuid) }
+
+// RemoveTask implements checkpoint.Store.
+func (s *store) RemoveTask(fw, task string) error { return s.removeTask(fw, task) }
+
+// Load implements checkpoint.Store.
+func (s *store) Load(warn func(msg string, args ...any)) (*checkpoint.State, error) {
+	return s.load(warn)
+}
+
+// Wipe implements checkpoint.Store.
+func (s *store) Wipe() error { return s.wipe() }
+
+// Close implements checkpoint.Store.
+func (s *store) Close() error {
+	s.close()
+	return nil
+}
+
+// metaStore is the agent's checkpoint store, in the agent's terms: what
+// the loop writes (its executor runs, its update streams) turned into the
+// store's records, and what Load reads turned back into frameworks with
+// their executor runs.
+type metaStore struct{ checkpoint.Store }
+
+func (m metaStore) readAgentID() (string, error)               { return m.AgentID() }
+func (m metaStore) writeAgentID(id string) error               { return m.SetAgentID(id) }
+func (m metaStore) readResources() ([]mesospb.Resource, error) { return m.Resources() }
+func (m metaStore) writeResources(rs []mesospb.Resource) error { return m.SetResources(rs) }
+func (m metaStore) writeFramework(info *mesospb.FrameworkInfo) error {
+	return m.PutFramework(info)
+}
+func (m metaStore) removeFramework(fw string) error { return m.RemoveFramework(fw) }
+func (m metaStore) appendUpdate(fw, task string, u *internalpb.Call_StatusUpdate) error {
+	return m.AppendUpdate(fw, task, u)
+}
+func (m metaStore) appendAck(fw, task string, uuid []byte) error { return m.AppendAck(fw, task, uuid) }
+func (m metaStore) removeTask(fw, task string) error             { return m.RemoveTask(fw, task) }
+func (m metaStore) wipe() error                                  { return m.Wipe() }
+func (m metaStore) close()                                       { _ = m.Close() }
+
+// appendTask checkpoints a task of the executor run e.
+func (m metaStore) appendTask(e *executorRec, info *mesospb.TaskInfo, group *mesospb.TaskGroupInfo) error {
+	t := &checkpoint.Task{
+		FrameworkID: e.fw.id, Info: *info, Executor: e.info,
+		Kind: e.kind.String(), ContainerID: e.containerID, Sandbox: e.sandbox,
+	}
+	if group != nil {
+		for _, gt := range group.Tasks {
+			t.Group = append(t.Group, gt.TaskID.Value)
+		}
+	}
+	return m.PutTask(t)
+}
+
+// Recovered checkpoints.
+type (
+	recoveredFramework struct {
+		info      mesospb.FrameworkInfo
+		executors []*recoveredExecutor
+	}
+	recoveredExecutor struct {
+		info        mesospb.ExecutorInfo
+		kind        executorKind
+		containerID string
+		sandbox     string
+		tasks       []recoveredTask
+	}
+	recoveredTask struct {
+		info  mesospb.TaskInfo
+		group []string
+	}
+)
+
+// readAll reads every checkpoint: the frameworks with their executor runs
+// and tasks, and the tasks' update streams. Tasks the agent cannot take
+// back (of an unknown kind of executor, or of a framework not
+// checkpointed) are reported to warn and skipped.
+func (m metaStore) readAll(warn func(msg string, args ...any)) ([]*recoveredFramework, []checkpoint.Stream, error) {
+	st, err := m.Load(warn)
+	if err != nil {
+		return nil, nil, err
+	}
+	fws := map[string]*recoveredFramework{}
+	order := make([]*recoveredFramework, 0, len(st.Frameworks))
+	for _, info := range st.Frameworks {
+		rf := &recoveredFramework{info: info}
+		fws[info.ID.Value] = rf
+		order = append(order, rf)
+	}
+	execs := map[string]*recoveredExecutor{} // by framework and container ID
+	for _, t := range st.Tasks {
+		kind, ok := parseKind(t.Kind)
+		if !ok {
+			warn("agent: skipping an unreadable task checkpoint", "framework", t.FrameworkID, "task", t.Info.TaskID.Value,
+				"err", fmt.Errorf("unknown executor kind %q", t.Kind))
+			continue
+		}
+		rf := fws[t.FrameworkID]
+		if rf == nil {
+			warn("agent: skipping a task of an unknown framework", "task", t.Info.TaskID.Value, "framework", t.FrameworkID)
+			continue
+		}
+		key := t.FrameworkID + "\x00" + t.ContainerID
+		re := execs[key]
+		if re == nil {
+			re = &recoveredExecutor{info: t.Executor, kind: kind, containerID: t.ContainerID, sandbox: t.Sandbox}
+			execs[key] = re
+			rf.executors = append(rf.executors, re)
+		}
+		re.tasks = append(re.tasks, recoveredTask{info: t.Info, group: t.Group})
+	}
+	return order, st.Streams, nil
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/apronhq/apron/agent/checkpoint"
 	apiv1 "github.com/apronhq/apron/api/v1"
 	"github.com/apronhq/apron/containerizer"
 	"github.com/apronhq/apron/executor"
@@ -69,6 +70,12 @@ type Config struct {
 	// and the task is reported TASK_FAILED. examples/agent sets it to
 	// itself; an embedder whose binary handles IsReaper should too.
 	Reaper []string
+	// CheckpointStore is where the agent checkpoints its ID, resources,
+	// frameworks, tasks and status update streams. Default: its files
+	// under <WorkDir>/meta. checkpoint.Memory keeps them in memory, for
+	// tests and simulations (a restart then recovers only within the
+	// process).
+	CheckpointStore checkpoint.Store
 	// Executors are in-process Go executors by name: a task whose
 	// ExecutorInfo.command.value equals a key runs under that Executor, on a
 	// goroutine of the agent with an executor.Driver linked to the agent, no
@@ -279,6 +286,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if err := c.advertisedAddress(); err != nil {
 		return bad("%v", err)
+	}
+	if c.CheckpointStore == nil {
+		c.CheckpointStore = newFileStore(filepath.Join(c.WorkDir, "meta"))
 	}
 	if c.Clock == nil {
 		c.Clock = clock.Real()

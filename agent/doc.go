@@ -111,17 +111,26 @@
 // One goroutine, Run's, owns all of this state: an event loop fed by the
 // master's stream, executor calls, timers (one clock timer multiplexes all
 // deadlines) and the ends of executors and containers. Calls to the master
-// go out on a sender goroutine and events to executors on bounded channels
-// the loop never blocks on (an executor that falls behind has its stream
-// closed, and its driver subscribes again); containerizer work runs on
-// goroutines that report back to the loop.
+// go out on a sender goroutine and events to executors on channels the
+// loop never blocks on (what does not fit waits in a backlog, in order;
+// only an executor 64 MiB behind has its stream closed, and its driver
+// subscribes again); containerizer work runs on goroutines that report
+// back to the loop. The status update manager's decisions are a pure core
+// (statusupdates.go: inputs with the time in them, outputs drained, as the
+// master's StateMachine), whose checkpoint writes the loop makes before
+// it forwards anything of the same batch.
 //
 // # Checkpoints and recovery
 //
 // Under <work_dir>/meta the agent checkpoints its ID, the frameworks,
 // executor runs and tasks it runs, checkpointed resources, and each task's
 // status update stream (an append-only log of updates and
-// acknowledgements). When Run's context ends the agent stops but kills
+// acknowledgements; a record torn by a crash is cut off when read, as
+// Mesos does). The store is a seam: Config.CheckpointStore takes any
+// checkpoint.Store (checkpoint.Memory for tests and simulations); every
+// implementation passes checkpointtest.Run. Command tasks keep their exit
+// status across a restart when the default containerizer has a reaper
+// (Config.Reaper). When Run's context ends the agent stops but kills
 // nothing: the task containers keep running, and a new Agent on the same
 // WorkDir recovers them. It recovers its ID, calls Containerizer.Recover,
 // hands each surviving container of a command or default executor to a new

@@ -52,7 +52,7 @@ func (e *slowExecutor) FrameworkMessage(ctx context.Context, d *executor.Driver,
 	}
 }
 func (e *slowExecutor) Shutdown(ctx context.Context, d *executor.Driver) { d.Stop() }
-func (e *slowExecutor) Error(context.Context, *executor.Driver, string) {}
+func (e *slowExecutor) Error(context.Context, *executor.Driver, string)  {}
 
 func (e *slowExecutor) messages() []string {
 	e.mu.Lock()

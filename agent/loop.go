@@ -22,8 +22,14 @@ type loopState struct {
 	tm      *timers
 
 	frameworks map[string]*frameworkRec
-	streams    map[streamKey]*updateStream // the status update manager
-	completed  []mesospb.Task              // terminal, acknowledged tasks, oldest first; read through completedTasks
+	// updates is the status update manager (statusupdates.go); streams is
+	// its streams, to read; updateTimer ticks it at updateTimerAt.
+	updates       *updateManager
+	streams       map[streamKey]*updateStream
+	updateTimer   timerID
+	updateTimerAt time.Time
+
+	completed []mesospb.Task // terminal, acknowledged tasks, oldest first; read through completedTasks
 	// completedFrameworks are the frameworks forgotten, oldest first
 	// (history.go).
 	completedFrameworks []*completedFramework
@@ -58,7 +64,8 @@ func (a *Agent) initLoop(runCtx, execCtx context.Context) {
 	a.runCtx, a.execCtx = runCtx, execCtx
 	a.tm = newTimers(a.clk)
 	a.frameworks = map[string]*frameworkRec{}
-	a.streams = map[streamKey]*updateStream{}
+	a.updates = newUpdateManager(a.cfg.StatusUpdateRetry, a.cfg.StatusUpdateRetryMax)
+	a.streams = a.updates.streams
 	a.regBackoff = a.cfg.RegistrationBackoff
 	a.met = agentMetrics{startedAt: a.clk.Now(), terminal: map[mesospb.TaskState]uint64{}}
 	a.initGC()

@@ -26,6 +26,8 @@ import (
 // updates of the status update manager not yet acknowledged are resent
 // after re-registration.
 func (a *Agent) recover(ctx context.Context) error {
+	// No update goes out before the agent has registered (resumeUpdates).
+	a.pauseUpdates()
 	recovered, err := a.cont.Recover(ctx)
 	if err != nil {
 		return fmt.Errorf("agent: recovering containers: %w", err)
@@ -58,27 +60,13 @@ func (a *Agent) recover(ctx context.Context) error {
 	// The status update manager: replay each task's log.
 	history := map[streamKey][]*mesospb.TaskStatus{}
 	for _, l := range logs {
-		s := newUpdateStream(l.key)
-		for _, u := range l.updates {
-			id := string(u.Status.UUID)
-			s.received[id] = true
-			history[l.key] = append(history[l.key], &u.Status)
-			if l.acked[id] {
-				s.acked[id] = true
-				if terminal(u.Status.GetState()) {
-					s.terminated = true
-				}
-			} else {
-				s.pending = append(s.pending, u)
-			}
+		key := streamKey{l.FrameworkID, l.TaskID}
+		for _, u := range l.Updates {
+			history[key] = append(history[key], &u.Status)
 		}
-		if s.terminated && len(s.pending) == 0 {
-			_ = a.meta.removeTask(l.key.framework, l.key.task)
-			continue
-		}
-		s.backoff = a.cfg.StatusUpdateRetry
-		a.streams[l.key] = s
 	}
+	a.updates.recover(logs)
+	a.applyUpdates()
 
 	containers, err := a.cont.Containers(ctx)
 	if err != nil {
@@ -146,10 +134,10 @@ func (a *Agent) recoverExecutor(ctx context.Context, fw *frameworkRec, re *recov
 		for _, st := range history[key] {
 			a.updateTaskState(t, *st)
 		}
-		if s := a.streams[key]; s != nil && len(s.pending) > 0 {
-			t.updateState, t.updateUUID = s.pending[0].Status.State, s.pending[0].Status.UUID
+		if h := a.updates.head(key); h != nil {
+			t.updateState, t.updateUUID = h.Status.State, h.Status.UUID
 		}
-		if terminal(t.state) && a.streams[key] == nil && fw.tasks[rt.info.TaskID.Value] == nil {
+		if terminal(t.state) && !a.updates.has(key) && fw.tasks[rt.info.TaskID.Value] == nil {
 			// Its end was acknowledged before the restart (its log was
 			// left by a stop between the two): it is forgotten, or its run
 			// would never be, nor its sandbox collected.

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/apronhq/apron/agent"
+	"github.com/apronhq/apron/agent/checkpoint"
 	"github.com/apronhq/apron/api/v1/internalpb"
 	"github.com/apronhq/apron/api/v1/mesospb"
 	"github.com/apronhq/apron/containerizer"
@@ -134,4 +135,32 @@ func TestShutdownAfterStop(t *testing.T) {
 	require.NoError(t, h.a.Shutdown(context.Background()))
 	assertNoContainers(t, h.dir)
 	assert.NoDirExists(t, filepath.Join(h.dir, "meta"))
+}
+
+// Config.CheckpointStore replaces the files under <work_dir>/meta: an agent
+// restarted on the same in-memory store recovers its running task from it,
+// and writes nothing under meta.
+func TestRecoverFromMemoryCheckpointStore(t *testing.T) {
+	mem := checkpoint.NewMemory()
+	withMem := func(c *agent.Config) { c.CheckpointStore = mem }
+	h := newHarness(t, withMem)
+	h.waitRegistered()
+	h.fm.push(runTask(commandTask("t1", "sleep 1000")))
+	h.fm.waitUpdate(t, "t1", mesospb.TASK_RUNNING)
+	h.stop()
+
+	h.start(withMem)
+	conns := h.waitConnects(2)
+	require.Equal(t, internalpb.Call_REREGISTER, conns[1].GetType())
+	require.Len(t, conns[1].Reregister.Tasks, 1)
+	assert.Equal(t, "t1", conns[1].Reregister.Tasks[0].TaskID.Value)
+	id, err := mem.AgentID()
+	require.NoError(t, err)
+	assert.NotEmpty(t, id)
+	assert.Equal(t, id, conns[1].Reregister.AgentInfo.GetID().GetValue())
+	assert.NoDirExists(t, filepath.Join(h.dir, "meta"))
+
+	h.waitRegistered()
+	h.fm.push(killTask("t1"))
+	h.fm.waitUpdate(t, "t1", mesospb.TASK_KILLED)
 }

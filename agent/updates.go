@@ -1,12 +1,9 @@
 package agent
 
 import (
-	"bytes"
 	"net"
 	"os"
-	"sort"
 	"strings"
-	"time"
 
 	"github.com/apronhq/apron/api/v1/executorpb"
 	"github.com/apronhq/apron/api/v1/internalpb"
@@ -14,30 +11,11 @@ import (
 	"github.com/apronhq/apron/executor"
 )
 
-// The status update manager, as Mesos's: every task has a stream of
-// updates; the head of each stream is sent to the master and resent with
-// backoff until the master forwards the framework's acknowledgement of its
-// uuid, then the next is sent. Streams are checkpointed (an append-only log
-// of updates and acknowledgements per task), so a restarted agent resends
-// what was not acknowledged.
-
-type streamKey struct{ framework, task string }
-
-type updateStream struct {
-	key      streamKey
-	pending  []*internalpb.Call_StatusUpdate // head first; the head is in flight
-	received map[string]bool                 // uuids of every update taken
-	acked    map[string]bool                 // uuids acknowledged
-	// terminated is set once a terminal update is acknowledged: the stream
-	// takes no more updates and is removed.
-	terminated bool
-	timer      timerID
-	backoff    time.Duration
-}
-
-func newUpdateStream(key streamKey) *updateStream {
-	return &updateStream{key: key, received: map[string]bool{}, acked: map[string]bool{}}
-}
+// The status update manager's shell: the decisions are updateManager's
+// (statusupdates.go); here the agent stamps what it adds to an update, keeps
+// its task records in step, and does the I/O the manager decides on:
+// checkpoint writes first, then ACKNOWLEDGED to executors, then the
+// updates to the master, and one timer for the manager's next retry.
 
 // statusUpdate takes a status update for a task (from its executor or made
 // by the agent): it records the task's new state and queues the update for
@@ -58,99 +36,153 @@ func (a *Agent) statusUpdate(fwID, execID string, st mesospb.TaskStatus) {
 		st.Timestamp = ptr(float64(a.clk.Now().UnixNano()) / 1e9)
 	}
 	key := streamKey{fwID, st.TaskID.Value}
-	s := a.streams[key]
-	if s == nil {
-		s = newUpdateStream(key)
-		a.streams[key] = s
-	}
-	id := string(st.UUID)
-	ackExecutor := func() {
-		if st.GetSource() == mesospb.TaskStatus_SOURCE_EXECUTOR && st.ExecutorID != nil {
-			a.acknowledgeExecutor(fwID, st.ExecutorID.Value, st.TaskID, st.UUID)
-		}
-	}
-	switch {
-	case s.acked[id], s.received[id]:
-		// The executor resent an update it missed the acknowledgement of.
-		ackExecutor()
-		return
-	case s.terminated:
-		a.log.Warn("agent: dropping an update for a terminated task", "framework", fwID, "task", st.TaskID.Value, "state", st.GetState().String())
-		ackExecutor() // so that it stops resending it, as Mesos
-		return
-	}
-	if fw := a.frameworks[fwID]; fw != nil {
-		if t := fw.tasks[st.TaskID.Value]; t != nil {
-			a.addContainerStatus(t, &st)
-		}
+	t := a.streamTask(key)
+	if t != nil {
+		a.addContainerStatus(t, &st)
 	}
 	u := &internalpb.Call_StatusUpdate{FrameworkID: mesospb.FrameworkID{Value: fwID}, Status: st}
 	if st.ExecutorID != nil {
 		u.ExecutorID = &mesospb.ExecutorID{Value: st.ExecutorID.Value}
 	}
-	if fw := a.frameworks[fwID]; fw != nil {
-		if t := fw.tasks[st.TaskID.Value]; t != nil {
+	switch a.updates.update(u, a.clk.Now()) {
+	case updateDuplicate:
+		// The executor resent an update it missed the acknowledgement of.
+	case updateAfterTerminal:
+		a.log.Warn("agent: dropping an update for a terminated task", "framework", fwID, "task", st.TaskID.Value, "state", st.GetState().String())
+	case updateTaken:
+		// The task's state changes before the update goes out: the
+		// master gets it as the update's latest_state.
+		if t != nil {
 			was := terminal(t.state)
 			a.updateTaskState(t, st)
 			if !was && terminal(t.state) {
 				a.met.terminal[t.state]++
 			}
 		}
+		a.log.Debug("agent: status update", "framework", fwID, "task", st.TaskID.Value, "state", st.GetState().String(), "source", st.GetSource().String())
 	}
-	if err := a.meta.appendUpdate(fwID, st.TaskID.Value, u); err != nil {
-		a.log.Error("agent: checkpointing a status update", "task", st.TaskID.Value, "err", err)
+	a.applyUpdates()
+	a.syncUpdateHead(key)
+}
+
+// streamTask is the task record of a stream, nil when the agent has none.
+func (a *Agent) streamTask(key streamKey) *taskRec {
+	if fw := a.frameworks[key.framework]; fw != nil {
+		return fw.tasks[key.task]
 	}
-	a.log.Debug("agent: status update", "framework", fwID, "task", st.TaskID.Value, "state", st.GetState().String(), "source", st.GetSource().String())
-	s.received[id] = true
-	ackExecutor()
-	s.pending = append(s.pending, u)
-	if len(s.pending) == 1 {
-		s.backoff = a.cfg.StatusUpdateRetry
-		a.forwardUpdate(s)
+	return nil
+}
+
+// syncUpdateHead shows the head of a task's stream in its record (the
+// Task's status_update_state and status_update_uuid).
+func (a *Agent) syncUpdateHead(key streamKey) {
+	t := a.streamTask(key)
+	if t == nil {
+		return
+	}
+	if h := a.updates.head(key); h != nil {
+		t.updateState, t.updateUUID = h.Status.State, h.Status.UUID
+	} else {
+		t.updateState, t.updateUUID = nil, nil
 	}
 }
 
-// forwardUpdate sends the head of a stream to the master (when registered)
-// and sets its retry timer.
-func (a *Agent) forwardUpdate(s *updateStream) {
-	a.tm.cancel(s.timer)
-	s.timer = 0
-	if len(s.pending) == 0 {
-		return
-	}
-	head := s.pending[0]
-	latest := head.Status.GetState()
-	if fw := a.frameworks[s.key.framework]; fw != nil {
-		if t := fw.tasks[s.key.task]; t != nil {
-			latest = t.state
-			t.updateState, t.updateUUID = head.Status.State, head.Status.UUID
+// applyUpdates does what the status update manager decided: its
+// checkpoint writes, then the executors' acknowledgements, then the
+// updates for the master; and sets the timer of its next retry. A failed
+// write is logged, and the agent goes on, as it always has.
+func (a *Agent) applyUpdates() {
+	r := a.updates.drain()
+	for _, w := range r.writes {
+		fw, task := w.key.framework, w.key.task
+		switch w.op {
+		case writeUpdate:
+			if err := a.meta.appendUpdate(fw, task, w.update); err != nil {
+				a.log.Error("agent: checkpointing a status update", "task", task, "err", err)
+			}
+		case writeAck:
+			if err := a.meta.appendAck(fw, task, w.uuid); err != nil {
+				a.log.Error("agent: checkpointing an acknowledgement", "task", task, "err", err)
+			}
+		case writeRemove:
+			err := a.meta.removeTask(fw, task)
+			if err == nil || w.uuid == nil {
+				break
+			}
+			// The ack must survive a restart if the log does: record it.
+			a.log.Warn("agent: removing a task's checkpoint", "task", task, "err", err)
+			if err := a.meta.appendAck(fw, task, w.uuid); err != nil {
+				a.log.Error("agent: checkpointing an acknowledgement", "task", task, "err", err)
+			}
+			if err := a.meta.removeTask(fw, task); err != nil {
+				a.log.Warn("agent: removing a task's checkpoint", "task", task, "err", err)
+			}
 		}
 	}
+	for _, ack := range r.executorAcks {
+		a.acknowledgeExecutor(ack.framework, ack.executor, ack.taskID, ack.uuid)
+	}
+	for _, f := range r.forwards {
+		a.sendUpdate(f)
+	}
+	a.armUpdateRetry()
+}
+
+// sendUpdate queues the head of a stream for the master, with the task's
+// latest state, as Mesos's agent (Slave::forward) adds it.
+func (a *Agent) sendUpdate(f updateForward) {
+	head := f.update
+	if f.retry {
+		a.log.Info("agent: resending an unacknowledged status update", "framework", head.FrameworkID.Value, "task", head.Status.TaskID.Value, "next_retry", f.next)
+	}
 	if !a.registered || a.conn == nil {
-		return // resent by resumeUpdates after the next registration
+		return // the manager is paused until the agent registers; resent then
+	}
+	latest := head.Status.GetState()
+	if t := a.streamTask(streamKey{head.FrameworkID.Value, head.Status.TaskID.Value}); t != nil {
+		latest = t.state
 	}
 	u := *head
 	u.LatestState = latest.Enum()
 	a.outbox = append(a.outbox, &internalpb.Call{Type: internalpb.Call_STATUS_UPDATE.Enum(), StatusUpdate: &u})
-	s.timer = a.tm.after(s.backoff, func() {
-		s.timer = 0
-		s.backoff = min(2*s.backoff, a.cfg.StatusUpdateRetryMax)
-		a.log.Info("agent: resending an unacknowledged status update", "framework", s.key.framework, "task", s.key.task, "next_retry", s.backoff)
-		a.forwardUpdate(s)
+}
+
+// armUpdateRetry sets the one timer that ticks the status update manager
+// when its next retry is due.
+func (a *Agent) armUpdateRetry() {
+	at, ok := a.updates.nextDeadline()
+	if ok && a.updateTimer != 0 && at.Equal(a.updateTimerAt) {
+		return
+	}
+	a.tm.cancel(a.updateTimer)
+	a.updateTimer = 0
+	if !ok {
+		return
+	}
+	a.updateTimerAt = at
+	a.updateTimer = a.tm.after(at.Sub(a.clk.Now()), func() {
+		a.updateTimer = 0
+		now := a.clk.Now()
+		if now.Before(at) {
+			now = at
+		}
+		a.updates.tick(now)
+		a.applyUpdates()
 	})
 }
 
 // pauseUpdates stops the retries while the agent has no master.
 func (a *Agent) pauseUpdates() {
-	for _, s := range a.streams {
-		a.tm.cancel(s.timer)
-		s.timer = 0
-	}
+	a.updates.pause()
+	a.applyUpdates()
 }
 
 // resumeUpdates sends every stream's head after a (re)registration, with
 // fresh backoffs.
-func (a *Agent) resumeUpdates() { a.resumeStreams("") }
+func (a *Agent) resumeUpdates() {
+	a.updates.resume(a.clk.Now())
+	a.applyUpdates()
+}
 
 // resumeFramework resends at once, with fresh backoffs, the head of each of
 // a framework's streams, when the master says the framework is back
@@ -164,97 +196,38 @@ func (a *Agent) resumeFramework(fwID string) {
 	if fwID == "" || !a.registered {
 		return // sent by resumeUpdates after the next registration
 	}
-	a.resumeStreams(fwID)
-}
-
-// resumeStreams sends the head of every stream with pending updates (of
-// one framework, or of all when fwID is ""), in a stable order.
-func (a *Agent) resumeStreams(fwID string) {
-	keys := make([]streamKey, 0, len(a.streams))
-	for k, s := range a.streams {
-		if len(s.pending) > 0 && (fwID == "" || k.framework == fwID) {
-			keys = append(keys, k)
-		}
-	}
-	sort.Slice(keys, func(i, j int) bool {
-		if keys[i].framework != keys[j].framework {
-			return keys[i].framework < keys[j].framework
-		}
-		return keys[i].task < keys[j].task
-	})
-	for _, k := range keys {
-		s := a.streams[k]
-		s.backoff = a.cfg.StatusUpdateRetry
-		a.forwardUpdate(s)
-	}
+	a.updates.resumeFramework(fwID, a.clk.Now())
+	a.applyUpdates()
 }
 
 // acknowledge handles the master's ACKNOWLEDGE: the head of the task's
-// stream is done and the next update goes out. A terminal update's acknowledgement ends the stream and
-// the task is forgotten.
+// stream is done and the next update goes out. A terminal update's
+// acknowledgement ends the stream and the task is forgotten.
 func (a *Agent) acknowledge(fwID, taskID string, uuid []byte) {
 	key := streamKey{fwID, taskID}
-	s := a.streams[key]
-	if s == nil || len(s.pending) == 0 {
+	res := a.updates.ack(key, uuid, a.clk.Now())
+	switch res.outcome {
+	case ackNoStream:
 		a.log.Warn("agent: acknowledgement for no pending update", "framework", fwID, "task", taskID, "uuid", uuidString(uuid))
 		return
-	}
-	head := s.pending[0]
-	if !bytes.Equal(head.Status.UUID, uuid) {
+	case ackDuplicate:
+		a.log.Warn("agent: duplicate acknowledgement", "framework", fwID, "task", taskID, "uuid", uuidString(uuid))
+		return
+	case ackUnexpected:
 		a.log.Warn("agent: acknowledgement for an update that is not the pending one", "framework", fwID, "task", taskID, "uuid", uuidString(uuid))
 		return
 	}
-	// The acknowledgement of a terminal update ends the stream, and the
-	// stream's checkpoint with it: removing the log records the ack as
-	// surely as an 'A' record would, so the record is written only when
-	// the stream goes on (or the removal fails).
-	ended := s.terminated || terminal(head.Status.GetState())
-	removed := false
-	if ended {
-		if err := a.meta.removeTask(fwID, taskID); err != nil {
-			a.log.Warn("agent: removing a task's checkpoint", "task", taskID, "err", err)
-		} else {
-			removed = true
-		}
-	}
-	if !removed {
-		if err := a.meta.appendAck(fwID, taskID, uuid); err != nil {
-			a.log.Error("agent: checkpointing an acknowledgement", "task", taskID, "err", err)
-		}
-	}
-	s.pending[0] = nil
-	s.pending = s.pending[1:]
-	s.acked[string(uuid)] = true
-	a.tm.cancel(s.timer)
-	s.timer = 0
 	// The executor had its ACKNOWLEDGED when the agent took the update.
-	var t *taskRec
-	if fw := a.frameworks[fwID]; fw != nil {
-		t = fw.tasks[taskID]
-	}
-	if t != nil {
-		t.updateState, t.updateUUID = nil, nil
-	}
-	if terminal(head.Status.GetState()) {
-		s.terminated = true
-	}
-	if s.terminated {
-		if len(s.pending) > 0 {
-			a.log.Warn("agent: dropping updates queued after a terminal one", "framework", fwID, "task", taskID, "dropped", len(s.pending))
+	a.applyUpdates()
+	a.syncUpdateHead(key)
+	if res.outcome == ackClosed {
+		if res.dropped > 0 {
+			a.log.Warn("agent: dropping updates queued after a terminal one", "framework", fwID, "task", taskID, "dropped", res.dropped)
 		}
-		delete(a.streams, key)
-		if !removed {
-			if err := a.meta.removeTask(fwID, taskID); err != nil {
-				a.log.Warn("agent: removing a task's checkpoint", "task", taskID, "err", err)
-			}
-		}
-		if t != nil {
+		if t := a.streamTask(key); t != nil {
 			a.forgetTask(t)
 		}
-		return
 	}
-	s.backoff = a.cfg.StatusUpdateRetry
-	a.forwardUpdate(s)
 }
 
 func (a *Agent) acknowledgeExecutor(fwID, execID string, taskID mesospb.TaskID, uuid []byte) {
