@@ -22,9 +22,14 @@ type checkpoint struct {
 	Version int    `json:"version"`
 	ID      string `json:"id"`
 	// PID and StartTicks (field 22 of /proc/<pid>/stat) name the main
-	// process; the start time guards against a reused pid.
-	PID        int    `json:"pid"`
-	StartTicks uint64 `json:"start_ticks"`
+	// process; the start time guards against a reused pid. A record with
+	// PID 0 is written before the fork: the container is being launched,
+	// and LaunchTicks (ticks since boot then) bounds when its process
+	// started, so that a restarted agent can find a process forked just
+	// before the agent died.
+	PID         int    `json:"pid"`
+	StartTicks  uint64 `json:"start_ticks"`
+	LaunchTicks uint64 `json:"launch_ticks,omitempty"`
 	// BootID is the kernel's boot ID when the process started.
 	BootID string `json:"boot_id,omitempty"`
 	// Reaper: the main process is the reaper's child, and the reaper can
@@ -64,7 +69,7 @@ func (cp *checkpoint) validate() error {
 		return fmt.Errorf("unknown checkpoint version %d", cp.Version)
 	case ValidateID(cp.ID) != nil:
 		return fmt.Errorf("bad container ID %.60q", cp.ID)
-	case cp.PID <= 0:
+	case cp.PID < 0, cp.PID == 0 && cp.LaunchTicks == 0:
 		return fmt.Errorf("container %q: bad pid %d", cp.ID, cp.PID)
 	}
 	return nil
@@ -207,7 +212,8 @@ func (j *journal) checkpoints() []*checkpoint {
 	return cps
 }
 
-// launched records that a container's main process started.
+// launched records that a container's main process started, or, with PID
+// 0, is about to.
 func (j *journal) launched(cp *checkpoint) error {
 	line, err := encodeRecord(journalRecord{Launch: cp})
 	if err != nil {

@@ -17,6 +17,7 @@ const userHZ = 100
 type procStat struct {
 	State      byte   // R, S, D, Z, ...
 	PGID       int    // process group
+	Session    int    // session ID: the pid of a session leader
 	UTime      uint64 // user time, USER_HZ ticks
 	STime      uint64 // system time
 	CUTime     uint64 // user time of waited-for children
@@ -75,6 +76,7 @@ func parseProcStat(b []byte) (procStat, error) {
 	}
 	s.State = fields[0][0]
 	s.PGID = int(num(5))
+	s.Session = int(num(6))
 	s.UTime = num(14)
 	s.STime = num(15)
 	s.CUTime = num(16)

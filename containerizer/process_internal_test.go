@@ -105,7 +105,7 @@ func TestParseProcStat(t *testing.T) {
 	line := "1234 (a) (b c) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 30 7 3 20 0 3 0 987654 10000000 321 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n"
 	s, err := parseProcStat([]byte(line))
 	require.NoError(t, err)
-	assert.Equal(t, procStat{State: 'S', PGID: 1234, UTime: 250, STime: 30, CUTime: 7, CSTime: 3, Threads: 3, StartTicks: 987654, RSSPages: 321}, s)
+	assert.Equal(t, procStat{State: 'S', PGID: 1234, Session: 1234, UTime: 250, STime: 30, CUTime: 7, CSTime: 3, Threads: 3, StartTicks: 987654, RSSPages: 321}, s)
 
 	for _, bad := range []string{"", "1 (x", "1 (x) S 1 2", "1 (x) S 1 notanumber 1 0 -1 0 0 0 0 0 1 1 1 1 20 0 1 0 5 0 1"} {
 		_, err := parseProcStat([]byte(bad))

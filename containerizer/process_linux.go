@@ -250,6 +250,20 @@ func (p *Process) start(c *container, cfg *Config, cred *syscall.Credential) (er
 		}
 	}
 
+	// Recorded before the fork: an agent that dies right after it still
+	// finds the process when it restarts (Recover), where Mesos writes the
+	// forked pid before letting the child exec.
+	cp := &checkpoint{Version: checkpointVersion, ID: c.id, BootID: p.bootID, Sandbox: cfg.Sandbox, User: cfg.User, Reaper: c.reaped, LaunchTicks: bootTicks()}
+	cp.Limits.CPUs, cp.Limits.MemoryBytes = cfg.Limits.CPUs, cfg.Limits.MemoryBytes
+	if err := p.journal.launched(cp); err != nil {
+		return fail("checkpointing", err)
+	}
+	unlaunch := func() {
+		if err := p.journal.destroyed(c.id); err != nil {
+			p.log.Warn("cannot checkpoint a failed launch", "container", c.id, "err", err)
+		}
+	}
+
 	pidfd := -1
 	var pid int
 	if c.reaped {
@@ -272,6 +286,7 @@ func (p *Process) start(c *container, cfg *Config, cred *syscall.Credential) (er
 		pid, err = syscall.ForkExec(argv0, argv, attr)
 	}
 	if err != nil {
+		unlaunch()
 		return fail("starting "+argv0, err)
 	}
 	c.pid = pid
@@ -282,6 +297,7 @@ func (p *Process) start(c *container, cfg *Config, cred *syscall.Credential) (er
 			unix.Kill(-pid, unix.SIGKILL)
 			var ws syscall.WaitStatus
 			syscall.Wait4(pid, &ws, 0, nil)
+			unlaunch()
 			return fail("opening a pidfd", err)
 		}
 	}
@@ -294,13 +310,15 @@ func (p *Process) start(c *container, cfg *Config, cred *syscall.Credential) (er
 			var ws syscall.WaitStatus
 			syscall.Wait4(pid, &ws, 0, nil)
 		}
+		unlaunch()
 		return fail("watching the process", err)
 	}
 
 	// The child cannot have been reaped yet (the reaper reaps only when
 	// asked), so its stat is its own.
-	cp := &checkpoint{Version: checkpointVersion, ID: c.id, PID: pid, BootID: p.bootID, Sandbox: cfg.Sandbox, User: cfg.User, Reaper: c.reaped}
-	cp.Limits.CPUs, cp.Limits.MemoryBytes = cfg.Limits.CPUs, cfg.Limits.MemoryBytes
+	launching := *cp
+	cp = &launching
+	cp.PID = pid
 	st, statErr := readProcStat(pid, nil)
 	if statErr == nil {
 		cp.StartTicks = st.StartTicks
@@ -333,9 +351,20 @@ func (p *Process) start(c *container, cfg *Config, cred *syscall.Credential) (er
 		if c.reaped {
 			p.reaper.forget(c.id, pid)
 		}
+		unlaunch()
 		return fail("checkpointing", cpErr)
 	}
 	return nil
+}
+
+// bootTicks is the time since boot in the clock ticks of /proc's start
+// times.
+func bootTicks() uint64 {
+	var ts unix.Timespec
+	if unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts) != nil {
+		return 0
+	}
+	return uint64(ts.Sec)*userHZ + uint64(ts.Nsec)*userHZ/1e9
 }
 
 // pidfdFile wraps a pidfd in an os.File registered with the runtime's poller:
@@ -734,6 +763,14 @@ func (p *Process) recoverContainer(cp *checkpoint) *container {
 	if p.bootID != "" && cp.BootID != "" && p.bootID != cp.BootID {
 		return endNow(lost)
 	}
+	if cp.PID == 0 {
+		// The agent died between recording the launch and recording the
+		// pid: find the process, if it was forked.
+		if !p.findLaunched(cp) {
+			return endNow(Termination{ExitCode: -1, Message: "the agent stopped while launching it; it did not start, or ended with its exit status unknown"})
+		}
+		c.pid = cp.PID
+	}
 	same := func() bool {
 		st, err := readProcStat(cp.PID, nil)
 		return err == nil && st.StartTicks == cp.StartTicks
@@ -757,6 +794,61 @@ func (p *Process) recoverContainer(cp *checkpoint) *container {
 	}
 	c.pidfd = f
 	return c
+}
+
+// findLaunched looks for the main process of a container whose launch was
+// recorded but not its pid: the reaper's child of that container, or else
+// the session leader working in its sandbox that started after the launch
+// began. It records the pid it finds.
+func (p *Process) findLaunched(cp *checkpoint) bool {
+	pid := 0
+	if cp.Reaper {
+		pid = p.reaper.find(cp.ID)
+	} else {
+		pid = findSessionIn(cp.Sandbox, cp.LaunchTicks)
+	}
+	if pid <= 0 {
+		return false
+	}
+	st, err := readProcStat(pid, nil)
+	if err != nil {
+		return false
+	}
+	found := *cp
+	found.PID, found.StartTicks = pid, st.StartTicks
+	if err := p.journal.launched(&found); err != nil {
+		p.log.Warn("cannot checkpoint a recovered container", "container", cp.ID, "err", err)
+	}
+	*cp = found
+	p.log.Info("found the process of a container whose launch the agent did not finish recording", "container", cp.ID, "pid", pid)
+	return true
+}
+
+// findSessionIn returns the pid of a session leader whose working directory
+// is dir and which started at or after ticks since boot, or 0.
+func findSessionIn(dir string, ticks uint64) int {
+	d, err := os.Open("/proc")
+	if err != nil {
+		return 0
+	}
+	defer d.Close()
+	names, _ := d.Readdirnames(-1)
+	buf := make([]byte, 1024)
+	for _, name := range names {
+		pid, err := strconv.Atoi(name)
+		if err != nil || pid <= 1 {
+			continue
+		}
+		st, err := readProcStat(pid, buf)
+		// A tick of slack: the two clocks are read apart.
+		if err != nil || st.Session != pid || st.StartTicks+1 < ticks {
+			continue
+		}
+		if cwd, err := os.Readlink("/proc/" + name + "/cwd"); err == nil && cwd == dir {
+			return pid
+		}
+	}
+	return 0
 }
 
 // recoverReaped returns how a container launched through the reaper ended,

@@ -98,7 +98,7 @@ const reaperMaxFrame = 64 << 20
 const reaperCallTimeout = 30 * time.Second
 
 type reaperRequest struct {
-	Op   string `json:"op"` // "start", "status" or "forget"
+	Op   string `json:"op"` // "start", "status", "find" or "forget"
 	ID   string `json:"id"`
 	PID  int    `json:"pid,omitempty"`
 	Path string `json:"path,omitempty"`
@@ -129,8 +129,9 @@ type reaperResponse struct {
 
 // reaperChild is a process the reaper started and has not forgotten.
 type reaperChild struct {
-	id     string
-	ended  bool
+	id        string
+	forgotten bool // running, and to be reaped when it ends; nobody asks for it
+	ended     bool
 	status syscall.WaitStatus
 	rusage syscall.Rusage
 }
@@ -281,7 +282,7 @@ func (r *reaper) handle(req *reaperRequest, fds []int) (*reaperResponse, int) {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		c := r.children[req.PID]
-		if c == nil || c.id != req.ID {
+		if c == nil || c.id != req.ID || c.forgotten {
 			return &reaperResponse{State: reaperUnknown}, -1
 		}
 		if !c.ended && !r.reapLocked(req.PID, c, syscall.WNOHANG) {
@@ -293,6 +294,17 @@ func (r *reaper) handle(req *reaperRequest, fds []int) (*reaperResponse, int) {
 			UserNs: c.rusage.Utime.Nano(),
 			SysNs:  c.rusage.Stime.Nano(),
 		}, -1
+	case "find":
+		// The container's process, for a containerizer that died before it
+		// could record the pid.
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		for pid, c := range r.children {
+			if c.id == req.ID && !c.forgotten {
+				return &reaperResponse{PID: pid}, -1
+			}
+		}
+		return &reaperResponse{State: reaperUnknown}, -1
 	case "forget":
 		r.mu.Lock()
 		defer r.mu.Unlock()
@@ -307,6 +319,7 @@ func (r *reaper) handle(req *reaperRequest, fds []int) (*reaperResponse, int) {
 		}
 		// Still running: nobody will ask for its status; reap it when it
 		// ends so it does not stay a zombie.
+		c.forgotten = true
 		go func(pid int) {
 			var ws syscall.WaitStatus
 			for {
@@ -546,6 +559,19 @@ func (rc *reaperClient) status(id string, pid int) (state string, ws syscall.Wai
 		ru = &syscall.Rusage{Utime: syscall.NsecToTimeval(resp.UserNs), Stime: syscall.NsecToTimeval(resp.SysNs)}
 	}
 	return resp.State, syscall.WaitStatus(resp.Status), ru, nil
+}
+
+// find returns the pid of the container's main process, if the reaper
+// started it and it has not been forgotten; 0 otherwise.
+func (rc *reaperClient) find(id string) int {
+	resp, fds, err := rc.call(&reaperRequest{Op: "find", ID: id}, nil)
+	for _, fd := range fds {
+		unix.Close(fd)
+	}
+	if err != nil || resp.Err != "" {
+		return 0
+	}
+	return resp.PID
 }
 
 // forget tells the reaper the status of the container's main process is no
