@@ -5,6 +5,13 @@
 //
 //	go run ./examples/batch -master 127.0.0.1:5050 -tasks 20 -cmd 'echo "task $TASK_INDEX"; sleep 1'
 //
+// With -events FILE it appends every task it launches and every status
+// update it receives to FILE, one JSON line each (batch.Event), an update
+// before it is acknowledged: what a test or an operator reads to see what
+// reached the framework, across restarts. -checkpoint
+// (the default) sets FrameworkInfo.checkpoint, which Mesos requires for a
+// framework's tasks to survive a restart of their agent.
+//
 // Each task sees TASK_INDEX (1 to -tasks) and ATTEMPT in its environment; a
 // task that fails is retried up to -max-attempts times in all.
 //
@@ -73,6 +80,8 @@ func run(args []string, out io.Writer) (int, error) {
 		journalDir  = fs.String("journal-dir", os.TempDir(), "`directory` of the job's journal, apron-batch-<framework ID>.journal, which a resumed run reads")
 		timeout     = fs.Duration("timeout", 0, "give up after this long (0: never)")
 		useJSON     = fs.Bool("json", false, "speak JSON to the master instead of protobuf")
+		checkpoint  = fs.Bool("checkpoint", true, "ask agents to checkpoint the framework's tasks (FrameworkInfo.checkpoint), so that they survive an agent restart; without it Mesos kills them when their agent stops or restarts")
+		eventsPath  = fs.String("events", "", "append every task launched and every status update received to this `file`, one JSON line each (type, task_id, state, reason, source, message, uuid, agent_id), an update before it is acknowledged")
 		common      cli.Common
 	)
 	common.Register(fs, "error")
@@ -115,6 +124,14 @@ func run(args []string, out io.Writer) (int, error) {
 		}
 	}
 	fw := batch.New(tasks, out)
+	if *eventsPath != "" {
+		f, err := os.OpenFile(*eventsPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			return 2, err
+		}
+		defer f.Close()
+		fw.SetEvents(f)
+	}
 
 	var (
 		journalMu   sync.Mutex
@@ -145,10 +162,11 @@ func run(args []string, out io.Writer) (int, error) {
 	}()
 
 	info := mesospb.FrameworkInfo{
-		User:     *userName,
-		Name:     *name,
-		Roles:    []string{*role},
-		Hostname: hostname(),
+		User:       *userName,
+		Name:       *name,
+		Roles:      []string{*role},
+		Hostname:   hostname(),
+		Checkpoint: checkpoint,
 		Capabilities: []mesospb.FrameworkInfo_Capability{
 			{Type: mesospb.FrameworkInfo_Capability_MULTI_ROLE.Enum()},
 		},

@@ -31,6 +31,7 @@ type Proc struct {
 	Addr string
 	Port int
 
+	health string // the health path of a server, for Restart
 	mu     sync.Mutex
 	out    bytes.Buffer
 	change chan struct{} // closed and replaced when output arrives
@@ -212,7 +213,7 @@ func StartServer(t testing.TB, name, health string, timeout time.Duration, comma
 		port := FreePort(t)
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		p := Start(t, name, command(addr))
-		p.Addr, p.Port = addr, port
+		p.Addr, p.Port, p.health = addr, port, health
 		err := p.WaitHTTP("http://"+addr+health, timeout)
 		if err == nil {
 			return p
@@ -223,5 +224,60 @@ func StartServer(t testing.TB, name, health string, timeout time.Duration, comma
 			continue
 		}
 		t.Fatalf("%s did not start serving on %s: %v\n%s", name, addr, err, out)
+	}
+}
+
+// Pid is the process's ID.
+func (p *Proc) Pid() int { return p.Cmd.Process.Pid }
+
+// Signal sends sig to the process alone, not to its process group: what
+// it started is left alone, as when it crashes or is stopped by hand.
+func (p *Proc) Signal(sig syscall.Signal) error {
+	if p.Exited() {
+		return fmt.Errorf("proctest: %s has exited", p.Name)
+	}
+	return p.Cmd.Process.Signal(sig)
+}
+
+// Kill sends SIGKILL to the process alone (see Signal) and waits for it
+// to exit, for at most timeout: a crash that leaves what it started
+// running.
+func (p *Proc) Kill(t testing.TB, timeout time.Duration) {
+	t.Helper()
+	if err := p.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	p.Wait(t, timeout)
+}
+
+// Restart waits for the process to exit, for at most timeout, and starts
+// the same command again (same path, arguments, environment and working
+// directory), with the same name, in a process group of its own, as
+// Start does. A process started by StartServer is started on the same
+// address and waited for as StartServer waits (its port may take a moment
+// to be free: "address already in use" is retried until timeout). The old
+// Proc keeps its output; the new one has its own, and is stopped when t
+// ends.
+func (p *Proc) Restart(t testing.TB, timeout time.Duration) *Proc {
+	t.Helper()
+	p.Wait(t, timeout)
+	deadline := time.Now().Add(timeout)
+	for {
+		cmd := exec.Command(p.Cmd.Path, p.Cmd.Args[1:]...)
+		cmd.Env, cmd.Dir = p.Cmd.Env, p.Cmd.Dir
+		q := Start(t, p.Name, cmd)
+		q.Addr, q.Port, q.health = p.Addr, p.Port, p.health
+		if p.health == "" {
+			return q
+		}
+		err := q.WaitHTTP("http://"+q.Addr+q.health, time.Until(deadline))
+		if err == nil {
+			return q
+		}
+		if q.Exited() && strings.Contains(q.Output(), "address already in use") && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		t.Fatalf("%s did not start serving again on %s: %v\n%s", p.Name, p.Addr, err, q.Output())
 	}
 }

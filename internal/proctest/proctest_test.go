@@ -120,3 +120,28 @@ func TestOnlyTestsImport(t *testing.T) {
 	})
 	require.NoError(t, err)
 }
+
+func TestKillAndRestart(t *testing.T) {
+	p := proctest.StartServer(t, "server", "/health", wait, func(addr string) *exec.Cmd {
+		return helper("serve", "PROCTEST_ADDR="+addr)
+	})
+	pid := p.Pid()
+	p.Kill(t, wait)
+	assert.True(t, p.Exited())
+	assert.NotContains(t, p.Output(), "stopping on SIGTERM", "killed, not stopped")
+
+	q := p.Restart(t, wait)
+	assert.NotEqual(t, pid, q.Pid())
+	assert.Equal(t, p.Addr, q.Addr, "serves on the same address again")
+	assert.Equal(t, p.Port, q.Port)
+	q.WaitFor(t, regexp.MustCompile(`serving on `+regexp.QuoteMeta(p.Addr)), wait)
+
+	require.NoError(t, q.Signal(syscall.SIGTERM))
+	assert.Equal(t, 0, q.Wait(t, wait))
+	assert.Contains(t, q.Output(), "stopping on SIGTERM")
+	assert.Error(t, q.Signal(syscall.SIGTERM), "it has exited")
+
+	r := q.Restart(t, wait)
+	assert.Equal(t, p.Addr, r.Addr)
+	r.Stop()
+}

@@ -24,6 +24,7 @@ package batch
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -69,6 +70,7 @@ type Framework struct {
 	agents   map[string]string // agent ID -> hostname
 
 	journal      io.Writer // nil: no journal
+	events       io.Writer // nil: no event log
 	onRegistered func(frameworkID string)
 	// reconciling is the task ID of the marker whose answer ends the
 	// current reconciliation ("" when none runs); held are the offers
@@ -139,6 +141,83 @@ func (f *Framework) SetJournal(w io.Writer) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.journal = w
+}
+
+// Event is one line of the event log (SetEvents): a task the framework
+// launched (Type "LAUNCH", before the launch is sent), or a status update
+// as it received it (Type "UPDATE", before it acted on it or acknowledged
+// it).
+type Event struct {
+	Type string `json:"type"`
+	// Time is when the framework launched or received it, Unix nanoseconds.
+	Time    int64  `json:"time"`
+	TaskID  string `json:"task_id"`
+	State   string `json:"state"`
+	Reason  string `json:"reason,omitempty"`
+	Source  string `json:"source,omitempty"`
+	Message string `json:"message,omitempty"`
+	AgentID string `json:"agent_id,omitempty"`
+	// UUID is the update's uuid, hex; empty for the updates that are not
+	// acknowledged (the master's: reconciliation answers, TASK_LOST of a
+	// removed agent, ...).
+	UUID string `json:"uuid,omitempty"`
+}
+
+// SetEvents makes the framework log every task it launches and every
+// status update it receives to w,
+// one JSON Event per line, each line one Write: a test (or an operator)
+// can follow what reached the framework, in order, across its restarts
+// when each process appends to the same file. An update is logged before
+// the driver acknowledges it, so an acknowledged update is never missing
+// from the log.
+func (f *Framework) SetEvents(w io.Writer) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.events = w
+}
+
+// logEvent appends st to the event log; f.mu is held.
+func (f *Framework) logEvent(st mesospb.TaskStatus) {
+	if f.events == nil {
+		return
+	}
+	ev := Event{
+		Type:    "UPDATE",
+		Time:    f.now().UnixNano(),
+		TaskID:  st.TaskID.Value,
+		State:   st.GetState().String(),
+		Message: st.GetMessage(),
+		UUID:    fmt.Sprintf("%x", st.UUID),
+	}
+	if st.Reason != nil {
+		ev.Reason = st.Reason.String()
+	}
+	if st.Source != nil {
+		ev.Source = st.Source.String()
+	}
+	if st.AgentID != nil {
+		ev.AgentID = st.AgentID.Value
+	}
+	f.writeEvent(ev)
+}
+
+// logLaunch appends the launch of t's current attempt to the event log;
+// f.mu is held.
+func (f *Framework) logLaunch(t *taskState) {
+	if f.events == nil {
+		return
+	}
+	f.writeEvent(Event{Type: "LAUNCH", Time: t.launched.UnixNano(), TaskID: t.id, AgentID: t.agent})
+}
+
+func (f *Framework) writeEvent(ev Event) {
+	b, err := json.Marshal(ev)
+	if err == nil {
+		_, err = f.events.Write(append(b, '\n'))
+	}
+	if err != nil {
+		fmt.Fprintf(f.out, "event log: %v\n", err)
+	}
 }
 
 // ErrBadJournal: a journal line Restore cannot read.
@@ -402,6 +481,7 @@ func (f *Framework) useOffers(ctx context.Context, d *scheduler.Driver, offers [
 			t.launched = f.now()
 			f.byID[t.id] = t
 			f.record("launch %s %s %s %d", t.id, t.agent, hostField(o.Hostname), t.launched.UnixNano())
+			f.logLaunch(t)
 			infos = append(infos, mesospb.TaskInfo{
 				Name:      t.Name,
 				TaskID:    mesospb.TaskID{Value: t.id},
@@ -446,6 +526,7 @@ func (f *Framework) useOffers(ctx context.Context, d *scheduler.Driver, offers [
 // attempts remain.
 func (f *Framework) StatusUpdate(ctx context.Context, d *scheduler.Driver, st mesospb.TaskStatus) {
 	f.mu.Lock()
+	f.logEvent(st)
 	if f.reconciling != "" && st.TaskID.Value == f.reconciling {
 		// The last answer of the reconciliation: launch on what was held.
 		f.reconciling = ""
@@ -552,6 +633,7 @@ func (f *Framework) adopt(st mesospb.TaskStatus) *taskState {
 		agent = t.agent
 	}
 	f.record("launch %s %s %s %d", t.id, agent, hostField(f.agents[t.agent]), t.launched.UnixNano())
+	f.logLaunch(t)
 	return t
 }
 

@@ -3,6 +3,7 @@ package batch
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -101,4 +102,34 @@ func TestAdoptReportedTask(t *testing.T) {
 	f.StatusUpdate(ctx, nil, mesospb.TaskStatus{TaskID: mesospb.TaskID{Value: "zz-1"}, State: mesospb.TASK_RUNNING.Enum()})
 	f.StatusUpdate(ctx, nil, mesospb.TaskStatus{TaskID: mesospb.TaskID{Value: "t2"}, State: mesospb.TASK_RUNNING.Enum()})
 	assert.Equal(t, []string{"t1", "t3"}, pendingNames(f))
+}
+
+func TestEvents(t *testing.T) {
+	// Every update received is logged, also those the framework ignores,
+	// and so is the adoption of a task the master reported.
+	var events bytes.Buffer
+	f := New(job(2), &bytes.Buffer{})
+	f.SetEvents(&events)
+	ctx := context.Background()
+	f.StatusUpdate(ctx, nil, mesospb.TaskStatus{
+		TaskID: mesospb.TaskID{Value: "t1-1"}, State: mesospb.TASK_RUNNING.Enum(), AgentID: &mesospb.AgentID{Value: "agent-a"},
+		Source: mesospb.TaskStatus_SOURCE_EXECUTOR.Enum(), UUID: []byte{0xab, 0x01},
+	})
+	f.StatusUpdate(ctx, nil, mesospb.TaskStatus{
+		TaskID: mesospb.TaskID{Value: "zz-1"}, State: mesospb.TASK_LOST.Enum(),
+		Source: mesospb.TaskStatus_SOURCE_MASTER.Enum(), Reason: mesospb.TaskStatus_REASON_RECONCILIATION.Enum(), Message: ptr("unknown"),
+	})
+	var got []Event
+	for _, line := range strings.Split(strings.TrimSuffix(events.String(), "\n"), "\n") {
+		var e Event
+		require.NoError(t, json.Unmarshal([]byte(line), &e), line)
+		assert.NotZero(t, e.Time)
+		e.Time = 0
+		got = append(got, e)
+	}
+	assert.Equal(t, []Event{
+		{Type: "UPDATE", TaskID: "t1-1", State: "TASK_RUNNING", Source: "SOURCE_EXECUTOR", AgentID: "agent-a", UUID: "ab01"},
+		{Type: "LAUNCH", TaskID: "t1-1", AgentID: "agent-a"},
+		{Type: "UPDATE", TaskID: "zz-1", State: "TASK_LOST", Reason: "REASON_RECONCILIATION", Source: "SOURCE_MASTER", Message: "unknown"},
+	}, got)
 }
