@@ -3,6 +3,7 @@ module github.com/apronhq/apron
 go 1.26.0
 
 require (
+	github.com/go-zookeeper/zk v1.0.4
 	github.com/gogo/protobuf v1.3.2
 	github.com/stretchr/testify v1.12.1
 	golang.org/x/sys v0.49.0
