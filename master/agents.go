@@ -243,6 +243,12 @@ func (c *core) reregisterAgent(r *internalpb.Call_Reregister) (string, error) {
 			if rt.ExecutorID != nil {
 				t.executor = rt.ExecutorID.Value
 			}
+			// The update the agent has in flight: reconciliation answers
+			// its state until the framework has seen it, as Mesos's
+			// master keeps what a re-registering agent reports.
+			if rt.StatusUpdateState != nil {
+				t.forwarded, t.updateState, t.updateUUID = true, rt.GetStatusUpdateState(), rt.StatusUpdateUUID
+			}
 			if !t.terminal() {
 				used[t.framework] = used[t.framework].Add(rs)
 			}

@@ -23,9 +23,15 @@ type task struct {
 
 	state    mesospb.TaskState // latest state known on the agent
 	statuses []mesospb.TaskStatus
-	// The update the framework has yet to acknowledge, if any.
-	unackedState mesospb.TaskState
-	unackedUUID  []byte
+	// The latest status update forwarded to the framework (Mesos's
+	// status_update_state and status_update_uuid), once there is one:
+	// reconciliation answers its state, never one the framework has not
+	// been sent yet (the agent's latest may be ahead). acked: the
+	// framework has acknowledged it.
+	forwarded   bool
+	updateState mesospb.TaskState
+	updateUUID  []byte
+	acked       bool
 }
 
 func (t *task) key() string { return t.framework + "/" + t.id }
@@ -61,9 +67,9 @@ func (t *task) proto() mesospb.Task {
 	if t.executor != "" {
 		p.ExecutorID = &mesospb.ExecutorID{Value: t.executor}
 	}
-	if t.unackedUUID != nil {
-		p.StatusUpdateState = t.unackedState.Enum()
-		p.StatusUpdateUUID = t.unackedUUID
+	if t.forwarded {
+		p.StatusUpdateState = t.updateState.Enum()
+		p.StatusUpdateUUID = t.updateUUID
 	}
 	if t.info.Command != nil {
 		p.User = t.info.Command.User
@@ -123,10 +129,14 @@ func (c *core) statusUpdate(a *agent, u *internalpb.Call_StatusUpdate) error {
 		if u.LatestState != nil {
 			latest = u.GetLatestState()
 		}
-		t.state = latest
+		// As Mesos (Master::updateTask), a terminal state is final.
+		if !wasTerminal {
+			t.state = latest
+		}
 		t.statuses = appendStatus(t.statuses, st)
 		if st.UUID != nil {
-			t.unackedState, t.unackedUUID = st.GetState(), st.UUID
+			t.forwarded, t.acked = true, false
+			t.updateState, t.updateUUID = st.GetState(), st.UUID
 		}
 		if !wasTerminal && t.terminal() {
 			c.taskEnded(a, t)
@@ -217,9 +227,9 @@ func (c *core) acknowledge(fw *framework, ack *schedulerpb.Call_Acknowledge) err
 	if a == nil {
 		return nil // the agent is gone; its updates went with it
 	}
-	if t := a.tasks[fw.id+"/"+ack.TaskID.Value]; t != nil && bytes.Equal(t.unackedUUID, ack.UUID) {
-		t.unackedUUID = nil
-		if isTerminal(t.unackedState) {
+	if t := a.tasks[fw.id+"/"+ack.TaskID.Value]; t != nil && !t.acked && bytes.Equal(t.updateUUID, ack.UUID) {
+		t.acked = true
+		if isTerminal(t.updateState) {
 			c.forgetTask(a, t)
 		}
 	}
@@ -320,14 +330,16 @@ func (c *core) reconcileTask(fw *framework, taskID, agentID string) {
 		"Reconciliation: Task is unknown"))
 }
 
-// reconciliationStatus is a known task's latest state: that of the update
-// the framework has yet to acknowledge, if any (the state it will see
-// next), else the latest the agent reported, with the health, check and
-// container status of its latest status (not its labels), as Mesos's.
+// reconciliationStatus is a known task's state as Mesos's reconciliation
+// gives it: that of the latest update forwarded to the framework,
+// acknowledged or not (so the answer never runs ahead of the updates the
+// agent has yet to deliver), else the latest the agent reported, with the
+// health, check and container status of its latest status (not its
+// labels).
 func (c *core) reconciliationStatus(t *task) mesospb.TaskStatus {
 	state := t.state
-	if t.unackedUUID != nil {
-		state = t.unackedState
+	if t.forwarded {
+		state = t.updateState
 	}
 	st := c.masterTaskStatus(t, state, mesospb.TaskStatus_REASON_RECONCILIATION, "Reconciliation: Latest task state")
 	if n := len(t.statuses); n > 0 {

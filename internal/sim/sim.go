@@ -14,6 +14,43 @@
 // use, and how fair the allocation is: Jain's index over the weighted
 // dominant shares of the top-level roles, and over the dominant shares of
 // the frameworks of each role.
+//
+// # Faults
+//
+// RunFaults runs a small cluster under a seeded fault model instead
+// (faults.go, network.go): the master's real StateMachine, simulated
+// agents and frameworks, and a network between them that delays every
+// message (logical time), loses, duplicates and reorders requests, breaks
+// streams (each end noticing at once or only by its timeouts), partitions
+// peers (holding what is in flight when the partition heals before the
+// TCP timeout, breaking the streams when it does not), crashes and
+// restarts agents (recovering from their checkpoint and re-registering
+// with their tasks), reboots agents (their tasks die; they come back as
+// new agents), kills agents for good (the master's health checks must
+// remove them), crashes and restarts frameworks (which fail over with
+// their framework ID and reconcile), and fails the master over (a new
+// StateMachine that knows nothing: Apron's master keeps no registry;
+// agents re-register, frameworks re-subscribe). Each run draws its
+// probabilities from its seed (RandomFaults). After the faults stop, the
+// run goes on without faults for a while (quiescence) and then checks that
+// everything settled. The invariants, and what Mesos promises for each,
+// are listed in invariants.go; a violation is a *Violation naming the
+// seed and the step, and the seed replays the run: the simulation is
+// deterministic (the master's outputs are put in a canonical order where
+// it ranges over Go maps, see canonical).
+//
+// The simulated agent is a model, not Apron's agent: modelAgent
+// (agentmodel.go) follows Mesos's agent with checkpointing (a command
+// executor reporting TASK_STARTING, TASK_RUNNING and the task's end; the
+// status update manager's per-task stream, sent one at a time and retried
+// from 10 s doubling to 10 min until acknowledged, resent at once on
+// (re)registration and when the framework re-subscribes; a launch it
+// already knows ignored). It sits behind the AgentCore interface so that
+// the real agent core, once it is a pure state machine (issue 9), plugs
+// in. The frameworks are modelled too (frameworkmodel.go): highly
+// available Mesos schedulers that persist their ID and tasks, set a
+// failover timeout of a week, acknowledge every update, reconcile after
+// subscribing and every 30 s, and kill some of their tasks.
 package sim
 
 import (
