@@ -21,6 +21,17 @@
 // Tasks run "true" (or "sleep <-task-time>"), and carry -task-time in
 // their environment as APRON_NOOP_RUN_TIME, which the no-op containerizer
 // takes as their run time.
+//
+// With -hold it measures a master that knows many tasks at once: it keeps
+// every task running (give them a long -task-time), reports the time until
+// all -tasks are RUNNING, holds them -hold-for (to read the operator API
+// at that size), and with -failover takes the framework over as a
+// restarted scheduler would (a new connection, the same framework ID) and
+// reconciles every task, implicitly and then explicitly in one call,
+// printing how long until every task answered, repeated or missing
+// answers, and disconnections:
+//
+//	loadgen -tasks 50000 -concurrency 50000 -task-time 10h -per-offer 2500 -hold -failover -teardown=false
 package main
 
 import (
@@ -38,6 +49,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/apronhq/apron/api/v1/mesospb"
@@ -75,6 +87,17 @@ type options struct {
 	json        bool
 	timeout     time.Duration
 	quiet       bool
+
+	// -hold and what follows it (hold.go).
+	hold             bool
+	holdFor          time.Duration
+	failover         bool
+	failoverTimeout  time.Duration
+	reconcileTimeout time.Duration
+	implicit         bool
+	explicit         bool
+	teardown         bool
+	perOffer         int
 }
 
 func run(args []string, out io.Writer) error {
@@ -97,6 +120,15 @@ func run(args []string, out io.Writer) error {
 	fs.BoolVar(&o.json, "json", false, "speak JSON to the master instead of protobuf")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up after this long")
 	fs.BoolVar(&o.quiet, "q", false, "print only the results, no progress")
+	fs.BoolVar(&o.hold, "hold", false, "keep every task running instead of waiting for them to end: report the time until all -tasks are RUNNING at once (give them a long -task-time and -concurrency ≥ -tasks)")
+	fs.DurationVar(&o.holdFor, "hold-for", 0, "with -hold: how long to keep them all running before going on (to measure the master's operator API at that size)")
+	fs.BoolVar(&o.failover, "failover", false, "with -hold: then fail the framework over (a new connection with the same framework ID) and reconcile every task, timing until each reply arrived")
+	fs.DurationVar(&o.failoverTimeout, "failover-timeout", time.Hour, "the framework's failover_timeout (with -failover)")
+	fs.DurationVar(&o.reconcileTimeout, "reconcile-timeout", 5*time.Minute, "with -failover: give up waiting for a reconciliation's replies after this long")
+	fs.BoolVar(&o.implicit, "implicit", true, "with -failover: reconcile implicitly (no task named)")
+	fs.BoolVar(&o.explicit, "explicit", true, "with -failover: reconcile explicitly, every task named in one call")
+	fs.IntVar(&o.perOffer, "per-offer", 0, "launch at most this many tasks on one offer, to spread them over the agents (0: as many as fit)")
+	fs.BoolVar(&o.teardown, "teardown", true, "with -hold: tear the framework down at the end (false: leave it, its tasks running, for its failover timeout)")
 	common.Register(fs, "warn")
 	fs.Usage = cli.Usage(fs, "loadgen [flags]", description)
 	if err := fs.Parse(args); err != nil {
@@ -112,8 +144,14 @@ func run(args []string, out io.Writer) error {
 		return errors.New("-cpus and -mem must be positive")
 	case o.ackWorkers <= 0 || o.callWorkers <= 0:
 		return errors.New("-ack-workers and -launch-workers must be positive")
+	case o.perOffer < 0:
+		return errors.New("-per-offer must not be negative")
 	case o.taskTime < 0:
 		return errors.New("-task-time must not be negative")
+	case (o.holdFor != 0 || o.failover) && !o.hold:
+		return errors.New("-hold-for and -failover need -hold")
+	case o.hold && o.concurrency < o.tasks:
+		return errors.New("-hold needs -concurrency ≥ -tasks: every task stays unfinished")
 	}
 	log, err := common.Logger()
 	if err != nil {
@@ -152,17 +190,21 @@ func run(args []string, out io.Writer) error {
 		Roles:        []string{o.role},
 		Capabilities: []mesospb.FrameworkInfo_Capability{{Type: mesospb.FrameworkInfo_Capability_MULTI_ROLE.Enum()}},
 	}
+	if o.failover {
+		info.FailoverTimeout = ptr(o.failoverTimeout.Seconds())
+	}
 	d, err := scheduler.NewDriver(g, info, opts...)
 	if err != nil {
 		return err
 	}
+	g.driver.Store(d)
 
 	fmt.Fprintf(out, "loadgen: %d tasks (cpus %g, mem %g MB, run time %v), at most %d unfinished, master %s\n",
 		o.tasks, o.cpus, o.mem, o.taskTime, o.concurrency, strings.Join(o.masters, ","))
 	g.start = time.Now()
 	var wg sync.WaitGroup
 	workCtx, stopWork := context.WithCancel(context.Background())
-	g.startWorkers(workCtx, d, &wg)
+	g.startWorkers(workCtx, &wg)
 	runErr := make(chan error, 1)
 	go func() { runErr <- d.Run(context.WithoutCancel(ctx)) }()
 	if !o.quiet {
@@ -173,6 +215,18 @@ func run(args []string, out io.Writer) error {
 	var result error
 	select {
 	case <-g.done:
+	case <-g.allRunning:
+		end := time.Now()
+		g.report(out, end)
+		running := g.runningNow()
+		var ended error
+		if running == o.tasks {
+			fmt.Fprintf(out, "all %d tasks RUNNING at once after %v\n", o.tasks, end.Sub(g.start).Round(time.Millisecond))
+		} else {
+			fmt.Fprintf(out, "NOT ALL RUNNING: %d of %d tasks RUNNING at once after %v, the others ended\n", running, o.tasks, end.Sub(g.start).Round(time.Millisecond))
+			ended = fmt.Errorf("%d of %d tasks ended while held", o.tasks-running, o.tasks)
+		}
+		return errors.Join(g.afterHold(ctx, d, runErr, info, opts, stopWork, &wg), ended)
 	case err := <-runErr:
 		runErr <- err
 		result = fmt.Errorf("the framework stopped: %w", err)
@@ -197,6 +251,8 @@ type load struct {
 
 	acks  chan mesospb.TaskStatus
 	calls chan func(context.Context, *scheduler.Driver)
+	// driver is the driver the workers call through: a failover replaces it.
+	driver atomic.Pointer[scheduler.Driver]
 
 	mu         sync.Mutex
 	next       int         // tasks launched so far
@@ -219,27 +275,42 @@ type load struct {
 	command    *mesospb.CommandInfo
 	done       chan struct{}
 	closed     bool
+	// With -hold: closed when every task has been heard of as RUNNING
+	// or ended (lost, failed), so a lost task does not stall the run.
+	allRunning chan struct{}
+	settled    int                // tasks heard of as RUNNING or ended
+	agentOf    []*mesospb.AgentID // by task number: where it runs (shared pointers)
+	agentIDs   map[string]*mesospb.AgentID
+	// The reconciliation under way, if any (-failover).
+	round *round
+	// subscribed, when not nil, is closed at the next subscription.
+	subscribed   chan struct{}
+	disconnects  int
+	resubscribes int
 }
 
 func newLoad(o options, out io.Writer) *load {
 	return &load{
-		o:         o,
-		out:       out,
-		acks:      make(chan mesospb.TaskStatus, 1<<16),
-		calls:     make(chan func(context.Context, *scheduler.Driver), 1<<12),
-		offerAt:   make([]time.Time, o.tasks),
-		ran:       make([]bool, o.tasks),
-		ended:     make([]bool, o.tasks),
-		latencies: make([]time.Duration, 0, o.tasks),
-		resources: map[string][]mesospb.Resource{},
-		command:   taskCommand(o.taskTime),
-		done:      make(chan struct{}),
+		o:          o,
+		out:        out,
+		acks:       make(chan mesospb.TaskStatus, 1<<16),
+		calls:      make(chan func(context.Context, *scheduler.Driver), 1<<12),
+		offerAt:    make([]time.Time, o.tasks),
+		ran:        make([]bool, o.tasks),
+		ended:      make([]bool, o.tasks),
+		latencies:  make([]time.Duration, 0, o.tasks),
+		resources:  map[string][]mesospb.Resource{},
+		command:    taskCommand(o.taskTime),
+		done:       make(chan struct{}),
+		allRunning: make(chan struct{}),
+		agentOf:    make([]*mesospb.AgentID, o.tasks),
+		agentIDs:   map[string]*mesospb.AgentID{},
 	}
 }
 
 // startWorkers starts the goroutines that make the framework's calls, so
 // the driver's event loop never waits for an HTTP round trip.
-func (g *load) startWorkers(ctx context.Context, d *scheduler.Driver, wg *sync.WaitGroup) {
+func (g *load) startWorkers(ctx context.Context, wg *sync.WaitGroup) {
 	for range g.o.ackWorkers {
 		wg.Add(1)
 		go func() {
@@ -251,7 +322,7 @@ func (g *load) startWorkers(ctx context.Context, d *scheduler.Driver, wg *sync.W
 				case st := <-g.acks:
 					// A failed acknowledgement is resent by the agent's
 					// retry; nothing to do here.
-					_ = d.AcknowledgeStatusUpdate(ctx, st)
+					_ = g.driver.Load().AcknowledgeStatusUpdate(ctx, st)
 				}
 			}
 		}()
@@ -265,7 +336,7 @@ func (g *load) startWorkers(ctx context.Context, d *scheduler.Driver, wg *sync.W
 				case <-ctx.Done():
 					return
 				case call := <-g.calls:
-					call(ctx, d)
+					call(ctx, g.driver.Load())
 				}
 			}
 		}()
@@ -295,6 +366,9 @@ func (g *load) ResourceOffers(ctx context.Context, d *scheduler.Driver, offers [
 		cpus, mem := scalars(o.Resources)
 		n := min(int(math.Floor(cpus/g.o.cpus+1e-9)), int(math.Floor(mem/g.o.mem+1e-9)),
 			g.o.tasks-g.next, g.o.concurrency-g.inflight)
+		if g.o.perOffer > 0 {
+			n = min(n, g.o.perOffer)
+		}
 		if n <= 0 {
 			decline = append(decline, o.ID)
 			continue
@@ -396,6 +470,13 @@ func (g *load) StatusUpdate(ctx context.Context, d *scheduler.Driver, st mesospb
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if st.AgentID != nil && g.agentOf[k] == nil {
+		g.agentOf[k] = g.agentID(*st.AgentID)
+	}
+	if st.GetReason() == mesospb.TaskStatus_REASON_RECONCILIATION && g.round != nil {
+		g.round.reply(k, st.GetState(), now)
+		return
+	}
 	if g.ended[k] {
 		return
 	}
@@ -416,6 +497,9 @@ func (g *load) StatusUpdate(ctx context.Context, d *scheduler.Driver, st mesospb
 				g.firstFail = fmt.Sprintf("%s %s: %s", st.TaskID.Value, s, st.GetMessage())
 			}
 		}
+		if !g.ran[k] {
+			g.settle()
+		}
 		if g.finished+g.failed == g.o.tasks && !g.closed {
 			g.closed = true
 			close(g.done)
@@ -431,6 +515,38 @@ func (g *load) sawRunning(k int, now time.Time) {
 	g.running++
 	g.latencies = append(g.latencies, now.Sub(g.offerAt[k]))
 	g.lastRun = now
+	g.settle()
+}
+
+// runningNow is the number of tasks RUNNING and not ended.
+func (g *load) runningNow() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := 0
+	for k, ran := range g.ran {
+		if ran && !g.ended[k] {
+			n++
+		}
+	}
+	return n
+}
+
+// settle counts a task heard of for the first time as RUNNING or ended.
+func (g *load) settle() {
+	g.settled++
+	if g.o.hold && g.settled == g.o.tasks {
+		close(g.allRunning)
+	}
+}
+
+// agentID interns agent IDs: 100,000 tasks share a few agents.
+func (g *load) agentID(id mesospb.AgentID) *mesospb.AgentID {
+	p, ok := g.agentIDs[id.Value]
+	if !ok {
+		p = &id
+		g.agentIDs[id.Value] = p
+	}
+	return p
 }
 
 // progress prints a line a second.
