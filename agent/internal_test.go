@@ -39,8 +39,7 @@ func loopAgent(t *testing.T) *Agent {
 	a.initLoop(ctx, ctx)
 	require.NoError(t, a.openContainerizer())
 	a.setID("agent-1")
-	a.registered = true
-	a.conn = &masterConn{cancel: func() {}}
+	linkUp(a)
 	t.Cleanup(func() {
 		close(a.stopped)
 		cancel()

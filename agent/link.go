@@ -125,40 +125,118 @@ func (s *sender) drain(ctx context.Context) {
 	}
 }
 
-// connect starts a connection attempt on its own goroutine; its outcome
-// comes back to the loop as connected.
+// The master link's shell: the decisions are linkState's (linkcore.go);
+// here the agent dials, reads and closes the streams, checkpoints the agent
+// ID, hands the calls to the stream's sender, and keeps one timer for the
+// core's next deadline (a reconnection or the ping timeout).
+
+// connect dials the master for the first time.
 func (a *Agent) connect() {
-	a.reconnectTimer = 0
-	if a.shutdown != nil || a.done {
+	a.link.start(a.clk.Now())
+	a.applyLink()
+}
+
+// applyLink does what the link core decided, in its order: the agent ID
+// is checkpointed first, so that nothing of a registration is acted on
+// before an agent restarted after it would re-register with that ID; then
+// a stream given up is closed, the calls queued, what waited for a master
+// resumed, and a new attempt started; and sets the timer of its next
+// deadline.
+func (a *Agent) applyLink() {
+	r := a.link.drain()
+	if r.writeID != "" {
+		if r.replaced != "" {
+			a.log.Warn("agent: the master gave a new agent ID", "old", r.replaced, "new", r.writeID)
+		}
+		if err := a.meta.writeAgentID(r.writeID); err != nil {
+			a.log.Error("agent: checkpointing the agent ID", "err", err)
+		}
+		a.setID(r.writeID)
+	}
+	if h := r.hangUp; h != nil {
+		a.log.Info("agent: disconnected from the master", "why", h.why)
+		if a.conn != nil && a.conn.gen == h.gen {
+			a.conn.cancel()
+			a.conn = nil
+		}
+		a.pauseUpdates()
+	}
+	a.outbox = append(a.outbox, r.sends...)
+	if r.registered {
+		a.resumeUpdates()
+	}
+	if r.dial != nil {
+		a.dial(*r.dial)
+	}
+	a.armLinkTimer()
+}
+
+// armLinkTimer sets the one timer that ticks the link core at its next
+// deadline.
+func (a *Agent) armLinkTimer() {
+	at, ok := a.link.nextDeadline()
+	if ok && a.linkTimer != 0 && at.Equal(a.linkTimerAt) {
 		return
 	}
-	a.connGen++
-	gen := a.connGen
-	call := a.registrationCall()
+	a.tm.cancel(a.linkTimer)
+	a.linkTimer = 0
+	if !ok {
+		return
+	}
+	a.linkTimerAt = at
+	a.linkTimer = a.tm.after(at.Sub(a.clk.Now()), func() {
+		a.linkTimer = 0
+		now := a.clk.Now()
+		if now.Before(at) {
+			now = at
+		}
+		a.link.tick(now)
+		a.applyLink()
+	})
+}
+
+// linkJitter is the link core's randomness: a wait in [0, bound], drawn
+// from the agent's Rand.
+func (a *Agent) linkJitter(bound time.Duration) time.Duration {
+	return time.Duration(a.rng.Int64N(int64(bound) + 1))
+}
+
+// isRegistered says the agent has a master to send calls to.
+func (a *Agent) isRegistered() bool { return a.link.isRegistered() && a.conn != nil }
+
+// dial starts a connection attempt on its own goroutine; its outcome
+// comes back to the loop as connected.
+func (a *Agent) dial(d linkDial) {
+	call := a.registrationCallFor(d)
 	ctx, cancel := context.WithCancel(a.runCtx)
 	a.connecting = cancel
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
 		id, events, err := a.cfg.Master.ConnectAgent(ctx, call)
-		if a.post(ctx, func() { a.connected(gen, ctx, cancel, id, events, err) }) != nil {
+		if a.post(ctx, func() { a.connected(d.gen, ctx, cancel, id, events, err) }) != nil {
 			cancel()
 		}
 	}()
 }
 
 func (a *Agent) connected(gen uint64, ctx context.Context, cancel context.CancelFunc, id string, events <-chan *internalpb.Event, err error) {
-	if gen != a.connGen || a.done {
+	if a.done {
 		cancel()
+		return
+	}
+	switch a.link.connected(gen, err == nil, a.clk.Now()) {
+	case connStale:
+		cancel()
+		return
+	case connFailed:
+		a.connecting = nil
+		cancel()
+		a.log.Warn("agent: connecting to the master failed", "err", err)
+		a.applyLink()
 		return
 	}
 	a.connecting = nil
-	if err != nil {
-		cancel()
-		a.log.Warn("agent: connecting to the master failed", "err", err)
-		a.scheduleReconnect()
-		return
-	}
 	c := &masterConn{gen: gen, streamID: id, events: events, cancel: cancel, sender: newSender(a.cfg.Master, id, a)}
 	a.conn = c
 	a.wg.Add(1)
@@ -166,51 +244,35 @@ func (a *Agent) connected(gen uint64, ctx context.Context, cancel context.Cancel
 		defer a.wg.Done()
 		c.sender.run(ctx)
 	}()
+	a.applyLink()
 }
 
-// disconnected ends the current stream (the master closed it, or the agent
-// gave up on it) and schedules a new attempt.
+// disconnected ends the current stream (the master closed it, or the
+// connection broke) and schedules a new attempt.
 func (a *Agent) disconnected(why string) {
 	if a.conn == nil {
 		return
 	}
-	a.log.Info("agent: disconnected from the master", "why", why)
-	a.conn.cancel()
-	a.conn = nil
-	a.registered = false
-	a.tm.cancel(a.pingTimer)
-	a.pingTimer = 0
-	a.pauseUpdates()
-	a.scheduleReconnect()
+	if a.link.disconnected(a.conn.gen, why, a.clk.Now()) {
+		a.applyLink()
+	}
 }
 
-// scheduleReconnect waits a random delay up to the current backoff, which
-// doubles with every attempt up to RegistrationBackoffMax, so agents that
-// lost their master together do not all come back at once.
-func (a *Agent) scheduleReconnect() {
-	if a.shutdown != nil || a.done {
-		return
-	}
-	b := a.regBackoff
-	delay := time.Duration(0)
-	if b > 0 {
-		delay = time.Duration(a.rng.Int64N(int64(b) + 1))
-	}
-	a.regBackoff = min(2*b, a.cfg.RegistrationBackoffMax)
-	a.tm.cancel(a.reconnectTimer)
-	a.reconnectTimer = a.tm.after(delay, a.connect)
-}
-
-// registrationCall is REGISTER for an agent without an ID, else REREGISTER
-// with everything the agent runs.
+// registrationCall is what the agent's next dial says.
 func (a *Agent) registrationCall() *internalpb.Call {
+	return a.registrationCallFor(a.link.registration())
+}
+
+// registrationCallFor is REGISTER for an agent without an ID, else
+// REREGISTER with everything the agent runs.
+func (a *Agent) registrationCallFor(d linkDial) *internalpb.Call {
 	info := a.agentInfo()
 	caps := []mesospb.AgentInfo_Capability{
 		{Type: mesospb.AgentInfo_Capability_MULTI_ROLE.Enum()},
 		{Type: mesospb.AgentInfo_Capability_HIERARCHICAL_ROLE.Enum()},
 		{Type: mesospb.AgentInfo_Capability_RESERVATION_REFINEMENT.Enum()},
 	}
-	if a.id == "" {
+	if !d.reregister {
 		return &internalpb.Call{
 			Type:     internalpb.Call_REGISTER.Enum(),
 			Register: &internalpb.Call_Register{AgentInfo: info, Version: ptr(a.cfg.Version), Capabilities: caps},
@@ -237,13 +299,14 @@ func (a *Agent) registrationCall() *internalpb.Call {
 	}
 	return &internalpb.Call{
 		Type:       internalpb.Call_REREGISTER.Enum(),
-		AgentID:    &mesospb.AgentID{Value: a.id},
+		AgentID:    &mesospb.AgentID{Value: d.agentID},
 		Reregister: rr,
 	}
 }
 
 // handleEvent applies one event from the master.
 func (a *Agent) handleEvent(ev *internalpb.Event) {
+	a.link.heard(a.clk.Now())
 	switch ev.GetType() {
 	case internalpb.Event_REGISTERED, internalpb.Event_REREGISTERED:
 		if ev.Registered == nil {
@@ -280,7 +343,12 @@ func (a *Agent) handleEvent(ev *internalpb.Event) {
 			a.acknowledge(ack.FrameworkID.Value, ack.TaskID.Value, ack.UUID)
 		}
 	case internalpb.Event_PING:
-		a.pinged(ev.Ping)
+		// A ping that says the master considers the agent gone, while
+		// the agent thinks it is registered, makes it register again.
+		disowned := ev.Ping != nil && ev.Ping.Connected != nil && !ev.Ping.GetConnected()
+		if a.link.pinged(disowned, a.clk.Now()) {
+			a.applyLink()
+		}
 	case internalpb.Event_FRAMEWORK_MESSAGE:
 		if m := ev.FrameworkMessage; m != nil {
 			a.frameworkMessage(m.FrameworkID.Value, m.ExecutorID.Value, m.Data)
@@ -311,93 +379,42 @@ func (a *Agent) handleEvent(ev *internalpb.Event) {
 	}
 }
 
+// registeredWith takes the master's registration answer: the link core
+// has the agent ID checkpointed, then the agent registered (applyLink).
 func (a *Agent) registeredWith(r *internalpb.Event_Registered, re bool) {
 	id := r.AgentID.Value
-	if id == "" {
+	interval := time.Duration(r.GetPingIntervalSeconds() * float64(time.Second))
+	switch a.link.registered(id, interval, int(r.GetMaxMissedPings()), a.clk.Now()) {
+	case regNoID:
 		a.log.Warn("agent: registration answer without an agent ID")
 		return
+	case regIgnored:
+		return
 	}
-	if a.id != "" && a.id != id {
-		a.log.Warn("agent: the master gave a new agent ID", "old", a.id, "new", id)
-	}
-	if a.id != id {
-		if err := a.meta.writeAgentID(id); err != nil {
-			a.log.Error("agent: checkpointing the agent ID", "err", err)
-		}
-		a.setID(id)
-	}
+	a.applyLink()
 	a.log.Info("agent: registered", "id", id, "reregistered", re)
 	a.registeredWithMaster(r.MasterInfo) // operator_containers.go
-	a.registered = true
-	a.regBackoff = a.cfg.RegistrationBackoff
-	interval := time.Duration(r.GetPingIntervalSeconds() * float64(time.Second))
-	if interval <= 0 {
-		interval = defaultPingInterval
-	}
-	misses := int(r.GetMaxMissedPings())
-	if misses <= 0 {
-		misses = defaultMaxMissedPings
-	}
-	a.pingTimeout = interval * time.Duration(misses)
-	a.resetPingTimer()
-	a.outbox = append(a.held, a.outbox...)
-	a.held = nil
-	a.resumeUpdates()
-}
-
-func (a *Agent) resetPingTimer() {
-	a.tm.cancel(a.pingTimer)
-	a.pingTimer = 0
-	if a.pingTimeout <= 0 {
-		return
-	}
-	gen := a.connGen
-	a.pingTimer = a.tm.after(a.pingTimeout, func() {
-		a.pingTimer = 0
-		if a.conn != nil && a.conn.gen == gen {
-			a.disconnected("no ping from the master in " + a.pingTimeout.String())
-		}
-	})
-}
-
-func (a *Agent) pinged(p *internalpb.Event_Ping) {
-	if !a.registered {
-		return
-	}
-	a.resetPingTimer()
-	a.send(&internalpb.Call{Type: internalpb.Call_PONG.Enum()})
-	if p != nil && p.Connected != nil && !p.GetConnected() {
-		// The master thinks the agent is gone while the agent thinks it is
-		// registered: register again, as Mesos does.
-		a.disconnected("the master considers the agent disconnected")
-	}
 }
 
 // send queues a call for the master. Calls made while the agent is not
 // registered are dropped, as Mesos drops them, except EXECUTOR_EXITED,
-// which waits for the next registration; status updates have their own
-// queue (see forwardUpdate).
+// which waits for the next registration (linkState.send); status updates
+// have their own queue (see forwardUpdate).
 func (a *Agent) send(c *internalpb.Call) {
-	if a.registered && a.conn != nil {
+	switch a.link.send(c) {
+	case sendNow:
 		a.outbox = append(a.outbox, c)
-		return
+	case sendDropped:
+		a.log.Debug("agent: not registered, dropping a call to the master", "call", c.GetType().String())
 	}
-	if c.GetType() == internalpb.Call_EXECUTOR_EXITED && len(a.held) < maxHeldCalls {
-		a.held = append(a.held, c)
-		return
-	}
-	a.log.Debug("agent: not registered, dropping a call to the master", "call", c.GetType().String())
 }
-
-// maxHeldCalls bounds the EXECUTOR_EXITED calls kept while disconnected.
-const maxHeldCalls = 10000
 
 // flush hands the queued calls to the connection's sender.
 func (a *Agent) flush() {
 	if len(a.outbox) == 0 {
 		return
 	}
-	if a.conn == nil || !a.registered {
+	if !a.isRegistered() {
 		a.outbox = nil
 		return
 	}

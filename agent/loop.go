@@ -34,17 +34,15 @@ type loopState struct {
 	// (history.go).
 	completedFrameworks []*completedFramework
 
-	// The master link.
-	conn           *masterConn
-	connecting     context.CancelFunc // a connection attempt in flight
-	connGen        uint64
-	registered     bool
-	regBackoff     time.Duration
-	reconnectTimer timerID
-	pingTimer      timerID
-	pingTimeout    time.Duration
-	outbox         []*internalpb.Call // calls for the sender, flushed each turn
-	held           []*internalpb.Call // EXECUTOR_EXITED waiting for registration
+	// The master link: link is its decisions (linkcore.go); conn the
+	// stream, connecting the attempt in flight, outbox the calls for the
+	// sender, flushed each turn; linkTimer ticks link at linkTimerAt.
+	link        *linkState
+	conn        *masterConn
+	connecting  context.CancelFunc
+	outbox      []*internalpb.Call
+	linkTimer   timerID
+	linkTimerAt time.Time
 
 	checkpointed []mesospb.Resource // from CHECKPOINT_RESOURCES
 	met          agentMetrics
@@ -66,7 +64,7 @@ func (a *Agent) initLoop(runCtx, execCtx context.Context) {
 	a.frameworks = map[string]*frameworkRec{}
 	a.updates = newUpdateManager(a.cfg.StatusUpdateRetry, a.cfg.StatusUpdateRetryMax)
 	a.streams = a.updates.streams
-	a.regBackoff = a.cfg.RegistrationBackoff
+	a.link = newLinkState(a.cfg.RegistrationBackoff, a.cfg.RegistrationBackoffMax, a.linkJitter, a.id)
 	a.met = agentMetrics{startedAt: a.clk.Now(), terminal: map[mesospb.TaskState]uint64{}}
 	a.initGC()
 }
@@ -135,7 +133,8 @@ func (a *Agent) beginShutdown(removed bool, message string) {
 	}
 	a.log.Info("agent: shutting down", "why", message)
 	a.shutdown = &shutdownState{removed: removed, message: message}
-	a.tm.cancel(a.reconnectTimer)
+	a.link.stop()
+	a.armLinkTimer()
 	for _, fw := range a.sortedFrameworks() {
 		for _, e := range fw.sortedExecutors() {
 			a.shutdownExecutor(e, message)
@@ -176,7 +175,7 @@ func (a *Agent) checkShutdown() {
 // sender a moment to deliver the last updates, then unregisters.
 func (a *Agent) finishShutdown(ctx context.Context) {
 	s := a.shutdown
-	if s.removed || a.conn == nil || !a.registered {
+	if s.removed || !a.isRegistered() {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), unregisterTimeout)

@@ -423,7 +423,7 @@ func (a *Agent) metrics(ctx context.Context) (*metricsSnapshot, error) {
 	}
 	p, err := request(a, ctx, func() loopPart {
 		m := &metricsSnapshot{
-			registered: a.registered && a.conn != nil,
+			registered: a.isRegistered(),
 			uptime:     a.clk.Now().Sub(a.met.startedAt),
 			frameworks: len(a.frameworks),
 			tasks:      map[mesospb.TaskState]int{},

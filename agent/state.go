@@ -42,7 +42,7 @@ type ExecutorState struct {
 // earlier run's state it waits.
 func (a *Agent) State(ctx context.Context) (State, error) {
 	return request(a, ctx, func() State {
-		s := State{Info: a.agentInfo(), Registered: a.registered && a.conn != nil}
+		s := State{Info: a.agentInfo(), Registered: a.isRegistered()}
 		for _, fw := range a.sortedFrameworks() {
 			fs := FrameworkState{Info: fw.info}
 			for _, e := range fw.sortedExecutors() {

@@ -135,7 +135,7 @@ func (a *Agent) sendUpdate(f updateForward) {
 	if f.retry {
 		a.log.Info("agent: resending an unacknowledged status update", "framework", head.FrameworkID.Value, "task", head.Status.TaskID.Value, "next_retry", f.next)
 	}
-	if !a.registered || a.conn == nil {
+	if !a.isRegistered() {
 		return // the manager is paused until the agent registers; resent then
 	}
 	latest := head.Status.GetState()
@@ -193,7 +193,7 @@ func (a *Agent) resumeUpdates() {
 // have grown to StatusUpdateRetryMax. Mesos resends every framework's
 // pending updates; the others' retries are left as they are here.
 func (a *Agent) resumeFramework(fwID string) {
-	if fwID == "" || !a.registered {
+	if fwID == "" || !a.isRegistered() {
 		return // sent by resumeUpdates after the next registration
 	}
 	a.updates.resumeFramework(fwID, a.clk.Now())

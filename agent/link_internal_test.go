@@ -1,0 +1,99 @@
+package agent
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/apronhq/apron/agent/checkpoint"
+	"github.com/apronhq/apron/api/v1/internalpb"
+	"github.com/apronhq/apron/api/v1/mesospb"
+)
+
+// linkUp registers a loopAgent's link with no master behind it: the core
+// is driven through a dial, a stream and a registration as the agent's ID,
+// and what it decided is dropped, so no timer is set and no goroutine
+// dials.
+func linkUp(a *Agent) {
+	now := a.clk.Now()
+	a.link.start(now)
+	d := a.link.drain().dial
+	a.link.connected(d.gen, true, now)
+	a.conn = &masterConn{gen: d.gen, cancel: func() {}}
+	a.link.registered(a.id, 0, 0, now)
+	a.link.drain()
+}
+
+// idWatchStore calls onSetID before it writes an agent ID.
+type idWatchStore struct {
+	checkpoint.Store
+	onSetID func(id string)
+}
+
+func (s idWatchStore) SetAgentID(id string) error {
+	s.onSetID(id)
+	return s.Store.SetAgentID(id)
+}
+
+func callTypes(calls []*internalpb.Call) []string {
+	var out []string
+	for _, c := range calls {
+		out = append(out, c.GetType().String())
+	}
+	return out
+}
+
+// Through the shell: the ID a (failed-over) master gives is on disk before
+// anything of the registration is acted on (the held EXECUTOR_EXITED and
+// the pending status updates go out only after), and the agent uses it
+// from then on.
+func TestAgentIDCheckpointedBeforeRegistrationIsActedOn(t *testing.T) {
+	a := loopAgent(t)
+	mem := checkpoint.NewMemory()
+	require.NoError(t, mem.SetAgentID("agent-1"))
+	var atWrite []string
+	wrote := false
+	useStore(t, a, idWatchStore{Store: mem, onSetID: func(string) {
+		wrote = true
+		atWrite = callTypes(a.outbox)
+	}})
+
+	// A pending update; then the master goes away and an executor exits.
+	a.statusUpdate("fw-1", "", a.agentStatus("fw-1", "ghost", mesospb.TASK_LOST, mesospb.TaskStatus_REASON_RECONCILIATION, "unknown"))
+	a.outbox = nil
+	now := a.clk.Now()
+	require.True(t, a.link.disconnected(a.conn.gen, "the test ended it", now))
+	a.applyLink()
+	require.Nil(t, a.conn)
+	assert.False(t, a.isRegistered())
+	a.send(exitedCall("ex1"))
+	assert.Empty(t, a.outbox, "held")
+
+	// The next attempt reaches a master that does not know the agent.
+	at, ok := a.link.nextDeadline()
+	require.True(t, ok)
+	a.link.tick(at)
+	d := a.link.drain().dial
+	require.NotNil(t, d)
+	rr := a.registrationCallFor(*d)
+	require.Equal(t, internalpb.Call_REREGISTER, rr.GetType())
+	assert.Equal(t, "agent-1", rr.AgentID.Value)
+	require.Equal(t, connAccepted, a.link.connected(d.gen, true, at))
+	a.conn = &masterConn{gen: d.gen, cancel: func() {}}
+	a.handleEvent(&internalpb.Event{
+		Type:       internalpb.Event_REREGISTERED.Enum(),
+		Registered: &internalpb.Event_Registered{AgentID: mesospb.AgentID{Value: "agent-2"}},
+	})
+
+	require.True(t, wrote)
+	assert.Empty(t, atWrite, "nothing went out before the ID was checkpointed")
+	assert.Equal(t, []string{"EXECUTOR_EXITED", "STATUS_UPDATE"}, callTypes(a.outbox))
+	id, err := mem.AgentID()
+	require.NoError(t, err)
+	assert.Equal(t, "agent-2", id)
+	assert.Equal(t, "agent-2", a.ID())
+	assert.True(t, a.isRegistered())
+	assert.Equal(t, internalpb.Call_REREGISTER, a.registrationCall().GetType())
+	assert.Equal(t, "agent-2", a.registrationCall().AgentID.Value)
+}
