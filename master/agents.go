@@ -367,6 +367,11 @@ func (c *core) agentCall(streamID string, call *internalpb.Call) error {
 	if call.AgentID == nil || call.AgentID.Value != a.id {
 		return fmt.Errorf("%w: agent_id does not match the registered agent %s", ErrNotSubscribed, a.id)
 	}
+	// Any call on its stream shows the agent alive, as a PONG does: an
+	// agent working through thousands of launches answers the PING queued
+	// behind them late, but its updates keep coming, and removing it
+	// would lose every task it runs.
+	a.ponged, a.missedPings = true, 0
 	switch call.GetType() {
 	case internalpb.Call_STATUS_UPDATE:
 		if call.StatusUpdate == nil {

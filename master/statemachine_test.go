@@ -1,6 +1,7 @@
 package master_test
 
 import (
+	"strconv"
 	"testing"
 	"time"
 
@@ -266,6 +267,28 @@ func TestUnreachableAgentLosesTasks(t *testing.T) {
 	assert.Equal(t, mesospb.TASK_LOST, ups[0].GetState())
 	assert.Empty(t, h.sm.State().GetAgents.Agents)
 	assert.True(t, h.closed[as])
+}
+
+// An agent whose PONGs are late but whose other calls keep coming is alive:
+// a busy agent is not removed with its tasks.
+func TestBusyAgentIsNotRemoved(t *testing.T) {
+	h := newHarness(t, master.Config{AgentPingTimeout: time.Second, MaxAgentPingTimeouts: 2})
+	fs, fid := h.subscribe(frameworkInfo("fw"))
+	as, aid := h.registerAgent("cpus:2;mem:512")
+	h.advance(40 * time.Millisecond)
+	offers := h.offers(fs)
+	require.NoError(t, h.call(fs, fid, launchCall(offerIDs(offers...), commandTask("t", offers[0], "cpus:1"))))
+	for i := range 6 {
+		h.advance(time.Second)
+		// A status update each interval, never a PONG.
+		require.NoError(t, h.agentCall(as, aid, &internalpb.Call{Type: internalpb.Call_STATUS_UPDATE.Enum(),
+			StatusUpdate: &internalpb.Call_StatusUpdate{FrameworkID: mesospb.FrameworkID{Value: fid},
+				Status: mesospb.TaskStatus{TaskID: mesospb.TaskID{Value: "t"}, State: mesospb.TASK_RUNNING.Enum(), Message: ptr(strconv.Itoa(i))}}}))
+	}
+	assert.Len(t, h.sm.State().GetAgents.Agents, 1)
+	assert.False(t, h.closed[as])
+	h.advance(3 * time.Second)
+	assert.Empty(t, h.sm.State().GetAgents.Agents, "silent: removed")
 }
 
 func TestCallsNeedTheirStream(t *testing.T) {
