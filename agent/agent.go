@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/apronhq/apron/api/v1/executorpb"
 	"github.com/apronhq/apron/api/v1/internalpb"
@@ -81,6 +82,10 @@ type Agent struct {
 
 	// Everything below is owned by the loop goroutine.
 	loopState
+	// stopping is set when Run's context has ended and the executors of
+	// the frameworks that do not checkpoint are being shut down
+	// (stopUncheckpointed).
+	stopping bool
 }
 
 // New checks cfg, detects what the configuration leaves out, and reads the
@@ -176,11 +181,15 @@ func (a *Agent) setID(id string) {
 // updates until they are acknowledged.
 //
 // Run returns ctx.Err() when ctx ends. The agent then stops without killing
-// anything: task containers keep running, and an agent started later on the
-// same WorkDir recovers them (in-process executors stop with the agent;
+// the tasks of the frameworks that checkpoint (FrameworkInfo.checkpoint):
+// their containers keep running, and an agent started later on the same
+// WorkDir recovers them (in-process executors stop with the agent;
 // command and default executors are re-created to watch their containers
-// again). Run returns nil after Shutdown, and an error wrapping ErrRemoved
-// when the master shut the agent down. An Agent runs once.
+// again). The executors of the other frameworks are shut down first, their
+// tasks killed, as Mesos's agent does when it terminates (Slave::finalize);
+// a later agent would not recover them. Run returns nil after Shutdown,
+// and an error wrapping ErrRemoved when the master shut the agent down.
+// An Agent runs once.
 func (a *Agent) Run(ctx context.Context) (err error) {
 	if !a.started.CompareAndSwap(false, true) {
 		return ErrRunning
@@ -188,7 +197,9 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	defer close(a.finished)
 	// Last, once nothing else runs: close the task logs kept open.
 	defer a.meta.close()
-	runCtx, cancelRun := context.WithCancel(ctx)
+	// runCtx outlives ctx until the agent has stopped: the containers of
+	// the executors stopUncheckpointed shuts down are destroyed with it.
+	runCtx, cancelRun := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelRun()
 	execCtx, cancelExecutors := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelExecutors()
@@ -207,7 +218,10 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		return err
 	}
 	a.connect()
-	err = a.loop(runCtx)
+	err = a.loop(ctx)
+	if a.shutdown == nil && ctx.Err() != nil {
+		a.stopUncheckpointed(ctx)
+	}
 
 	// Stop: refuse new inputs, end the master link and the executors'
 	// goroutines, and wait for every goroutine Run started.
@@ -236,6 +250,80 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		return nil
 	}
 	return err
+}
+
+// stopUncheckpointed runs on Run's goroutine when ctx has ended, before
+// the agent stops: as Mesos's agent when it terminates (Slave::finalize),
+// it shuts down the executors of the frameworks that do not checkpoint,
+// and runs the loop again until they have terminated, their tasks killed;
+// those of the other frameworks run on. The agent first hangs up on the
+// master, as Mesos's agent is gone by then: the master stops offering its
+// resources (the kills free them) and learns of the tasks when the agent
+// re-registers without them, or is removed. The updates of the kills are
+// not sent: the next run does not recover these frameworks, nor their
+// updates, as Mesos's agent never wrote them down. New tasks are refused
+// meanwhile (runTasks).
+func (a *Agent) stopUncheckpointed(ctx context.Context) {
+	var grace time.Duration
+	var fws []*frameworkRec
+	for _, fw := range a.sortedFrameworks() {
+		if fw.info.GetCheckpoint() {
+			continue
+		}
+		fws = append(fws, fw)
+		for _, e := range fw.executors {
+			grace = max(grace, a.gracePeriod(e))
+		}
+	}
+	if len(fws) == 0 {
+		return
+	}
+	a.stopping = true
+	a.log.Info("agent: stopping; shutting down the executors of the frameworks that do not checkpoint", "frameworks", len(fws))
+	a.link.stop()
+	a.disconnected("the agent is stopping")
+	if a.connecting != nil {
+		a.connecting()
+	}
+	a.armLinkTimer()
+	for _, fw := range fws {
+		a.shutdownFramework(fw.id)
+	}
+	a.checkStopped()
+	if a.done {
+		return
+	}
+	// A safety net in real time, as unregisterTimeout: the grace periods
+	// run on the agent's clock, and an executor that ignores its end
+	// must not keep the agent from stopping.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace+stopTimeout)
+	defer cancel()
+	if err := a.loop(sctx); err != nil {
+		a.log.Warn("agent: executors of frameworks that do not checkpoint did not terminate; stopping anyway", "err", err)
+	}
+}
+
+// stopTimeout bounds, past the executors' grace periods, the time
+// stopUncheckpointed waits for them; see there.
+const stopTimeout = 10 * time.Second
+
+// checkStopped ends the loop once stopUncheckpointed has seen every
+// executor of the frameworks that do not checkpoint terminate.
+func (a *Agent) checkStopped() {
+	if !a.stopping || a.shutdown != nil {
+		return
+	}
+	for _, fw := range a.frameworks {
+		if fw.info.GetCheckpoint() {
+			continue
+		}
+		for _, e := range fw.executors {
+			if e.state != execTerminated {
+				return
+			}
+		}
+	}
+	a.done = true
 }
 
 // Shutdown kills every executor and task of the agent, tells the master the

@@ -56,7 +56,8 @@
 // not at all. Executor processes see the
 // Mesos executor environment (MESOS_FRAMEWORK_ID, MESOS_EXECUTOR_ID,
 // MESOS_SLAVE_ID, MESOS_SLAVE_PID, MESOS_AGENT_ENDPOINT, MESOS_SANDBOX,
-// MESOS_DIRECTORY, MESOS_CHECKPOINT=1, MESOS_HTTP_COMMAND_EXECUTOR=1,
+// MESOS_DIRECTORY, MESOS_CHECKPOINT (1 for a framework with
+// FrameworkInfo.checkpoint, else 0), MESOS_HTTP_COMMAND_EXECUTOR=1,
 // MESOS_RECOVERY_TIMEOUT, MESOS_SUBSCRIPTION_BACKOFF_MAX,
 // MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD, LIBPROCESS_PORT=0, LIBPROCESS_IP
 // when Config.IP is one of the machine's; durations as
@@ -130,9 +131,17 @@
 // checkpoint.Store (checkpoint.Memory for tests and simulations); every
 // implementation passes checkpointtest.Run. Command tasks keep their exit
 // status across a restart when the default containerizer has a reaper
-// (Config.Reaper). When Run's context ends the agent stops but kills
-// nothing: the task containers keep running, and a new Agent on the same
-// WorkDir recovers them. It recovers its ID, calls Containerizer.Recover,
+// (Config.Reaper). When Run's context ends the agent stops without killing
+// the tasks of the frameworks that checkpoint (FrameworkInfo.checkpoint):
+// their containers keep running, and a new Agent on the same WorkDir
+// recovers them. As Mesos's agent, it recovers no other framework: before
+// Run returns it shuts down their executors, killing their tasks
+// (Slave::finalize), and after a crash the next agent destroys their
+// containers, removes their checkpoints (which Apron writes for every
+// framework) and leaves them out of REREGISTER; the master then reports
+// their tasks TASK_LOST (TASK_DROPPED to a PARTITION_AWARE framework),
+// REASON_RECONCILIATION. Their executors get MESOS_CHECKPOINT=0 and exit
+// when their agent goes away. It recovers its ID, calls Containerizer.Recover,
 // hands each surviving container of a command or default executor to a new
 // built-in executor (Reattach), which reports the task's end; watches the
 // executor processes that survived, which reconnect over HTTP (they must

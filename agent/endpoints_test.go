@@ -98,7 +98,7 @@ func TestEndpointState(t *testing.T) {
 	assert.Equal(t, "*", fw["role"])
 	assert.NotContains(t, fw, "roles")
 	assert.Equal(t, 0.0, fw["failover_timeout"])
-	assert.Equal(t, false, fw["checkpoint"])
+	assert.Equal(t, true, fw["checkpoint"]) // the harness framework checkpoints
 	assert.Equal(t, []any{}, fw["completed_executors"])
 	execs := arr(t, fw["executors"])
 	require.Len(t, execs, 1)

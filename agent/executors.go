@@ -418,19 +418,19 @@ func (a *Agent) sandboxDir(fwID, execID, containerID string) string {
 
 // executorEnv is the environment Mesos gives executors (its slave.cpp
 // executorEnvironment, and MESOS_SANDBOX from its containerizer); tasks
-// get it too, with their CommandInfo's environment on top. Differences:
-// MESOS_CHECKPOINT is always "1", since an Apron agent recovers every
-// executor, checkpointing framework or not; MESOS_HTTP_COMMAND_EXECUTOR is
+// get it too, with their CommandInfo's environment on top.
+// MESOS_CHECKPOINT is "1" only for a framework with
+// FrameworkInfo.checkpoint: the agent recovers no other framework's
+// executors after a restart, so theirs exit when their agent goes away
+// (executor.Config.ExitOnDisconnect), as Mesos's do. Differences:
+// MESOS_HTTP_COMMAND_EXECUTOR is
 // "1", since Apron's command executor only speaks HTTP; LIBPROCESS_IP,
 // which Mesos passes on from its own environment, is the agent's IP when
 // it is one of this machine's (see libprocessIP); and
 // MESOS_NATIVE_(JAVA_)LIBRARY, which Mesos sets only when its install has
 // libmesos, is not set: Apron has none.
 func (a *Agent) executorEnv(e *executorRec) []string {
-	grace := a.cfg.ExecutorShutdownGracePeriod
-	if g := e.info.ShutdownGracePeriod; g != nil && g.Nanoseconds > 0 {
-		grace = time.Duration(g.Nanoseconds)
-	}
+	grace := a.gracePeriod(e)
 	env := []string{
 		"PATH=" + defaultPath,
 		// A libprocess-based executor binds a free port, not the agent's.
@@ -442,7 +442,7 @@ func (a *Agent) executorEnv(e *executorRec) []string {
 		"MESOS_AGENT_ENDPOINT=" + a.agentEndpointEnv(),
 		"MESOS_SANDBOX=" + e.sandbox,
 		"MESOS_DIRECTORY=" + e.sandbox,
-		"MESOS_CHECKPOINT=1",
+		"MESOS_CHECKPOINT=" + checkpointEnv(e.fw.info.GetCheckpoint()),
 		"MESOS_HTTP_COMMAND_EXECUTOR=1",
 		"MESOS_RECOVERY_TIMEOUT=" + mesosDuration(a.cfg.ExecutorRecoveryTimeout),
 		"MESOS_SUBSCRIPTION_BACKOFF_MAX=" + mesosDuration(a.cfg.ExecutorSubscriptionBackoffMax),
@@ -452,6 +452,14 @@ func (a *Agent) executorEnv(e *executorRec) []string {
 		env = append(env, "LIBPROCESS_IP="+ip)
 	}
 	return env
+}
+
+// checkpointEnv is MESOS_CHECKPOINT's value: "1" or "0", as Mesos's.
+func checkpointEnv(checkpoint bool) string {
+	if checkpoint {
+		return "1"
+	}
+	return "0"
 }
 
 // defaultPath is the PATH containers get, as Mesos gives them the host's
@@ -878,10 +886,7 @@ func (a *Agent) shutdownExecutor(e *executorRec, why string) {
 	}
 	e.state = execTerminating
 	a.sendExecutor(e, &executorpb.Event{Type: executorpb.Event_SHUTDOWN.Enum()})
-	grace := a.cfg.ExecutorShutdownGracePeriod
-	if g := e.info.ShutdownGracePeriod; g != nil && g.Nanoseconds > 0 {
-		grace = time.Duration(g.Nanoseconds)
-	}
+	grace := a.gracePeriod(e)
 	e.shutdownTimer = a.tm.after(grace, func() {
 		e.shutdownTimer = 0
 		if e.state != execTerminated {
@@ -889,6 +894,15 @@ func (a *Agent) shutdownExecutor(e *executorRec, why string) {
 			a.killExecutor(e)
 		}
 	})
+}
+
+// gracePeriod is the time an executor has to shut down: its own, or the
+// agent's default.
+func (a *Agent) gracePeriod(e *executorRec) time.Duration {
+	if g := e.info.ShutdownGracePeriod; g != nil && g.Nanoseconds > 0 {
+		return time.Duration(g.Nanoseconds)
+	}
+	return a.cfg.ExecutorShutdownGracePeriod
 }
 
 // killExecutor ends an executor now: its driver's context is cancelled and
@@ -1038,6 +1052,7 @@ func (a *Agent) terminateExecutor(e *executorRec, end *ending) {
 		// task's own update says it all.
 		a.maybeForgetExecutor(e)
 		a.checkShutdown()
+		a.checkStopped()
 		return
 	}
 	a.send(&internalpb.Call{
@@ -1051,6 +1066,7 @@ func (a *Agent) terminateExecutor(e *executorRec, end *ending) {
 	})
 	a.maybeForgetExecutor(e)
 	a.checkShutdown()
+	a.checkStopped()
 }
 
 // maybeForgetExecutor drops a terminated executor whose tasks are all

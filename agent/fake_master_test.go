@@ -285,7 +285,9 @@ func (h *harness) state() agent.State {
 	return s
 }
 
-var framework = mesospb.FrameworkInfo{User: "", Name: "test", ID: &mesospb.FrameworkID{Value: "fw-1"}}
+// framework checkpoints, so that its tasks outlive the agent's restarts
+// (see nocheckpoint_test.go for one that does not).
+var framework = mesospb.FrameworkInfo{User: "", Name: "test", ID: &mesospb.FrameworkID{Value: "fw-1"}, Checkpoint: ptr(true)}
 
 func commandTask(id, command string) mesospb.TaskInfo {
 	return mesospb.TaskInfo{

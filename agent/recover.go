@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"time"
 
+	"github.com/apronhq/apron/agent/checkpoint"
 	"github.com/apronhq/apron/api/v1/mesospb"
 	"github.com/apronhq/apron/containerizer"
 	"github.com/apronhq/apron/executor"
@@ -57,6 +59,12 @@ func (a *Agent) recover(ctx context.Context) error {
 	}
 	a.log.Info("agent: recovering", "id", a.id, "frameworks", len(fws), "update_streams", len(logs), "containers", len(recovered))
 
+	// As Mesos's agent, only frameworks with FrameworkInfo.checkpoint are
+	// recovered; the others' checkpoints are removed, and their
+	// containers destroyed below (forgetUncheckpointed).
+	claimed := map[string]bool{}
+	fws, logs = a.forgetUncheckpointed(ctx, fws, logs, claimed)
+
 	// The status update manager: replay each task's log.
 	history := map[streamKey][]*mesospb.TaskStatus{}
 	for _, l := range logs {
@@ -72,7 +80,6 @@ func (a *Agent) recover(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("agent: listing containers: %w", err)
 	}
-	claimed := map[string]bool{}
 	var resubscribing []*executorRec
 	for _, rf := range fws {
 		fw := &frameworkRec{id: rf.info.ID.Value, info: rf.info, executors: map[string]*executorRec{}, tasks: map[string]*taskRec{}}
@@ -96,6 +103,92 @@ func (a *Agent) recover(ctx context.Context) error {
 			"Executor did not subscribe again within "+window.String()+" of the agent's restart")
 	}
 	return nil
+}
+
+// forgetUncheckpointed takes the frameworks without
+// FrameworkInfo.checkpoint out of what recovery brings back, as Mesos's
+// agent, which checkpoints and recovers only the frameworks that ask for
+// it (Slave::recover): their tasks are not re-registered, their
+// unacknowledged updates not resent (Mesos never wrote them down), and
+// their checkpoints are removed. Their containers are left unclaimed, so
+// destroyUnclaimed destroys them with the other orphans, except an
+// executor process's, which is claimed here and destroyed on another
+// goroutine before the containers a command executor process left in its
+// state directory. It returns the frameworks and update logs to recover.
+//
+// Apron writes the checkpoints of every framework while it runs (a
+// framework's checkpoint flag only decides whether a later run takes them
+// back); Mesos writes none for these frameworks.
+func (a *Agent) forgetUncheckpointed(ctx context.Context, fws []*recoveredFramework, logs []checkpoint.Stream, claimed map[string]bool) ([]*recoveredFramework, []checkpoint.Stream) {
+	forgotten := map[string]bool{}
+	keep := fws[:0]
+	type execRun struct{ containerID, stateDir string }
+	var runs []execRun
+	for _, rf := range fws {
+		if rf.info.GetCheckpoint() {
+			keep = append(keep, rf)
+			continue
+		}
+		fwID := rf.info.ID.Value
+		forgotten[fwID] = true
+		tasks := 0
+		for _, re := range rf.executors {
+			for _, rt := range re.tasks {
+				tasks++
+				if err := a.meta.removeTask(fwID, rt.info.TaskID.Value); err != nil {
+					a.log.Warn("agent: removing a task's checkpoint", "framework", fwID, "task", rt.info.TaskID.Value, "err", err)
+				}
+			}
+			if !re.kind.process() {
+				continue
+			}
+			claimed[re.containerID] = true
+			r := execRun{containerID: re.containerID}
+			if re.kind == kindCommandProcess {
+				sandbox := re.sandbox
+				if sandbox == "" {
+					sandbox = a.sandboxDir(fwID, re.info.ExecutorID.Value, re.containerID)
+				}
+				r.stateDir = executorStateDir(sandbox)
+			}
+			runs = append(runs, r)
+		}
+		a.log.Info("agent: not recovering a framework that does not checkpoint; destroying its executors and tasks",
+			"framework", fwID, "executors", len(rf.executors), "tasks", tasks)
+	}
+	if len(forgotten) == 0 {
+		return fws, logs
+	}
+	keepLogs := logs[:0]
+	for _, l := range logs {
+		if !forgotten[l.FrameworkID] {
+			keepLogs = append(keepLogs, l)
+			continue
+		}
+		if err := a.meta.removeTask(l.FrameworkID, l.TaskID); err != nil {
+			a.log.Warn("agent: removing a task's checkpoint", "framework", l.FrameworkID, "task", l.TaskID, "err", err)
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(forgotten)) {
+		if err := a.meta.removeFramework(id); err != nil {
+			a.log.Warn("agent: removing a framework's checkpoint", "framework", id, "err", err)
+		}
+	}
+	if len(runs) > 0 {
+		cont := a.cont
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			for _, r := range runs {
+				a.log.Info("agent: destroying the executor of a framework that does not checkpoint", "container", r.containerID)
+				destroyContainer(ctx, cont, r.containerID, a.log)
+				if r.stateDir != "" {
+					a.destroyExecutorContainers(ctx, r.stateDir)
+				}
+			}
+		}()
+	}
+	return keep, keepLogs
 }
 
 // reregistrationWindow is how long the executor processes that survived a
@@ -291,14 +384,13 @@ func (a *Agent) recoverExecutor(ctx context.Context, fw *frameworkRec, re *recov
 	return nil
 }
 
-// reattached notes a task whose container a new built-in executor watches:
-// it is launched, and RUNNING if the old agent had not heard so yet.
+// reattached notes a task whose container a new built-in executor
+// watches: it is launched. The agent makes no update for it: Mesos's
+// agent sends none for the tasks it recovers (Slave::recover,
+// Slave::_recover), whose state stays what their updates said; the
+// task's next update is its executor's.
 func (a *Agent) reattached(e *executorRec, t *taskRec) {
 	t.queued = false
-	if t.state == mesospb.TASK_STAGING || t.state == mesospb.TASK_STARTING {
-		a.statusUpdate(e.fw.id, e.id, a.agentStatus(e.fw.id, t.info.TaskID.Value, mesospb.TASK_RUNNING,
-			mesospb.TaskStatus_REASON_AGENT_RESTARTED, "The task's container survived the agent's restart"))
-	}
 }
 
 // destroyUnclaimed destroys, on another goroutine, the containers no

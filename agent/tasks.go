@@ -114,6 +114,10 @@ func (a *Agent) runTasks(fwInfo mesospb.FrameworkInfo, execInfo *mesospb.Executo
 	case a.shutdown != nil:
 		refuse(lost, mesospb.TaskStatus_REASON_AGENT_REMOVED, "The agent is shutting down")
 		return
+	case a.stopping:
+		// Run's context has ended (stopUncheckpointed): nothing starts.
+		refuse(lost, mesospb.TaskStatus_REASON_AGENT_RESTARTED, "The agent is stopping")
+		return
 	case fw.terminating:
 		refuse(lost, mesospb.TaskStatus_REASON_FRAMEWORK_REMOVED, "The framework is shutting down on this agent")
 		return

@@ -99,7 +99,7 @@ func TestExecutorEnvironmentAsMesos(t *testing.T) {
 		"MESOS_SLAVE_ID=agent-1",
 		"MESOS_SLAVE_PID=slave(1)@127.0.0.1:45051",
 		"MESOS_AGENT_ENDPOINT=127.0.0.1:45051", // ip:port, as Mesos gives it
-		"MESOS_CHECKPOINT=1",
+		"MESOS_CHECKPOINT=1",                   // the harness framework checkpoints
 		"MESOS_HTTP_COMMAND_EXECUTOR=1",
 		"MESOS_RECOVERY_TIMEOUT=15mins",
 		"MESOS_SUBSCRIPTION_BACKOFF_MAX=2secs",

@@ -132,8 +132,8 @@ type reaperChild struct {
 	id        string
 	forgotten bool // running, and to be reaped when it ends; nobody asks for it
 	ended     bool
-	status syscall.WaitStatus
-	rusage syscall.Rusage
+	status    syscall.WaitStatus
+	rusage    syscall.Rusage
 }
 
 // reaper is the state of a reaper process.

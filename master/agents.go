@@ -2,6 +2,7 @@ package master
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -190,8 +191,14 @@ func (c *core) reregisterAgent(r *internalpb.Call_Reregister) (string, error) {
 			}
 		}
 		// Tasks the master launched that the agent does not know were lost
-		// on the way (the agent restarted, or the run message was lost).
-		for key, t := range a.tasks {
+		// on the way (the agent restarted without recovering them, or the
+		// run message was lost). Mesos's master asks the agent to reconcile
+		// them (Master::reconcileKnownSlave), and the agent answers each
+		// with TASK_LOST (TASK_DROPPED to a PARTITION_AWARE framework),
+		// REASON_RECONCILIATION, "Reconciliation: task unknown to the
+		// agent" (Slave::reregistered); the master says the same at once.
+		for _, key := range slices.Sorted(maps.Keys(a.tasks)) {
+			t := a.tasks[key]
 			if reported[key] != nil || t.terminal() {
 				continue
 			}
@@ -202,12 +209,37 @@ func (c *core) reregisterAgent(r *internalpb.Call_Reregister) (string, error) {
 			}
 			t.state = state
 			c.taskEnded(a, t)
-			st := c.masterTaskStatus(t, state, mesospb.TaskStatus_REASON_AGENT_RESTARTED, "The agent re-registered without this task")
+			st := c.masterTaskStatus(t, state, mesospb.TaskStatus_REASON_RECONCILIATION, "Reconciliation: task unknown to the agent")
 			c.emitTaskUpdated(t, st)
 			if fw != nil {
 				c.sendUpdate(fw, st)
 			}
 			c.forgetTask(a, t)
+		}
+		// Executors the master knows that the agent does not report are
+		// gone (their agent restarted without recovering them): their
+		// resources are free, as Mesos's Master::reconcileKnownSlave
+		// removes them, without telling the framework.
+		running := map[string]bool{}
+		for _, e := range r.Executors {
+			if e.FrameworkID != nil {
+				running[e.FrameworkID.Value+"/"+e.ExecutorID.Value] = true
+			}
+		}
+		for _, fwID := range slices.Sorted(maps.Keys(c.frameworks)) {
+			fw := c.frameworks[fwID]
+			for _, exID := range slices.Sorted(maps.Keys(fw.executors[id])) {
+				if running[fwID+"/"+exID] {
+					continue
+				}
+				c.log.Warn("executor possibly unknown to the re-registering agent; removing it", "agent", id, "framework", fwID, "executor", exID)
+				ex := fw.executors[id][exID]
+				delete(fw.executors[id], exID)
+				c.recover(fwID, id, ex.resources, 0)
+			}
+			if m, ok := fw.executors[id]; ok && len(m) == 0 {
+				delete(fw.executors, id)
+			}
 		}
 		// And the agent's view of the tasks both know: a task that ended
 		// while the agent was away gives its resources back now.

@@ -210,3 +210,67 @@ func TestReconcileTaskOnUnreachableAgent(t *testing.T) {
 	require.Len(t, up, 1)
 	assert.Equal(t, mesospb.TASK_RUNNING, up[0].GetState())
 }
+
+// A task the master knows on an agent that re-registers without it (the
+// agent restarted and did not recover it: its framework does not
+// checkpoint) is reported to its framework as Mesos's agent answers the
+// master's reconciliation of it (Master::reconcileKnownSlave,
+// Slave::reregistered): TASK_LOST, TASK_DROPPED to a PARTITION_AWARE
+// framework, REASON_RECONCILIATION, "Reconciliation: task unknown to the
+// agent". Its resources are free again.
+func TestAgentReregistersWithoutATask(t *testing.T) {
+	h := newHarness(t, master.Config{})
+	as, aid := h.registerAgent("cpus:4;mem:1024")
+	paStream, paID := h.subscribe(partitionAware("pa"))
+	oldStream, oldID := h.subscribe(frameworkInfo("old"))
+	h.launch(paStream, paID, commandTask("pa-task", mesospb.Offer{}, "cpus:1;mem:64"))
+	h.launch(oldStream, oldID, commandTask("old-task", mesospb.Offer{}, "cpus:1;mem:64"))
+	h.sm.StreamEnded(as)
+	h.collect()
+	h.updates(paStream)
+	h.updates(oldStream)
+
+	h.reregisterWith(aid, "cpus:4;mem:1024", nil)
+	for _, c := range []struct {
+		stream, task string
+		state        mesospb.TaskState
+	}{{paStream, "pa-task", mesospb.TASK_DROPPED}, {oldStream, "old-task", mesospb.TASK_LOST}} {
+		up := h.updates(c.stream)
+		require.Len(t, up, 1, c.task)
+		assert.Equal(t, c.task, up[0].TaskID.Value)
+		assert.Equal(t, c.state, up[0].GetState(), c.task)
+		assert.Equal(t, mesospb.TaskStatus_REASON_RECONCILIATION, up[0].GetReason(), c.task)
+		assert.Equal(t, "Reconciliation: task unknown to the agent", up[0].GetMessage(), c.task)
+	}
+	tasks := h.sm.State().GetTasks
+	assert.Empty(t, tasks.Tasks, "no task runs")
+	assert.Len(t, tasks.CompletedTasks, 2)
+}
+
+// An executor the master knows on an agent that re-registers without it
+// (the agent restarted and did not recover it) is removed and its
+// resources offered again, as Mesos's Master::reconcileKnownSlave removes
+// the executors the agent does not report.
+func TestAgentReregistersWithoutAnExecutor(t *testing.T) {
+	h := newHarness(t, master.Config{})
+	as, aid := h.registerAgent("cpus:4;mem:1024")
+	fs, fid := h.subscribe(frameworkInfo("fw"))
+	task := commandTask("t", mesospb.Offer{}, "cpus:1;mem:64")
+	task.Command = nil
+	task.Executor = &mesospb.ExecutorInfo{
+		ExecutorID: mesospb.ExecutorID{Value: "ex"},
+		Command:    &mesospb.CommandInfo{Value: ptr("my-executor")},
+		Resources:  mustProto("cpus:1;mem:32"),
+	}
+	h.launch(fs, fid, task)
+	h.sm.StreamEnded(as)
+	h.collect()
+	h.take(fs)
+
+	h.reregisterWith(aid, "cpus:4;mem:1024", nil)
+	up := h.updates(fs)
+	require.Len(t, up, 1)
+	assert.Equal(t, mesospb.TASK_LOST, up[0].GetState())
+	h.advance(time.Second)
+	assert.Equal(t, 4.0, sumOffers(h.offers(fs)).CPUs(), "the task's and the executor's cpus are offered again")
+}
