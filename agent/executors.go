@@ -603,12 +603,15 @@ func (a *Agent) isStopped() bool {
 
 func (a *Agent) commandConfig(e *executorRec) executor.CommandConfig {
 	return executor.CommandConfig{
-		Containerizer:      withVolumes{a.cont, &a.vols},
-		Sandbox:            e.sandbox,
-		Env:                a.executorEnv(e),
-		ContainerIP:        a.cfg.IP,
-		User:               e.taskUser(),
-		ContainerIDPrefix:  e.containerID,
+		Containerizer:     withVolumes{a.cont, &a.vols},
+		Sandbox:           e.sandbox,
+		Env:               a.executorEnv(e),
+		ContainerIP:       a.cfg.IP,
+		User:              e.taskUser(),
+		ContainerIDPrefix: e.containerID,
+		// In the agent, the executor dies with it; Mesos's executor of a
+		// framework that does not checkpoint kills its tasks then.
+		DiesWithAgent:      !e.fw.info.GetCheckpoint(),
 		Clock:              a.clk,
 		Logger:             a.log.With("framework", e.fw.id, "executor", e.id),
 		DefaultGracePeriod: a.cfg.DefaultKillGracePeriod,

@@ -109,6 +109,15 @@ type Config struct {
 	// Volumes are host directories the container sees in its sandbox, such
 	// as persistent volumes.
 	Volumes []Volume
+	// DiesWithAgent kills the container when the process that launched it
+	// ends, by a crash or a stop: a task of a framework that does not
+	// checkpoint, which Mesos's executor kills as soon as its agent is
+	// gone. The process containerizer with a reaper kills the container's
+	// process group when no containerizer is connected to the reaper any
+	// more; without a reaper, the main process gets SIGKILL when its
+	// parent dies (Linux's parent-death signal; its children are not
+	// reached).
+	DiesWithAgent bool
 }
 
 // Volume exposes a host directory in a container's sandbox. The process

@@ -61,7 +61,7 @@ func TestRecoverReapedProcessForkedBeforeItsPidWasRecorded(t *testing.T) {
 	require.NoError(t, err)
 	devNull, err := unix.Open(os.DevNull, unix.O_RDWR|unix.O_CLOEXEC, 0)
 	require.NoError(t, err)
-	pid, pidfd, err := rc.start("window", "/bin/sh", []string{"sh", "-c", "while [ ! -e go ]; do sleep 0.02; done; exit 6"}, nil, sandbox, nil, [3]int{devNull, devNull, devNull})
+	pid, pidfd, err := rc.start("window", "/bin/sh", []string{"sh", "-c", "while [ ! -e go ]; do sleep 0.02; done; exit 6"}, nil, sandbox, nil, false, [3]int{devNull, devNull, devNull})
 	require.NoError(t, err)
 	unix.Close(pidfd)
 	unix.Close(devNull)

@@ -268,7 +268,7 @@ func (p *Process) start(c *container, cfg *Config, cred *syscall.Credential) (er
 	var pid int
 	if c.reaped {
 		// The reaper forks it as below, and sends its pidfd back.
-		pid, pidfd, err = p.reaper.start(c.id, argv0, argv, cfg.Env, cfg.Sandbox, cred, fds)
+		pid, pidfd, err = p.reaper.start(c.id, argv0, argv, cfg.Env, cfg.Sandbox, cred, cfg.DiesWithAgent, fds)
 	} else {
 		attr := &syscall.ProcAttr{
 			Dir:   cfg.Sandbox,
@@ -282,6 +282,9 @@ func (p *Process) start(c *container, cfg *Config, cred *syscall.Credential) (er
 				Credential: cred,
 				PidFD:      &pidfd,
 			},
+		}
+		if cfg.DiesWithAgent {
+			attr.Sys.Pdeathsig = syscall.SIGKILL
 		}
 		pid, err = syscall.ForkExec(argv0, argv, attr)
 	}

@@ -76,6 +76,7 @@ func RunReaper() error {
 	}
 	r := &reaper{
 		children: make(map[int]*reaperChild),
+		peers:    make(map[int]int),
 		log:      slog.New(slog.NewTextHandler(os.Stderr, nil)),
 	}
 	return r.serve(ul, dir)
@@ -107,6 +108,8 @@ type reaperRequest struct {
 	Env  []string            `json:"env,omitempty"`
 	Dir  string              `json:"dir,omitempty"`
 	Cred *syscall.Credential `json:"cred,omitempty"`
+	// DiesWithAgent: kill it when no containerizer is connected any more.
+	DiesWithAgent bool `json:"dies_with_agent,omitempty"`
 }
 
 // Child states in a status answer.
@@ -129,11 +132,13 @@ type reaperResponse struct {
 
 // reaperChild is a process the reaper started and has not forgotten.
 type reaperChild struct {
-	id        string
-	forgotten bool // running, and to be reaped when it ends; nobody asks for it
-	ended     bool
-	status    syscall.WaitStatus
-	rusage    syscall.Rusage
+	id            string
+	diesWithAgent bool
+	owner         int  // the pid of the process that started it
+	forgotten     bool // running, and to be reaped when it ends; nobody asks for it
+	ended         bool
+	status        syscall.WaitStatus
+	rusage        syscall.Rusage
 }
 
 // reaper is the state of a reaper process.
@@ -143,6 +148,7 @@ type reaper struct {
 	mu       sync.Mutex
 	children map[int]*reaperChild
 	conns    int
+	peers    map[int]int   // open connections by peer pid
 	served   bool          // a containerizer has connected
 	idle     chan struct{} // closed once idle; made by serve
 }
@@ -156,11 +162,12 @@ func (r *reaper) serve(l *net.UnixListener, dir *os.File) error {
 			if err != nil {
 				return
 			}
-			if !r.admit(conn) {
+			peer, ok := r.admit(conn)
+			if !ok {
 				conn.Close()
 				continue
 			}
-			go r.serveConn(conn)
+			go r.serveConn(conn, peer)
 		}
 	}()
 	tick := time.NewTicker(time.Second)
@@ -195,24 +202,31 @@ func (r *reaper) serve(l *net.UnixListener, dir *os.File) error {
 	}
 }
 
-// admit counts a connection from a peer of the reaper's own user (or root).
-func (r *reaper) admit(conn *net.UnixConn) bool {
-	if err := checkPeer(conn); err != nil {
+// admit counts a connection from a peer of the reaper's own user (or
+// root) and returns the peer's pid.
+func (r *reaper) admit(conn *net.UnixConn) (int, bool) {
+	peer, err := checkPeer(conn)
+	if err != nil {
 		r.log.Warn("refused a connection", "err", err)
-		return false
+		return 0, false
 	}
 	r.mu.Lock()
 	r.conns++
+	r.peers[peer]++
 	r.served = true
 	r.mu.Unlock()
-	return true
+	return peer, true
 }
 
-func (r *reaper) serveConn(conn *net.UnixConn) {
+func (r *reaper) serveConn(conn *net.UnixConn, peer int) {
 	defer func() {
 		conn.Close()
 		r.mu.Lock()
 		r.conns--
+		if r.peers[peer]--; r.peers[peer] == 0 {
+			delete(r.peers, peer)
+			r.killAgentBoundLocked(peer)
+		}
 		r.checkIdleLocked()
 		r.mu.Unlock()
 	}()
@@ -225,7 +239,7 @@ func (r *reaper) serveConn(conn *net.UnixConn) {
 			}
 			return
 		}
-		resp, pidfd := r.handle(&req, fds)
+		resp, pidfd := r.handle(&req, fds, peer)
 		var out []int
 		if pidfd >= 0 {
 			out = []int{pidfd}
@@ -243,7 +257,7 @@ func (r *reaper) serveConn(conn *net.UnixConn) {
 
 // handle answers one request; it closes fds, and returns a pidfd to send
 // (or -1) that the caller closes.
-func (r *reaper) handle(req *reaperRequest, fds []int) (*reaperResponse, int) {
+func (r *reaper) handle(req *reaperRequest, fds []int, peer int) (*reaperResponse, int) {
 	defer func() {
 		for _, fd := range fds {
 			unix.Close(fd)
@@ -275,7 +289,7 @@ func (r *reaper) handle(req *reaperRequest, fds []int) (*reaperResponse, int) {
 			}
 		}
 		r.mu.Lock()
-		r.children[pid] = &reaperChild{id: req.ID}
+		r.children[pid] = &reaperChild{id: req.ID, diesWithAgent: req.DiesWithAgent, owner: peer}
 		r.mu.Unlock()
 		return &reaperResponse{PID: pid}, pidfd
 	case "status":
@@ -358,6 +372,19 @@ func (r *reaper) reapLocked(pid int, c *reaperChild, options int) bool {
 	}
 }
 
+// killAgentBoundLocked kills the running containers started by peer that
+// die with it: it has no connection left (it has ended, or closed its
+// containerizer).
+func (r *reaper) killAgentBoundLocked(peer int) {
+	for pid, c := range r.children {
+		if c.diesWithAgent && c.owner == peer && !c.ended && !c.forgotten {
+			r.log.Info("the agent is gone: killing a container that dies with it", "container", c.id, "pid", pid)
+			unix.Kill(-pid, unix.SIGKILL)
+			unix.Kill(pid, unix.SIGKILL)
+		}
+	}
+}
+
 func (r *reaper) checkIdleLocked() {
 	if r.conns == 0 && len(r.children) == 0 && r.served {
 		select {
@@ -369,26 +396,26 @@ func (r *reaper) checkIdleLocked() {
 }
 
 // checkPeer checks that the other end of conn runs as this process's user,
-// or as root.
-func checkPeer(conn *net.UnixConn) error {
+// or as root, and returns its pid.
+func checkPeer(conn *net.UnixConn) (int, error) {
 	raw, err := conn.SyscallConn()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	var cred *unix.Ucred
 	var credErr error
 	if err := raw.Control(func(fd uintptr) {
 		cred, credErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
 	}); err != nil {
-		return err
+		return 0, err
 	}
 	if credErr != nil {
-		return fmt.Errorf("reading the peer's credentials: %w", credErr)
+		return 0, fmt.Errorf("reading the peer's credentials: %w", credErr)
 	}
 	if uid := os.Geteuid(); int(cred.Uid) != uid && cred.Uid != 0 {
-		return fmt.Errorf("the peer (pid %d) runs as uid %d, not %d", cred.Pid, cred.Uid, uid)
+		return 0, fmt.Errorf("the peer (pid %d) runs as uid %d, not %d", cred.Pid, cred.Uid, uid)
 	}
-	return nil
+	return int(cred.Pid), nil
 }
 
 // writeFrame sends v with fds.
@@ -516,7 +543,7 @@ func (rc *reaperClient) dial() (*net.UnixConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkPeer(conn); err != nil {
+	if _, err := checkPeer(conn); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("reaper: %w", err)
 	}
@@ -525,8 +552,8 @@ func (rc *reaperClient) dial() (*net.UnixConn, error) {
 
 // start forks and execs a container's main process in the reaper and
 // returns its pid and pidfd; stdio are its stdin, stdout and stderr.
-func (rc *reaperClient) start(id, path string, argv, env []string, dir string, cred *syscall.Credential, stdio [3]int) (int, int, error) {
-	resp, fds, err := rc.call(&reaperRequest{Op: "start", ID: id, Path: path, Argv: argv, Env: env, Dir: dir, Cred: cred}, stdio[:])
+func (rc *reaperClient) start(id, path string, argv, env []string, dir string, cred *syscall.Credential, diesWithAgent bool, stdio [3]int) (int, int, error) {
+	resp, fds, err := rc.call(&reaperRequest{Op: "start", ID: id, Path: path, Argv: argv, Env: env, Dir: dir, Cred: cred, DiesWithAgent: diesWithAgent}, stdio[:])
 	if err != nil {
 		return 0, -1, err
 	}
@@ -716,7 +743,7 @@ func (rc *reaperClient) startReaper() (*net.UnixConn, error) {
 	var conn *net.UnixConn
 	if err == nil {
 		if conn, err = net.DialUnix("unix", nil, rc.addr()); err == nil {
-			if err = checkPeer(conn); err != nil {
+			if _, err = checkPeer(conn); err != nil {
 				conn.Close()
 			}
 		}

@@ -73,14 +73,14 @@ func helperAgent(stateDir string) int {
 		return 1
 	}
 	sandboxes := filepath.Join(stateDir, "..", "sandboxes")
-	for _, id := range []string{"ends-while-down", "ends-after-recovery", "killed-while-down"} {
+	for _, id := range []string{"ends-while-down", "ends-after-recovery", "killed-while-down", "dies-with-agent"} {
 		// Each container ends when the test creates its file "go".
 		script := fmt.Sprintf(`while [ ! -e go ]; do sleep 0.02; done; exit %d`, len(id))
-		if id == "killed-while-down" {
+		if id == "killed-while-down" || id == "dies-with-agent" {
 			script = `echo $$ > pid; while :; do sleep 0.02; done`
 		}
 		cfg := containerizer.Config{ID: id, Command: containerizer.ShellCommand(script),
-			Sandbox: filepath.Join(sandboxes, id), Env: []string{"PATH=/usr/bin:/bin"}}
+			Sandbox: filepath.Join(sandboxes, id), Env: []string{"PATH=/usr/bin:/bin"}, DiesWithAgent: id == "dies-with-agent"}
 		if err := p.Launch(context.Background(), cfg); err != nil {
 			fmt.Println("error:", err)
 			return 1
@@ -126,9 +126,15 @@ func TestReaperKeepsExitStatusAcrossAgentKill(t *testing.T) {
 	defer cancel()
 	ids, err := p.Recover(ctx)
 	require.NoError(t, err)
-	require.Equal(t, []string{"ends-after-recovery", "ends-while-down", "killed-while-down"}, ids)
+	require.Equal(t, []string{"dies-with-agent", "ends-after-recovery", "ends-while-down", "killed-while-down"}, ids)
 
-	term, err := p.Wait(ctx, "ends-while-down")
+	// The reaper killed the container that dies with its agent as soon as
+	// the agent's connections closed.
+	term, err := p.Wait(ctx, "dies-with-agent")
+	require.NoError(t, err)
+	assert.Equal(t, syscall.SIGKILL, term.Signal, "%+v", term)
+
+	term, err = p.Wait(ctx, "ends-while-down")
 	require.NoError(t, err)
 	assert.True(t, term.StatusKnown(), "%+v", term)
 	assert.Equal(t, len("ends-while-down"), term.ExitCode, "%+v", term)

@@ -111,9 +111,6 @@ func TestFaults(t *testing.T) {
 				stream := uint64(gi*10 + li + 1) // each subtest its own random stream of the seed
 				t.Run(c.name, func(t *testing.T) {
 					t.Parallel()
-					if c.target == agentInProcess && c.sig == syscall.SIGKILL && !c.checkpoint && os.Getenv("APRON_FAULTS_KNOWN") != "1" {
-						t.Skip(inProcessNoCheckpointGap)
-					}
 					c.tag = fmt.Sprintf("[APRON_FAULT_SEED=%d %s]", seed, t.Name())
 					t.Logf("%s: fault seed %d", t.Name(), seed)
 					runFaultCase(t, bin, c, rand.New(rand.NewPCG(uint64(seed), stream)))
@@ -135,18 +132,6 @@ func TestFaults(t *testing.T) {
 const masterFaultsBlocked = "master restarts: blocked on the master's durable registry (issue 10): without one, a restarted " +
 	"master answers reconciliation of tasks on agents not yet back with TASK_LOST and the framework runs them twice; " +
 	"APRON_FAULTS_MASTER=1 runs them anyway"
-
-// inProcessNoCheckpointGap says why AgentKill9/NoCheckpoint/InProcess is not
-// run by default: Mesos's command executor of a framework without
-// checkpointing is a process that kills its task as soon as its agent is
-// gone; Apron's in-process command executor dies with the agent, and the
-// task runs on until the restarted agent destroys it, so a short task
-// finishes in between, is reported TASK_LOST, and runs again. The fix (the
-// reaper killing such containers when its agent's connections close) is
-// left to do; APRON_FAULTS_KNOWN=1 runs the subtest.
-const inProcessNoCheckpointGap = "agent kill -9, framework without checkpointing, in-process command executor: " +
-	"its tasks outlive the agent until it restarts (Mesos's executor process kills them at once); " +
-	"APRON_FAULTS_KNOWN=1 runs it"
 
 // masterFaults reports whether the master's faults run (APRON_FAULTS_MASTER=1).
 func masterFaults() bool { return os.Getenv("APRON_FAULTS_MASTER") == "1" }

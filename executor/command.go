@@ -42,6 +42,12 @@ type CommandConfig struct {
 	// User runs tasks whose CommandInfo.user is unset; "" is the agent's
 	// user.
 	User string
+	// DiesWithAgent makes the tasks' containers die with the agent
+	// (containerizer.Config.DiesWithAgent): set for the tasks of a
+	// framework that does not checkpoint when this executor runs inside
+	// the agent, as Mesos's executor of such a framework kills its tasks
+	// when its agent is gone.
+	DiesWithAgent bool
 	// ContainerIDPrefix names the tasks' containers: see TaskContainerID.
 	// Unique per executor run, so that the agent can tell whose they are.
 	ContainerIDPrefix string

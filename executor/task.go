@@ -57,12 +57,13 @@ func (b *builtin) containerConfig(t *task) (containerizer.Config, error) {
 		user = b.cfg.User
 	}
 	return containerizer.Config{
-		ID:      t.cid,
-		Command: command,
-		Sandbox: t.sandbox,
-		User:    user,
-		Env:     env,
-		Limits:  taskLimits(ti),
+		ID:            t.cid,
+		Command:       command,
+		Sandbox:       t.sandbox,
+		User:          user,
+		Env:           env,
+		Limits:        taskLimits(ti),
+		DiesWithAgent: b.cfg.DiesWithAgent,
 	}, nil
 }
 
