@@ -415,7 +415,15 @@ func (a *Agent) flush() {
 		return
 	}
 	if !a.isRegistered() {
+		// The link dropped in the turn that queued them: they go through
+		// the link again, so an EXECUTOR_EXITED waits for the next
+		// registration instead of being lost (status updates have their
+		// own queue and are resent after it).
+		out := a.outbox
 		a.outbox = nil
+		for _, c := range out {
+			a.send(c)
+		}
 		return
 	}
 	for _, c := range a.outbox {

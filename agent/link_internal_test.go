@@ -44,6 +44,32 @@ func callTypes(calls []*internalpb.Call) []string {
 	return out
 }
 
+// An EXECUTOR_EXITED queued in the turn in which the link drops is held
+// for the next registration, not lost with the turn's other calls.
+func TestExecutorExitedQueuedAsTheLinkDropsIsHeld(t *testing.T) {
+	a := loopAgent(t)
+	a.send(exitedCall("ex1"))
+	a.send(&internalpb.Call{Type: internalpb.Call_PONG.Enum()})
+	require.Len(t, a.outbox, 2)
+	require.True(t, a.link.disconnected(a.conn.gen, "the test ended it", a.clk.Now()))
+	a.applyLink()
+	a.flush()
+	assert.Empty(t, a.outbox)
+
+	at, ok := a.link.nextDeadline()
+	require.True(t, ok)
+	a.link.tick(at)
+	d := a.link.drain().dial
+	require.NotNil(t, d)
+	require.Equal(t, connAccepted, a.link.connected(d.gen, true, at))
+	a.conn = &masterConn{gen: d.gen, cancel: func() {}}
+	a.handleEvent(&internalpb.Event{
+		Type:       internalpb.Event_REREGISTERED.Enum(),
+		Registered: &internalpb.Event_Registered{AgentID: mesospb.AgentID{Value: a.id}},
+	})
+	assert.Equal(t, []string{"EXECUTOR_EXITED"}, callTypes(a.outbox), "held, and sent once registered; the PONG is dropped")
+}
+
 // Through the shell: the ID a (failed-over) master gives is on disk before
 // anything of the registration is acted on (the held EXECUTOR_EXITED and
 // the pending status updates go out only after), and the agent uses it
