@@ -37,7 +37,16 @@ func TestProcessConformance(t *testing.T) {
 // BenchmarkLaunchTrue measures one container's whole life: launch /bin/true,
 // wait for it, destroy it.
 func BenchmarkLaunchTrue(b *testing.B) {
-	p := newProcess(b, b.TempDir())
+	benchLaunchTrue(b, newProcess(b, b.TempDir()))
+}
+
+// BenchmarkLaunchTrueParallel does the same with 130 containers in flight per
+// CPU (260 on two cores, as in the design's batch-task target).
+func BenchmarkLaunchTrueParallel(b *testing.B) {
+	benchLaunchTrueParallel(b, newProcess(b, b.TempDir()))
+}
+
+func benchLaunchTrue(b *testing.B, p *containerizer.Process) {
 	b.Cleanup(func() { p.Close() })
 	dir := b.TempDir()
 	ctx := context.Background()
@@ -50,10 +59,7 @@ func BenchmarkLaunchTrue(b *testing.B) {
 	reportTasks(b, cpu)
 }
 
-// BenchmarkLaunchTrueParallel does the same with 130 containers in flight per
-// CPU (260 on two cores, as in the design's batch-task target).
-func BenchmarkLaunchTrueParallel(b *testing.B) {
-	p := newProcess(b, b.TempDir())
+func benchLaunchTrueParallel(b *testing.B, p *containerizer.Process) {
 	b.Cleanup(func() { p.Close() })
 	dir := b.TempDir()
 	ctx := context.Background()

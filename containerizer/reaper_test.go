@@ -220,58 +220,11 @@ func TestReaperKilled(t *testing.T) {
 // BenchmarkLaunchTrueReaper is BenchmarkLaunchTrue with the containers
 // forked by the reaper.
 func BenchmarkLaunchTrueReaper(b *testing.B) {
-	dir := b.TempDir()
-	p := newReaped(b, dir)
-	b.Cleanup(func() { p.Close() })
-	ctx := context.Background()
-	i := 0
-	cpu := startCPU()
-	for b.Loop() {
-		i++
-		launchWaitDestroy(b, ctx, p, dir, i)
-	}
-	reportTasks(b, cpu)
+	benchLaunchTrue(b, newReaped(b, b.TempDir()))
 }
 
 // BenchmarkLaunchTrueParallelReaper is BenchmarkLaunchTrueParallel with the
 // containers forked by the reaper.
 func BenchmarkLaunchTrueParallelReaper(b *testing.B) {
-	dir := b.TempDir()
-	p := newReaped(b, dir)
-	b.Cleanup(func() { p.Close() })
-	ctx := context.Background()
-	b.SetParallelism(130)
-	var next chanCounter = make(chan int, 1)
-	next <- 0
-	cpu := startCPU()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			launchWaitDestroy(b, ctx, p, dir, next.inc())
-		}
-	})
-	reportTasks(b, cpu)
-}
-
-// A reaper whose state directory is removed while no containerizer is
-// connected exits: nobody can recover its containers any more. They are
-// left running, to init.
-func TestReaperExitsWhenStateDirRemoved(t *testing.T) {
-	stateDir, dir := filepath.Join(t.TempDir(), "state"), t.TempDir()
-	p := newReaped(t, stateDir)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	require.NoError(t, p.Launch(ctx, containerizer.Config{ID: "left", Command: containerizer.ShellCommand("echo $$ > pid; exec sleep 600"),
-		Sandbox: filepath.Join(dir, "left"), Env: []string{"PATH=/usr/bin:/bin"}}))
-	require.NoError(t, p.Close())
-	require.Len(t, reapers(t, stateDir), 1)
-	require.NoError(t, os.RemoveAll(stateDir))
-	requireReaperGone(t, stateDir)
-
-	var pid int
-	b, err := os.ReadFile(filepath.Join(dir, "left", "pid"))
-	require.NoError(t, err)
-	_, err = fmt.Sscan(string(b), &pid)
-	require.NoError(t, err)
-	require.NoError(t, syscall.Kill(pid, 0), "the container is left running")
-	syscall.Kill(-pid, syscall.SIGKILL)
+	benchLaunchTrueParallel(b, newReaped(b, b.TempDir()))
 }
