@@ -38,6 +38,18 @@ type Master interface {
 	AgentCall(ctx context.Context, streamID string, call *internalpb.Call) error
 }
 
+// DetectingMaster is an optional capability of a Master: telling when
+// another master comes to lead (HTTPMaster with WithMasterDetector). The
+// agent then starts its registration backoff over, as Mesos's agent does
+// when its detector reports a new master, instead of waiting out a backoff
+// grown while the old master was gone.
+type DetectingMaster interface {
+	Master
+	// LeaderChanges returns a channel that receives a value each time
+	// another master is detected as leader, until ctx ends.
+	LeaderChanges(ctx context.Context) <-chan struct{}
+}
+
 // BatchMaster is an optional capability of a Master: taking several calls
 // on a stream at once, in order, which costs the master one hand-off (one
 // HTTP request, one turn of its loop) instead of one per call. The agent
@@ -218,6 +230,10 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		return err
 	}
 	a.connect()
+	if dm, ok := a.cfg.Master.(DetectingMaster); ok {
+		a.wg.Add(1)
+		go a.followLeader(runCtx, dm)
+	}
 	err = a.loop(ctx)
 	if a.shutdown == nil && ctx.Err() != nil {
 		a.stopUncheckpointed(ctx)

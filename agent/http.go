@@ -13,6 +13,7 @@ import (
 
 	"github.com/apronhq/apron/api/v1/codec"
 	"github.com/apronhq/apron/api/v1/internalpb"
+	"github.com/apronhq/apron/election"
 	"github.com/apronhq/apron/internal/httpapi"
 	"github.com/apronhq/apron/internal/httplink"
 )
@@ -44,17 +45,26 @@ type HTTPMaster struct {
 }
 
 var (
-	_ Master      = (*HTTPMaster)(nil)
-	_ BatchMaster = (*HTTPMaster)(nil)
+	_ Master          = (*HTTPMaster)(nil)
+	_ BatchMaster     = (*HTTPMaster)(nil)
+	_ DetectingMaster = (*HTTPMaster)(nil)
 )
+
+// LeaderChanges implements DetectingMaster: a value each time the detector
+// reports a new leader; without WithMasterDetector the channel is closed
+// at once.
+func (m *HTTPMaster) LeaderChanges(ctx context.Context) <-chan struct{} {
+	return m.link.LeaderChanges(ctx)
+}
 
 // HTTPOption configures an HTTPMaster.
 type HTTPOption func(*httpOptions)
 
 type httpOptions struct {
-	json   bool
-	client *http.Client
-	log    *slog.Logger
+	json     bool
+	client   *http.Client
+	log      *slog.Logger
+	detector election.Detector
 }
 
 // WithJSON makes an HTTPMaster speak application/json instead of
@@ -69,10 +79,25 @@ func WithHTTPClient(c *http.Client) HTTPOption { return func(o *httpOptions) { o
 // WithHTTPLogger sets the logger told why streams end (default: discard).
 func WithHTTPLogger(l *slog.Logger) HTTPOption { return func(o *httpOptions) { o.log = l } }
 
+// WithMasterDetector makes the HTTPMaster find the leading master through
+// d, as a Mesos agent started with --master=zk://... does: d is typically
+// a zookeeper.Detector on the masters' election, whose leader's payload is
+// its MasterInfo as JSON. Registration goes to the detected leader first,
+// then to the URLs given to NewHTTPMaster (static fallbacks; there may be
+// none). When another master comes to lead, the agent's stream ends and
+// the agent re-registers there; while none is known it retries after its
+// registration backoff, keeping its tasks running and their status updates
+// queued until a master takes them. The HTTPMaster does not close d; the
+// caller does once the agent has stopped.
+func WithMasterDetector(d election.Detector) HTTPOption {
+	return func(o *httpOptions) { o.detector = d }
+}
+
 // NewHTTPMaster returns a Master for the masters at urls, like
 // "http://10.0.0.1:5050" (http:// is assumed when there is no scheme). It
-// fails with ErrInvalidConfig when there is no URL or one does not parse;
-// it connects to nothing until the agent runs.
+// fails with ErrInvalidConfig when there is no URL (and no
+// WithMasterDetector) or one does not parse; it connects to nothing until
+// the agent runs.
 func NewHTTPMaster(urls []string, opts ...HTTPOption) (*HTTPMaster, error) {
 	var o httpOptions
 	for _, opt := range opts {
@@ -85,10 +110,11 @@ func NewHTTPMaster(urls []string, opts ...HTTPOption) (*HTTPMaster, error) {
 		client.Codec = codec.JSON
 	}
 	link, err := httplink.New[internalpb.Event](httplink.Config{
-		URLs:   urls,
-		Path:   MasterAgentPath,
-		Client: client,
-		Logger: o.log,
+		URLs:     urls,
+		Detector: o.detector,
+		Path:     MasterAgentPath,
+		Client:   client,
+		Logger:   o.log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)

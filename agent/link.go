@@ -130,6 +130,19 @@ func (s *sender) drain(ctx context.Context) {
 // ID, hands the calls to the stream's sender, and keeps one timer for the
 // core's next deadline (a reconnection or the ping timeout).
 
+// followLeader tells the link core of each newly detected leader.
+func (a *Agent) followLeader(ctx context.Context, dm DetectingMaster) {
+	defer a.wg.Done()
+	for range dm.LeaderChanges(ctx) {
+		if a.post(ctx, func() {
+			a.link.masterDetected(a.clk.Now())
+			a.applyLink()
+		}) != nil {
+			return
+		}
+	}
+}
+
 // connect dials the master for the first time.
 func (a *Agent) connect() {
 	a.link.start(a.clk.Now())

@@ -306,6 +306,23 @@ func (l *linkState) dialNow() {
 	l.out.dial = &d
 }
 
+// masterDetected: another master was detected as leader (Mesos's
+// Slave::detected). The backoff starts over, and an agent waiting to
+// reconnect tries within backoffMin rather than at the end of a wait grown
+// against the master that died: a random wait still, so the agents that
+// lost it together do not all reach the new one at once.
+func (l *linkState) masterDetected(now time.Time) {
+	l.backoff = l.backoffMin
+	if l.phase != linkIdle || !l.dialDue || l.stopping {
+		return // connected, or an attempt in flight, which fails or lands on its own
+	}
+	due := l.dialAt
+	l.scheduleDial(now)
+	if due.Before(l.dialAt) {
+		l.dialAt = due
+	}
+}
+
 // lose hangs the stream up and schedules a reconnection.
 func (l *linkState) lose(why string, now time.Time) {
 	l.out.hangUp = &linkHangUp{gen: l.gen, why: why}

@@ -133,6 +133,8 @@ func runLinkSteps(t *testing.T, l *linkState, steps []linkStep) {
 			l.tick(now)
 		case "stop":
 			l.stop()
+		case "detected":
+			l.masterDetected(now)
 		case "send":
 			c := &internalpb.Call{Type: internalpb.Call_EXECUTOR_MESSAGE.Enum()}
 			if s.call != "message" {
@@ -179,6 +181,23 @@ func TestLinkSteps(t *testing.T) {
 			{op: "connected", at: 3 * time.Second, result: connAccepted},
 			// The same ID again: nothing to write.
 			{op: "registered", id: "a1", at: 3 * time.Second, result: regTaken, want: []string{"R"}},
+		},
+	}, {
+		// The backoff grown while the old master was gone starts over
+		// when a new leader is detected (Mesos's Slave::detected).
+		name: "a new leader detected: the backoff starts over",
+		steps: []linkStep{
+			{op: "start", want: []string{"D 1 REGISTER"}},
+			{op: "failed", result: connFailed, next: "+1s"},
+			{op: "tick", at: time.Second, want: []string{"D 2 REGISTER"}},
+			{op: "failed", at: time.Second, result: connFailed, next: "+3s"},
+			{op: "tick", at: 3 * time.Second, want: []string{"D 3 REGISTER"}},
+			{op: "failed", at: 3 * time.Second, result: connFailed, next: "+7s"},
+			{op: "detected", at: 4 * time.Second, next: "+5s"},
+			{op: "tick", at: 5 * time.Second, want: []string{"D 4 REGISTER"}},
+			// In flight or connected: nothing changes but the backoff.
+			{op: "detected", at: 5 * time.Second, next: "none"},
+			{op: "failed", at: 5 * time.Second, result: connFailed, next: "+6s"},
 		},
 	}, {
 		name: "a recovered ID re-registers at once",

@@ -187,6 +187,12 @@ func (d *Driver) Run(ctx context.Context) error {
 		d.mu.Unlock()
 	}()
 
+	// A new leader detected ends a backoff grown against a master that
+	// died: the driver subscribes to the new one at once.
+	var changes <-chan struct{}
+	if lc, ok := d.master.(leaderChanger); ok {
+		changes = lc.LeaderChanges(ctx)
+	}
 	failures := 0
 	for {
 		if done, err := d.runResult(ctx); done {
@@ -201,15 +207,40 @@ func (d *Driver) Run(ctx context.Context) error {
 		delay := backoff(d.backoffMin, d.backoffMax, failures)
 		failures++
 		d.log.Info("re-subscribing after backoff", "delay", delay)
-		t := d.clock.NewTimer(delay)
+		d.wait(ctx, delay, &changes, &failures)
+	}
+}
+
+// wait waits out a backoff of delay, or less when a new leader is
+// detected (then failures starts over), the driver stops or ctx ends.
+// changes is set to nil once closed (a Master without a detector).
+func (d *Driver) wait(ctx context.Context, delay time.Duration, changes *<-chan struct{}, failures *int) {
+	t := d.clock.NewTimer(delay)
+	defer t.Stop()
+	for {
 		select {
 		case <-t.C():
+			return
+		case _, ok := <-*changes:
+			if !ok {
+				*changes = nil
+				continue
+			}
+			*failures = 0
+			d.log.Info("a new leading master is detected: subscribing now")
+			return
 		case <-d.stopCh:
-			t.Stop()
+			return
 		case <-ctx.Done():
-			t.Stop()
+			return
 		}
 	}
+}
+
+// leaderChanger is a Master that tells of newly detected leaders (the
+// HTTP link with WithMasterDetector).
+type leaderChanger interface {
+	LeaderChanges(ctx context.Context) <-chan struct{}
 }
 
 // runResult says whether Run should return, and what.

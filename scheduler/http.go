@@ -9,6 +9,7 @@ import (
 
 	"github.com/apronhq/apron/api/v1/codec"
 	"github.com/apronhq/apron/api/v1/schedulerpb"
+	"github.com/apronhq/apron/election"
 	"github.com/apronhq/apron/internal/httpapi"
 	"github.com/apronhq/apron/internal/httplink"
 )
@@ -36,11 +37,41 @@ const SchedulerPath = "/api/v1/scheduler"
 // stream that ends also makes the driver subscribe again.
 //
 // Calls are protobuf-encoded unless WithJSON is given. WithMasterURL and
-// WithMaster replace each other: the last one given counts.
+// WithMaster replace each other: the last one given counts. With
+// WithMasterDetector, urls are the fallbacks tried after the detected
+// leader.
 func WithMasterURL(urls ...string) Option {
 	return func(c *config) {
 		c.master = nil
 		c.masterURLs = append([]string{}, urls...)
+	}
+}
+
+// WithMasterDetector connects the driver over HTTP, as WithMasterURL does,
+// to the master d names as the leader: Mesos's master detection, where
+// d is typically a zookeeper.Detector on the masters' zk:// URL (each
+// master campaigns with its MasterInfo as JSON, the payload d must carry).
+// SUBSCRIBE goes to the detected leader first; when another master comes
+// to lead, the driver ends its stream (the Scheduler sees Disconnected)
+// and subscribes there, with its FrameworkID, as Mesos's driver does on a
+// newly detected master, so the framework needs a failover_timeout that
+// covers a master failover. While no leader is known the driver retries
+// after its backoff, without giving up. A detector that knows no leader
+// for a while does not end a stream: a master that stops leading ends
+// its streams itself.
+//
+// WithMasterDetector and WithMasterURL combine: URLs given with
+// WithMasterURL are static fallbacks, tried after the detected leader, or
+// when none is detected. WithMaster replaces both. The driver does not
+// close d; the caller does, after Run has returned.
+func WithMasterDetector(d election.Detector) Option {
+	return func(c *config) {
+		c.master = nil
+		c.detector = d
+		if c.masterURLs == nil {
+			// Non-nil: NewDriver builds the HTTP link.
+			c.masterURLs = []string{}
+		}
 	}
 }
 
@@ -69,10 +100,11 @@ func newHTTPMaster(cfg *config) (*httpMaster, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	link, err := httplink.New[schedulerpb.Event](httplink.Config{
-		URLs:   cfg.masterURLs,
-		Path:   SchedulerPath,
-		Client: client,
-		Logger: log,
+		URLs:     cfg.masterURLs,
+		Detector: cfg.detector,
+		Path:     SchedulerPath,
+		Client:   client,
+		Logger:   log,
 	})
 	if err != nil {
 		return nil, err
@@ -86,6 +118,12 @@ func (m *httpMaster) SubscribeScheduler(ctx context.Context, call *schedulerpb.C
 		return "", nil, httpError(err)
 	}
 	return id, events, nil
+}
+
+// LeaderChanges tells the driver of each newly detected leader (see
+// leaderChanger).
+func (m *httpMaster) LeaderChanges(ctx context.Context) <-chan struct{} {
+	return m.link.LeaderChanges(ctx)
 }
 
 func (m *httpMaster) SchedulerCall(ctx context.Context, streamID string, call *schedulerpb.Call) error {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/apronhq/apron/election"
 	"github.com/apronhq/apron/internal/clock"
 )
 
@@ -42,17 +43,20 @@ type config struct {
 	backoffMax      time.Duration
 	suppressedRoles []string
 
-	// WithMasterURL's link, built by NewDriver once every option is in.
-	masterURLs []string // nil: not given
+	// WithMasterURL's and WithMasterDetector's link, built by NewDriver
+	// once every option is in.
+	masterURLs []string // nil: neither option given
+	detector   election.Detector
 	json       bool
 	httpClient *http.Client
 }
 
 // WithMaster sets the master to subscribe to: the in-process
-// *master.Master or any other Master. It or WithMasterURL is required;
-// the last one given counts.
+// *master.Master or any other Master. It, WithMasterURL or
+// WithMasterDetector is required; WithMaster replaces the other two, and
+// they replace it: the last one given counts.
 func WithMaster(m Master) Option {
-	return func(c *config) { c.master, c.masterURLs = m, nil }
+	return func(c *config) { c.master, c.masterURLs, c.detector = m, nil, nil }
 }
 
 // WithClock sets the clock used for heartbeat timeouts and backoff

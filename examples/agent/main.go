@@ -85,7 +85,7 @@ func runExecutor() int {
 func run(args []string) error {
 	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
 	var (
-		masters     = fs.String("master", "127.0.0.1:5050", "the master's `host:port` or URL; several, comma-separated, are candidates of which one leads")
+		masters     = fs.String("master", "127.0.0.1:5050", cli.MasterFlagHelp)
 		listen      = fs.String("listen", "127.0.0.1:5051", "`host:port` to serve the executor and operator APIs on")
 		advertise   = fs.String("advertise", "", "`host:port` at which executors reach this agent (default: the -listen address, or -hostname with its port when listening on all interfaces)")
 		workDir     = fs.String("work-dir", "", "`directory` for sandboxes, checkpoints and container state (required; one per agent)")
@@ -159,7 +159,12 @@ func run(args []string) error {
 	if *useJSON {
 		opts = append(opts, agent.WithJSON())
 	}
-	link, err := agent.NewHTTPMaster(cli.SplitList(*masters), append(opts, agent.WithHTTPLogger(log.With("component", "link")))...)
+	ms, err := cli.ParseMasters(*masters, log)
+	if err != nil {
+		return err
+	}
+	defer ms.Close() // after the agent has stopped
+	link, err := ms.AgentLink(append(opts, agent.WithHTTPLogger(log.With("component", "link")))...)
 	if err != nil {
 		return fmt.Errorf("-master: %w", err)
 	}
@@ -235,7 +240,7 @@ func run(args []string) error {
 		case <-runCtx.Done():
 		}
 	}()
-	fmt.Printf("agent %s listening on http://%s (executors reach it at %s), master %s, work dir %s\n", a.PID(), ln.Addr(), endpoint, *masters, *workDir)
+	fmt.Printf("agent %s listening on http://%s (executors reach it at %s), master %s, work dir %s\n", a.PID(), ln.Addr(), endpoint, ms, *workDir)
 
 	srvCtx, stopServing := context.WithCancel(ctx)
 	go func() {

@@ -75,7 +75,6 @@ func main() {
 }
 
 type options struct {
-	masters     []string
 	tasks       int
 	concurrency int
 	cpus, mem   float64
@@ -107,7 +106,7 @@ func run(args []string, out io.Writer) error {
 		masters string
 		common  cli.Common
 	)
-	fs.StringVar(&masters, "master", "127.0.0.1:5050", "the master's `host:port` or URL (several, comma-separated, are candidates)")
+	fs.StringVar(&masters, "master", "127.0.0.1:5050", cli.MasterFlagHelp)
 	fs.IntVar(&o.tasks, "tasks", 10000, "number of tasks to launch")
 	fs.IntVar(&o.concurrency, "concurrency", 4000, "most tasks launched and not yet ended at any time")
 	fs.Float64Var(&o.cpus, "cpus", 0.01, "cpus of each task")
@@ -134,7 +133,6 @@ func run(args []string, out io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	o.masters = cli.SplitList(masters)
 	switch {
 	case fs.NArg() > 0:
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
@@ -157,6 +155,11 @@ func run(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	ms, err := cli.ParseMasters(masters, log)
+	if err != nil {
+		return err
+	}
+	defer ms.Close() // after the driver has stopped
 	stopProfiles, err := common.StartProfiles()
 	if err != nil {
 		return err
@@ -176,7 +179,7 @@ func run(args []string, out io.Writer) error {
 	transport.MaxIdleConns = transport.MaxIdleConnsPerHost * 2
 	transport.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	opts := []scheduler.Option{
-		scheduler.WithMasterURL(o.masters...),
+		ms.SchedulerOption(),
 		scheduler.WithHTTPClient(&http.Client{Transport: transport}),
 		scheduler.WithExplicitAcknowledgements(),
 		scheduler.WithLogger(log),
@@ -200,7 +203,7 @@ func run(args []string, out io.Writer) error {
 	g.driver.Store(d)
 
 	fmt.Fprintf(out, "loadgen: %d tasks (cpus %g, mem %g MB, run time %v), at most %d unfinished, master %s\n",
-		o.tasks, o.cpus, o.mem, o.taskTime, o.concurrency, strings.Join(o.masters, ","))
+		o.tasks, o.cpus, o.mem, o.taskTime, o.concurrency, ms)
 	g.start = time.Now()
 	var wg sync.WaitGroup
 	workCtx, stopWork := context.WithCancel(context.Background())

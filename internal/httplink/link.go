@@ -16,6 +16,26 @@
 // about the call, which every master would refuse alike: it is returned at
 // once. Calls go to the master the stream was opened with, carrying its
 // Mesos-Stream-Id.
+//
+// # Following an election
+//
+// With a Detector (Mesos's zk:// master detection), Subscribe tries the
+// master the detector names first, then the static URLs as above; with no
+// leader known and no static URL it fails at once with ErrNoMaster, and
+// the caller retries after its backoff, as Mesos's drivers wait for a
+// detected master. A leader whose payload does not name a master is
+// skipped with a log line. Each open stream is watched: when the detector
+// names a new leader that is not the master the stream is on, the stream
+// ends (its events channel closes) and the caller subscribes again, which
+// lands on the new leader, as Mesos's drivers re-register with a newly
+// detected master. A detector that knows no leader for a while (the
+// leader's znode is gone, or the detector lost ZooKeeper) ends no stream:
+// a master that stops leading ends its streams itself, and a client cut
+// off from ZooKeeper should not cut off a master that still leads.
+//
+// The Link starts no goroutine of its own: a stream's watcher lives as
+// long as the stream, so a Link needs no Close. The Detector is the
+// caller's, who closes it after the last use of the Link.
 package httplink
 
 import (
@@ -26,11 +46,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 
 	"github.com/gogo/protobuf/proto"
 
+	"github.com/apronhq/apron/api/v1/codec"
+	"github.com/apronhq/apron/election"
 	"github.com/apronhq/apron/internal/httpapi"
 )
 
@@ -39,8 +62,13 @@ var (
 	// open (never opened, or ended). Nothing was sent.
 	ErrNoStream = errors.New("httplink: stream not open")
 	// ErrNoMaster: no candidate master accepted the subscription; the
-	// error wraps each candidate's failure.
+	// error wraps each candidate's failure, or says that no leading
+	// master is detected when there was none to try. It is not final:
+	// subscribe again later.
 	ErrNoMaster = errors.New("httplink: no master accepted the subscription")
+	// errNoLeader is the cause ErrNoMaster wraps when there was nobody
+	// to try: no detected leader and no static URL.
+	errNoLeader = errors.New("no leading master is detected (and no static master URL is configured)")
 	// ErrBadURL: a candidate URL is not an http or https URL with a host.
 	ErrBadURL = errors.New("httplink: bad master URL")
 )
@@ -54,8 +82,17 @@ const (
 // Config configures a Link.
 type Config struct {
 	// URLs are the candidate masters, like "http://10.0.0.1:5050" (a URL
-	// without scheme gets http://; a path is kept as a prefix).
+	// without scheme gets http://; a path is kept as a prefix). They may
+	// be empty when Detector is set; then they are the fallbacks tried
+	// after the detected leader.
 	URLs []string
+	// Detector, when set, names the leading master (see the package
+	// documentation). The Link only reads it; the caller closes it.
+	Detector election.Detector
+	// LeaderURL turns a leader's payload into the master's base URL
+	// ("http://10.0.0.2:5050"). Default: the payload is a MasterInfo as
+	// JSON, as Mesos and Apron masters campaign with (DefaultLeaderURL).
+	LeaderURL func(payload []byte) (string, error)
 	// Path is the endpoint's path, appended to each URL
 	// ("/api/v1/scheduler").
 	Path string
@@ -96,8 +133,11 @@ func New[E any, PE interface {
 	*E
 	proto.Message
 }](cfg Config) (*Link[E, PE], error) {
-	if len(cfg.URLs) == 0 {
-		return nil, fmt.Errorf("%w: no URL", ErrBadURL)
+	if len(cfg.URLs) == 0 && cfg.Detector == nil {
+		return nil, fmt.Errorf("%w: no URL and no detector", ErrBadURL)
+	}
+	if cfg.LeaderURL == nil {
+		cfg.LeaderURL = DefaultLeaderURL
 	}
 	if cfg.MaxRedirects <= 0 {
 		cfg.MaxRedirects = DefaultMaxRedirects
@@ -123,6 +163,16 @@ func New[E any, PE interface {
 	return l, nil
 }
 
+// DefaultLeaderURL reads a leader's payload as a MasterInfo in JSON, the
+// way Mesos and Apron masters publish themselves, and returns its base URL.
+func DefaultLeaderURL(payload []byte) (string, error) {
+	info, err := codec.ParseMasterInfo(payload)
+	if err != nil {
+		return "", err
+	}
+	return codec.MasterURL(info)
+}
+
 // Endpoint joins a master's base URL and an endpoint path.
 func Endpoint(base, path string) (string, error) {
 	s := strings.TrimSpace(base)
@@ -146,13 +196,25 @@ func Endpoint(base, path string) (string, error) {
 // master ended it, the connection broke, an event did not decode, or ctx
 // was cancelled, which is how the caller ends it.
 func (l *Link[E, PE]) Subscribe(ctx context.Context, call proto.Message) (string, <-chan PE, error) {
+	var leader election.Leader
+	if l.cfg.Detector != nil {
+		// Read before subscribing: a change after this point is seen by
+		// the stream's watcher, which starts from this leader.
+		leader = l.cfg.Detector.Leader()
+	}
+	order := l.order(leader)
+	if len(order) == 0 {
+		return "", nil, fmt.Errorf("%w: %w", ErrNoMaster, errNoLeader)
+	}
 	var errs []error
-	for _, ep := range l.order() {
-		s, at, err := l.subscribeAt(ctx, ep, call)
+	for _, ep := range order {
+		sctx, cancel := context.WithCancel(ctx)
+		s, at, err := l.subscribeAt(sctx, ep, call)
 		if err == nil {
-			id, events := l.serve(ctx, s, at)
+			id, events := l.serve(sctx, cancel, s, at, leader)
 			return id, events, nil
 		}
+		cancel()
 		if ctx.Err() != nil {
 			return "", nil, ctx.Err()
 		}
@@ -165,21 +227,45 @@ func (l *Link[E, PE]) Subscribe(ctx context.Context, call proto.Message) (string
 	return "", nil, fmt.Errorf("%w: %w", ErrNoMaster, errors.Join(errs...))
 }
 
-// order is the last master subscribed to, then the candidates.
-func (l *Link[E, PE]) order() []string {
+// order is the detected leader, then the last master subscribed to, then
+// the candidates.
+func (l *Link[E, PE]) order(leader election.Leader) []string {
 	l.mu.Lock()
 	last := l.last
 	l.mu.Unlock()
-	if last == "" {
-		return l.candidates
-	}
-	out := []string{last}
-	for _, c := range l.candidates {
-		if c != last {
-			out = append(out, c)
+	var out []string
+	add := func(ep string) {
+		if ep != "" && !slices.Contains(out, ep) {
+			out = append(out, ep)
 		}
 	}
+	if leader.Known() {
+		add(l.leaderEndpoint(leader))
+	}
+	if len(out) > 0 || len(l.candidates) > 0 {
+		// Without a detected leader, the last master is tried only among
+		// static candidates: with a detector alone, it is a master that
+		// no longer leads.
+		add(last)
+	}
+	for _, c := range l.candidates {
+		add(c)
+	}
 	return out
+}
+
+// leaderEndpoint is the endpoint on the master leader names, or "" (with a
+// log line) when its payload does not name one.
+func (l *Link[E, PE]) leaderEndpoint(leader election.Leader) string {
+	base, err := l.cfg.LeaderURL(leader.Payload)
+	if err == nil {
+		var ep string
+		if ep, err = Endpoint(base, l.cfg.Path); err == nil {
+			return ep
+		}
+	}
+	l.cfg.Logger.Warn("detected leader skipped: its payload names no master", "leader", leader.ID, "err", err)
+	return ""
 }
 
 // subscribeAt subscribes at ep, following redirects; it returns the
@@ -219,16 +305,22 @@ func tryNext(err error) bool {
 	return true
 }
 
-// serve records the stream and starts the goroutine that reads it.
-func (l *Link[E, PE]) serve(ctx context.Context, s *httpapi.Stream, ep string) (string, <-chan PE) {
+// serve records the stream and starts the goroutine that reads it, and
+// with a detector the one that ends it when another master leads; cancel
+// ends ctx, the stream's own context.
+func (l *Link[E, PE]) serve(ctx context.Context, cancel context.CancelFunc, s *httpapi.Stream, ep string, leader election.Leader) (string, <-chan PE) {
 	open := &openStream{endpoint: ep}
 	l.mu.Lock()
 	l.last = ep
 	l.streams[s.ID] = open
 	l.mu.Unlock()
+	if l.cfg.Detector != nil {
+		go l.watch(ctx, cancel, s.ID, ep, leader)
+	}
 	events := make(chan PE, l.cfg.Buffer)
 	go func() {
 		defer close(events)
+		defer cancel() // stops the watcher
 		defer s.Close()
 		// Forgotten before the channel closes, so a caller who saw it
 		// closed gets ErrNoStream for the stream's calls.
@@ -253,6 +345,33 @@ func (l *Link[E, PE]) serve(ctx context.Context, s *httpapi.Stream, ep string) (
 		}
 	}()
 	return s.ID, events
+}
+
+// watch ends the stream id on ep (by cancel) when the detector names a
+// leader that is not ep's master; it returns when ctx ends (the stream
+// ended) or the detector is closed.
+func (l *Link[E, PE]) watch(ctx context.Context, cancel context.CancelFunc, id, ep string, leader election.Leader) {
+	for {
+		next, err := l.cfg.Detector.Detect(ctx, leader)
+		if err != nil {
+			if ctx.Err() == nil {
+				l.cfg.Logger.Warn("master detector stopped; the stream is no longer watched", "stream_id", id, "err", err)
+			}
+			return
+		}
+		leader = next
+		if !leader.Known() {
+			l.cfg.Logger.Info("no leading master detected; the stream stays open", "endpoint", ep, "stream_id", id)
+			continue
+		}
+		at := l.leaderEndpoint(leader)
+		if at == "" || at == ep {
+			continue
+		}
+		l.cfg.Logger.Info("a new master leads; ending the stream to subscribe there", "endpoint", ep, "stream_id", id, "leader", at)
+		cancel()
+		return
+	}
 }
 
 func (l *Link[E, PE]) forget(id string, s *openStream) {
@@ -298,4 +417,37 @@ func NoRedirects(c *http.Client) *http.Client {
 	cp := *c
 	cp.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return &cp
+}
+
+// LeaderChanges returns a channel that receives a value each time the
+// Link's detector reports a new leader, until ctx ends; without a detector
+// it is closed at once. The drivers use it to start their backoff over
+// when a new master is elected, as Mesos's do on a detection.
+func (l *Link[E, PE]) LeaderChanges(ctx context.Context) <-chan struct{} {
+	out := make(chan struct{})
+	d := l.cfg.Detector
+	if d == nil {
+		close(out)
+		return out
+	}
+	go func() {
+		defer close(out)
+		last := d.Leader()
+		for {
+			leader, err := d.Detect(ctx, last)
+			if err != nil {
+				return
+			}
+			last = leader
+			if !leader.Known() {
+				continue
+			}
+			select {
+			case out <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out
 }
