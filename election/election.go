@@ -28,21 +28,54 @@
 //
 // # High availability for frameworks
 //
-// The package is not tied to masters. A framework scheduler runs the same
-// way for its own failover: start two instances, each with a Contender on
-// its own path (zk://zk1:2181,zk2:2181/frameworks/my-batch) and a payload
-// saying where it serves; the one whose Campaign returns subscribes to the
-// master; the other waits in Campaign. The leader stores the FrameworkID
-// the master gave it somewhere both instances can read (the payload of its
-// own candidacy is not the place: it vanishes with the leader), and
-// subscribes with a failover_timeout long enough to cover a failover. When
-// the leader dies its session expires, the standby's Campaign returns, and
-// it subscribes with the same FrameworkID: the master hands it the running
-// tasks of the dead instance. A leader whose Term ends must stop calling
-// the master at once (its successor may have subscribed already):
+// The package is not tied to masters. A framework scheduler is made highly
+// available the same way; examples/batch -zk does all of this (package
+// examples/internal/batch documents its znodes), and ExampleLead shows the
+// loop:
+//
+//  1. Run two or more instances, each with a Contender on a path of the
+//     framework's own (zk://zk1:2181,zk2:2181/frameworks/my-batch, not the
+//     masters' path) and a payload saying who it is (host, pid, where it
+//     serves), with an Options.Validate that accepts only such payloads,
+//     so that the framework's and the masters' elections skip each other's
+//     znodes should the paths ever meet. The instance whose Campaign
+//     returns leads; the others wait in Campaign.
+//  2. Keep what a successor needs where every instance can read it, and
+//     not in the payload (it vanishes with the leader): for ZooKeeper,
+//     persistent znodes under the same path. That is the FrameworkID,
+//     stored as soon as the master assigns it and before anything is
+//     launched, and the framework's own progress (which tasks finished),
+//     each record stored before the status update it records is
+//     acknowledged. A znode holds at most 1 MB (jute.maxbuffer), and so
+//     does the list of a znode's children: a journal of one znode per
+//     record holds tens of thousands of records; more needs compaction.
+//  3. Subscribe with a failover_timeout long enough to cover a failover
+//     and an operator's reaction (Marathon and examples/batch use a week):
+//     the master keeps the framework's tasks running meanwhile.
+//  4. When the Term ends, stop calling the master at once (cancel the
+//     driver's context; do not tear the framework down: the successor
+//     takes it over), then campaign again. Its successor may have
+//     subscribed already; a leader that ZooKeeper has cut off steps down
+//     after about two thirds of the session timeout, before the server
+//     expires its session and anyone else can lead.
+//  5. Each term starts from the stored state, not from what the instance
+//     remembers of an earlier term: subscribe with the stored FrameworkID
+//     (the master hands over the framework and its tasks; a master that
+//     answers "Framework has been removed" means it was torn down, or the
+//     failover timeout passed), then reconcile, explicitly for the tasks
+//     the progress record has outstanding and implicitly for the rest, so
+//     that running tasks are adopted rather than launched again. Updates
+//     the dead leader left unacknowledged are sent again to the new one.
+//  6. When the job is over, record that first, then tear the framework
+//     down, so that an instance leading afterwards does not run it again.
+//
+// A killed leader's successor leads after about the session timeout (see
+// election/zookeeper's Timing), and then needs a subscription and a
+// reconciliation:
 //
 //	err := election.Lead(ctx, contender, payload, func(ctx context.Context) {
-//		runScheduler(ctx, frameworkID) // returns when ctx is cancelled
+//		id := loadFrameworkID()      // stored by an earlier term, or ""
+//		runScheduler(ctx, id)         // returns when ctx is cancelled
 //	})
 package election
 

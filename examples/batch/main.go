@@ -27,6 +27,26 @@
 // leaves the same way when there is a failover timeout (the framework can
 // be resumed), and tears the framework down (killing its tasks) when there
 // is none.
+//
+// # High availability
+//
+// With -zk zk://host:port[,...]/path, start the same command (same job
+// flags) on two or more machines: each campaigns for leadership at path;
+// one leads and runs the job, the others print "standing by" and wait.
+// The framework ID and the journal are kept in ZooKeeper under path
+// (-framework-id and -journal-dir do not apply), so when the leader dies
+// the next instance takes over, once ZooKeeper has expired the dead one's
+// session (-zk-session-timeout, 10 s by default as Mesos's), with the
+// same framework ID: it adopts the running tasks and finishes the job. A
+// leader cut off from ZooKeeper stops talking to the master at once and
+// stands by again. -failover-timeout defaults to a week with -zk (0 is
+// refused: it is what keeps the tasks while a standby takes over); SIGINT
+// or SIGTERM leaves the framework to the standbys. Once the job is over,
+// the instances still standing by find it done and exit. See package
+// examples/internal/batch for the znodes and their limits.
+//
+//	batch -master m:5050 -zk zk://zk1:2181,zk2:2181/apron/batch-fw -tasks 100 -cmd 'sleep 5'   # on host A
+//	batch -master m:5050 -zk zk://zk1:2181,zk2:2181/apron/batch-fw -tasks 100 -cmd 'sleep 5'   # on host B
 package main
 
 import (
@@ -35,13 +55,16 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/user"
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/apronhq/apron/api/v1/mesospb"
+	"github.com/apronhq/apron/election/zookeeper"
 	"github.com/apronhq/apron/examples/internal/batch"
 	"github.com/apronhq/apron/examples/internal/cli"
 	"github.com/apronhq/apron/scheduler"
@@ -50,7 +73,9 @@ import (
 const description = `Runs -tasks copies of the shell command -cmd as a framework of the master
 given by -master, printing progress and a summary; exits 0 when every task
 finished, 1 when some failed for good, 2 when interrupted. With
--failover-timeout, a killed run can be resumed with -framework-id.`
+-failover-timeout, a killed run can be resumed with -framework-id. With
+-zk, several instances run the job highly available: one leads, the others
+stand by and take over, with the same framework, when it dies.`
 
 func main() {
 	code, err := run(os.Args[1:], os.Stdout)
@@ -66,7 +91,7 @@ func main() {
 func run(args []string, out io.Writer) (int, error) {
 	fs := flag.NewFlagSet("batch", flag.ContinueOnError)
 	var (
-		masters     = fs.String("master", "127.0.0.1:5050", "the master's `host:port` or URL; several, comma-separated, are candidates of which one leads")
+		masters     = fs.String("master", "127.0.0.1:5050", cli.MasterFlagHelp)
 		nTasks      = fs.Int("tasks", 10, "number of tasks")
 		cmd         = fs.String("cmd", `echo "task $TASK_INDEX on $(hostname)"; sleep 1`, "shell `command` each task runs")
 		cpus        = fs.Float64("cpus", 0.1, "cpus of each task")
@@ -82,6 +107,8 @@ func run(args []string, out io.Writer) (int, error) {
 		useJSON     = fs.Bool("json", false, "speak JSON to the master instead of protobuf")
 		checkpoint  = fs.Bool("checkpoint", true, "ask agents to checkpoint the framework's tasks (FrameworkInfo.checkpoint), so that they survive an agent restart; without it Mesos kills them when their agent stops or restarts")
 		eventsPath  = fs.String("events", "", "append every task launched and every status update received to this `file`, one JSON line each (type, task_id, state, reason, source, message, uuid, agent_id), an update before it is acknowledged")
+		zkURL       = fs.String("zk", "", "run highly available: campaign for leadership at this `zk://[user:pass@]host:port[,...]/path`; the leader runs the job, the others stand by, and the framework ID and journal are kept under the path (-framework-id and -journal-dir do not apply)")
+		zkTimeout   = fs.Duration("zk-session-timeout", 10*time.Second, "ZooKeeper session timeout with -zk: a dead leader is replaced after about this long")
 		common      cli.Common
 	)
 	common.Register(fs, "error")
@@ -98,6 +125,10 @@ func run(args []string, out io.Writer) (int, error) {
 		return 2, errors.New("-cpus and -mem must be positive")
 	case *failover < 0:
 		return 2, errors.New("-failover-timeout must not be negative")
+	case *zkURL != "" && *frameworkID != "":
+		return 2, errors.New("-framework-id does not apply with -zk: the framework ID is kept in ZooKeeper")
+	case *zkTimeout <= 0:
+		return 2, errors.New("-zk-session-timeout must be positive")
 	}
 	log, err := common.Logger()
 	if err != nil {
@@ -124,6 +155,7 @@ func run(args []string, out io.Writer) (int, error) {
 		}
 	}
 	fw := batch.New(tasks, out)
+	var events io.Writer // the -events file
 	if *eventsPath != "" {
 		f, err := os.OpenFile(*eventsPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 		if err != nil {
@@ -131,6 +163,7 @@ func run(args []string, out io.Writer) (int, error) {
 		}
 		defer f.Close()
 		fw.SetEvents(f)
+		events = f
 	}
 
 	var (
@@ -199,12 +232,23 @@ func run(args []string, out io.Writer) (int, error) {
 		}
 	})
 
+	ms, err := cli.ParseMasters(*masters, log)
+	if err != nil {
+		return 2, err
+	}
+	defer ms.Close() // after the driver has stopped
 	opts := []scheduler.Option{
-		scheduler.WithMasterURL(cli.SplitList(*masters)...),
+		ms.SchedulerOption(),
 		scheduler.WithLogger(log),
 	}
 	if *useJSON {
 		opts = append(opts, scheduler.WithJSON())
+	}
+	if *zkURL != "" {
+		return runHA(haFlags{
+			url: *zkURL, sessionTimeout: *zkTimeout, failover: *failover, timeout: *timeout,
+			failoverSet: flagSet(fs, "failover-timeout"), journalSet: flagSet(fs, "journal-dir"),
+		}, tasks, info, opts, events, log, out)
 	}
 	d, err := scheduler.NewDriver(fw, info, opts...)
 	if err != nil {
@@ -218,7 +262,7 @@ func run(args []string, out io.Writer) (int, error) {
 		ctx, cancel = context.WithTimeout(ctx, *timeout)
 		defer cancel()
 	}
-	fmt.Fprintf(out, "running %d tasks (%q, cpus %g, mem %g MB) on the master at %s\n", *nTasks, *cmd, *cpus, *mem, *masters)
+	fmt.Fprintf(out, "running %d tasks (%q, cpus %g, mem %g MB) on the master at %s\n", *nTasks, *cmd, *cpus, *mem, ms)
 	runErr := make(chan error, 1)
 	go func() { runErr <- d.Run(context.WithoutCancel(ctx)) }()
 
@@ -292,4 +336,68 @@ func hostname() *string {
 		return nil
 	}
 	return &h
+}
+
+// defaultHAFailover is -failover-timeout's default with -zk: a week, as
+// Marathon and other long-running Mesos frameworks use, so that a job
+// survives the loss of every instance for as long as an operator may need
+// to notice.
+const defaultHAFailover = 7 * 24 * time.Hour
+
+// haFlags are the flags of a -zk run.
+type haFlags struct {
+	url                     string
+	sessionTimeout          time.Duration
+	failover, timeout       time.Duration
+	failoverSet, journalSet bool
+}
+
+// runHA runs the job as one instance of several campaigning at -zk.
+func runHA(f haFlags, tasks []batch.Task, info mesospb.FrameworkInfo, opts []scheduler.Option, events io.Writer, log *slog.Logger, out io.Writer) (int, error) {
+	u, err := zookeeper.ParseURL(f.url)
+	if err != nil {
+		return 2, fmt.Errorf("-zk: %w", err)
+	}
+	if u.Path == "/" {
+		return 2, fmt.Errorf("-zk: %s: the job needs a path of its own (zk://host:port/path), where its instances campaign and its state is kept", u)
+	}
+	switch {
+	case f.failoverSet && f.failover == 0:
+		return 2, errors.New("-zk needs a non-zero -failover-timeout: it is what keeps the tasks running while a standby takes over")
+	case !f.failoverSet:
+		f.failover = defaultHAFailover
+	}
+	if f.journalSet {
+		fmt.Fprintln(out, "-journal-dir does not apply with -zk: the journal is kept in ZooKeeper")
+	}
+	secs := f.failover.Seconds()
+	info.FailoverTimeout = &secs
+
+	ctx, stop := cli.SignalContext()
+	defer stop()
+	if f.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, f.timeout)
+		defer cancel()
+	}
+	fmt.Fprintf(out, "running %d tasks highly available at %s (session timeout %v, failover timeout %v)\n", len(tasks), u, f.sessionTimeout, f.failover)
+	return batch.RunHA(ctx, batch.HAConfig{
+		URL:            u,
+		SessionTimeout: f.sessionTimeout,
+		Tasks:          tasks,
+		Info:           info,
+		NewDriver: func(s scheduler.Scheduler, info mesospb.FrameworkInfo) (*scheduler.Driver, error) {
+			return scheduler.NewDriver(s, info, opts...)
+		},
+		Out:    out,
+		Events: events,
+		Logger: log,
+	})
+}
+
+// flagSet reports whether the flag name was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }

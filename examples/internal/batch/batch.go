@@ -18,7 +18,50 @@
 // every task the master knows (implicit reconciliation: a task of this job
 // the journal missed is adopted rather than launched twice), then for a
 // task ID nobody uses, whose answer comes last on the stream and ends the
-// reconciliation. Offers that arrive meanwhile are held, and used then.
+// reconciliation. Offers that arrive meanwhile are held, and used then. A
+// master may leave a reconciliation unanswered (a master that has just
+// failed over, while the agents it recovered from its registry have not
+// re-registered): as Mesos asks of frameworks, the reconciliation is sent
+// again, with backoff (250 ms, doubling to 30 s), until its marker's answer
+// comes.
+//
+// # High availability
+//
+// RunHA runs the same job as one of several instances, on as many
+// machines, that campaign for leadership at a ZooKeeper path
+// (election/zookeeper; the payload is an Instance, as JSON, which
+// ValidatePayload checks, so a Mesos master's znodes on a mistaken path
+// are skipped rather than followed). The leader runs the job; the others
+// wait in Campaign. Everything a successor needs is under the same path,
+// in persistent znodes any instance can read:
+//
+//	<path>/json.info_NNNNNNNNNN   ephemeral: the candidacies, the lowest leads
+//	<path>/framework              JobState as JSON: framework ID, job fingerprint, done
+//	<path>/journal/journal-NNNNNNNNNN   the journal, one record per znode, in order
+//
+// The leader stores the framework ID the moment the master registers it,
+// before launching anything, and writes each journal record to ZooKeeper
+// before the update it records is acknowledged. Its term ends when its
+// ZooKeeper session is lost (or it cannot be sure of it): it cancels its
+// driver at once, without a TEARDOWN, and campaigns again; the master keeps
+// the framework for its failover_timeout. The instance that leads next
+// reads the state, subscribes with the stored framework ID, replays the
+// journal and reconciles as a restarted process does (above): a task that
+// runs is adopted, one that finished is not run again, and updates the
+// dead leader left unacknowledged come again and are acknowledged. When
+// the job ends the leader marks it done first, then tears the framework
+// down: an instance that leads afterwards finds it done and exits.
+//
+// Limits: ZooKeeper answers a znode's children in one response bounded by
+// jute.maxbuffer (1 MB by default), so the journal holds at most about
+// MaxZKJournalRecords records, and RunHA takes jobs of up to MaxZKTasks
+// tasks (a compacting journal would lift this). Records are small (a
+// line each) and every one is a ZooKeeper write, synchronous, so a leader
+// launches and acknowledges at the rate ZooKeeper commits (thousands a
+// second). A leader that dies between registering and storing the
+// framework ID leaves a framework without tasks behind, which the master
+// removes after its failover timeout; one that dies between marking the
+// job done and tearing the framework down leaves it the same way.
 package batch
 
 import (
@@ -58,6 +101,8 @@ type Framework struct {
 	out   io.Writer
 	start time.Time
 	now   func() time.Time
+	// after runs fn after d (time.AfterFunc; tests inject their own).
+	after func(d time.Duration, fn func())
 
 	mu       sync.Mutex
 	tasks    []*taskState
@@ -96,7 +141,7 @@ type taskState struct {
 
 // New returns a framework that will run tasks, writing progress to out.
 func New(tasks []Task, out io.Writer) *Framework {
-	f := &Framework{out: out, now: time.Now, byID: map[string]*taskState{}, done: make(chan struct{}), agents: map[string]string{}}
+	f := &Framework{out: out, now: time.Now, after: func(d time.Duration, fn func()) { time.AfterFunc(d, fn) }, byID: map[string]*taskState{}, done: make(chan struct{}), agents: map[string]string{}}
 	f.start = f.now()
 	for _, t := range tasks {
 		if t.MaxAttempts <= 0 {
@@ -402,10 +447,18 @@ func (f *Framework) OfferRescinded(ctx context.Context, d *scheduler.Driver, id 
 // marker (see the package documentation).
 func (f *Framework) reconcile(ctx context.Context, d *scheduler.Driver) {
 	f.mu.Lock()
+	f.held = nil // a new subscription: earlier offers are void
+	f.mu.Unlock()
+	f.reconcileAfter(ctx, d, 250*time.Millisecond)
+}
+
+// reconcileAfter reconciles, and again after backoff (doubled each time,
+// up to 30 s) while the answer to this round's marker has not come.
+func (f *Framework) reconcileAfter(ctx context.Context, d *scheduler.Driver, backoff time.Duration) {
+	f.mu.Lock()
 	f.rounds++
 	marker := fmt.Sprintf("apron-batch-reconciled-%d-%d", f.now().UnixNano(), f.rounds)
 	f.reconciling = marker
-	f.held = nil
 	var outstanding []mesospb.TaskStatus
 	for _, t := range f.tasks {
 		if t.id != "" && !isTerminal(t.state) {
@@ -418,6 +471,15 @@ func (f *Framework) reconcile(ctx context.Context, d *scheduler.Driver) {
 	}
 	f.asked = len(outstanding)
 	f.mu.Unlock()
+	f.after(backoff, func() {
+		f.mu.Lock()
+		again := f.reconciling == marker && ctx.Err() == nil
+		f.mu.Unlock()
+		if again {
+			fmt.Fprintf(f.out, "reconciliation unanswered after %v; asking again\n", backoff)
+			f.reconcileAfter(ctx, d, min(2*backoff, 30*time.Second))
+		}
+	})
 	if len(outstanding) > 0 {
 		fmt.Fprintf(f.out, "reconciling %d outstanding tasks\n", len(outstanding))
 		if err := d.ReconcileTasks(ctx, outstanding); err != nil {
@@ -655,7 +717,8 @@ func hostField(h string) string {
 func (f *Framework) runningLocked() int {
 	n := 0
 	for _, t := range f.tasks {
-		if t.state == mesospb.TASK_RUNNING || t.state == mesospb.TASK_STARTING {
+		// TaskState's zero value is TASK_STARTING: look at launched tasks only.
+		if t.id != "" && (t.state == mesospb.TASK_RUNNING || t.state == mesospb.TASK_STARTING) {
 			n++
 		}
 	}

@@ -133,3 +133,14 @@ func TestEvents(t *testing.T) {
 		{Type: "UPDATE", TaskID: "zz-1", State: "TASK_LOST", Reason: "REASON_RECONCILIATION", Source: "SOURCE_MASTER", Message: "unknown"},
 	}, got)
 }
+
+// A task never launched is not running, although TaskState's zero value
+// is TASK_STARTING.
+func TestRunningCountsLaunchedTasksOnly(t *testing.T) {
+	f := New(job(3), &bytes.Buffer{})
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	assert.Equal(t, 0, f.runningLocked())
+	f.tasks[0].id, f.tasks[0].state = "t1-1", mesospb.TASK_RUNNING
+	assert.Equal(t, 1, f.runningLocked())
+}
