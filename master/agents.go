@@ -84,6 +84,7 @@ func (c *core) registerAgent(r *internalpb.Call_Register) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%w: agent %s: %v", ErrInvalidCall, id, err)
 	}
+	c.persistAgent(info)
 	s := c.newStream(agentStream, id)
 	a.stream = s.id
 	c.sendAgent(a, c.registered(internalpb.Event_REGISTERED, id))
@@ -305,7 +306,11 @@ func (c *core) reregisterAgent(r *internalpb.Call_Reregister) (string, error) {
 			}
 			c.emitTaskAdded(t)
 		}
-		c.announceReregistered(recovered, c.isUnreachable(id))
+		if !c.isRecovered(id) {
+			// Frameworks heard nothing of an agent recovered from the
+			// registry: nothing to take back (Mesos skips it too).
+			c.announceReregistered(recovered, c.isUnreachable(id))
+		}
 		for _, e := range r.Executors {
 			if e.FrameworkID == nil {
 				continue
@@ -316,6 +321,7 @@ func (c *core) reregisterAgent(r *internalpb.Call_Reregister) (string, error) {
 			}
 		}
 	}
+	c.reregistering(info) // admitted in the registry (registry_core.go)
 	s := c.newStream(agentStream, id)
 	a.stream = s.id
 	c.sendAgent(a, c.registered(internalpb.Event_REREGISTERED, id))
@@ -347,11 +353,12 @@ func (c *core) reregisterAgent(r *internalpb.Call_Reregister) (string, error) {
 // getTaskHealth, getTaskCheckStatus, getTaskContainerStatus). So a
 // framework told TASK_UNREACHABLE or TASK_LOST learns that the task lives.
 // A task that comes back is no longer among its framework's completed
-// tasks (Mesos, MESOS-9940). Mesos skips an agent recovered from its
-// registry after a master failover; Apron keeps no registry and answers
-// reconciliation for such an agent's tasks TASK_UNKNOWN (TASK_LOST) until
-// it is back, so it announces them too ("Unknown agent reregistered", as
-// Mesos for an agent it does not know).
+// tasks (Mesos, MESOS-9940). As Mesos, it is not called for an agent
+// recovered from the registry after a master failover (frameworks were
+// told nothing of it); a master without a registry does not know such an
+// agent and announces its tasks ("Unknown agent reregistered", as Mesos
+// for an agent it does not know), since it answered reconciliation for
+// them TASK_UNKNOWN (TASK_LOST) meanwhile.
 func (c *core) announceReregistered(tasks []*task, unreachable bool) {
 	msg := "Unknown agent reregistered"
 	if unreachable {
@@ -451,6 +458,7 @@ func (c *core) agentCall(streamID string, call *internalpb.Call) error {
 		c.dirtyAgents[a.id] = true
 	case internalpb.Call_UNREGISTER:
 		c.removeAgent(a, mesospb.TaskStatus_REASON_AGENT_REMOVED, "The agent left the cluster")
+		c.persist(RemoveAgent{AgentID: a.id})
 	default:
 		return fmt.Errorf("%w: unknown call type %v", ErrInvalidCall, call.GetType())
 	}

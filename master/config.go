@@ -95,6 +95,25 @@ type Config struct {
 	// leader is known, answers 503. nil means the master always leads.
 	Leadership Leadership
 
+	// Registry keeps what must survive the master's death: admitted,
+	// unreachable and gone agents, weights, quotas, the maintenance
+	// schedule (see Registry). Run recovers it before serving anything,
+	// and every change to it is durable before its effects reach anyone.
+	// nil: the master keeps all of it in memory and a restarted master
+	// starts empty, learning agents and frameworks as they come back.
+	Registry Registry
+	// AgentReregisterTimeout is how long agents admitted in the recovered
+	// registry have to re-register before they are marked unreachable
+	// (Mesos's --agent_reregister_timeout, 10 min). Only with a Registry.
+	AgentReregisterTimeout time.Duration
+	// RecoveryAgentRemovalLimit is the largest fraction of the recovered
+	// agents that may be marked unreachable when AgentReregisterTimeout
+	// runs out; more means something is wrong with the cluster rather
+	// than with the agents, and Run fails with ErrRecoveryLimit instead,
+	// as Mesos's master exits (--recovery_agent_removal_limit, 100%).
+	// 0 means the default, 1.
+	RecoveryAgentRemovalLimit float64
+
 	// Clock, Rand and Logger are injected for tests; defaults are the
 	// system clock, a randomly seeded source and a discarding logger.
 	Clock  clock.Clock
@@ -146,6 +165,15 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaxCompletedFrameworks == 0 {
 		c.MaxCompletedFrameworks = 50
 	}
+	if c.AgentReregisterTimeout == 0 {
+		c.AgentReregisterTimeout = 10 * time.Minute
+	}
+	if c.RecoveryAgentRemovalLimit == 0 {
+		c.RecoveryAgentRemovalLimit = 1
+	}
+	if c.RecoveryAgentRemovalLimit < 0 || c.RecoveryAgentRemovalLimit > 1 || c.RecoveryAgentRemovalLimit != c.RecoveryAgentRemovalLimit {
+		return c, fmt.Errorf("master: RecoveryAgentRemovalLimit %v is not a fraction between 0 and 1", c.RecoveryAgentRemovalLimit)
+	}
 	if c.IP == "" {
 		c.IP = defaultIP(c.Hostname)
 	} else if _, err := netip.ParseAddr(c.IP); err != nil {
@@ -193,6 +221,7 @@ func (c Config) withDefaults() (Config, error) {
 	for name, d := range map[string]time.Duration{
 		"AllocationInterval": c.AllocationInterval, "TickInterval": c.TickInterval,
 		"HeartbeatInterval": c.HeartbeatInterval, "AgentPingTimeout": c.AgentPingTimeout,
+		"AgentReregisterTimeout": c.AgentReregisterTimeout,
 	} {
 		if d < 0 {
 			return c, fmt.Errorf("master: %s is negative (%v)", name, d)

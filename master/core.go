@@ -56,14 +56,18 @@ type core struct {
 
 	maint maintenance // maintenance schedule, machine modes, inverse offers (maintenance.go)
 
-	admin   agentAdmin // deactivated, draining, gone agents (operator_agents.go)
-	logging logLevel   // SET_LOGGING_LEVEL (logging.go)
+	admin   agentAdmin     // deactivated, draining, gone agents (operator_agents.go)
+	reg     registryMirror // what the registry holds, recovered agents (registry_core.go)
+	logging logLevel       // SET_LOGGING_LEVEL (logging.go)
 }
 
 // outbox holds what the core decided to send since the shell last drained it.
 type outbox struct {
 	messages []message
 	closes   []string // streams to end
+	// registry holds the operations to make durable before any of this
+	// outbox's messages and closes take effect (registry_core.go).
+	registry []RegistryOp
 }
 
 type message struct {
@@ -207,6 +211,7 @@ func (c *core) sendAgent(a *agent, ev *internalpb.Event) {
 
 // drain returns and clears the outbox.
 func (c *core) drain() outbox {
+	c.persistSettings()
 	o := c.out
 	c.out = outbox{}
 	return o

@@ -169,9 +169,20 @@ func (m *Master) serveFlags() http.HandlerFunc {
 // names to numbers, as libprocess's metrics process writes it. Any master,
 // leading or not, answers it itself (master/elected tells which).
 func (m *Master) serveMetricsSnapshot() http.HandlerFunc {
-	return m.serveModel(viewMetrics, func(_ *http.Request, v *mesosView) (any, error) {
+	model := m.serveModel(viewMetrics, func(_ *http.Request, v *mesosView) (any, error) {
 		return mesosjson.Doubles(v.metricsMap()), nil
 	})
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !m.running() {
+			// A standby, waiting to lead: Mesos's answer has
+			// master/elected 0, which is what monitors look for.
+			mesosjson.Serve(w, r, func() (any, error) {
+				return mesosjson.Doubles(map[string]float64{"master/elected": 0}), nil
+			})
+			return
+		}
+		model(w, r)
+	}
 }
 
 // serveVersion is GET /version: the Mesos API version Apron implements,

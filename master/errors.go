@@ -18,4 +18,8 @@ var (
 	ErrConflict = errors.New("master: conflict")
 	// ErrStopped: the master is not running.
 	ErrStopped = errors.New("master: stopped")
+	// ErrRecoveryLimit: Run failed because more of the agents in the
+	// recovered registry than Config.RecoveryAgentRemovalLimit allows did
+	// not re-register within Config.AgentReregisterTimeout.
+	ErrRecoveryLimit = errors.New("master: post-recovery agent removal limit exceeded")
 )

@@ -25,6 +25,8 @@ type harness struct {
 	sched  map[string][]*schedulerpb.Event
 	agent  map[string][]*internalpb.Event
 	closed map[string]bool
+	// registry holds the registry operations emitted since the last look.
+	registry []master.RegistryOp
 }
 
 func newHarness(t *testing.T, cfg master.Config) *harness {
@@ -52,6 +54,7 @@ func (h *harness) collect() {
 	for _, id := range r.Closes {
 		h.closed[id] = true
 	}
+	h.registry = append(h.registry, r.Registry...)
 	require.NoError(h.t, h.sm.Allocator().Check(), "allocator invariants")
 }
 

@@ -101,6 +101,11 @@ func (m *Master) leading() (bool, string) {
 func (m *Master) leaderOnly(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		leading, leader := m.leading()
+		if leading && m.cfg.Registry != nil && !m.recovered.Load() {
+			// Mesos answers so while its registrar recovers.
+			httpapi.WriteError(w, httpapi.Errorf(http.StatusServiceUnavailable, "master has not finished recovery"))
+			return
+		}
 		if leading {
 			h.ServeHTTP(w, r)
 			return

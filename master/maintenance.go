@@ -365,6 +365,7 @@ func (c *core) startMaintenance(ids []mesospb.MachineID) error {
 		// (REASON_AGENT_REMOVED), or TASK_GONE_BY_OPERATOR for
 		// partition-aware frameworks (removedTaskState).
 		c.removeAgent(a, mesospb.TaskStatus_REASON_AGENT_REMOVED_BY_OPERATOR, "Operator initiated 'Machine DOWN'")
+		c.persist(RemoveAgent{AgentID: a.id})
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/apronhq/apron/api/v1/internalpb"
@@ -19,16 +20,47 @@ import (
 // directly, across machines through the HTTP API wrapped around the same
 // methods.
 type Master struct {
-	cfg   Config
-	reqs  chan func(*core)
-	ready chan struct{} // closed once Run owns the core
-	done  chan struct{} // closed when Run returns
-	files masterFiles   // the files API: attached files, forwarding to agents; see files.go
+	cfg       Config
+	reqs      chan request
+	ready     chan struct{} // closed once Run owns the core
+	done      chan struct{} // closed when Run returns
+	recovered atomic.Bool   // the registry is recovered: the master may serve
+	files     masterFiles   // the files API: attached files, forwarding to agents; see files.go
 
 	// Owned by Run's goroutine.
 	core       *core
 	subs       map[string]*subscriber
 	backlogged map[string]*subscriber // the subs with a backlog
+	durable    durability             // registry writes and the outputs they hold back
+	runCtx     context.Context        // Run's: registry writes end with it
+}
+
+// request is a function to run on the master's goroutine; done, when not
+// nil, is closed once the outputs of its turn are out (durable first).
+type request struct {
+	f    func(*core)
+	done chan struct{}
+}
+
+// durability holds back the core's outputs until the registry operations
+// they follow are durable (registry_core.go). Writes run one at a time on
+// a goroutine of their own, each taking every operation queued since the
+// last one began (group commit), while the core goes on taking inputs:
+// their outputs wait in held, in order, behind the write they need.
+type durability struct {
+	queued  []RegistryOp // for the next write
+	started uint64       // writes begun
+	written uint64       // writes completed
+	writing bool
+	result  chan error // the write in flight's outcome
+	held    []heldOutput
+}
+
+// heldOutput is one turn's outputs, waiting for write number needs.
+type heldOutput struct {
+	out     outbox
+	needs   uint64
+	waiters []chan struct{}
 }
 
 // subscriber is one open stream: the channel the peer reads, and stop,
@@ -113,13 +145,14 @@ func New(cfg Config) (*Master, error) {
 	}
 	m := &Master{
 		cfg:   cfg,
-		reqs:  make(chan func(*core)),
+		reqs:  make(chan request),
 		ready: make(chan struct{}),
 		done:  make(chan struct{}),
 		subs:  map[string]*subscriber{},
 		files: masterFiles{client: newFilesClient()},
 
 		backlogged: map[string]*subscriber{},
+		durable:    durability{result: make(chan error, 1)},
 	}
 	m.core = newCore(cfg, cfg.Clock.Now())
 	return m, nil
@@ -129,7 +162,12 @@ func New(cfg Config) (*Master, error) {
 func (m *Master) Info() mesospb.MasterInfo { return m.core.info }
 
 // Run runs the master until ctx ends; then every stream is closed and every
-// call returns ErrStopped.
+// call returns ErrStopped. With a Config.Registry it first recovers the
+// registry (the master answers 503 meanwhile), and it returns an error
+// when the registry fails (ErrRegistryFenced: another master recovered it
+// since, so this one no longer leads) or too few recovered agents came
+// back (ErrRecoveryLimit): the master must not go on, as Mesos's master
+// exits. Outputs whose registry write did not complete are never sent.
 func (m *Master) Run(ctx context.Context) error {
 	select {
 	case <-m.ready:
@@ -138,21 +176,36 @@ func (m *Master) Run(ctx context.Context) error {
 	}
 	close(m.ready)
 	defer close(m.done)
-	ticker := m.cfg.Clock.NewTicker(m.cfg.TickInterval)
-	defer ticker.Stop()
 	defer func() {
 		for id, s := range m.subs {
 			s.close()
 			delete(m.subs, id)
 		}
 		clear(m.backlogged)
+		if m.durable.writing {
+			<-m.durable.result // the registry is the embedder's again once Run returns
+		}
 	}()
+	m.runCtx = ctx
+	if reg := m.cfg.Registry; reg != nil {
+		st, err := reg.Recover(ctx)
+		if err != nil {
+			return fmt.Errorf("master: recovering the registry: %w", err)
+		}
+		m.core.recoverRegistry(st, m.cfg.Clock.Now())
+		m.flush(nil)
+	}
+	m.recovered.Store(true)
+	ticker := m.cfg.Clock.NewTicker(m.cfg.TickInterval)
+	defer ticker.Stop()
 	for {
+		var done chan struct{}
 		select {
 		case <-ctx.Done():
 			return nil
-		case f := <-m.reqs:
-			f(m.core)
+		case r := <-m.reqs:
+			r.f(m.core)
+			done = r.done
 		case now := <-ticker.C():
 			runs := m.core.met.allocationRuns
 			start := time.Now()
@@ -160,10 +213,52 @@ func (m *Master) Run(ctx context.Context) error {
 			if m.core.met.allocationRuns != runs {
 				m.core.met.allocationTime = time.Since(start)
 			}
+		case err := <-m.durable.result:
+			m.durable.writing = false
+			if err != nil {
+				m.cfg.Logger.Error("registry write failed; the master stops, its held outputs unsent", "err", err)
+				return fmt.Errorf("master: registry: %w", err)
+			}
+			m.durable.written++
+			m.release()
 		}
 		m.refill()
-		m.flush()
+		m.flush(done)
+		if err := m.core.reg.fatal; err != nil {
+			return err
+		}
 	}
+}
+
+// release delivers the held outputs whose writes are done, in order.
+func (m *Master) release() {
+	d := &m.durable
+	n := 0
+	for n < len(d.held) && d.held[n].needs <= d.written {
+		h := d.held[n]
+		m.deliverOutbox(h.out)
+		for _, w := range h.waiters {
+			close(w)
+		}
+		n++
+	}
+	clear(d.held[:n])
+	d.held = d.held[n:]
+}
+
+// startWrite hands the queued registry operations to a writer, unless one
+// is busy (then they go in the next write, when it is done).
+func (m *Master) startWrite(ctx context.Context) {
+	d := &m.durable
+	if d.writing || len(d.queued) == 0 {
+		return
+	}
+	ops := d.queued
+	d.queued = nil
+	d.started++
+	d.writing = true
+	reg := m.cfg.Registry
+	go func() { d.result <- reg.Apply(ctx, ops) }()
 }
 
 // refill moves backlogs on as far as their readers have made room, and
@@ -210,15 +305,46 @@ func (m *Master) drop(id string, s *subscriber) {
 	delete(m.backlogged, id)
 }
 
-// flush delivers the core's outbox. A subscriber whose backlog grows past
-// Config.StreamBacklog is disconnected rather than waited for; the core
-// learns of it, which may produce more output, hence the loop.
-func (m *Master) flush() {
+// flush takes the core's outbox: its registry operations are queued for
+// the next write, and its messages and closes delivered at once unless
+// they must wait for a write (theirs, or one that earlier outputs wait
+// for). done, if not nil, is closed once this turn's outputs are out.
+func (m *Master) flush(done chan struct{}) {
+	d := &m.durable
 	for {
 		out := m.core.drain()
-		if len(out.messages) == 0 && len(out.closes) == 0 {
-			return
+		if len(out.messages) == 0 && len(out.closes) == 0 && len(out.registry) == 0 {
+			break
 		}
+		d.queued = append(d.queued, out.registry...)
+		needs := d.written
+		if len(d.queued) > 0 {
+			needs = d.started + 1
+		}
+		if n := len(d.held); n > 0 {
+			needs = max(needs, d.held[n-1].needs)
+		}
+		if needs > d.written {
+			d.held = append(d.held, heldOutput{out: out, needs: needs})
+			continue
+		}
+		m.deliverOutbox(out)
+	}
+	if done != nil {
+		if n := len(d.held); n > 0 {
+			d.held[n-1].waiters = append(d.held[n-1].waiters, done)
+		} else {
+			close(done)
+		}
+	}
+	m.startWrite(m.runCtx)
+}
+
+// deliverOutbox delivers messages and closes. A subscriber whose backlog
+// grows past Config.StreamBacklog is disconnected rather than waited for;
+// the core learns of it, which may produce more output for the next flush.
+func (m *Master) deliverOutbox(out outbox) {
+	{
 		var slow []string
 		for _, msg := range out.messages {
 			s := m.subs[msg.stream]
@@ -248,11 +374,21 @@ func (m *Master) flush() {
 	}
 }
 
+// running reports whether Run has started (a standby's has not).
+func (m *Master) running() bool {
+	select {
+	case <-m.ready:
+		return true
+	default:
+		return false
+	}
+}
+
 // do runs f on the master's goroutine and waits for it.
 func (m *Master) do(ctx context.Context, f func(*core)) error {
 	finished := make(chan struct{})
 	select {
-	case m.reqs <- func(c *core) { f(c); close(finished) }:
+	case m.reqs <- request{f: f, done: finished}:
 	case <-m.done:
 		return ErrStopped
 	case <-ctx.Done():
@@ -270,7 +406,7 @@ func (m *Master) do(ctx context.Context, f func(*core)) error {
 // the master stops.
 func (m *Master) post(f func(*core)) {
 	select {
-	case m.reqs <- f:
+	case m.reqs <- request{f: f}:
 	case <-m.done:
 	}
 }

@@ -116,6 +116,9 @@ func (m *Master) serveRoles(w http.ResponseWriter, r *http.Request) {
 
 // metrics returns a snapshot of the master's metrics.
 func (m *Master) metrics(ctx context.Context) (metricsSnapshot, error) {
+	if !m.running() {
+		return metricsSnapshot{}, nil // a standby: not elected, nothing else
+	}
 	leading, _ := m.leading()
 	var s metricsSnapshot
 	err := m.do(ctx, func(c *core) { s = c.snapshotMetrics(leading) })

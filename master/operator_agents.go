@@ -324,7 +324,7 @@ func (c *core) markAgentGone(id string) error {
 	if _, gone := c.admin.gone[id]; gone {
 		return nil // idempotent, as Mesos
 	}
-	if !c.knowsAgent(id) {
+	if !c.knowsAgent(id) && !c.isRecovered(id) {
 		return fmt.Errorf("%w: agent %q", ErrNotFound, id)
 	}
 	c.markGone(id)
@@ -335,8 +335,15 @@ func (c *core) markAgentGone(id string) error {
 func (c *core) markGone(id string) {
 	c.admin.init()
 	c.admin.gone[id] = c.now
+	c.persist(MarkAgentGone{AgentID: id, Time: c.now})
 	if len(c.admin.gone) > maxAgentCount {
-		dropOldest(c.admin.gone)
+		c.prune(dropOldest(c.admin.gone))
+	}
+	if info, ok := c.reg.recovered[id]; ok {
+		// Recovered, never re-registered: the master has no task of it
+		// to report (Mesos, MESOS-9739).
+		delete(c.reg.recovered, id)
+		c.log.Warn("agent marked gone before it re-registered", "agent", id, "hostname", info.Hostname)
 	}
 	delete(c.admin.unreachable, id)
 	delete(c.admin.deactivated, id)
@@ -387,8 +394,9 @@ func (c *core) refuseGone(id string) (string, bool) {
 func (c *core) agentUnreachable(id string) {
 	c.admin.init()
 	c.admin.unreachable[id] = c.now
+	c.persist(MarkAgentUnreachable{AgentID: id, Time: c.now})
 	if len(c.admin.unreachable) > maxAgentCount {
-		dropOldest(c.admin.unreachable)
+		c.prune(dropOldest(c.admin.unreachable))
 	}
 }
 
@@ -422,8 +430,8 @@ func (c *core) operatorTimers() {
 	}
 }
 
-// dropOldest forgets the oldest entry of m.
-func dropOldest(m map[string]time.Time) {
+// dropOldest forgets the oldest entry of m and returns its key.
+func dropOldest(m map[string]time.Time) string {
 	var oldest string
 	var at time.Time
 	for id, t := range m {
@@ -432,6 +440,7 @@ func dropOldest(m map[string]time.Time) {
 		}
 	}
 	delete(m, oldest)
+	return oldest
 }
 
 // withAdmin adds to an agent's GET_AGENTS entry what the operator

@@ -225,6 +225,7 @@ func (c *core) operatorCall(call *masterpb.Call, elected bool) (*masterpb.Respon
 	case masterpb.Call_GET_MAINTENANCE_SCHEDULE:
 		resp.GetMaintenanceSchedule = &masterpb.Response_GetMaintenanceSchedule{Schedule: c.maintenanceSchedule()}
 	case masterpb.Call_UPDATE_MAINTENANCE_SCHEDULE, masterpb.Call_START_MAINTENANCE, masterpb.Call_STOP_MAINTENANCE:
+		c.reg.settingsDirty = true
 		return nil, c.changeMaintenance(call)
 	case masterpb.Call_SUBSCRIBE:
 		return nil, fmt.Errorf("%w: SUBSCRIBE opens an event stream; it has no single answer", ErrInvalidCall)
@@ -356,6 +357,7 @@ func (c *core) updateWeights(infos []mesospb.WeightInfo) error {
 		}
 		c.ops.weights[role] = wi.Weight
 	}
+	c.reg.settingsDirty = true
 	return nil
 }
 

@@ -126,21 +126,11 @@ func (c *core) quotaStatus() masterpb.QuotaStatus {
 	st := masterpb.QuotaStatus{}
 	for _, role := range sortedKeys(quotas) {
 		q := quotas[role]
-		cfg := masterpb.QuotaConfig{Role: role}
+		cfg := quotaConfig(role, q)
 		info := masterpb.QuotaInfo{Role: ptr(role)}
 		for _, name := range sortedKeys(q.Guarantee) {
-			if cfg.Guarantees == nil {
-				cfg.Guarantees = map[string]mesospb.Value_Scalar{}
-			}
-			v := mesospb.Value_Scalar{Value: q.Guarantee[name].Float64()}
-			cfg.Guarantees[name] = v
+			v := cfg.Guarantees[name]
 			info.Guarantee = append(info.Guarantee, mesospb.Resource{Name: name, Type: mesospb.Value_SCALAR, Scalar: &v})
-		}
-		for _, name := range sortedKeys(q.Limit) {
-			if cfg.Limits == nil {
-				cfg.Limits = map[string]mesospb.Value_Scalar{}
-			}
-			cfg.Limits[name] = mesospb.Value_Scalar{Value: q.Limit[name].Float64()}
 		}
 		st.Configs = append(st.Configs, cfg)
 		// Deprecated in the protocol, still filled for old clients, as
@@ -148,6 +138,24 @@ func (c *core) quotaStatus() masterpb.QuotaStatus {
 		st.Infos = append(st.Infos, info)
 	}
 	return st
+}
+
+// quotaConfig is a role's quota as UPDATE_QUOTA carries it.
+func quotaConfig(role string, q allocator.Quota) masterpb.QuotaConfig {
+	cfg := masterpb.QuotaConfig{Role: role}
+	for _, name := range sortedKeys(q.Guarantee) {
+		if cfg.Guarantees == nil {
+			cfg.Guarantees = map[string]mesospb.Value_Scalar{}
+		}
+		cfg.Guarantees[name] = mesospb.Value_Scalar{Value: q.Guarantee[name].Float64()}
+	}
+	for _, name := range sortedKeys(q.Limit) {
+		if cfg.Limits == nil {
+			cfg.Limits = map[string]mesospb.Value_Scalar{}
+		}
+		cfg.Limits[name] = mesospb.Value_Scalar{Value: q.Limit[name].Float64()}
+	}
+	return cfg
 }
 
 // updateQuota applies UPDATE_QUOTA: every config is validated, and unless
@@ -420,6 +428,7 @@ func (c *core) applyQuotas(changes map[string]allocator.Quota) error {
 		c.rescindForQuota(role, before[role], changes[role])
 	}
 	c.markAllAgentsDirty()
+	c.reg.settingsDirty = true
 	c.log.Info("quota updated", "roles", roles)
 	return nil
 }

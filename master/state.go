@@ -59,6 +59,7 @@ func (c *core) state() *masterpb.Response_GetState {
 	for _, id := range sortedKeys(c.agents) {
 		agents.Agents = append(agents.Agents, c.agentProto(c.agents[id]))
 	}
+	agents.RecoveredAgents = c.recoveredAgents()
 	return &masterpb.Response_GetState{GetTasks: tasks, GetExecutors: executors, GetFrameworks: frameworks, GetAgents: agents}
 }
 

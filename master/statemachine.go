@@ -28,10 +28,14 @@ type Output struct {
 }
 
 // Ready is what the state machine decided since the last Ready: events to
-// deliver, in order, then streams to close.
+// deliver, in order, then streams to close. Once the state machine has
+// recovered a registry (Recover), Registry holds the operations to make
+// durable (Registry.Apply) before any of the Outputs and Closes, or any
+// later Ready's, take effect.
 type Ready struct {
-	Outputs []Output
-	Closes  []string
+	Outputs  []Output
+	Closes   []string
+	Registry []RegistryOp
 }
 
 // NewStateMachine returns a state machine configured by cfg (Clock is not
@@ -72,6 +76,15 @@ func (s *StateMachine) SubscribeOperator() string { return s.c.subscribeOperator
 // (disconnect) or could not be delivered to.
 func (s *StateMachine) StreamEnded(streamID string) { s.c.streamEnded(streamID) }
 
+// Recover starts the state machine from a recovered registry, at now,
+// before any other input: see Config.Registry. From then on Ready carries
+// the registry operations.
+func (s *StateMachine) Recover(st *RegistryState, now time.Time) { s.c.recoverRegistry(st, now) }
+
+// Err is the error that must stop the master (ErrRecoveryLimit), once
+// there is one.
+func (s *StateMachine) Err() error { return s.c.reg.fatal }
+
 // Tick advances the state machine's time to now: heartbeats, timeouts,
 // agent health and allocation happen here.
 func (s *StateMachine) Tick(now time.Time) { s.c.tick(now) }
@@ -79,7 +92,7 @@ func (s *StateMachine) Tick(now time.Time) { s.c.tick(now) }
 // Ready returns and clears what the state machine decided.
 func (s *StateMachine) Ready() Ready {
 	out := s.c.drain()
-	r := Ready{Closes: out.closes, Outputs: make([]Output, len(out.messages))}
+	r := Ready{Closes: out.closes, Registry: out.registry, Outputs: make([]Output, len(out.messages))}
 	for i, m := range out.messages {
 		r.Outputs[i] = Output{Stream: m.stream, Scheduler: m.scheduler, Agent: m.agent, Operator: m.operator}
 	}

@@ -314,6 +314,15 @@ func (c *core) reconcileTask(fw *framework, taskID, agentID string) {
 		c.sendUpdate(fw, c.reconciliationStatus(t))
 		return
 	}
+	if (agentID != "" && c.isRecovered(agentID)) || (agentID == "" && len(c.reg.recovered) > 0) {
+		// Mesos's case (2): the task may be on an agent recovered from the
+		// registry that has not re-registered yet. No answer: the
+		// framework asks again, and hears of the task once the agent is
+		// back or marked unreachable.
+		c.log.Info("dropping the reconciliation of an unknown task: agents recovered from the registry have not re-registered yet",
+			"framework", fw.id, "task", taskID, "agent", agentID)
+		return
+	}
 	if agentID != "" && c.agents[agentID] != nil {
 		state := mesospb.TASK_LOST
 		if fw.partitionAware() {

@@ -31,6 +31,7 @@ func (c *core) tick(now time.Time) {
 
 	c.operatorHeartbeats()
 	c.operatorTimers() // logging level revert, drained agents (operator_agents.go)
+	c.recoveryTimers() // recovered agents that did not come back (registry_core.go)
 
 	if !now.Before(c.nextPing) {
 		c.nextPing = now.Add(c.cfg.AgentPingTimeout)

@@ -273,3 +273,44 @@ func wait(ctx context.Context, s *session, watch, watch2 <-chan zk.Event, retry 
 	}
 	return true
 }
+
+// Dial opens a connection of its own to u's servers, authenticated as u's
+// user when the URL names one, for other uses of the election's ensemble
+// (a master keeps its registry there). It waits for a session until ctx
+// ends (the log says while ZooKeeper cannot be reached); go-zookeeper then
+// reconnects by itself. The caller closes the connection.
+func Dial(ctx context.Context, u URL, opts Options) (*zk.Conn, error) {
+	opts = opts.withDefaults()
+	connected := make(chan struct{})
+	var once sync.Once
+	conn, _, err := zk.Connect(u.Servers, opts.SessionTimeout, zk.WithLogger(zkLogger{opts.Logger, u}),
+		zk.WithEventCallback(func(ev zk.Event) {
+			if ev.State == zk.StateHasSession {
+				once.Do(func() { close(connected) })
+			}
+		}))
+	if err != nil {
+		return nil, fmt.Errorf("%w: zookeeper %s: %v", election.ErrUnavailable, u, err)
+	}
+	select {
+	case <-connected:
+	case <-ctx.Done():
+		conn.Close()
+		return nil, fmt.Errorf("%w: zookeeper %s: %w", election.ErrUnavailable, u, ctx.Err())
+	}
+	if u.User != "" {
+		if err := conn.AddAuth("digest", []byte(u.User+":"+u.Password)); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("zookeeper %s: authenticating: %w", u, err)
+		}
+	}
+	return conn, nil
+}
+
+// ACL is the ACL of the znodes created under u: readable by everyone and
+// writable by their creator only when u names a user (Mesos's
+// EVERYONE_READ_CREATOR_ALL), open to all otherwise.
+func ACL(u URL) []zk.ACL {
+	s := session{url: u}
+	return s.acl()
+}
