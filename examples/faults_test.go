@@ -248,7 +248,9 @@ func runFaultCase(t *testing.T, bin map[string]string, c faultCase, rng *rand.Ra
 func (fc *faultCluster) start() {
 	t := fc.t
 	fc.master = proctest.StartServer(t, "master", "/health", wait, func(addr string) *exec.Cmd {
-		return exec.Command(fc.bin["master"], "-listen", addr, "-allocation-interval", "100ms", "-log-level", "info")
+		// Its registry (-work-dir) survives its restarts.
+		return exec.Command(fc.bin["master"], "-listen", addr, "-allocation-interval", "100ms", "-log-level", "info",
+			"-work-dir", filepath.Join(fc.dir, "master"))
 	})
 	for i, mode := range []string{"in-process", "process"} {
 		name := fmt.Sprintf("agent-%d", i+1)

@@ -6,9 +6,20 @@
 //	go run ./examples/master -listen 127.0.0.1:5050 -work-dir /var/lib/apron/master
 //
 // SIGINT or SIGTERM stops it: it ends every stream (agents and frameworks
-// reconnect to whichever master comes up), then the HTTP server. This
-// master keeps its state in memory: a restarted master learns its agents
-// and frameworks again as they re-register.
+// reconnect to whichever master comes up), then the HTTP server.
+//
+// The registry (admitted, unreachable and gone agents, weights, quotas,
+// maintenance) survives the master: in -work-dir's registry/ directory,
+// or, with -zk, in ZooKeeper, where several masters elect their leader:
+//
+//	go run ./examples/master -listen 127.0.0.1:5050 -zk zk://127.0.0.1:2181/apron -quorum 2
+//
+// Standbys redirect clients to the leader (307). A leader that loses its
+// ZooKeeper session, or finds its registry taken over by another master,
+// exits with an error, as Mesos's master does; run it under a supervisor
+// that starts it again. Frameworks re-subscribe with their IDs and agents
+// re-register with their tasks; agents that do not come back within
+// -agent-reregister-timeout are marked unreachable.
 package main
 
 import (
@@ -16,6 +27,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"strconv"
@@ -24,6 +36,7 @@ import (
 	"time"
 
 	"github.com/apronhq/apron/allocator"
+	"github.com/apronhq/apron/election/zookeeper"
 	"github.com/apronhq/apron/examples/internal/cli"
 	"github.com/apronhq/apron/master"
 	"github.com/apronhq/apron/resources"
@@ -50,7 +63,13 @@ func run(args []string) error {
 		advertiseIP   = fs.String("advertise-ip", "", "IP `address` clients reach the master on, in its MasterInfo (ip, pid, address), as Mesos's --advertise_ip (default: the host of -listen; when that is 0.0.0.0 or empty, the address -hostname resolves to, else 127.0.0.1)")
 		maxCompFws    = fs.Int("max-completed-frameworks", 50, "torn-down frameworks kept for the operator API's completed_frameworks (Mesos's --max_completed_frameworks)")
 		maxCompTasks  = fs.Int("max-completed-tasks-per-framework", 1000, "finished tasks kept per framework for the operator API (Mesos's --max_completed_tasks_per_framework)")
-		workDir       = fs.String("work-dir", "", "`directory` for the master's persistent state, created if missing (this master keeps its registry in memory, so nothing is written there yet)")
+		workDir       = fs.String("work-dir", "", "`directory` for the master's persistent state, created if missing: the registry (-registry file) is kept in its registry/ directory")
+		zkURL         = fs.String("zk", "", "elect the leader among several masters in ZooKeeper and keep the registry there, as Mesos's --zk: `zk://[user:pass@]host:port[,host:port...]/path` (agents and frameworks then use -master with the same URL)")
+		zkSession     = fs.Duration("zk-session-timeout", 10*time.Second, "ZooKeeper session timeout (Mesos's --zk_session_timeout): a leader cut off from ZooKeeper steps down within it, and a standby takes over once ZooKeeper expires the session")
+		quorum        = fs.Int("quorum", 0, "with -zk: the size of a majority of the group's masters (2 for 3 masters), as Mesos's --quorum; every master of one -zk path must give the same number, and one that does not is refused")
+		registryKind  = fs.String("registry", "", "where the registry (admitted, unreachable and gone agents, weights, quotas, maintenance) is kept, as Mesos's --registry: in_memory, file (under -work-dir) or zk (under -zk's path); default zk with -zk, file with -work-dir, else in_memory")
+		reregTimeout  = fs.Duration("agent-reregister-timeout", 10*time.Minute, "after a failover, how long agents in the registry have to re-register before they are marked unreachable (Mesos's --agent_reregister_timeout)")
+		removalLimit  = fs.String("recovery-agent-removal-limit", "100%", "the largest share of the recovered agents that may be marked unreachable after -agent-reregister-timeout; more stops the master instead (Mesos's --recovery_agent_removal_limit)")
 		allocInterval = fs.Duration("allocation-interval", time.Second, "how often a full allocation cycle runs; freed resources are offered sooner, at the next tick")
 		offerTimeout  = fs.Duration("offer-timeout", 0, "rescind offers not answered within this long (0: never)")
 		heartbeat     = fs.Duration("heartbeat-interval", 15*time.Second, "interval of HEARTBEAT events to schedulers")
@@ -100,6 +119,35 @@ func run(args []string) error {
 			return fmt.Errorf("-work-dir: %w", err)
 		}
 	}
+	ha := haFlags{zk: *zkURL, sessionTimeout: *zkSession, quorum: *quorum, registry: *registryKind, workDir: *workDir}
+	kind, err := ha.registryKind()
+	if err != nil {
+		return err
+	}
+	limit, err := parsePercent(*removalLimit)
+	if err != nil {
+		return fmt.Errorf("-recovery-agent-removal-limit: %w", err)
+	}
+	if limit == 0 {
+		limit = math.SmallestNonzeroFloat64 // 0%: no agent may be missing (Config's 0 means the default)
+	}
+	if *reregTimeout <= 0 || *zkSession <= 0 {
+		return fmt.Errorf("-agent-reregister-timeout and -zk-session-timeout must be positive")
+	}
+	var zkURLParsed zookeeper.URL
+	if ha.zk != "" {
+		if zkURLParsed, err = zookeeper.ParseURL(ha.zk); err != nil {
+			return fmt.Errorf("-zk: %w", err)
+		}
+		if zkURLParsed.Path == "/" {
+			return fmt.Errorf("-zk %s: give the group a path of its own, like zk://host:2181/apron", zkURLParsed)
+		}
+	}
+	registry, err := openRegistry(kind, ha, zkURLParsed, log)
+	if err != nil {
+		return err
+	}
+	defer registry.Close()
 
 	ln, err := cli.Listen(*listen)
 	if err != nil {
@@ -107,7 +155,26 @@ func run(args []string) error {
 	}
 	host, ip, port := advertised(ln.Addr(), *hostname, *advertiseIP)
 
-	m, err := master.New(master.Config{
+	var (
+		contender  *zookeeper.Contender
+		detector   *zookeeper.Detector
+		leadership *master.ElectedLeadership
+	)
+	if ha.zk != "" {
+		zopts := zookeeper.Options{SessionTimeout: ha.sessionTimeout, Validate: masterInfoValid, Logger: log.With("component", "election")}
+		if contender, err = zookeeper.NewContender(zkURLParsed, zopts); err != nil {
+			ln.Close()
+			return err
+		}
+		defer contender.Close()
+		if detector, err = zookeeper.NewDetector(zkURLParsed, zopts); err != nil {
+			ln.Close()
+			return err
+		}
+		defer detector.Close()
+		leadership = master.NewElectedLeadership(detector)
+	}
+	cfg := master.Config{
 		Hostname:                      host,
 		IP:                            ip,
 		Port:                          port,
@@ -123,7 +190,14 @@ func run(args []string) error {
 		Sorter:                        sorter,
 		Logger:                        log,
 		LogLevel:                      &common.Level, // SET_LOGGING_LEVEL changes it
-	})
+		Registry:                      registry,
+		AgentReregisterTimeout:        *reregTimeout,
+		RecoveryAgentRemovalLimit:     limit,
+	}
+	if leadership != nil {
+		cfg.Leadership = leadership
+	}
+	m, err := master.New(cfg)
 	if err != nil {
 		ln.Close()
 		return err
@@ -136,18 +210,40 @@ func run(args []string) error {
 	}
 	defer stopProfiles()
 
-	ctx, stop := cli.SignalContext()
+	sigCtx, stop := cli.SignalContext()
 	defer stop()
+	// A master that fails as leader (its registry fenced, its term over)
+	// ends the process, as Mesos's does: its supervisor starts it again,
+	// as a standby.
+	ctx, fail := context.WithCancelCause(sigCtx)
 	runCtx, stopMaster := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := m.Run(runCtx); err != nil {
+		var err error
+		if contender != nil {
+			if zr, ok := registry.(*zkRegistry); ok {
+				// Before campaigning: a master of another group
+				// (another -quorum) must not enter this election.
+				if _, err = zr.open(runCtx); err != nil {
+					fail(err)
+					return
+				}
+			}
+			err = master.RunElected(runCtx, m, contender, leadership)
+		} else {
+			err = m.Run(runCtx)
+		}
+		if err != nil {
 			log.Error("master stopped", "err", err)
+			fail(err)
 		}
 	}()
 	fmt.Printf("master %s listening on http://%s\n", m.Info().ID, ln.Addr())
+	if contender != nil {
+		fmt.Printf("master %s is a candidate in %s\n", m.Info().ID, zkURLParsed)
+	}
 	err = cli.Serve(ctx, ln, common.WithPprof(m.Handler()), func() {
 		// Ending the master ends its streams, so the server's shutdown
 		// does not wait for them.
@@ -157,7 +253,23 @@ func run(args []string) error {
 	stopMaster()
 	wg.Wait()
 	fmt.Println("master stopped")
+	if cause := context.Cause(ctx); err == nil && cause != nil && sigCtx.Err() == nil {
+		err = cause
+	}
 	return err
+}
+
+// parsePercent reads "100%" (or "0.5") as a fraction in [0, 1].
+func parsePercent(s string) (float64, error) {
+	s = strings.TrimSpace(s)
+	v, err := strconv.ParseFloat(strings.TrimSuffix(s, "%"), 64)
+	if err == nil && strings.HasSuffix(s, "%") {
+		v /= 100
+	}
+	if err != nil || v < 0 || v > 1 || v != v {
+		return 0, fmt.Errorf("%q is not a percentage between 0%% and 100%%", s)
+	}
+	return v, nil
 }
 
 // keep maps a -max-completed-* flag to its master.Config field, where 0
