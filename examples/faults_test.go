@@ -51,14 +51,13 @@ import (
 //	AgentSIGTERM/{InProcess,Process}   the same after a graceful stop
 //	Agent*/NoCheckpoint/*              a framework without FrameworkInfo.checkpoint: Mesos kills its tasks on that agent
 //	                                   (the agent neither checkpoints nor recovers them); the job retries them
-//	Master/{Kill9,SIGTERM}             master restarted on its address: agents re-register with their tasks, the
-//	                                   framework re-subscribes; nothing lost or run twice. Blocked on the master
-//	                                   registry (issue 10), so run only with APRON_FAULTS_MASTER=1: see masterFaults
+//	Master/{Kill9,SIGTERM}             master restarted on its address and its registry (-work-dir): agents
+//	                                   re-register with their tasks, the framework re-subscribes; nothing lost or
+//	                                   run twice (reconciliation of a task on an agent not yet back waits for it)
 //	Scheduler/{Kill9,SIGTERM}          the framework's process restarted with -framework-id within its failover timeout
 //	Executor/Kill9                     a command executor process killed: its task ends TASK_FAILED
 //	                                   (REASON_EXECUTOR_TERMINATED), its container destroyed, the job retries it
-//	Mixed/Checkpoint                   4 to 6 faults of any of the kinds above in one job (the master's only
-//	                                   with APRON_FAULTS_MASTER=1)
+//	Mixed/Checkpoint                   4 to 6 faults of any of the kinds above in one job
 func TestFaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fault suite: runs clusters of processes and kills them; skipped with -short")
@@ -104,9 +103,6 @@ func TestFaults(t *testing.T) {
 	for gi, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
 			t.Parallel()
-			if g.name == "Master" && !masterFaults() {
-				t.Skip(masterFaultsBlocked)
-			}
 			for li, c := range g.leaves {
 				stream := uint64(gi*10 + li + 1) // each subtest its own random stream of the seed
 				t.Run(c.name, func(t *testing.T) {
@@ -119,22 +115,6 @@ func TestFaults(t *testing.T) {
 		})
 	}
 }
-
-// masterFaultsBlocked says why the master's faults are not run by default.
-// A master restarted without a durable registry has forgotten which agents
-// it admitted, so it answers a framework's reconciliation of a task on an
-// agent that has not re-registered yet with TASK_LOST ("Reconciliation:
-// Task is unknown"); the framework runs the task again, and when the agent
-// comes back the first run finishes too. Mesos with --registry=in_memory
-// does the same; with its durable registry it drops such reconciliations
-// until the agent is back or agent_reregister_timeout passes. The registry
-// is issue 10.
-const masterFaultsBlocked = "master restarts: blocked on the master's durable registry (issue 10): without one, a restarted " +
-	"master answers reconciliation of tasks on agents not yet back with TASK_LOST and the framework runs them twice; " +
-	"APRON_FAULTS_MASTER=1 runs them anyway"
-
-// masterFaults reports whether the master's faults run (APRON_FAULTS_MASTER=1).
-func masterFaults() bool { return os.Getenv("APRON_FAULTS_MASTER") == "1" }
 
 // faultSeed is APRON_FAULT_SEED, or the time.
 func faultSeed(t *testing.T) int64 {
@@ -314,9 +294,6 @@ func (fc *faultCluster) inject(i int) {
 	target, sig := c.target, c.sig
 	if target == mixed {
 		target = faultTarget(fc.rng.IntN(int(mixed)))
-		if target == masterProc && !masterFaults() {
-			target = schedulerProc // see masterFaultsBlocked
-		}
 		sig = []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM}[fc.rng.IntN(2)]
 		if target == executorProc {
 			sig = syscall.SIGKILL
