@@ -232,7 +232,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	a.connect()
 	if dm, ok := a.cfg.Master.(DetectingMaster); ok {
 		a.wg.Add(1)
-		go a.followLeader(runCtx, dm)
+		go a.followLeader(runCtx, dm.LeaderChanges(runCtx))
 	}
 	err = a.loop(ctx)
 	if a.shutdown == nil && ctx.Err() != nil {

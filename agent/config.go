@@ -172,10 +172,11 @@ type Config struct {
 	MaxCompletedExecutorsPerFramework int
 	MaxCompletedFrameworks            int
 	// ExecutorStreamBuffer is the number of events an executor stream's
-	// channel holds (default 1024); more wait in a backlog, in order, so a
-	// slow executor never slows the agent and loses nothing. Only an
-	// executor 64 MiB of events behind has its stream closed (its driver
-	// subscribes again).
+	// channel holds (default 16: there is a channel per executor, so per
+	// task, and its slots are allocated up front); more wait in a backlog,
+	// in order, so a slow executor never slows the agent and loses
+	// nothing. Only an executor 64 MiB of events behind has its stream
+	// closed (its driver subscribes again).
 	ExecutorStreamBuffer int
 	// GCDelay is how long the sandbox of an executor run is kept after
 	// the run ended and its tasks' last updates were acknowledged, before
@@ -251,7 +252,7 @@ const (
 	DefaultExecutorHeartbeatInterval      = 30 * time.Minute
 	DefaultKillGracePeriod                = 3 * time.Second
 	DefaultMaxCompletedTasks              = 1000
-	DefaultExecutorStreamBuffer           = 1024
+	DefaultExecutorStreamBuffer           = 16
 	DefaultGCDelay                        = 7 * 24 * time.Hour
 	DefaultGCDiskHeadroom                 = 0.1
 	DefaultDiskWatchInterval              = time.Minute

@@ -131,9 +131,9 @@ func (s *sender) drain(ctx context.Context) {
 // core's next deadline (a reconnection or the ping timeout).
 
 // followLeader tells the link core of each newly detected leader.
-func (a *Agent) followLeader(ctx context.Context, dm DetectingMaster) {
+func (a *Agent) followLeader(ctx context.Context, changes <-chan struct{}) {
 	defer a.wg.Done()
-	for range dm.LeaderChanges(ctx) {
+	for range changes {
 		if a.post(ctx, func() {
 			a.link.masterDetected(a.clk.Now())
 			a.applyLink()

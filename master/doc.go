@@ -34,6 +34,17 @@
 // ACCEPT uses what they made; an invalid one is dropped, as in Mesos, and
 // the agent is sent its checkpointed resources after each one applied.
 //
+// What must survive the master (admitted, unreachable and gone agents,
+// weights, quotas, maintenance) goes to Config.Registry: the core emits
+// registry operations beside its events, and the Master makes them durable
+// before any event of the same turn, or a later one, goes out (see
+// registry_core.go). A master that starts recovers the registry first:
+// the agents it admitted may re-register with their tasks, and those that
+// do not within AgentReregisterTimeout are marked unreachable. Several
+// masters share a registry in ZooKeeper and elect their leader with the
+// election package: RunElected runs a master for one term, ElectedLeadership
+// makes the others redirect to it.
+//
 // Handler serves the master over HTTP, wire-compatible with Mesos v1:
 // POST /api/v1/scheduler for schedulers, POST /apron/v1/agent for agents,
 // POST /api/v1 for operators, and GET /state, /roles (weights, quotas and

@@ -422,7 +422,8 @@ func NoRedirects(c *http.Client) *http.Client {
 // LeaderChanges returns a channel that receives a value each time the
 // Link's detector reports a new leader, until ctx ends; without a detector
 // it is closed at once. The drivers use it to start their backoff over
-// when a new master is elected, as Mesos's do on a detection.
+// when a new master is elected, as Mesos's do on a detection. A change is
+// one from the leader known when LeaderChanges is called.
 func (l *Link[E, PE]) LeaderChanges(ctx context.Context) <-chan struct{} {
 	out := make(chan struct{})
 	d := l.cfg.Detector
@@ -430,9 +431,9 @@ func (l *Link[E, PE]) LeaderChanges(ctx context.Context) <-chan struct{} {
 		close(out)
 		return out
 	}
+	last := d.Leader() // now, not when the goroutine gets to run
 	go func() {
 		defer close(out)
-		last := d.Leader()
 		for {
 			leader, err := d.Detect(ctx, last)
 			if err != nil {
