@@ -81,7 +81,7 @@ func TestMasterHA(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusTemporaryRedirect, resp.StatusCode)
-	require.Equal(t, "http://"+masters[0].Addr+"/state", resp.Header.Get("Location"))
+	require.Equal(t, "//"+masters[0].Addr+"/state", resp.Header.Get("Location"), "Mesos's protocol-relative form")
 
 	operator(t, masters[0].Addr, `{"type":"UPDATE_WEIGHTS","update_weights":{"weight_infos":[{"role":"ha","weight":3}]}}`)
 	operator(t, masters[0].Addr, `{"type":"UPDATE_QUOTA","update_quota":{"quota_configs":[{"role":"ha","guarantees":{"cpus":{"value":1}}}]}}`)

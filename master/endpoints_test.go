@@ -497,7 +497,7 @@ func TestEndpointStandby(t *testing.T) {
 	for _, path := range []string{"/master/state", "/state.json", "/master/state-summary", "/master/frameworks", "/master/slaves", "/master/tasks?limit=1", "/master/roles", "/roles"} {
 		resp, _ := h.get(path)
 		assert.Equal(t, http.StatusTemporaryRedirect, resp.StatusCode, path)
-		assert.Equal(t, "http://leader.example:5050"+path, resp.Header.Get("Location"), path)
+		assert.Equal(t, "//leader.example:5050"+path, resp.Header.Get("Location"), path)
 	}
 	resp, _ := h.get("/master/redirect")
 	assert.Equal(t, http.StatusTemporaryRedirect, resp.StatusCode)

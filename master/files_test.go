@@ -212,7 +212,7 @@ func TestFilesMasterOwnFilesAndStandby(t *testing.T) {
 
 	resp, _ = h.get(filesQuery("/files/read", "path", "/x", "agent_id", "a-1"))
 	assert.Equal(t, http.StatusTemporaryRedirect, resp.StatusCode)
-	assert.Equal(t, "http://leader.example:5050/files/read?agent_id=a-1&path=%2Fx", resp.Header.Get("Location"))
+	assert.Equal(t, "//leader.example:5050/files/read?agent_id=a-1&path=%2Fx", resp.Header.Get("Location"))
 
 	h.m.DetachFile("/master/log")
 	resp, _ = h.get(filesQuery("/files/read", "path", "/master/log", "offset", "0"))

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 
 	"github.com/apronhq/apron/api/v1/codec"
 	"github.com/apronhq/apron/api/v1/internalpb"
@@ -114,7 +113,9 @@ func (m *Master) leaderOnly(h http.Handler) http.Handler {
 			httpapi.WriteError(w, httpapi.Errorf(http.StatusServiceUnavailable, "no leading master is known"))
 			return
 		}
-		loc := strings.TrimSuffix(leader, "/") + r.URL.RequestURI()
+		// Protocol-relative, as Mesos writes it ("//host:port/path"):
+		// clients written against Mesos parse that form.
+		loc := protocolRelative(leader) + r.URL.RequestURI()
 		w.Header().Set("Location", loc)
 		httpapi.WriteError(w, httpapi.Errorf(http.StatusTemporaryRedirect, "this master is not the leader; the leader is %s", leader))
 	})

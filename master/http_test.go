@@ -374,11 +374,11 @@ func TestHTTPStandby(t *testing.T) {
 	for _, path := range []string{"/api/v1/scheduler", "/apron/v1/agent", "/api/v1"} {
 		resp := h.post(path, codec.MediaTypeJSON, "", []byte(`{"type":"SUBSCRIBE"}`))
 		assert.Equal(t, http.StatusTemporaryRedirect, resp.StatusCode, path)
-		assert.Equal(t, "http://leader.example:5050"+path, resp.Header.Get("Location"), path)
+		assert.Equal(t, "//leader.example:5050"+path, resp.Header.Get("Location"), path)
 	}
 	resp, _ := h.get("/state")
 	assert.Equal(t, http.StatusTemporaryRedirect, resp.StatusCode)
-	assert.Equal(t, "http://leader.example:5050/state", resp.Header.Get("Location"))
+	assert.Equal(t, "//leader.example:5050/state", resp.Header.Get("Location"))
 
 	// The client library follows the redirect's Location.
 	_, err := (&httpapi.Client{}).Subscribe(context.Background(), h.url("/api/v1/scheduler"), subscribeCall(frameworkInfo("f")))

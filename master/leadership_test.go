@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,7 +83,7 @@ func TestElectedMastersFailOver(t *testing.T) {
 				return false
 			}
 			resp.Body.Close()
-			return resp.StatusCode == http.StatusTemporaryRedirect && resp.Header.Get("Location") == first.srv.URL+"/state"
+			return resp.StatusCode == http.StatusTemporaryRedirect && resp.Header.Get("Location") == strings.TrimPrefix(first.srv.URL, "http:")+"/state"
 		}, 10*time.Second, 10*time.Millisecond)
 	}
 

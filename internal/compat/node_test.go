@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/apronhq/apron/internal/proctest"
+	"github.com/apronhq/apron/internal/zktest"
 )
 
 // nodeTasks is how many command tasks the node framework launches.
@@ -31,20 +32,68 @@ const nodeTasks = 3
 // it is skipped, saying so, when either is missing.
 func TestNodeFramework(t *testing.T) {
 	t.Parallel()
-	node, err := exec.LookPath("node")
-	if err != nil {
+	node, dir := nodeClient(t)
+	runNodeScheduler(t, node, dir, startCluster(t).master.Addr)
+}
+
+// TestNodeFrameworkThroughStandby runs the same framework against two
+// masters elected in ZooKeeper, given the address of the standby: the
+// package follows the standby's 307 to the leader (parsing Location as
+// Mesos writes it, "//host:port/path") and runs its job there.
+func TestNodeFrameworkThroughStandby(t *testing.T) {
+	t.Parallel()
+	node, dir := nodeClient(t)
+	if ok, why := zktest.Available(); !ok {
+		t.Skipf("needs ZooKeeper: %s", why)
+	}
+	zoo := zktest.Start(t)
+	zk := "zk://" + zoo.Addr + "/apron-compat"
+	var masters []*proctest.Proc
+	for i := 0; i < 2; i++ {
+		addr := "127.0.0.1:" + strconv.Itoa(proctest.FreePort(t))
+		m := proctest.Start(t, "master-"+strconv.Itoa(i+1), exec.Command(binaries["master"], "-listen", addr,
+			"-zk", zk, "-quorum", "1", "-zk-session-timeout", "4s", "-allocation-interval", "100ms",
+			"-heartbeat-interval", "1s", "-log-level", "info"))
+		m.Addr = addr
+		require.NoError(t, m.WaitHTTP("http://"+addr+"/version", wait))
+		if i == 0 {
+			require.NoError(t, m.WaitHTTP("http://"+addr+"/health", wait), "the first master leads")
+		}
+		masters = append(masters, m)
+	}
+	proctest.StartServer(t, "agent", "/health", wait, func(addr string) *exec.Cmd {
+		return exec.Command(binaries["agent"], "-master", zk, "-listen", addr,
+			"-work-dir", filepath.Join(t.TempDir(), "agent"), "-hostname", "localhost",
+			"-resources", "cpus:4;mem:4096;disk:1000;ports:[31000-32000]",
+			"-command-executor", "process", "-log-level", "info")
+	})
+	require.Eventually(t, func() bool { return agentsRegistered(masters[0].Addr) == 1 }, wait, 50*time.Millisecond,
+		"the agent finds the leader in ZooKeeper")
+	runNodeScheduler(t, node, dir, masters[1].Addr)
+}
+
+// nodeClient finds node and the npm client, or skips.
+func nodeClient(t *testing.T) (node, dir string) {
+	t.Helper()
+	var err error
+	if node, err = exec.LookPath("node"); err != nil {
 		t.Skip("node is not installed (.ci/setup installs it): the mesos-framework (JavaScript) client is not run")
 	}
-	dir, err := filepath.Abs("node")
+	dir, err = filepath.Abs("node")
 	require.NoError(t, err)
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "mesos-framework", "package.json")); err != nil {
 		t.Skip("internal/compat/node/node_modules is missing (run `npm ci` there, as .ci/setup does): the mesos-framework (JavaScript) client is not run")
 	}
+	return node, dir
+}
 
-	c := startCluster(t)
+// runNodeScheduler runs node/scheduler.js against the master at
+// masterAddr and checks its job.
+func runNodeScheduler(t *testing.T, node, dir, masterAddr string) {
+	t.Helper()
 	logDir := t.TempDir()
 	env := append(os.Environ(),
-		"COMPAT_MASTER="+c.master.Addr,
+		"COMPAT_MASTER="+masterAddr,
 		"COMPAT_TASKS="+strconv.Itoa(nodeTasks),
 		"COMPAT_LOG_DIR="+logDir,
 		"COMPAT_TIMEOUT_MS=60000",
