@@ -241,9 +241,13 @@ type taskObs struct {
 }
 
 type faultSim struct {
-	cfg        FaultConfig
-	rng        *rand.Rand
-	sm         *master.StateMachine
+	cfg FaultConfig
+	rng *rand.Rand
+	sm  *master.StateMachine
+	// registry is the masters' durable registry: every operation a master
+	// emits is applied before its outputs go on the wire, and a master
+	// that fails over recovers it.
+	registry   *master.RegistryState
 	net        *network
 	start, now time.Time
 	step       int
@@ -342,8 +346,8 @@ func RunFaults(cfg FaultConfig) (FaultResult, error) {
 	return s.res, nil
 }
 
-// newMaster starts a master (the first, or one after a failover: it
-// knows nothing, as Apron's master keeps no registry).
+// newMaster starts a master (the first, or one after a failover), which
+// recovers the registry before anything else.
 func (s *faultSim) newMaster() (*master.StateMachine, error) {
 	mcfg := s.cfg.Master
 	gen := uint64(s.res.MasterFailovers)
@@ -360,7 +364,19 @@ func (s *faultSim) newMaster() (*master.StateMachine, error) {
 		// operator facing lossy frameworks sets --offer_timeout.
 		mcfg.OfferTimeout = time.Minute
 	}
-	return master.NewStateMachine(mcfg, s.now)
+	if mcfg.AgentReregisterTimeout == 0 {
+		// Agents dead for good are marked unreachable within the run.
+		mcfg.AgentReregisterTimeout = time.Minute
+	}
+	sm, err := master.NewStateMachine(mcfg, s.now)
+	if err != nil {
+		return nil, err
+	}
+	if s.registry == nil {
+		s.registry = master.NewRegistryState()
+	}
+	sm.Recover(s.registry.Clone(), s.now)
+	return sm, nil
 }
 
 // failoverMaster replaces the master with a new one: everything on the
@@ -751,7 +767,15 @@ func (s *faultSim) streamBroke(stream string) {
 func (s *faultSim) drain() {
 	for {
 		r := s.sm.Ready()
-		if len(r.Outputs) == 0 && len(r.Closes) == 0 {
+		if len(r.Outputs) == 0 && len(r.Closes) == 0 && len(r.Registry) == 0 {
+			return
+		}
+		if err := s.registry.Apply(r.Registry...); err != nil {
+			s.fail("registry", "the master emitted an invalid registry operation: %v", err)
+			return
+		}
+		if err := s.sm.Err(); err != nil {
+			s.fail("registry", "the master stops: %v", err)
 			return
 		}
 		s.dirty = true

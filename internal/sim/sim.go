@@ -29,8 +29,9 @@
 // new agents), kills agents for good (the master's health checks must
 // remove them), crashes and restarts frameworks (which fail over with
 // their framework ID and reconcile), and fails the master over (a new
-// StateMachine that knows nothing: Apron's master keeps no registry;
-// agents re-register, frameworks re-subscribe). Each run draws its
+// StateMachine that recovers the registry the old one kept, every
+// operation of which was applied before its outputs went out; agents
+// re-register, frameworks re-subscribe). Each run draws its
 // probabilities from its seed (RandomFaults). After the faults stop, the
 // run goes on without faults for a while (quiescence) and then checks that
 // everything settled. The invariants, and what Mesos promises for each,
