@@ -296,7 +296,7 @@ func (a *Agent) stopUncheckpointed(ctx context.Context) {
 	}
 	a.stopping = true
 	a.log.Info("agent: stopping; shutting down the executors of the frameworks that do not checkpoint", "frameworks", len(fws))
-	a.link.stop()
+	a.link.Stop()
 	a.disconnected("the agent is stopping")
 	if a.connecting != nil {
 		a.connecting()

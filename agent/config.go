@@ -256,11 +256,6 @@ const (
 	DefaultGCDelay                        = 7 * 24 * time.Hour
 	DefaultGCDiskHeadroom                 = 0.1
 	DefaultDiskWatchInterval              = time.Minute
-
-	// defaultPingInterval and defaultMaxMissedPings apply when the master's
-	// REGISTERED does not say (Mesos: 15 s × 5).
-	defaultPingInterval   = 15 * time.Second
-	defaultMaxMissedPings = 5
 )
 
 func (c Config) withDefaults() (Config, error) {

@@ -116,10 +116,10 @@
 // loop never blocks on (what does not fit waits in a backlog, in order;
 // only an executor 64 MiB behind has its stream closed, and its driver
 // subscribes again); containerizer work runs on goroutines that report
-// back to the loop. The status update manager's decisions are a pure core
-// (statusupdates.go: inputs with the time in them, outputs drained, as the
-// master's StateMachine), whose checkpoint writes the loop makes before
-// it forwards anything of the same batch.
+// back to the loop. The status update manager's decisions and the master
+// link's are pure cores (internal/agentcore: inputs with the time in
+// them, outputs drained, as the master's StateMachine), whose checkpoint
+// writes the loop makes before it forwards anything of the same batch.
 //
 // # Checkpoints and recovery
 //

@@ -134,7 +134,7 @@ func TestKillQueuedTaskGroup(t *testing.T) {
 	}
 	assert.Empty(t, a.frameworks)
 	assert.Len(t, a.completed, 2)
-	assert.Empty(t, a.streams)
+	assert.Zero(t, a.updates.Len())
 }
 
 func TestMesosDuration(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/apronhq/apron/api/v1/internalpb"
 	"github.com/apronhq/apron/api/v1/mesospb"
+	"github.com/apronhq/apron/internal/agentcore"
 )
 
 // masterConn is one stream to the master: the events the loop reads and a
@@ -125,7 +126,7 @@ func (s *sender) drain(ctx context.Context) {
 	}
 }
 
-// The master link's shell: the decisions are linkState's (linkcore.go);
+// The master link's shell: the decisions are agentcore.Link's;
 // here the agent dials, reads and closes the streams, checkpoints the agent
 // ID, hands the calls to the stream's sender, and keeps one timer for the
 // core's next deadline (a reconnection or the ping timeout).
@@ -135,7 +136,7 @@ func (a *Agent) followLeader(ctx context.Context, changes <-chan struct{}) {
 	defer a.wg.Done()
 	for range changes {
 		if a.post(ctx, func() {
-			a.link.masterDetected(a.clk.Now())
+			a.link.MasterDetected(a.clk.Now())
 			a.applyLink()
 		}) != nil {
 			return
@@ -145,7 +146,7 @@ func (a *Agent) followLeader(ctx context.Context, changes <-chan struct{}) {
 
 // connect dials the master for the first time.
 func (a *Agent) connect() {
-	a.link.start(a.clk.Now())
+	a.link.Start(a.clk.Now())
 	a.applyLink()
 }
 
@@ -156,30 +157,30 @@ func (a *Agent) connect() {
 // resumed, and a new attempt started; and sets the timer of its next
 // deadline.
 func (a *Agent) applyLink() {
-	r := a.link.drain()
-	if r.writeID != "" {
-		if r.replaced != "" {
-			a.log.Warn("agent: the master gave a new agent ID", "old", r.replaced, "new", r.writeID)
+	r := a.link.Drain()
+	if r.WriteID != "" {
+		if r.Replaced != "" {
+			a.log.Warn("agent: the master gave a new agent ID", "old", r.Replaced, "new", r.WriteID)
 		}
-		if err := a.meta.writeAgentID(r.writeID); err != nil {
+		if err := a.meta.writeAgentID(r.WriteID); err != nil {
 			a.log.Error("agent: checkpointing the agent ID", "err", err)
 		}
-		a.setID(r.writeID)
+		a.setID(r.WriteID)
 	}
-	if h := r.hangUp; h != nil {
-		a.log.Info("agent: disconnected from the master", "why", h.why)
-		if a.conn != nil && a.conn.gen == h.gen {
+	if h := r.HangUp; h != nil {
+		a.log.Info("agent: disconnected from the master", "why", h.Why)
+		if a.conn != nil && a.conn.gen == h.Gen {
 			a.conn.cancel()
 			a.conn = nil
 		}
 		a.pauseUpdates()
 	}
-	a.outbox = append(a.outbox, r.sends...)
-	if r.registered {
+	a.outbox = append(a.outbox, r.Sends...)
+	if r.Registered {
 		a.resumeUpdates()
 	}
-	if r.dial != nil {
-		a.dial(*r.dial)
+	if r.Dial != nil {
+		a.dial(*r.Dial)
 	}
 	a.armLinkTimer()
 }
@@ -187,7 +188,7 @@ func (a *Agent) applyLink() {
 // armLinkTimer sets the one timer that ticks the link core at its next
 // deadline.
 func (a *Agent) armLinkTimer() {
-	at, ok := a.link.nextDeadline()
+	at, ok := a.link.NextDeadline()
 	if ok && a.linkTimer != 0 && at.Equal(a.linkTimerAt) {
 		return
 	}
@@ -203,7 +204,7 @@ func (a *Agent) armLinkTimer() {
 		if now.Before(at) {
 			now = at
 		}
-		a.link.tick(now)
+		a.link.Tick(now)
 		a.applyLink()
 	})
 }
@@ -215,11 +216,11 @@ func (a *Agent) linkJitter(bound time.Duration) time.Duration {
 }
 
 // isRegistered says the agent has a master to send calls to.
-func (a *Agent) isRegistered() bool { return a.link.isRegistered() && a.conn != nil }
+func (a *Agent) isRegistered() bool { return a.link.IsRegistered() && a.conn != nil }
 
 // dial starts a connection attempt on its own goroutine; its outcome
 // comes back to the loop as connected.
-func (a *Agent) dial(d linkDial) {
+func (a *Agent) dial(d agentcore.Dial) {
 	call := a.registrationCallFor(d)
 	ctx, cancel := context.WithCancel(a.runCtx)
 	a.connecting = cancel
@@ -227,7 +228,7 @@ func (a *Agent) dial(d linkDial) {
 	go func() {
 		defer a.wg.Done()
 		id, events, err := a.cfg.Master.ConnectAgent(ctx, call)
-		if a.post(ctx, func() { a.connected(d.gen, ctx, cancel, id, events, err) }) != nil {
+		if a.post(ctx, func() { a.connected(d.Gen, ctx, cancel, id, events, err) }) != nil {
 			cancel()
 		}
 	}()
@@ -238,11 +239,11 @@ func (a *Agent) connected(gen uint64, ctx context.Context, cancel context.Cancel
 		cancel()
 		return
 	}
-	switch a.link.connected(gen, err == nil, a.clk.Now()) {
-	case connStale:
+	switch a.link.Connected(gen, err == nil, a.clk.Now()) {
+	case agentcore.ConnStale:
 		cancel()
 		return
-	case connFailed:
+	case agentcore.ConnFailed:
 		a.connecting = nil
 		cancel()
 		a.log.Warn("agent: connecting to the master failed", "err", err)
@@ -266,26 +267,26 @@ func (a *Agent) disconnected(why string) {
 	if a.conn == nil {
 		return
 	}
-	if a.link.disconnected(a.conn.gen, why, a.clk.Now()) {
+	if a.link.Disconnected(a.conn.gen, why, a.clk.Now()) {
 		a.applyLink()
 	}
 }
 
 // registrationCall is what the agent's next dial says.
 func (a *Agent) registrationCall() *internalpb.Call {
-	return a.registrationCallFor(a.link.registration())
+	return a.registrationCallFor(a.link.Registration())
 }
 
 // registrationCallFor is REGISTER for an agent without an ID, else
 // REREGISTER with everything the agent runs.
-func (a *Agent) registrationCallFor(d linkDial) *internalpb.Call {
+func (a *Agent) registrationCallFor(d agentcore.Dial) *internalpb.Call {
 	info := a.agentInfo()
 	caps := []mesospb.AgentInfo_Capability{
 		{Type: mesospb.AgentInfo_Capability_MULTI_ROLE.Enum()},
 		{Type: mesospb.AgentInfo_Capability_HIERARCHICAL_ROLE.Enum()},
 		{Type: mesospb.AgentInfo_Capability_RESERVATION_REFINEMENT.Enum()},
 	}
-	if !d.reregister {
+	if !d.Reregister {
 		return &internalpb.Call{
 			Type:     internalpb.Call_REGISTER.Enum(),
 			Register: &internalpb.Call_Register{AgentInfo: info, Version: ptr(a.cfg.Version), Capabilities: caps},
@@ -312,14 +313,14 @@ func (a *Agent) registrationCallFor(d linkDial) *internalpb.Call {
 	}
 	return &internalpb.Call{
 		Type:       internalpb.Call_REREGISTER.Enum(),
-		AgentID:    &mesospb.AgentID{Value: d.agentID},
+		AgentID:    &mesospb.AgentID{Value: d.AgentID},
 		Reregister: rr,
 	}
 }
 
 // handleEvent applies one event from the master.
 func (a *Agent) handleEvent(ev *internalpb.Event) {
-	a.link.heard(a.clk.Now())
+	a.link.Heard(a.clk.Now())
 	switch ev.GetType() {
 	case internalpb.Event_REGISTERED, internalpb.Event_REREGISTERED:
 		if ev.Registered == nil {
@@ -359,7 +360,7 @@ func (a *Agent) handleEvent(ev *internalpb.Event) {
 		// A ping that says the master considers the agent gone, while
 		// the agent thinks it is registered, makes it register again.
 		disowned := ev.Ping != nil && ev.Ping.Connected != nil && !ev.Ping.GetConnected()
-		if a.link.pinged(disowned, a.clk.Now()) {
+		if a.link.Pinged(disowned, a.clk.Now()) {
 			a.applyLink()
 		}
 	case internalpb.Event_FRAMEWORK_MESSAGE:
@@ -397,11 +398,11 @@ func (a *Agent) handleEvent(ev *internalpb.Event) {
 func (a *Agent) registeredWith(r *internalpb.Event_Registered, re bool) {
 	id := r.AgentID.Value
 	interval := time.Duration(r.GetPingIntervalSeconds() * float64(time.Second))
-	switch a.link.registered(id, interval, int(r.GetMaxMissedPings()), a.clk.Now()) {
-	case regNoID:
+	switch a.link.Registered(id, interval, int(r.GetMaxMissedPings()), a.clk.Now()) {
+	case agentcore.RegNoID:
 		a.log.Warn("agent: registration answer without an agent ID")
 		return
-	case regIgnored:
+	case agentcore.RegIgnored:
 		return
 	}
 	a.applyLink()
@@ -414,10 +415,10 @@ func (a *Agent) registeredWith(r *internalpb.Event_Registered, re bool) {
 // which waits for the next registration (linkState.send); status updates
 // have their own queue (see forwardUpdate).
 func (a *Agent) send(c *internalpb.Call) {
-	switch a.link.send(c) {
-	case sendNow:
+	switch a.link.Send(c) {
+	case agentcore.SendNow:
 		a.outbox = append(a.outbox, c)
-	case sendDropped:
+	case agentcore.SendDropped:
 		a.log.Debug("agent: not registered, dropping a call to the master", "call", c.GetType().String())
 	}
 }

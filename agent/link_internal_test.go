@@ -9,6 +9,7 @@ import (
 	"github.com/apronhq/apron/agent/checkpoint"
 	"github.com/apronhq/apron/api/v1/internalpb"
 	"github.com/apronhq/apron/api/v1/mesospb"
+	"github.com/apronhq/apron/internal/agentcore"
 )
 
 // linkUp registers a loopAgent's link with no master behind it: the core
@@ -17,12 +18,12 @@ import (
 // dials.
 func linkUp(a *Agent) {
 	now := a.clk.Now()
-	a.link.start(now)
-	d := a.link.drain().dial
-	a.link.connected(d.gen, true, now)
-	a.conn = &masterConn{gen: d.gen, cancel: func() {}}
-	a.link.registered(a.id, 0, 0, now)
-	a.link.drain()
+	a.link.Start(now)
+	d := a.link.Drain().Dial
+	a.link.Connected(d.Gen, true, now)
+	a.conn = &masterConn{gen: d.Gen, cancel: func() {}}
+	a.link.Registered(a.id, 0, 0, now)
+	a.link.Drain()
 }
 
 // idWatchStore calls onSetID before it writes an agent ID.
@@ -51,18 +52,18 @@ func TestExecutorExitedQueuedAsTheLinkDropsIsHeld(t *testing.T) {
 	a.send(exitedCall("ex1"))
 	a.send(&internalpb.Call{Type: internalpb.Call_PONG.Enum()})
 	require.Len(t, a.outbox, 2)
-	require.True(t, a.link.disconnected(a.conn.gen, "the test ended it", a.clk.Now()))
+	require.True(t, a.link.Disconnected(a.conn.gen, "the test ended it", a.clk.Now()))
 	a.applyLink()
 	a.flush()
 	assert.Empty(t, a.outbox)
 
-	at, ok := a.link.nextDeadline()
+	at, ok := a.link.NextDeadline()
 	require.True(t, ok)
-	a.link.tick(at)
-	d := a.link.drain().dial
+	a.link.Tick(at)
+	d := a.link.Drain().Dial
 	require.NotNil(t, d)
-	require.Equal(t, connAccepted, a.link.connected(d.gen, true, at))
-	a.conn = &masterConn{gen: d.gen, cancel: func() {}}
+	require.Equal(t, agentcore.ConnAccepted, a.link.Connected(d.Gen, true, at))
+	a.conn = &masterConn{gen: d.Gen, cancel: func() {}}
 	a.handleEvent(&internalpb.Event{
 		Type:       internalpb.Event_REREGISTERED.Enum(),
 		Registered: &internalpb.Event_Registered{AgentID: mesospb.AgentID{Value: a.id}},
@@ -89,7 +90,7 @@ func TestAgentIDCheckpointedBeforeRegistrationIsActedOn(t *testing.T) {
 	a.statusUpdate("fw-1", "", a.agentStatus("fw-1", "ghost", mesospb.TASK_LOST, mesospb.TaskStatus_REASON_RECONCILIATION, "unknown"))
 	a.outbox = nil
 	now := a.clk.Now()
-	require.True(t, a.link.disconnected(a.conn.gen, "the test ended it", now))
+	require.True(t, a.link.Disconnected(a.conn.gen, "the test ended it", now))
 	a.applyLink()
 	require.Nil(t, a.conn)
 	assert.False(t, a.isRegistered())
@@ -97,16 +98,16 @@ func TestAgentIDCheckpointedBeforeRegistrationIsActedOn(t *testing.T) {
 	assert.Empty(t, a.outbox, "held")
 
 	// The next attempt reaches a master that does not know the agent.
-	at, ok := a.link.nextDeadline()
+	at, ok := a.link.NextDeadline()
 	require.True(t, ok)
-	a.link.tick(at)
-	d := a.link.drain().dial
+	a.link.Tick(at)
+	d := a.link.Drain().Dial
 	require.NotNil(t, d)
 	rr := a.registrationCallFor(*d)
 	require.Equal(t, internalpb.Call_REREGISTER, rr.GetType())
 	assert.Equal(t, "agent-1", rr.AgentID.Value)
-	require.Equal(t, connAccepted, a.link.connected(d.gen, true, at))
-	a.conn = &masterConn{gen: d.gen, cancel: func() {}}
+	require.Equal(t, agentcore.ConnAccepted, a.link.Connected(d.Gen, true, at))
+	a.conn = &masterConn{gen: d.Gen, cancel: func() {}}
 	a.handleEvent(&internalpb.Event{
 		Type:       internalpb.Event_REREGISTERED.Enum(),
 		Registered: &internalpb.Event_Registered{AgentID: mesospb.AgentID{Value: "agent-2"}},
@@ -122,4 +123,10 @@ func TestAgentIDCheckpointedBeforeRegistrationIsActedOn(t *testing.T) {
 	assert.True(t, a.isRegistered())
 	assert.Equal(t, internalpb.Call_REREGISTER, a.registrationCall().GetType())
 	assert.Equal(t, "agent-2", a.registrationCall().AgentID.Value)
+}
+
+// exitedCall is an EXECUTOR_EXITED call of executor.
+func exitedCall(executor string) *internalpb.Call {
+	return &internalpb.Call{Type: internalpb.Call_EXECUTOR_EXITED.Enum(), ExecutorExited: &internalpb.Call_ExecutorExited{
+		FrameworkID: mesospb.FrameworkID{Value: "fw"}, ExecutorID: mesospb.ExecutorID{Value: executor}}}
 }

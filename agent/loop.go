@@ -8,6 +8,7 @@ import (
 	"github.com/apronhq/apron/api/v1/internalpb"
 	"github.com/apronhq/apron/api/v1/mesospb"
 	"github.com/apronhq/apron/containerizer"
+	"github.com/apronhq/apron/internal/agentcore"
 )
 
 // loopState is the agent's state, owned by the loop goroutine (Run's).
@@ -22,10 +23,9 @@ type loopState struct {
 	tm      *timers
 
 	frameworks map[string]*frameworkRec
-	// updates is the status update manager (statusupdates.go); streams is
-	// its streams, to read; updateTimer ticks it at updateTimerAt.
-	updates       *updateManager
-	streams       map[streamKey]*updateStream
+	// updates is the status update manager (internal/agentcore);
+	// updateTimer ticks it at updateTimerAt.
+	updates       *agentcore.UpdateManager
 	updateTimer   timerID
 	updateTimerAt time.Time
 
@@ -34,10 +34,10 @@ type loopState struct {
 	// (history.go).
 	completedFrameworks []*completedFramework
 
-	// The master link: link is its decisions (linkcore.go); conn the
+	// The master link: link is its decisions (internal/agentcore); conn the
 	// stream, connecting the attempt in flight, outbox the calls for the
 	// sender, flushed each turn; linkTimer ticks link at linkTimerAt.
-	link        *linkState
+	link        *agentcore.Link
 	conn        *masterConn
 	connecting  context.CancelFunc
 	outbox      []*internalpb.Call
@@ -62,9 +62,8 @@ func (a *Agent) initLoop(runCtx, execCtx context.Context) {
 	a.runCtx, a.execCtx = runCtx, execCtx
 	a.tm = newTimers(a.clk)
 	a.frameworks = map[string]*frameworkRec{}
-	a.updates = newUpdateManager(a.cfg.StatusUpdateRetry, a.cfg.StatusUpdateRetryMax)
-	a.streams = a.updates.streams
-	a.link = newLinkState(a.cfg.RegistrationBackoff, a.cfg.RegistrationBackoffMax, a.linkJitter, a.id)
+	a.updates = agentcore.NewUpdateManager(a.cfg.StatusUpdateRetry, a.cfg.StatusUpdateRetryMax)
+	a.link = agentcore.NewLink(a.cfg.RegistrationBackoff, a.cfg.RegistrationBackoffMax, a.linkJitter, a.id)
 	a.met = agentMetrics{startedAt: a.clk.Now(), terminal: map[mesospb.TaskState]uint64{}}
 	a.initGC()
 }
@@ -133,7 +132,7 @@ func (a *Agent) beginShutdown(removed bool, message string) {
 	}
 	a.log.Info("agent: shutting down", "why", message)
 	a.shutdown = &shutdownState{removed: removed, message: message}
-	a.link.stop()
+	a.link.Stop()
 	a.armLinkTimer()
 	for _, fw := range a.sortedFrameworks() {
 		for _, e := range fw.sortedExecutors() {

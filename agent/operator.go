@@ -453,9 +453,7 @@ func (a *Agent) metrics(ctx context.Context) (*metricsSnapshot, error) {
 				}
 			}
 		}
-		for _, s := range a.streams {
-			m.pendingUpdates += len(s.pending)
-		}
+		m.pendingUpdates = a.updates.Pending()
 		m.gc, m.gcPending = a.gc.met, a.gc.q.len()
 		if usage, err := a.cfg.DiskUsage(a.cfg.WorkDir); err == nil {
 			m.dirMaxAge = ptr(a.gc.q.maxAge(usage))

@@ -13,6 +13,7 @@ import (
 	"github.com/apronhq/apron/api/v1/mesospb"
 	"github.com/apronhq/apron/containerizer"
 	"github.com/apronhq/apron/executor"
+	"github.com/apronhq/apron/internal/agentcore"
 )
 
 // recover rebuilds the agent's state from the checkpoints of an earlier
@@ -66,14 +67,14 @@ func (a *Agent) recover(ctx context.Context) error {
 	fws, logs = a.forgetUncheckpointed(ctx, fws, logs, claimed)
 
 	// The status update manager: replay each task's log.
-	history := map[streamKey][]*mesospb.TaskStatus{}
+	history := map[agentcore.StreamKey][]*mesospb.TaskStatus{}
 	for _, l := range logs {
-		key := streamKey{l.FrameworkID, l.TaskID}
+		key := agentcore.StreamKey{Framework: l.FrameworkID, Task: l.TaskID}
 		for _, u := range l.Updates {
 			history[key] = append(history[key], &u.Status)
 		}
 	}
-	a.updates.recover(logs)
+	a.updates.Recover(logs)
 	a.applyUpdates()
 
 	containers, err := a.cont.Containers(ctx)
@@ -211,7 +212,7 @@ func (a *Agent) reregistrationWindow() time.Duration {
 // returns the run when it is an executor process that lives on and is to
 // subscribe again, nil otherwise: recover starts its clock once recovery
 // is done.
-func (a *Agent) recoverExecutor(ctx context.Context, fw *frameworkRec, re *recoveredExecutor, history map[streamKey][]*mesospb.TaskStatus,
+func (a *Agent) recoverExecutor(ctx context.Context, fw *frameworkRec, re *recoveredExecutor, history map[agentcore.StreamKey][]*mesospb.TaskStatus,
 	containers []string, claimed map[string]bool) *executorRec {
 	e := &executorRec{
 		fw: fw, id: re.info.ExecutorID.Value, key: re.info.ExecutorID.Value, info: re.info, kind: re.kind,
@@ -223,14 +224,14 @@ func (a *Agent) recoverExecutor(ctx context.Context, fw *frameworkRec, re *recov
 	groups := map[string]*mesospb.TaskGroupInfo{}
 	for _, rt := range re.tasks {
 		t := &taskRec{exec: e, info: rt.info, state: mesospb.TASK_STAGING}
-		key := streamKey{fw.id, rt.info.TaskID.Value}
+		key := agentcore.StreamKey{Framework: fw.id, Task: rt.info.TaskID.Value}
 		for _, st := range history[key] {
 			a.updateTaskState(t, *st)
 		}
-		if h := a.updates.head(key); h != nil {
+		if h := a.updates.Head(key); h != nil {
 			t.updateState, t.updateUUID = h.Status.State, h.Status.UUID
 		}
-		if terminal(t.state) && !a.updates.has(key) && fw.tasks[rt.info.TaskID.Value] == nil {
+		if terminal(t.state) && !a.updates.Has(key) && fw.tasks[rt.info.TaskID.Value] == nil {
 			// Its end was acknowledged before the restart (its log was
 			// left by a stop between the two): it is forgotten, or its run
 			// would never be, nor its sandbox collected.

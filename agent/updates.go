@@ -9,11 +9,13 @@ import (
 	"github.com/apronhq/apron/api/v1/internalpb"
 	"github.com/apronhq/apron/api/v1/mesospb"
 	"github.com/apronhq/apron/executor"
+	"github.com/apronhq/apron/internal/agentcore"
 )
 
-// The status update manager's shell: the decisions are updateManager's
-// (statusupdates.go); here the agent stamps what it adds to an update, keeps
-// its task records in step, and does the I/O the manager decides on:
+// The status update manager's shell: the decisions are
+// agentcore.UpdateManager's; here the agent stamps what it adds to an
+// update, keeps its task records in step, and does the I/O the manager
+// decides on:
 // checkpoint writes first, then ACKNOWLEDGED to executors, then the
 // updates to the master, and one timer for the manager's next retry.
 
@@ -35,7 +37,7 @@ func (a *Agent) statusUpdate(fwID, execID string, st mesospb.TaskStatus) {
 	if st.Timestamp == nil {
 		st.Timestamp = ptr(float64(a.clk.Now().UnixNano()) / 1e9)
 	}
-	key := streamKey{fwID, st.TaskID.Value}
+	key := agentcore.StreamKey{Framework: fwID, Task: st.TaskID.Value}
 	t := a.streamTask(key)
 	if t != nil {
 		a.addContainerStatus(t, &st)
@@ -44,12 +46,12 @@ func (a *Agent) statusUpdate(fwID, execID string, st mesospb.TaskStatus) {
 	if st.ExecutorID != nil {
 		u.ExecutorID = &mesospb.ExecutorID{Value: st.ExecutorID.Value}
 	}
-	switch a.updates.update(u, a.clk.Now()) {
-	case updateDuplicate:
+	switch a.updates.Update(u, a.clk.Now()) {
+	case agentcore.UpdateDuplicate:
 		// The executor resent an update it missed the acknowledgement of.
-	case updateAfterTerminal:
+	case agentcore.UpdateAfterTerminal:
 		a.log.Warn("agent: dropping an update for a terminated task", "framework", fwID, "task", st.TaskID.Value, "state", st.GetState().String())
-	case updateTaken:
+	case agentcore.UpdateTaken:
 		// The task's state changes before the update goes out: the
 		// master gets it as the update's latest_state.
 		if t != nil {
@@ -66,21 +68,21 @@ func (a *Agent) statusUpdate(fwID, execID string, st mesospb.TaskStatus) {
 }
 
 // streamTask is the task record of a stream, nil when the agent has none.
-func (a *Agent) streamTask(key streamKey) *taskRec {
-	if fw := a.frameworks[key.framework]; fw != nil {
-		return fw.tasks[key.task]
+func (a *Agent) streamTask(key agentcore.StreamKey) *taskRec {
+	if fw := a.frameworks[key.Framework]; fw != nil {
+		return fw.tasks[key.Task]
 	}
 	return nil
 }
 
 // syncUpdateHead shows the head of a task's stream in its record (the
 // Task's status_update_state and status_update_uuid).
-func (a *Agent) syncUpdateHead(key streamKey) {
+func (a *Agent) syncUpdateHead(key agentcore.StreamKey) {
 	t := a.streamTask(key)
 	if t == nil {
 		return
 	}
-	if h := a.updates.head(key); h != nil {
+	if h := a.updates.Head(key); h != nil {
 		t.updateState, t.updateUUID = h.Status.State, h.Status.UUID
 	} else {
 		t.updateState, t.updateUUID = nil, nil
@@ -92,26 +94,26 @@ func (a *Agent) syncUpdateHead(key streamKey) {
 // updates for the master; and sets the timer of its next retry. A failed
 // write is logged, and the agent goes on, as it always has.
 func (a *Agent) applyUpdates() {
-	r := a.updates.drain()
-	for _, w := range r.writes {
-		fw, task := w.key.framework, w.key.task
-		switch w.op {
-		case writeUpdate:
-			if err := a.meta.appendUpdate(fw, task, w.update); err != nil {
+	r := a.updates.Drain()
+	for _, w := range r.Writes {
+		fw, task := w.Key.Framework, w.Key.Task
+		switch w.Op {
+		case agentcore.WriteUpdate:
+			if err := a.meta.appendUpdate(fw, task, w.Update); err != nil {
 				a.log.Error("agent: checkpointing a status update", "task", task, "err", err)
 			}
-		case writeAck:
-			if err := a.meta.appendAck(fw, task, w.uuid); err != nil {
+		case agentcore.WriteAck:
+			if err := a.meta.appendAck(fw, task, w.UUID); err != nil {
 				a.log.Error("agent: checkpointing an acknowledgement", "task", task, "err", err)
 			}
-		case writeRemove:
+		case agentcore.WriteRemove:
 			err := a.meta.removeTask(fw, task)
-			if err == nil || w.uuid == nil {
+			if err == nil || w.UUID == nil {
 				break
 			}
 			// The ack must survive a restart if the log does: record it.
 			a.log.Warn("agent: removing a task's checkpoint", "task", task, "err", err)
-			if err := a.meta.appendAck(fw, task, w.uuid); err != nil {
+			if err := a.meta.appendAck(fw, task, w.UUID); err != nil {
 				a.log.Error("agent: checkpointing an acknowledgement", "task", task, "err", err)
 			}
 			if err := a.meta.removeTask(fw, task); err != nil {
@@ -119,10 +121,10 @@ func (a *Agent) applyUpdates() {
 			}
 		}
 	}
-	for _, ack := range r.executorAcks {
-		a.acknowledgeExecutor(ack.framework, ack.executor, ack.taskID, ack.uuid)
+	for _, ack := range r.ExecutorAcks {
+		a.acknowledgeExecutor(ack.Framework, ack.Executor, ack.TaskID, ack.UUID)
 	}
-	for _, f := range r.forwards {
+	for _, f := range r.Forwards {
 		a.sendUpdate(f)
 	}
 	a.armUpdateRetry()
@@ -130,16 +132,16 @@ func (a *Agent) applyUpdates() {
 
 // sendUpdate queues the head of a stream for the master, with the task's
 // latest state, as Mesos's agent (Slave::forward) adds it.
-func (a *Agent) sendUpdate(f updateForward) {
-	head := f.update
-	if f.retry {
-		a.log.Info("agent: resending an unacknowledged status update", "framework", head.FrameworkID.Value, "task", head.Status.TaskID.Value, "next_retry", f.next)
+func (a *Agent) sendUpdate(f agentcore.UpdateForward) {
+	head := f.Update
+	if f.Retry {
+		a.log.Info("agent: resending an unacknowledged status update", "framework", head.FrameworkID.Value, "task", head.Status.TaskID.Value, "next_retry", f.Next)
 	}
 	if !a.isRegistered() {
 		return // the manager is paused until the agent registers; resent then
 	}
 	latest := head.Status.GetState()
-	if t := a.streamTask(streamKey{head.FrameworkID.Value, head.Status.TaskID.Value}); t != nil {
+	if t := a.streamTask(agentcore.StreamKey{Framework: head.FrameworkID.Value, Task: head.Status.TaskID.Value}); t != nil {
 		latest = t.state
 	}
 	u := *head
@@ -150,7 +152,7 @@ func (a *Agent) sendUpdate(f updateForward) {
 // armUpdateRetry sets the one timer that ticks the status update manager
 // when its next retry is due.
 func (a *Agent) armUpdateRetry() {
-	at, ok := a.updates.nextDeadline()
+	at, ok := a.updates.NextDeadline()
 	if ok && a.updateTimer != 0 && at.Equal(a.updateTimerAt) {
 		return
 	}
@@ -166,21 +168,21 @@ func (a *Agent) armUpdateRetry() {
 		if now.Before(at) {
 			now = at
 		}
-		a.updates.tick(now)
+		a.updates.Tick(now)
 		a.applyUpdates()
 	})
 }
 
 // pauseUpdates stops the retries while the agent has no master.
 func (a *Agent) pauseUpdates() {
-	a.updates.pause()
+	a.updates.Pause()
 	a.applyUpdates()
 }
 
 // resumeUpdates sends every stream's head after a (re)registration, with
 // fresh backoffs.
 func (a *Agent) resumeUpdates() {
-	a.updates.resume(a.clk.Now())
+	a.updates.Resume(a.clk.Now())
 	a.applyUpdates()
 }
 
@@ -196,7 +198,7 @@ func (a *Agent) resumeFramework(fwID string) {
 	if fwID == "" || !a.isRegistered() {
 		return // sent by resumeUpdates after the next registration
 	}
-	a.updates.resumeFramework(fwID, a.clk.Now())
+	a.updates.ResumeFramework(fwID, a.clk.Now())
 	a.applyUpdates()
 }
 
@@ -204,25 +206,25 @@ func (a *Agent) resumeFramework(fwID string) {
 // stream is done and the next update goes out. A terminal update's
 // acknowledgement ends the stream and the task is forgotten.
 func (a *Agent) acknowledge(fwID, taskID string, uuid []byte) {
-	key := streamKey{fwID, taskID}
-	res := a.updates.ack(key, uuid, a.clk.Now())
-	switch res.outcome {
-	case ackNoStream:
+	key := agentcore.StreamKey{Framework: fwID, Task: taskID}
+	res := a.updates.Ack(key, uuid, a.clk.Now())
+	switch res.Outcome {
+	case agentcore.AckNoStream:
 		a.log.Warn("agent: acknowledgement for no pending update", "framework", fwID, "task", taskID, "uuid", uuidString(uuid))
 		return
-	case ackDuplicate:
+	case agentcore.AckDuplicate:
 		a.log.Warn("agent: duplicate acknowledgement", "framework", fwID, "task", taskID, "uuid", uuidString(uuid))
 		return
-	case ackUnexpected:
+	case agentcore.AckUnexpected:
 		a.log.Warn("agent: acknowledgement for an update that is not the pending one", "framework", fwID, "task", taskID, "uuid", uuidString(uuid))
 		return
 	}
 	// The executor had its ACKNOWLEDGED when the agent took the update.
 	a.applyUpdates()
 	a.syncUpdateHead(key)
-	if res.outcome == ackClosed {
-		if res.dropped > 0 {
-			a.log.Warn("agent: dropping updates queued after a terminal one", "framework", fwID, "task", taskID, "dropped", res.dropped)
+	if res.Outcome == agentcore.AckClosed {
+		if res.Dropped > 0 {
+			a.log.Warn("agent: dropping updates queued after a terminal one", "framework", fwID, "task", taskID, "dropped", res.Dropped)
 		}
 		if t := a.streamTask(key); t != nil {
 			a.forgetTask(t)

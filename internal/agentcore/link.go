@@ -1,4 +1,4 @@
-package agent
+package agentcore
 
 import (
 	"time"
@@ -6,7 +6,14 @@ import (
 	"github.com/apronhq/apron/api/v1/internalpb"
 )
 
-// linkState is the master link's decisions, as Mesos's agent makes them
+// DefaultPingInterval and DefaultMaxMissedPings apply when the master's
+// REGISTERED does not say (Mesos: 15 s × 5).
+const (
+	DefaultPingInterval   = 15 * time.Second
+	DefaultMaxMissedPings = 5
+)
+
+// Link is the master link's decisions, as Mesos's agent makes them
 // (src/slave/slave.cpp): when to (re)connect and with what backoff
 // (doReliableRegistration: a random wait up to a bound that doubles with
 // every attempt, up to RegistrationBackoffMax), REGISTER for an agent with
@@ -19,18 +26,18 @@ import (
 // the others are dropped, as Mesos drops them.
 //
 // It is pure, as the master's StateMachine and the status update manager
-// (statusupdates.go) are: no goroutines, no I/O, no clock. Its inputs are
+// (updates.go) are: no goroutines, no I/O, no clock. Its inputs are
 // method calls with the time in them (start, connected, registered,
 // pinged, disconnected, tick, stop, send); what it decided accumulates
-// until drain returns it as a linkReady. The one source of randomness, the
+// until drain returns it as a LinkReady. The one source of randomness, the
 // reconnection jitter, is injected (the agent's Config.Rand). The agent's
 // loop owns it and does the I/O (link.go): the dials, the streams, the
 // checkpoint of the agent ID, the calls. Which master a dial reaches is
 // the Master's business (HTTPMaster tries the last master it reached, then
 // each candidate, and follows a standby's redirect to the leader); the
 // core only decides when to dial and what to say. A test drives it with no
-// agent at all (linkcore_test.go).
-type linkState struct {
+// agent at all (link_test.go).
+type Link struct {
 	backoffMin, backoffMax time.Duration
 	// jitter draws the wait before a reconnection, in [0, bound].
 	jitter func(bound time.Duration) time.Duration
@@ -51,7 +58,7 @@ type linkState struct {
 
 	held []*internalpb.Call // EXECUTOR_EXITED waiting for a registration
 
-	out linkReady
+	out LinkReady
 }
 
 // linkPhase is where the link is.
@@ -64,85 +71,85 @@ const (
 	linkRegistered                  // stream gen is open and the master registered the agent
 )
 
-// linkReady is what the core decided since the last drain. The shell does
+// LinkReady is what the core decided since the last drain. The shell does
 // them in this order: the ID write, the hang-up, the calls, the
 // registration, the dial.
-type linkReady struct {
-	// writeID is an agent ID to checkpoint (and adopt) before anything
+type LinkReady struct {
+	// WriteID is an agent ID to checkpoint (and adopt) before anything
 	// else of this Ready: a registration is acted on only once the ID it
 	// gave is on disk, so an agent restarted after it re-registers with
 	// it. replaced is the ID the master replaced, for the log.
-	writeID  string
-	replaced string
-	// hangUp ends stream gen: the master is taken to be gone.
-	hangUp *linkHangUp
-	// sends are calls for the master, in order (the held EXECUTOR_EXITED
+	WriteID  string
+	Replaced string
+	// HangUp ends stream gen: the master is taken to be gone.
+	HangUp *HangUp
+	// Sends are calls for the master, in order (the held EXECUTOR_EXITED
 	// of a registration, PONG).
-	sends []*internalpb.Call
-	// registered says the master (re)registered the agent: the shell
+	Sends []*internalpb.Call
+	// Registered says the master (re)Registered the agent: the shell
 	// resumes what waits for a master (the status updates).
-	registered bool
-	// dial starts a connection attempt now.
-	dial *linkDial
+	Registered bool
+	// Dial starts a connection attempt now.
+	Dial *Dial
 }
 
-func (r linkReady) empty() bool {
-	return r.writeID == "" && r.hangUp == nil && len(r.sends) == 0 && !r.registered && r.dial == nil
+func (r LinkReady) empty() bool {
+	return r.WriteID == "" && r.HangUp == nil && len(r.Sends) == 0 && !r.Registered && r.Dial == nil
 }
 
-// linkHangUp ends a stream.
-type linkHangUp struct {
-	gen uint64
-	why string
+// HangUp ends a stream.
+type HangUp struct {
+	Gen uint64
+	Why string
 }
 
-// linkDial is a connection attempt: REGISTER when agentID is "", else
+// Dial is a connection attempt: REGISTER when agentID is "", else
 // REREGISTER with it (and everything the agent runs, which the shell adds).
-type linkDial struct {
-	gen        uint64
-	reregister bool
-	agentID    string
+type Dial struct {
+	Gen        uint64
+	Reregister bool
+	AgentID    string
 }
 
-// connOutcome is what connected did with an attempt's outcome.
-type connOutcome int
+// ConnOutcome is what connected did with an attempt's outcome.
+type ConnOutcome int
 
 const (
-	connAccepted connOutcome = iota + 1 // the stream is the link's: read it
-	connFailed                          // the attempt failed: a reconnection is scheduled
-	connStale                           // not the attempt in flight: close it
+	ConnAccepted ConnOutcome = iota + 1 // the stream is the link's: read it
+	ConnFailed                          // the attempt failed: a reconnection is scheduled
+	ConnStale                           // not the attempt in flight: close it
 )
 
-// regOutcome is what registered did with a registration answer.
-type regOutcome int
+// RegOutcome is what registered did with a registration answer.
+type RegOutcome int
 
 const (
-	regTaken   regOutcome = iota + 1
-	regNoID               // the answer has no agent ID: ignored
-	regIgnored            // no stream awaits one: ignored
+	RegTaken   RegOutcome = iota + 1
+	RegNoID               // the answer has no agent ID: ignored
+	RegIgnored            // no stream awaits one: ignored
 )
 
-// sendVerdict is what send did with a call.
-type sendVerdict int
+// SendVerdict is what send did with a call.
+type SendVerdict int
 
 const (
-	sendNow     sendVerdict = iota + 1 // the agent is registered: it goes out
-	sendHeld                           // EXECUTOR_EXITED, kept for the next registration
-	sendDropped                        // no master, as Mesos
+	SendNow     SendVerdict = iota + 1 // the agent is registered: it goes out
+	SendHeld                           // EXECUTOR_EXITED, kept for the next registration
+	SendDropped                        // no master, as Mesos
 )
 
 // maxHeldCalls bounds the EXECUTOR_EXITED calls kept while disconnected.
 const maxHeldCalls = 10000
 
-// newLinkState returns the link of an agent known as agentID ("" before
+// NewLink returns the link of an agent known as agentID ("" before
 // its first registration), to reconnect with waits drawn by jitter up to a
 // bound that starts at backoffMin and doubles up to backoffMax.
-func newLinkState(backoffMin, backoffMax time.Duration, jitter func(time.Duration) time.Duration, agentID string) *linkState {
-	return &linkState{backoffMin: backoffMin, backoffMax: backoffMax, jitter: jitter, agentID: agentID, backoff: backoffMin}
+func NewLink(backoffMin, backoffMax time.Duration, jitter func(time.Duration) time.Duration, agentID string) *Link {
+	return &Link{backoffMin: backoffMin, backoffMax: backoffMax, jitter: jitter, agentID: agentID, backoff: backoffMin}
 }
 
 // start dials at once: the agent has just started (or recovered).
-func (l *linkState) start(now time.Time) {
+func (l *Link) Start(now time.Time) {
 	if l.phase == linkIdle && !l.stopping {
 		l.dialNow()
 	}
@@ -150,17 +157,17 @@ func (l *linkState) start(now time.Time) {
 
 // connected takes the outcome of attempt gen at now: ok says the master
 // accepted the registration call and opened a stream.
-func (l *linkState) connected(gen uint64, ok bool, now time.Time) connOutcome {
+func (l *Link) Connected(gen uint64, ok bool, now time.Time) ConnOutcome {
 	if gen != l.gen || l.phase != linkDialing {
-		return connStale
+		return ConnStale
 	}
 	if !ok {
 		l.phase = linkIdle
 		l.scheduleDial(now)
-		return connFailed
+		return ConnFailed
 	}
 	l.phase = linkConnected
-	return connAccepted
+	return ConnAccepted
 }
 
 // registered takes the master's REGISTERED or REREGISTERED on the open
@@ -168,31 +175,31 @@ func (l *linkState) connected(gen uint64, ok bool, now time.Time) connOutcome {
 // defaults). The agent is registered once the ID is checkpointed: the
 // Ready has the write, the held calls, and the registration, in the order
 // the shell does them.
-func (l *linkState) registered(id string, pingInterval time.Duration, maxMissedPings int, now time.Time) regOutcome {
+func (l *Link) Registered(id string, pingInterval time.Duration, maxMissedPings int, now time.Time) RegOutcome {
 	if l.phase != linkConnected && l.phase != linkRegistered {
-		return regIgnored
+		return RegIgnored
 	}
 	if id == "" {
-		return regNoID
+		return RegNoID
 	}
 	if id != l.agentID {
-		l.out.writeID, l.out.replaced = id, l.agentID
+		l.out.WriteID, l.out.Replaced = id, l.agentID
 		l.agentID = id
 	}
 	l.phase = linkRegistered
 	l.backoff = l.backoffMin
 	if pingInterval <= 0 {
-		pingInterval = defaultPingInterval
+		pingInterval = DefaultPingInterval
 	}
 	if maxMissedPings <= 0 {
-		maxMissedPings = defaultMaxMissedPings
+		maxMissedPings = DefaultMaxMissedPings
 	}
 	l.pingTimeout = pingInterval * time.Duration(maxMissedPings)
 	l.pingDeadline = now.Add(l.pingTimeout)
-	l.out.sends = append(l.out.sends, l.held...)
+	l.out.Sends = append(l.out.Sends, l.held...)
 	l.held = nil
-	l.out.registered = true
-	return regTaken
+	l.out.Registered = true
+	return RegTaken
 }
 
 // pinged takes the master's PING at now; disowned says the ping tells the
@@ -202,7 +209,7 @@ func (l *linkState) registered(id string, pingInterval time.Duration, maxMissedP
 // partition: the master saw the agent's socket break, the agent did not).
 // Pings before the registration are ignored; it reports whether it took
 // the ping.
-func (l *linkState) pinged(disowned bool, now time.Time) bool {
+func (l *Link) Pinged(disowned bool, now time.Time) bool {
 	if l.phase != linkRegistered {
 		return false
 	}
@@ -211,7 +218,7 @@ func (l *linkState) pinged(disowned bool, now time.Time) bool {
 		l.lose("the master considers the agent disconnected", now)
 		return true
 	}
-	l.out.sends = append(l.out.sends, &internalpb.Call{Type: internalpb.Call_PONG.Enum()})
+	l.out.Sends = append(l.out.Sends, &internalpb.Call{Type: internalpb.Call_PONG.Enum()})
 	return true
 }
 
@@ -221,7 +228,7 @@ func (l *linkState) pinged(disowned bool, now time.Time) bool {
 // agent give up its stream (and the launches behind it) for want of a
 // ping. Mesos's agent has no such queue: it answers pings at once while
 // its launches run asynchronously.
-func (l *linkState) heard(now time.Time) {
+func (l *Link) Heard(now time.Time) {
 	if l.phase == linkRegistered {
 		l.pingDeadline = now.Add(l.pingTimeout)
 	}
@@ -230,7 +237,7 @@ func (l *linkState) heard(now time.Time) {
 // disconnected takes the end of stream gen at now (the master closed it,
 // or the connection broke): the stream is hung up and a reconnection
 // scheduled. It reports whether gen was the link's stream.
-func (l *linkState) disconnected(gen uint64, why string, now time.Time) bool {
+func (l *Link) Disconnected(gen uint64, why string, now time.Time) bool {
 	if gen != l.gen || (l.phase != linkConnected && l.phase != linkRegistered) {
 		return false
 	}
@@ -240,7 +247,7 @@ func (l *linkState) disconnected(gen uint64, why string, now time.Time) bool {
 
 // tick gives the master up if it has not pinged in time, and dials if a
 // reconnection is due, at now.
-func (l *linkState) tick(now time.Time) {
+func (l *Link) Tick(now time.Time) {
 	if l.phase == linkRegistered && !now.Before(l.pingDeadline) {
 		l.lose("no ping from the master in "+l.pingTimeout.String(), now)
 	}
@@ -251,7 +258,7 @@ func (l *linkState) tick(now time.Time) {
 
 // stop is the agent's shutdown: no more dials. The stream, if any, is
 // kept: the last updates and UNREGISTER go out on it.
-func (l *linkState) stop() {
+func (l *Link) Stop() {
 	l.stopping = true
 	l.dialDue = false
 }
@@ -259,29 +266,29 @@ func (l *linkState) stop() {
 // send decides what becomes of a call for the master (status updates
 // included: while the agent has no master their manager is paused, and
 // resent on registration).
-func (l *linkState) send(c *internalpb.Call) sendVerdict {
+func (l *Link) Send(c *internalpb.Call) SendVerdict {
 	if l.phase == linkRegistered {
-		return sendNow
+		return SendNow
 	}
 	if c.GetType() == internalpb.Call_EXECUTOR_EXITED && len(l.held) < maxHeldCalls {
 		l.held = append(l.held, c)
-		return sendHeld
+		return SendHeld
 	}
-	return sendDropped
+	return SendDropped
 }
 
 // isRegistered says the agent has a master: calls go out.
-func (l *linkState) isRegistered() bool { return l.phase == linkRegistered }
+func (l *Link) IsRegistered() bool { return l.phase == linkRegistered }
 
 // registration is what the next dial says: REGISTER for an agent with no
 // ID, REREGISTER with it.
-func (l *linkState) registration() linkDial {
-	return linkDial{gen: l.gen + 1, reregister: l.agentID != "", agentID: l.agentID}
+func (l *Link) Registration() Dial {
+	return Dial{Gen: l.gen + 1, Reregister: l.agentID != "", AgentID: l.agentID}
 }
 
 // nextDeadline is when tick has something to do: the next dial, or the
 // ping deadline.
-func (l *linkState) nextDeadline() (time.Time, bool) {
+func (l *Link) NextDeadline() (time.Time, bool) {
 	switch {
 	case l.phase == linkIdle && l.dialDue:
 		return l.dialAt, true
@@ -292,18 +299,18 @@ func (l *linkState) nextDeadline() (time.Time, bool) {
 }
 
 // drain returns what was decided since the last drain.
-func (l *linkState) drain() linkReady {
+func (l *Link) Drain() LinkReady {
 	r := l.out
-	l.out = linkReady{}
+	l.out = LinkReady{}
 	return r
 }
 
-func (l *linkState) dialNow() {
-	d := l.registration()
-	l.gen = d.gen
+func (l *Link) dialNow() {
+	d := l.Registration()
+	l.gen = d.Gen
 	l.phase = linkDialing
 	l.dialDue = false
-	l.out.dial = &d
+	l.out.Dial = &d
 }
 
 // masterDetected: another master was detected as leader (Mesos's
@@ -311,7 +318,7 @@ func (l *linkState) dialNow() {
 // reconnect tries within backoffMin rather than at the end of a wait grown
 // against the master that died: a random wait still, so the agents that
 // lost it together do not all reach the new one at once.
-func (l *linkState) masterDetected(now time.Time) {
+func (l *Link) MasterDetected(now time.Time) {
 	l.backoff = l.backoffMin
 	if l.phase != linkIdle || !l.dialDue || l.stopping {
 		return // connected, or an attempt in flight, which fails or lands on its own
@@ -324,8 +331,8 @@ func (l *linkState) masterDetected(now time.Time) {
 }
 
 // lose hangs the stream up and schedules a reconnection.
-func (l *linkState) lose(why string, now time.Time) {
-	l.out.hangUp = &linkHangUp{gen: l.gen, why: why}
+func (l *Link) lose(why string, now time.Time) {
+	l.out.HangUp = &HangUp{Gen: l.gen, Why: why}
 	l.phase = linkIdle
 	l.scheduleDial(now)
 }
@@ -333,7 +340,7 @@ func (l *linkState) lose(why string, now time.Time) {
 // scheduleDial waits a random delay up to the current bound, which
 // doubles with every attempt up to backoffMax, so that agents that lost
 // their master together do not all come back at once.
-func (l *linkState) scheduleDial(now time.Time) {
+func (l *Link) scheduleDial(now time.Time) {
 	if l.stopping {
 		return
 	}

@@ -1,4 +1,4 @@
-package agent
+package agentcore
 
 import (
 	"bytes"
@@ -11,7 +11,7 @@ import (
 	"github.com/apronhq/apron/api/v1/mesospb"
 )
 
-// updateManager is the status update manager's decisions, as Mesos's
+// UpdateManager is the status update manager's decisions, as Mesos's
 // (src/status_update_manager): every task has a stream of updates, the
 // head of each stream is in flight to the master, resent with backoff
 // until the framework's acknowledgement of its uuid comes back, and only
@@ -21,12 +21,12 @@ import (
 // It is pure, as the master's StateMachine is: no goroutines, no I/O, no
 // clock. Its inputs are method calls with the time in them (update, ack,
 // tick, pause, resume, recover); what it decided accumulates until drain
-// returns it as an updateReady. The agent's loop owns it and does the I/O
+// returns it as an UpdateReady. The agent's loop owns it and does the I/O
 // (updates.go): it makes every checkpoint write of a Ready before the
 // executor acknowledgements and the forwards of that Ready, which is what
 // makes "checkpoint before forward" hold. A test drives it with no agent
-// at all (statusupdates_test.go).
-type updateManager struct {
+// at all (updates_test.go).
+type UpdateManager struct {
 	retry    time.Duration // the first retry interval
 	retryMax time.Duration // the bound the interval doubles up to
 
@@ -34,20 +34,20 @@ type updateManager struct {
 	// the streams whose terminal update was acknowledged while later ones
 	// were queued behind it (recovered so). Never replaced: the agent
 	// reads it in place (loopState.streams).
-	streams map[streamKey]*updateStream
+	streams map[StreamKey]*stream
 	due     dueHeap // the streams whose head waits for a retry, soonest first
 	// paused is set while the agent has no master: heads are not
 	// forwarded, no retry is due, and resume sends them all.
 	paused bool
 
-	out updateReady
+	out UpdateReady
 }
 
-type streamKey struct{ framework, task string }
+type StreamKey struct{ Framework, Task string }
 
-// updateStream is one task's stream.
-type updateStream struct {
-	key      streamKey
+// stream is one task's stream.
+type stream struct {
+	key      StreamKey
 	pending  []*internalpb.Call_StatusUpdate // head first; the head is in flight
 	received map[string]bool                 // uuids of every update taken
 	acked    map[string]bool                 // uuids acknowledged
@@ -59,87 +59,87 @@ type updateStream struct {
 	index      int           // in due, or -1
 }
 
-func newUpdateStream(key streamKey) *updateStream {
-	return &updateStream{key: key, received: map[string]bool{}, acked: map[string]bool{}, index: -1}
+func newStream(key StreamKey) *stream {
+	return &stream{key: key, received: map[string]bool{}, acked: map[string]bool{}, index: -1}
 }
 
-// updateReady is what the manager decided since the last drain. The shell
+// UpdateReady is what the manager decided since the last drain. The shell
 // does every write, in order, before anything else of the same Ready.
-type updateReady struct {
-	writes       []updateWrite
-	executorAcks []executorAck
-	forwards     []updateForward
+type UpdateReady struct {
+	Writes       []UpdateWrite
+	ExecutorAcks []ExecutorAck
+	Forwards     []UpdateForward
 }
 
-func (r updateReady) empty() bool {
-	return len(r.writes) == 0 && len(r.executorAcks) == 0 && len(r.forwards) == 0
+func (r UpdateReady) empty() bool {
+	return len(r.Writes) == 0 && len(r.ExecutorAcks) == 0 && len(r.Forwards) == 0
 }
 
-type writeOp int
+type WriteOp int
 
 const (
-	writeUpdate writeOp = iota + 1 // append update to the stream's checkpoint
-	writeAck                       // append the acknowledgement of uuid
-	// writeRemove removes the task's checkpoint with its stream: the
+	WriteUpdate WriteOp = iota + 1 // append update to the stream's checkpoint
+	WriteAck                       // append the acknowledgement of uuid
+	// WriteRemove removes the task's checkpoint with its stream: the
 	// stream has ended. uuid, when set, is the acknowledgement that ended
 	// it, for a shell that cannot remove to record instead.
-	writeRemove
+	WriteRemove
 )
 
-// updateWrite is a checkpoint write.
-type updateWrite struct {
-	op     writeOp
-	key    streamKey
-	update *internalpb.Call_StatusUpdate
-	uuid   []byte
+// UpdateWrite is a checkpoint write.
+type UpdateWrite struct {
+	Op     WriteOp
+	Key    StreamKey
+	Update *internalpb.Call_StatusUpdate
+	UUID   []byte
 }
 
-// executorAck says the agent has the update checkpointed (or had it
+// ExecutorAck says the agent has the update checkpointed (or had it
 // already): its executor gets ACKNOWLEDGED and stops resending it.
-type executorAck struct {
-	framework, executor string
-	taskID              mesospb.TaskID
-	uuid                []byte
+type ExecutorAck struct {
+	Framework, Executor string
+	TaskID              mesospb.TaskID
+	UUID                []byte
 }
 
-// updateForward is the head of a stream to send to the master.
-type updateForward struct {
-	update *internalpb.Call_StatusUpdate
-	// retry says it is a resend for want of an acknowledgement; next is
+// UpdateForward is the head of a stream to send to the master.
+type UpdateForward struct {
+	Update *internalpb.Call_StatusUpdate
+	// Retry says it is a resend for want of an acknowledgement; next is
 	// the wait before the one after.
-	retry bool
-	next  time.Duration
+	Retry bool
+	Next  time.Duration
 }
 
-// updateVerdict is what update did with an update.
-type updateVerdict int
+// UpdateVerdict is what update did with an update.
+type UpdateVerdict int
 
 const (
-	updateTaken         updateVerdict = iota + 1
-	updateDuplicate                   // taken before: its executor is acknowledged again
-	updateAfterTerminal               // the task's terminal update was acknowledged: dropped
+	UpdateTaken         UpdateVerdict = iota + 1
+	UpdateDuplicate                   // taken before: its executor is acknowledged again
+	UpdateAfterTerminal               // the task's terminal update was acknowledged: dropped
 )
 
-// ackOutcome is what ack did with an acknowledgement.
-type ackOutcome int
+// AckOutcome is what ack did with an acknowledgement.
+type AckOutcome int
 
 const (
-	ackTaken      ackOutcome = iota + 1 // the head is done; the next goes out
-	ackClosed                           // a terminal update's: the stream ended
-	ackNoStream                         // for a task with no pending update
-	ackDuplicate                        // of an update acknowledged before
-	ackUnexpected                       // of an update that is not the head
+	AckTaken      AckOutcome = iota + 1 // the head is done; the next goes out
+	AckClosed                           // a terminal update's: the stream ended
+	AckNoStream                         // for a task with no pending update
+	AckDuplicate                        // of an update acknowledged before
+	AckUnexpected                       // of an update that is not the head
 )
 
-// ackResult is what ack did, and for a stream it closed, how many updates
+// AckResult is what ack did, and for a stream it closed, how many updates
 // queued behind the terminal one were dropped.
-type ackResult struct {
-	outcome ackOutcome
-	dropped int
+type AckResult struct {
+	Outcome AckOutcome
+	Dropped int
 }
 
-func newUpdateManager(retry, retryMax time.Duration) *updateManager {
-	return &updateManager{retry: retry, retryMax: retryMax, streams: map[streamKey]*updateStream{}}
+func NewUpdateManager(retry, retryMax time.Duration) *UpdateManager {
+	return &UpdateManager{retry: retry, retryMax: retryMax, streams: map[StreamKey]*stream{}}
 }
 
 // update takes a status update, fully formed by the agent, at now. A new
@@ -147,23 +147,23 @@ func newUpdateManager(retry, retryMax time.Duration) *updateManager {
 // task's stream; it goes out at once when the stream had nothing in
 // flight. An executor's update is acknowledged to the executor whatever
 // the verdict, as Mesos's agent does, so that it stops resending it.
-func (m *updateManager) update(u *internalpb.Call_StatusUpdate, now time.Time) updateVerdict {
-	key := streamKey{u.FrameworkID.Value, u.Status.TaskID.Value}
+func (m *UpdateManager) Update(u *internalpb.Call_StatusUpdate, now time.Time) UpdateVerdict {
+	key := StreamKey{u.FrameworkID.Value, u.Status.TaskID.Value}
 	s := m.streams[key]
 	if s == nil {
-		s = newUpdateStream(key)
+		s = newStream(key)
 		m.streams[key] = s
 	}
 	id := string(u.Status.UUID)
 	switch {
 	case s.acked[id], s.received[id]:
 		m.ackExecutor(u)
-		return updateDuplicate
+		return UpdateDuplicate
 	case s.terminated:
 		m.ackExecutor(u)
-		return updateAfterTerminal
+		return UpdateAfterTerminal
 	}
-	m.out.writes = append(m.out.writes, updateWrite{op: writeUpdate, key: key, update: u})
+	m.out.Writes = append(m.out.Writes, UpdateWrite{Op: WriteUpdate, Key: key, Update: u})
 	s.received[id] = true
 	m.ackExecutor(u)
 	s.pending = append(s.pending, u)
@@ -171,16 +171,16 @@ func (m *updateManager) update(u *internalpb.Call_StatusUpdate, now time.Time) u
 		s.backoff = m.retry
 		m.forward(s, now, false)
 	}
-	return updateTaken
+	return UpdateTaken
 }
 
-func (m *updateManager) ackExecutor(u *internalpb.Call_StatusUpdate) {
+func (m *UpdateManager) ackExecutor(u *internalpb.Call_StatusUpdate) {
 	st := &u.Status
 	if st.GetSource() != mesospb.TaskStatus_SOURCE_EXECUTOR || st.ExecutorID == nil {
 		return
 	}
-	m.out.executorAcks = append(m.out.executorAcks, executorAck{
-		framework: u.FrameworkID.Value, executor: st.ExecutorID.Value, taskID: st.TaskID, uuid: st.UUID,
+	m.out.ExecutorAcks = append(m.out.ExecutorAcks, ExecutorAck{
+		Framework: u.FrameworkID.Value, Executor: st.ExecutorID.Value, TaskID: st.TaskID, UUID: st.UUID,
 	})
 }
 
@@ -189,50 +189,50 @@ func (m *updateManager) ackExecutor(u *internalpb.Call_StatusUpdate) {
 // out with a fresh backoff; a terminal update's ends the stream, and its
 // checkpoint goes with it. Any other is ignored, as Mesos ignores
 // duplicate and unexpected acknowledgements.
-func (m *updateManager) ack(key streamKey, uuid []byte, now time.Time) ackResult {
+func (m *UpdateManager) Ack(key StreamKey, uuid []byte, now time.Time) AckResult {
 	s := m.streams[key]
 	switch {
 	case s == nil:
-		return ackResult{outcome: ackNoStream}
+		return AckResult{Outcome: AckNoStream}
 	case s.acked[string(uuid)]:
-		return ackResult{outcome: ackDuplicate}
+		return AckResult{Outcome: AckDuplicate}
 	case len(s.pending) == 0:
-		return ackResult{outcome: ackNoStream}
+		return AckResult{Outcome: AckNoStream}
 	case !bytes.Equal(s.pending[0].Status.UUID, uuid):
-		return ackResult{outcome: ackUnexpected}
+		return AckResult{Outcome: AckUnexpected}
 	}
 	head := s.pending[0]
 	// The removal of an ended stream's checkpoint records the ack as
 	// surely as an ack record would.
-	if s.terminated || terminal(head.Status.GetState()) {
-		m.out.writes = append(m.out.writes, updateWrite{op: writeRemove, key: key, uuid: uuid})
+	if s.terminated || Terminal(head.Status.GetState()) {
+		m.out.Writes = append(m.out.Writes, UpdateWrite{Op: WriteRemove, Key: key, UUID: uuid})
 	} else {
-		m.out.writes = append(m.out.writes, updateWrite{op: writeAck, key: key, uuid: uuid})
+		m.out.Writes = append(m.out.Writes, UpdateWrite{Op: WriteAck, Key: key, UUID: uuid})
 	}
 	s.pending[0] = nil
 	s.pending = s.pending[1:]
 	s.acked[string(uuid)] = true
 	m.unschedule(s)
-	if terminal(head.Status.GetState()) {
+	if Terminal(head.Status.GetState()) {
 		s.terminated = true
 	}
 	if s.terminated {
 		delete(m.streams, key)
-		return ackResult{outcome: ackClosed, dropped: len(s.pending)}
+		return AckResult{Outcome: AckClosed, Dropped: len(s.pending)}
 	}
 	s.backoff = m.retry
 	m.forward(s, now, false)
-	return ackResult{outcome: ackTaken}
+	return AckResult{Outcome: AckTaken}
 }
 
 // tick resends, at now, the heads whose retry is due, each with its wait
 // doubled up to retryMax.
-func (m *updateManager) tick(now time.Time) {
+func (m *UpdateManager) Tick(now time.Time) {
 	// Taken off the heap first, so that each is resent once per tick
 	// whatever its backoff.
-	var due []*updateStream
+	var due []*stream
 	for len(m.due) > 0 && !m.due[0].deadline.After(now) {
-		due = append(due, heap.Pop(&m.due).(*updateStream))
+		due = append(due, heap.Pop(&m.due).(*stream))
 	}
 	for _, s := range due {
 		s.backoff = min(2*s.backoff, m.retryMax)
@@ -241,7 +241,7 @@ func (m *updateManager) tick(now time.Time) {
 }
 
 // pause stops forwarding while the agent has no master.
-func (m *updateManager) pause() {
+func (m *UpdateManager) Pause() {
 	m.paused = true
 	for len(m.due) > 0 {
 		m.unschedule(m.due[0])
@@ -250,7 +250,7 @@ func (m *updateManager) pause() {
 
 // resume sends the head of every stream at now, with fresh backoffs,
 // after the agent (re)registered.
-func (m *updateManager) resume(now time.Time) {
+func (m *UpdateManager) Resume(now time.Time) {
 	m.paused = false
 	m.resumeStreams("", now)
 }
@@ -261,7 +261,7 @@ func (m *updateManager) resume(now time.Time) {
 // need not wait for a backoff that may have grown to retryMax. The other
 // frameworks' retries are left as they are. Nothing is sent while paused:
 // resume will.
-func (m *updateManager) resumeFramework(fw string, now time.Time) {
+func (m *UpdateManager) ResumeFramework(fw string, now time.Time) {
 	if m.paused {
 		return
 	}
@@ -270,10 +270,10 @@ func (m *updateManager) resumeFramework(fw string, now time.Time) {
 
 // resumeStreams forwards the head of every stream with pending updates (of
 // framework fw, or of all when fw is ""), in a stable order.
-func (m *updateManager) resumeStreams(fw string, now time.Time) {
-	keys := make([]streamKey, 0, len(m.streams))
+func (m *UpdateManager) resumeStreams(fw string, now time.Time) {
+	keys := make([]StreamKey, 0, len(m.streams))
 	for k, s := range m.streams {
-		if len(s.pending) > 0 && (fw == "" || k.framework == fw) {
+		if len(s.pending) > 0 && (fw == "" || k.Framework == fw) {
 			keys = append(keys, k)
 		}
 	}
@@ -290,14 +290,14 @@ func (m *updateManager) resumeStreams(fw string, now time.Time) {
 // terminal update was acknowledged and that has nothing pending is over:
 // its checkpoint is removed. Nothing is forwarded: resume sends the heads
 // once the agent has a master.
-func (m *updateManager) recover(streams []checkpoint.Stream) {
+func (m *UpdateManager) Recover(streams []checkpoint.Stream) {
 	for _, l := range streams {
-		key := streamKey{l.FrameworkID, l.TaskID}
+		key := StreamKey{l.FrameworkID, l.TaskID}
 		acked := make(map[string]bool, len(l.Acked))
 		for _, a := range l.Acked {
 			acked[string(a)] = true
 		}
-		s := newUpdateStream(key)
+		s := newStream(key)
 		for _, u := range l.Updates {
 			id := string(u.Status.UUID)
 			if s.received[id] {
@@ -306,7 +306,7 @@ func (m *updateManager) recover(streams []checkpoint.Stream) {
 			s.received[id] = true
 			if acked[id] {
 				s.acked[id] = true
-				if terminal(u.Status.GetState()) {
+				if Terminal(u.Status.GetState()) {
 					s.terminated = true
 				}
 			} else {
@@ -314,7 +314,7 @@ func (m *updateManager) recover(streams []checkpoint.Stream) {
 			}
 		}
 		if s.terminated && len(s.pending) == 0 {
-			m.out.writes = append(m.out.writes, updateWrite{op: writeRemove, key: key})
+			m.out.Writes = append(m.out.Writes, UpdateWrite{Op: WriteRemove, Key: key})
 			continue
 		}
 		s.backoff = m.retry
@@ -324,12 +324,12 @@ func (m *updateManager) recover(streams []checkpoint.Stream) {
 
 // forward sends the head of s at now and schedules its retry after
 // s.backoff; while paused it only forgets the retry.
-func (m *updateManager) forward(s *updateStream, now time.Time, retry bool) {
+func (m *UpdateManager) forward(s *stream, now time.Time, retry bool) {
 	if len(s.pending) == 0 || m.paused {
 		m.unschedule(s)
 		return
 	}
-	m.out.forwards = append(m.out.forwards, updateForward{update: s.pending[0], retry: retry, next: s.backoff})
+	m.out.Forwards = append(m.out.Forwards, UpdateForward{Update: s.pending[0], Retry: retry, Next: s.backoff})
 	s.deadline = now.Add(s.backoff)
 	if s.index >= 0 {
 		heap.Fix(&m.due, s.index)
@@ -338,7 +338,7 @@ func (m *updateManager) forward(s *updateStream, now time.Time, retry bool) {
 	}
 }
 
-func (m *updateManager) unschedule(s *updateStream) {
+func (m *UpdateManager) unschedule(s *stream) {
 	if s.index >= 0 {
 		heap.Remove(&m.due, s.index)
 	}
@@ -346,7 +346,7 @@ func (m *updateManager) unschedule(s *updateStream) {
 
 // head is the update of a task in flight (or waiting for a master), nil
 // when it has none.
-func (m *updateManager) head(key streamKey) *internalpb.Call_StatusUpdate {
+func (m *UpdateManager) Head(key StreamKey) *internalpb.Call_StatusUpdate {
 	if s := m.streams[key]; s != nil && len(s.pending) > 0 {
 		return s.pending[0]
 	}
@@ -354,10 +354,10 @@ func (m *updateManager) head(key streamKey) *internalpb.Call_StatusUpdate {
 }
 
 // has says whether a task has a stream.
-func (m *updateManager) has(key streamKey) bool { return m.streams[key] != nil }
+func (m *UpdateManager) Has(key StreamKey) bool { return m.streams[key] != nil }
 
 // nextDeadline is when tick has something to do next.
-func (m *updateManager) nextDeadline() (time.Time, bool) {
+func (m *UpdateManager) NextDeadline() (time.Time, bool) {
 	if len(m.due) == 0 {
 		return time.Time{}, false
 	}
@@ -365,22 +365,22 @@ func (m *updateManager) nextDeadline() (time.Time, bool) {
 }
 
 // drain returns and clears what the manager decided.
-func (m *updateManager) drain() updateReady {
+func (m *UpdateManager) Drain() UpdateReady {
 	r := m.out
-	m.out = updateReady{}
+	m.out = UpdateReady{}
 	return r
 }
 
-func (k streamKey) less(o streamKey) bool {
-	if k.framework != o.framework {
-		return k.framework < o.framework
+func (k StreamKey) less(o StreamKey) bool {
+	if k.Framework != o.Framework {
+		return k.Framework < o.Framework
 	}
-	return k.task < o.task
+	return k.Task < o.Task
 }
 
 // dueHeap orders streams by deadline, then key, so that ties resolve the
 // same way every run.
-type dueHeap []*updateStream
+type dueHeap []*stream
 
 func (h dueHeap) Len() int { return len(h) }
 func (h dueHeap) Less(i, j int) bool {
@@ -394,7 +394,7 @@ func (h dueHeap) Swap(i, j int) {
 	h[i].index, h[j].index = i, j
 }
 func (h *dueHeap) Push(x any) {
-	s := x.(*updateStream)
+	s := x.(*stream)
 	s.index = len(*h)
 	*h = append(*h, s)
 }
@@ -406,3 +406,16 @@ func (h *dueHeap) Pop() any {
 	*h = old[:len(old)-1]
 	return s
 }
+
+// Pending is how many updates wait for the master's acknowledgement, over
+// every stream.
+func (m *UpdateManager) Pending() int {
+	n := 0
+	for _, s := range m.streams {
+		n += len(s.pending)
+	}
+	return n
+}
+
+// Len is how many streams the manager keeps.
+func (m *UpdateManager) Len() int { return len(m.streams) }

@@ -1,4 +1,4 @@
-package agent
+package agentcore
 
 import (
 	"fmt"
@@ -44,8 +44,8 @@ type sumStep struct {
 	exec    bool
 	at      time.Duration
 	want    []string
-	verdict updateVerdict
-	outcome ackOutcome
+	verdict UpdateVerdict
+	outcome AckOutcome
 }
 
 func sumUpdate(fw, task string, state mesospb.TaskState, uuid string, exec bool) *internalpb.Call_StatusUpdate {
@@ -66,33 +66,33 @@ func sumUpdate(fw, task string, state mesospb.TaskState, uuid string, exec bool)
 }
 
 // render writes a Ready the way the steps' wants read.
-func render(r updateReady) []string {
+func render(r UpdateReady) []string {
 	var out []string
-	for _, w := range r.writes {
-		k := w.key.framework + "/" + w.key.task
-		switch w.op {
-		case writeUpdate:
-			out = append(out, "W update "+k+" "+string(w.update.Status.UUID))
-		case writeAck:
-			out = append(out, "W ack "+k+" "+string(w.uuid))
-		case writeRemove:
-			out = append(out, strings.TrimSpace("W remove "+k+" "+string(w.uuid)))
+	for _, w := range r.Writes {
+		k := w.Key.Framework + "/" + w.Key.Task
+		switch w.Op {
+		case WriteUpdate:
+			out = append(out, "W update "+k+" "+string(w.Update.Status.UUID))
+		case WriteAck:
+			out = append(out, "W ack "+k+" "+string(w.UUID))
+		case WriteRemove:
+			out = append(out, strings.TrimSpace("W remove "+k+" "+string(w.UUID)))
 		}
 	}
-	for _, a := range r.executorAcks {
-		out = append(out, "E "+a.framework+"/"+a.taskID.Value+" "+string(a.uuid)+" to "+a.executor)
+	for _, a := range r.ExecutorAcks {
+		out = append(out, "E "+a.Framework+"/"+a.TaskID.Value+" "+string(a.UUID)+" to "+a.Executor)
 	}
-	for _, f := range r.forwards {
-		line := "F " + f.update.FrameworkID.Value + "/" + f.update.Status.TaskID.Value + " " + string(f.update.Status.UUID)
-		if f.retry {
-			line += " retry, next " + f.next.String()
+	for _, f := range r.Forwards {
+		line := "F " + f.Update.FrameworkID.Value + "/" + f.Update.Status.TaskID.Value + " " + string(f.Update.Status.UUID)
+		if f.Retry {
+			line += " retry, next " + f.Next.String()
 		}
 		out = append(out, line)
 	}
 	return out
 }
 
-func runSteps(t *testing.T, m *updateManager, steps []sumStep) {
+func runSteps(t *testing.T, m *UpdateManager, steps []sumStep) {
 	t.Helper()
 	for i, s := range steps {
 		fw := s.fw
@@ -103,27 +103,27 @@ func runSteps(t *testing.T, m *updateManager, steps []sumStep) {
 		name := fmt.Sprintf("step %d (%s %s %s)", i, s.op, s.task, s.uuid)
 		switch s.op {
 		case "update":
-			v := m.update(sumUpdate(fw, s.task, s.state, s.uuid, s.exec), now)
+			v := m.Update(sumUpdate(fw, s.task, s.state, s.uuid, s.exec), now)
 			if s.verdict != 0 {
 				assert.Equal(t, s.verdict, v, name)
 			}
 		case "ack":
-			res := m.ack(streamKey{fw, s.task}, []byte(s.uuid), now)
+			res := m.Ack(StreamKey{fw, s.task}, []byte(s.uuid), now)
 			if s.outcome != 0 {
-				assert.Equal(t, s.outcome, res.outcome, name)
+				assert.Equal(t, s.outcome, res.Outcome, name)
 			}
 		case "tick":
-			m.tick(now)
+			m.Tick(now)
 		case "pause":
-			m.pause()
+			m.Pause()
 		case "resume":
-			m.resume(now)
+			m.Resume(now)
 		case "resumeFramework":
-			m.resumeFramework(fw, now)
+			m.ResumeFramework(fw, now)
 		default:
 			t.Fatalf("%s: unknown op", name)
 		}
-		got := render(m.drain())
+		got := render(m.Drain())
 		if len(s.want) == 0 {
 			assert.Empty(t, got, name)
 		} else {
@@ -147,15 +147,15 @@ func TestUpdateManagerSteps(t *testing.T) {
 	}{{
 		name: "one update in flight per task, the next after the ack, in order",
 		steps: []sumStep{
-			{op: "update", task: "t1", state: starting, uuid: "u1", exec: true, verdict: updateTaken,
+			{op: "update", task: "t1", state: starting, uuid: "u1", exec: true, verdict: UpdateTaken,
 				want: []string{"W update fw/t1 u1", "E fw/t1 u1 to ex-t1", "F fw/t1 u1"}},
-			{op: "update", task: "t1", state: running, uuid: "u2", exec: true, verdict: updateTaken,
+			{op: "update", task: "t1", state: running, uuid: "u2", exec: true, verdict: UpdateTaken,
 				want: []string{"W update fw/t1 u2", "E fw/t1 u2 to ex-t1"}},
 			{op: "update", task: "t1", state: finished, uuid: "u3", exec: true,
 				want: []string{"W update fw/t1 u3", "E fw/t1 u3 to ex-t1"}},
-			{op: "ack", task: "t1", uuid: "u1", outcome: ackTaken, want: []string{"W ack fw/t1 u1", "F fw/t1 u2"}},
-			{op: "ack", task: "t1", uuid: "u2", outcome: ackTaken, want: []string{"W ack fw/t1 u2", "F fw/t1 u3"}},
-			{op: "ack", task: "t1", uuid: "u3", outcome: ackClosed, want: []string{"W remove fw/t1 u3"}},
+			{op: "ack", task: "t1", uuid: "u1", outcome: AckTaken, want: []string{"W ack fw/t1 u1", "F fw/t1 u2"}},
+			{op: "ack", task: "t1", uuid: "u2", outcome: AckTaken, want: []string{"W ack fw/t1 u2", "F fw/t1 u3"}},
+			{op: "ack", task: "t1", uuid: "u3", outcome: AckClosed, want: []string{"W remove fw/t1 u3"}},
 		},
 	}, {
 		name: "tasks' streams are independent",
@@ -170,42 +170,42 @@ func TestUpdateManagerSteps(t *testing.T) {
 		name: "the agent's own updates are not acknowledged to an executor",
 		steps: []sumStep{
 			{op: "update", task: "t1", state: killed, uuid: "u1", want: []string{"W update fw/t1 u1", "F fw/t1 u1"}},
-			{op: "update", task: "t1", state: killed, uuid: "u1", verdict: updateDuplicate},
+			{op: "update", task: "t1", state: killed, uuid: "u1", verdict: UpdateDuplicate},
 		},
 	}, {
 		name: "a duplicate update is acknowledged to its executor again, and nothing else",
 		steps: []sumStep{
 			{op: "update", task: "t1", state: running, uuid: "u1", exec: true,
 				want: []string{"W update fw/t1 u1", "E fw/t1 u1 to ex-t1", "F fw/t1 u1"}},
-			{op: "update", task: "t1", state: running, uuid: "u1", exec: true, verdict: updateDuplicate,
+			{op: "update", task: "t1", state: running, uuid: "u1", exec: true, verdict: UpdateDuplicate,
 				want: []string{"E fw/t1 u1 to ex-t1"}},
 			{op: "ack", task: "t1", uuid: "u1", want: []string{"W ack fw/t1 u1"}},
-			{op: "update", task: "t1", state: running, uuid: "u1", exec: true, verdict: updateDuplicate,
+			{op: "update", task: "t1", state: running, uuid: "u1", exec: true, verdict: UpdateDuplicate,
 				want: []string{"E fw/t1 u1 to ex-t1"}},
 		},
 	}, {
 		name: "unknown, duplicate and out-of-order acknowledgements are ignored",
 		steps: []sumStep{
-			{op: "ack", task: "nope", uuid: "x", outcome: ackNoStream},
+			{op: "ack", task: "nope", uuid: "x", outcome: AckNoStream},
 			{op: "update", task: "t1", state: running, uuid: "u1", want: []string{"W update fw/t1 u1", "F fw/t1 u1"}},
 			{op: "update", task: "t1", state: finished, uuid: "u2", want: []string{"W update fw/t1 u2"}},
-			{op: "ack", task: "t1", uuid: "u2", outcome: ackUnexpected},
-			{op: "ack", fw: "other", task: "t1", uuid: "u1", outcome: ackNoStream},
-			{op: "ack", task: "t1", uuid: "u1", outcome: ackTaken, want: []string{"W ack fw/t1 u1", "F fw/t1 u2"}},
-			{op: "ack", task: "t1", uuid: "u1", outcome: ackDuplicate},
-			{op: "ack", task: "t1", uuid: "u2", outcome: ackClosed, want: []string{"W remove fw/t1 u2"}},
-			{op: "ack", task: "t1", uuid: "u2", outcome: ackNoStream},
+			{op: "ack", task: "t1", uuid: "u2", outcome: AckUnexpected},
+			{op: "ack", fw: "other", task: "t1", uuid: "u1", outcome: AckNoStream},
+			{op: "ack", task: "t1", uuid: "u1", outcome: AckTaken, want: []string{"W ack fw/t1 u1", "F fw/t1 u2"}},
+			{op: "ack", task: "t1", uuid: "u1", outcome: AckDuplicate},
+			{op: "ack", task: "t1", uuid: "u2", outcome: AckClosed, want: []string{"W remove fw/t1 u2"}},
+			{op: "ack", task: "t1", uuid: "u2", outcome: AckNoStream},
 		},
 	}, {
 		name: "a terminal update's ack ends the stream and drops what came after it",
 		steps: []sumStep{
 			{op: "update", task: "t1", state: failed, uuid: "u1", want: []string{"W update fw/t1 u1", "F fw/t1 u1"}},
 			{op: "update", task: "t1", state: running, uuid: "u2", want: []string{"W update fw/t1 u2"}},
-			{op: "ack", task: "t1", uuid: "u1", outcome: ackClosed, want: []string{"W remove fw/t1 u1"}},
+			{op: "ack", task: "t1", uuid: "u1", outcome: AckClosed, want: []string{"W remove fw/t1 u1"}},
 			// Nothing is retried for a closed stream.
 			{op: "tick", at: time.Hour},
 			// A later update of the task starts a new stream, as Mesos's.
-			{op: "update", task: "t1", state: running, uuid: "u3", at: time.Hour, verdict: updateTaken,
+			{op: "update", task: "t1", state: running, uuid: "u3", at: time.Hour, verdict: UpdateTaken,
 				want: []string{"W update fw/t1 u3", "F fw/t1 u3"}},
 		},
 	}, {
@@ -279,50 +279,50 @@ func TestUpdateManagerSteps(t *testing.T) {
 				want: []string{"W update fw/t1 u1", "E fw/t1 u1 to ex-t1", "F fw/t1 u1"}},
 			{op: "update", task: "t1", state: running, uuid: "u2", exec: true,
 				want: []string{"W update fw/t1 u2", "E fw/t1 u2 to ex-t1"}},
-			{op: "update", task: "t1", state: running, uuid: "u2", exec: true, verdict: updateDuplicate,
+			{op: "update", task: "t1", state: running, uuid: "u2", exec: true, verdict: UpdateDuplicate,
 				want: []string{"E fw/t1 u2 to ex-t1"}},
 			{op: "ack", task: "t1", uuid: "u1", want: []string{"W ack fw/t1 u1", "F fw/t1 u2"}},
 		},
 	}}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			runSteps(t, newUpdateManager(sumRetry, sumRetryMax), c.steps)
+			runSteps(t, NewUpdateManager(sumRetry, sumRetryMax), c.steps)
 		})
 	}
 }
 
 func TestUpdateManagerHeadAndStreams(t *testing.T) {
-	m := newUpdateManager(sumRetry, sumRetryMax)
-	key := streamKey{"fw", "t1"}
-	assert.Nil(t, m.head(key))
-	assert.False(t, m.has(key))
-	_, ok := m.nextDeadline()
+	m := NewUpdateManager(sumRetry, sumRetryMax)
+	key := StreamKey{"fw", "t1"}
+	assert.Nil(t, m.Head(key))
+	assert.False(t, m.Has(key))
+	_, ok := m.NextDeadline()
 	assert.False(t, ok)
 
-	m.update(sumUpdate("fw", "t1", mesospb.TASK_RUNNING, "u1", false), sumT0)
-	m.update(sumUpdate("fw", "t1", mesospb.TASK_FINISHED, "u2", false), sumT0)
-	require.NotNil(t, m.head(key))
-	assert.Equal(t, "u1", string(m.head(key).Status.UUID))
-	at, ok := m.nextDeadline()
+	m.Update(sumUpdate("fw", "t1", mesospb.TASK_RUNNING, "u1", false), sumT0)
+	m.Update(sumUpdate("fw", "t1", mesospb.TASK_FINISHED, "u2", false), sumT0)
+	require.NotNil(t, m.Head(key))
+	assert.Equal(t, "u1", string(m.Head(key).Status.UUID))
+	at, ok := m.NextDeadline()
 	require.True(t, ok)
 	assert.Equal(t, sumT0.Add(sumRetry), at)
 	assert.Len(t, m.streams[key].pending, 2)
 
-	m.pause()
-	_, ok = m.nextDeadline()
+	m.Pause()
+	_, ok = m.NextDeadline()
 	assert.False(t, ok, "no retry is due while paused")
-	m.resume(sumT0.Add(time.Minute))
-	at, _ = m.nextDeadline()
+	m.Resume(sumT0.Add(time.Minute))
+	at, _ = m.NextDeadline()
 	assert.Equal(t, sumT0.Add(time.Minute+sumRetry), at)
 
-	m.ack(key, []byte("u1"), sumT0)
-	assert.Equal(t, "u2", string(m.head(key).Status.UUID))
-	res := m.ack(key, []byte("u2"), sumT0)
-	assert.Equal(t, ackResult{outcome: ackClosed}, res)
-	assert.Nil(t, m.head(key))
-	assert.False(t, m.has(key))
+	m.Ack(key, []byte("u1"), sumT0)
+	assert.Equal(t, "u2", string(m.Head(key).Status.UUID))
+	res := m.Ack(key, []byte("u2"), sumT0)
+	assert.Equal(t, AckResult{Outcome: AckClosed}, res)
+	assert.Nil(t, m.Head(key))
+	assert.False(t, m.Has(key))
 	assert.Empty(t, m.streams)
-	_, ok = m.nextDeadline()
+	_, ok = m.NextDeadline()
 	assert.False(t, ok)
 }
 
@@ -346,29 +346,29 @@ func TestUpdateManagerRecover(t *testing.T) {
 		// Nothing acknowledged.
 		{FrameworkID: "fw", TaskID: "d", Updates: []*internalpb.Call_StatusUpdate{u("d", mesospb.TASK_LOST, "d1")}},
 	}
-	m := newUpdateManager(sumRetry, sumRetryMax)
-	m.pause() // as the agent is until it registers
-	m.recover(stored)
-	assert.Equal(t, []string{"W remove fw/b"}, render(m.drain()), "a stream that was over goes")
-	assert.False(t, m.has(streamKey{"fw", "b"}))
-	assert.Equal(t, "a2", string(m.head(streamKey{"fw", "a"}).Status.UUID))
-	_, ok := m.nextDeadline()
+	m := NewUpdateManager(sumRetry, sumRetryMax)
+	m.Pause() // as the agent is until it registers
+	m.Recover(stored)
+	assert.Equal(t, []string{"W remove fw/b"}, render(m.Drain()), "a stream that was over goes")
+	assert.False(t, m.Has(StreamKey{"fw", "b"}))
+	assert.Equal(t, "a2", string(m.Head(StreamKey{"fw", "a"}).Status.UUID))
+	_, ok := m.NextDeadline()
 	assert.False(t, ok, "nothing is sent before the agent registers")
 
 	runSteps(t, m, []sumStep{
 		{op: "resume", want: []string{"F fw/a a2", "F fw/c c2", "F fw/d d1"}},
 		// What was taken before the restart is a duplicate after it.
-		{op: "update", task: "a", state: mesospb.TASK_STARTING, uuid: "a1", exec: true, verdict: updateDuplicate,
+		{op: "update", task: "a", state: mesospb.TASK_STARTING, uuid: "a1", exec: true, verdict: UpdateDuplicate,
 			want: []string{"E fw/a a1 to ex-a"}},
-		{op: "update", task: "a", state: mesospb.TASK_FINISHED, uuid: "a3", exec: true, verdict: updateDuplicate,
+		{op: "update", task: "a", state: mesospb.TASK_FINISHED, uuid: "a3", exec: true, verdict: UpdateDuplicate,
 			want: []string{"E fw/a a3 to ex-a"}},
 		// A task whose end was acknowledged takes no more.
-		{op: "update", task: "c", state: mesospb.TASK_RUNNING, uuid: "c3", exec: true, verdict: updateAfterTerminal,
+		{op: "update", task: "c", state: mesospb.TASK_RUNNING, uuid: "c3", exec: true, verdict: UpdateAfterTerminal,
 			want: []string{"E fw/c c3 to ex-c"}},
-		{op: "ack", task: "a", uuid: "a1", outcome: ackDuplicate},
-		{op: "ack", task: "c", uuid: "c2", outcome: ackClosed, want: []string{"W remove fw/c c2"}},
-		{op: "ack", task: "a", uuid: "a2", outcome: ackTaken, want: []string{"W ack fw/a a2", "F fw/a a3"}},
-		{op: "ack", task: "a", uuid: "a3", outcome: ackClosed, want: []string{"W remove fw/a a3"}},
+		{op: "ack", task: "a", uuid: "a1", outcome: AckDuplicate},
+		{op: "ack", task: "c", uuid: "c2", outcome: AckClosed, want: []string{"W remove fw/c c2"}},
+		{op: "ack", task: "a", uuid: "a2", outcome: AckTaken, want: []string{"W ack fw/a a2", "F fw/a a3"}},
+		{op: "ack", task: "a", uuid: "a3", outcome: AckClosed, want: []string{"W remove fw/a a3"}},
 		{op: "tick", at: 10 * time.Second, want: []string{"F fw/d d1 retry, next 20s"}},
 	})
 }
@@ -391,12 +391,12 @@ func TestUpdateManagerRandomRunKeepsInvariants(t *testing.T) {
 		steps = 1000
 	}
 	rng := rand.New(rand.NewPCG(seed, 1))
-	m := newUpdateManager(sumRetry, sumRetryMax)
+	m := NewUpdateManager(sumRetry, sumRetryMax)
 	now := sumT0
 	written := map[string]bool{}          // uuids checkpointed
-	taken := map[streamKey][]string{}     // uuids taken, per stream, in order
-	live := map[streamKey][]string{}      // uuids taken by the streams open
-	firstSent := map[streamKey][]string{} // uuids forwarded for the first time, in order
+	taken := map[StreamKey][]string{}     // uuids taken, per stream, in order
+	live := map[StreamKey][]string{}      // uuids taken by the streams open
+	firstSent := map[StreamKey][]string{} // uuids forwarded for the first time, in order
 	sent := map[string]bool{}
 	acked := map[string]bool{}
 	paused := false
@@ -409,7 +409,7 @@ func TestUpdateManagerRandomRunKeepsInvariants(t *testing.T) {
 	for i := 0; i < steps; i++ {
 		fw := fmt.Sprintf("fw%d", rng.IntN(2))
 		task := fmt.Sprintf("t%d", rng.IntN(6))
-		key := streamKey{fw, task}
+		key := StreamKey{fw, task}
 		switch r := rng.IntN(100); {
 		case r < 40:
 			var uuid string
@@ -419,49 +419,49 @@ func TestUpdateManagerRandomRunKeepsInvariants(t *testing.T) {
 				seq++
 				uuid = fmt.Sprintf("u%d", seq)
 			}
-			if m.update(sumUpdate(fw, task, states[rng.IntN(len(states))], uuid, rng.IntN(2) == 0), now) == updateTaken {
+			if m.Update(sumUpdate(fw, task, states[rng.IntN(len(states))], uuid, rng.IntN(2) == 0), now) == UpdateTaken {
 				taken[key] = append(taken[key], uuid)
 				live[key] = append(live[key], uuid)
 			}
 		case r < 70:
-			var res ackResult
-			if h := m.head(key); h != nil && rng.IntN(4) != 0 {
-				res = m.ack(key, h.Status.UUID, now)
+			var res AckResult
+			if h := m.Head(key); h != nil && rng.IntN(4) != 0 {
+				res = m.Ack(key, h.Status.UUID, now)
 				acked[string(h.Status.UUID)] = true
 			} else if ids := live[key]; len(ids) > 0 {
-				res = m.ack(key, []byte(ids[rng.IntN(len(ids))]), now) // duplicate or out of order
+				res = m.Ack(key, []byte(ids[rng.IntN(len(ids))]), now) // duplicate or out of order
 			}
-			if res.outcome == ackClosed {
+			if res.Outcome == AckClosed {
 				// A new stream of the task may take the old uuids again,
 				// as Mesos's: the agent forgets a task with its stream.
 				delete(live, key)
 			}
 		case r < 90:
 			now = now.Add(time.Duration(rng.IntN(120)) * time.Second)
-			m.tick(now)
+			m.Tick(now)
 		case r < 94:
-			m.pause()
+			m.Pause()
 			paused = true
 		case r < 98:
-			m.resume(now)
+			m.Resume(now)
 			paused = false
 		default:
-			m.resumeFramework(fw, now)
+			m.ResumeFramework(fw, now)
 		}
-		r := m.drain()
-		for _, w := range r.writes {
-			if w.op == writeUpdate {
-				written[string(w.update.Status.UUID)] = true
+		r := m.Drain()
+		for _, w := range r.Writes {
+			if w.Op == WriteUpdate {
+				written[string(w.Update.Status.UUID)] = true
 			}
 		}
-		for _, a := range r.executorAcks {
-			if !written[string(a.uuid)] {
-				fail("step %d: executor acknowledged for %s, never checkpointed", i, a.uuid)
+		for _, a := range r.ExecutorAcks {
+			if !written[string(a.UUID)] {
+				fail("step %d: executor acknowledged for %s, never checkpointed", i, a.UUID)
 			}
 		}
-		for _, f := range r.forwards {
-			id := string(f.update.Status.UUID)
-			k := streamKey{f.update.FrameworkID.Value, f.update.Status.TaskID.Value}
+		for _, f := range r.Forwards {
+			id := string(f.Update.Status.UUID)
+			k := StreamKey{f.Update.FrameworkID.Value, f.Update.Status.TaskID.Value}
 			switch {
 			case paused:
 				fail("step %d: %s forwarded while paused", i, id)
@@ -469,7 +469,7 @@ func TestUpdateManagerRandomRunKeepsInvariants(t *testing.T) {
 				fail("step %d: %s forwarded before it was checkpointed", i, id)
 			case acked[id]:
 				fail("step %d: %s forwarded after its acknowledgement", i, id)
-			case m.head(k) == nil && !acked[id]:
+			case m.Head(k) == nil && !acked[id]:
 				fail("step %d: %s forwarded for a stream with no head", i, id)
 			}
 			if !sent[id] {
@@ -477,7 +477,7 @@ func TestUpdateManagerRandomRunKeepsInvariants(t *testing.T) {
 				firstSent[k] = append(firstSent[k], id)
 			}
 		}
-		if at, ok := m.nextDeadline(); ok && paused {
+		if at, ok := m.NextDeadline(); ok && paused {
 			fail("step %d: a retry due at %v while paused", i, at)
 		}
 	}
@@ -496,10 +496,10 @@ func TestUpdateManagerRandomRunKeepsInvariants(t *testing.T) {
 	}
 }
 
-// The core stays pure: nothing in statusupdates.go may reach the disk,
+// The core stays pure: nothing in updates.go may reach the disk,
 // the network, a clock or another goroutine.
 func TestUpdateManagerIsPure(t *testing.T) {
-	f, err := parser.ParseFile(token.NewFileSet(), "statusupdates.go", nil, parser.ImportsOnly)
+	f, err := parser.ParseFile(token.NewFileSet(), "updates.go", nil, parser.ImportsOnly)
 	require.NoError(t, err)
 	allowed := map[string]bool{
 		`"bytes"`: true, `"container/heap"`: true, `"sort"`: true, `"time"`: true,
@@ -508,9 +508,9 @@ func TestUpdateManagerIsPure(t *testing.T) {
 		`"github.com/apronhq/apron/api/v1/mesospb"`:    true,
 	}
 	for _, imp := range f.Imports {
-		assert.True(t, allowed[imp.Path.Value], "statusupdates.go imports %s", imp.Path.Value)
+		assert.True(t, allowed[imp.Path.Value], "updates.go imports %s", imp.Path.Value)
 	}
-	src, err := os.ReadFile("statusupdates.go")
+	src, err := os.ReadFile("updates.go")
 	require.NoError(t, err)
 	for _, bad := range []string{"time.Now", "time.Since", "time.After", "go func", "a *Agent", "chan "} {
 		assert.NotContains(t, string(src), bad)

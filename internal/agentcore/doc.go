@@ -1,0 +1,23 @@
+// Package agentcore holds the agent's pure decision cores, as the master's
+// StateMachine is one: Mesos's status update manager (UpdateManager: per
+// task, in order, checkpoint before forward, retry with backoff) and the
+// agent's link to its master (Link: when to register, with what backoff,
+// when to give a master up). Neither starts a goroutine, does I/O or reads
+// a clock: inputs are method calls with the time in them, outputs
+// accumulate until Drain. The agent package owns them on its loop and does
+// their I/O; the simulation (internal/sim) drives the same code for its
+// simulated agents, so fault injection exercises what runs in production.
+package agentcore
+
+import "github.com/apronhq/apron/api/v1/mesospb"
+
+// Terminal reports whether a task state is final (Mesos's
+// protobuf::isTerminalState).
+func Terminal(s mesospb.TaskState) bool {
+	switch s {
+	case mesospb.TASK_FINISHED, mesospb.TASK_FAILED, mesospb.TASK_KILLED, mesospb.TASK_ERROR,
+		mesospb.TASK_LOST, mesospb.TASK_DROPPED, mesospb.TASK_GONE, mesospb.TASK_GONE_BY_OPERATOR:
+		return true
+	}
+	return false
+}
