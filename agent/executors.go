@@ -381,6 +381,12 @@ func (a *Agent) maybeForgetFramework(fw *frameworkRec) {
 		return
 	}
 	delete(a.frameworks, fw.id)
+	// Updates of a framework the master removed, never to be
+	// acknowledged, go with it (Mesos's removeFramework).
+	if n := a.updates.Cleanup(fw.id); n > 0 {
+		a.log.Info("agent: dropping the updates of a removed framework", "framework", fw.id, "updates", n)
+	}
+	a.applyUpdates()
 	a.frameworkForgotten(fw)
 	if err := a.meta.removeFramework(fw.id); err != nil {
 		a.log.Warn("agent: removing a framework's checkpoint", "framework", fw.id, "err", err)
@@ -1042,7 +1048,15 @@ func (a *Agent) terminateExecutor(e *executorRec, end *ending) {
 	e.queue, e.pending = nil, nil
 	a.forgetTaskVolumes(e)
 	for _, t := range e.sortedTasks() {
-		if !terminal(t.state) {
+		switch {
+		case e.fw.terminating:
+			// As Mesos's agent (Slave::executorTerminated): no update for
+			// a framework the master removed, which nobody would
+			// acknowledge; its tasks are done with.
+			if !terminal(t.state) {
+				t.state = e.ending.state
+			}
+		case !terminal(t.state):
 			a.statusUpdate(e.fw.id, e.id, a.agentStatus(e.fw.id, t.info.TaskID.Value, e.ending.state, e.ending.reason, e.ending.message))
 		}
 	}
@@ -1053,6 +1067,7 @@ func (a *Agent) terminateExecutor(e *executorRec, end *ending) {
 		// not know the command executors the agent makes up, so it hears
 		// nothing of their end, and the scheduler gets no FAILURE; the
 		// task's own update says it all.
+		a.forgetTerminatingTasks(e)
 		a.maybeForgetExecutor(e)
 		a.checkShutdown()
 		a.checkStopped()
@@ -1067,9 +1082,22 @@ func (a *Agent) terminateExecutor(e *executorRec, end *ending) {
 			Message:     ptr(e.ending.message),
 		},
 	})
+	a.forgetTerminatingTasks(e)
 	a.maybeForgetExecutor(e)
 	a.checkShutdown()
 	a.checkStopped()
+}
+
+// forgetTerminatingTasks forgets the tasks of a terminated executor of a
+// framework the master shut down: their updates will never be
+// acknowledged (the framework's streams go with it, maybeForgetFramework).
+func (a *Agent) forgetTerminatingTasks(e *executorRec) {
+	if !e.fw.terminating {
+		return
+	}
+	for _, t := range e.sortedTasks() {
+		a.forgetTask(t)
+	}
 }
 
 // maybeForgetExecutor drops a terminated executor whose tasks are all

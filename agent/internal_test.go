@@ -287,3 +287,32 @@ func TestCleanupDestroysTaskContainersByName(t *testing.T) {
 	assert.Equal(t, 0, cc.listings)
 	assert.Equal(t, []string{"run.t1", "run.t2"}, cc.destroyed)
 }
+
+// A framework the master shut down is forgotten once its executors are
+// gone, with its status update streams: the master removed the framework
+// and nobody will acknowledge its updates, so they are not retried
+// forever (Mesos's Slave::removeFramework cleans the framework's streams
+// up; executorTerminated sends no update for a terminating framework).
+func TestShutdownFrameworkForgetsItsUpdates(t *testing.T) {
+	a := loopAgent(t)
+	fw := mesospb.FrameworkInfo{Name: "fw", ID: &mesospb.FrameworkID{Value: "fw-1"}}
+	a.handleEvent(&internalpb.Event{
+		Type: internalpb.Event_RUN_TASK_GROUP.Enum(),
+		RunTaskGroup: &internalpb.Event_RunTaskGroup{
+			Framework: fw,
+			Executor:  mesospb.ExecutorInfo{Type: mesospb.ExecutorInfo_DEFAULT.Enum(), ExecutorID: mesospb.ExecutorID{Value: "ex"}},
+			TaskGroup: mesospb.TaskGroupInfo{Tasks: []mesospb.TaskInfo{
+				{Name: "a", TaskID: mesospb.TaskID{Value: "a"}, Command: &mesospb.CommandInfo{Value: ptr("sleep 1000")}},
+			}},
+		},
+	})
+	e := a.executor("fw-1", "ex")
+	require.NotNil(t, e)
+	a.handleEvent(&internalpb.Event{
+		Type:              internalpb.Event_SHUTDOWN_FRAMEWORK.Enum(),
+		ShutdownFramework: &internalpb.Event_ShutdownFramework{FrameworkID: *fw.ID},
+	})
+	runPosted(t, a, func() bool { return e.state == execTerminated && len(a.frameworks) == 0 })
+	assert.Zero(t, a.updates.Len(), "no stream left to retry")
+	assert.Zero(t, a.updates.Pending())
+}

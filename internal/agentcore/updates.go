@@ -419,3 +419,27 @@ func (m *UpdateManager) Pending() int {
 
 // Len is how many streams the manager keeps.
 func (m *UpdateManager) Len() int { return len(m.streams) }
+
+// Cleanup drops every stream of a framework the agent forgets, with its
+// checkpoint, as Mesos's status update manager does when the agent
+// removes a framework: once its executors are gone nobody will
+// acknowledge its updates (the master removed it), so they are not
+// retried. It returns how many updates were dropped.
+func (m *UpdateManager) Cleanup(framework string) int {
+	keys := make([]StreamKey, 0)
+	for k := range m.streams {
+		if k.Framework == framework {
+			keys = append(keys, k)
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i].less(keys[j]) })
+	dropped := 0
+	for _, k := range keys {
+		s := m.streams[k]
+		dropped += len(s.pending)
+		m.unschedule(s)
+		delete(m.streams, k)
+		m.out.Writes = append(m.out.Writes, UpdateWrite{Op: WriteRemove, Key: k})
+	}
+	return dropped
+}

@@ -326,6 +326,26 @@ func TestUpdateManagerHeadAndStreams(t *testing.T) {
 	assert.False(t, ok)
 }
 
+// Cleanup drops one framework's streams and their checkpoints, nothing
+// of the others.
+func TestUpdateManagerCleanup(t *testing.T) {
+	m := NewUpdateManager(sumRetry, sumRetryMax)
+	m.Update(sumUpdate("gone", "t1", mesospb.TASK_KILLED, "u1", false), sumT0)
+	m.Update(sumUpdate("gone", "t2", mesospb.TASK_RUNNING, "u2", false), sumT0)
+	m.Update(sumUpdate("gone", "t2", mesospb.TASK_KILLED, "u3", false), sumT0)
+	m.Update(sumUpdate("live", "t1", mesospb.TASK_RUNNING, "u4", false), sumT0)
+	m.Drain()
+	assert.Equal(t, 3, m.Cleanup("gone"))
+	assert.Equal(t, []string{"W remove gone/t1", "W remove gone/t2"}, render(m.Drain()))
+	assert.Equal(t, 1, m.Len())
+	assert.Equal(t, 1, m.Pending())
+	at, ok := m.NextDeadline()
+	require.True(t, ok, "the live framework's retry is still due")
+	assert.Equal(t, sumT0.Add(sumRetry), at)
+	m.Tick(at)
+	assert.Equal(t, []string{"F live/t1 u4 retry, next 20s"}, render(m.Drain()))
+}
+
 func TestUpdateManagerRecover(t *testing.T) {
 	u := func(task string, state mesospb.TaskState, uuid string) *internalpb.Call_StatusUpdate {
 		return sumUpdate("fw", task, state, uuid, true)
