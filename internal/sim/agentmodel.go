@@ -1,13 +1,17 @@
 package sim
 
 import (
+	"cmp"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"time"
 
+	"github.com/apronhq/apron/agent/checkpoint"
 	"github.com/apronhq/apron/api/v1/internalpb"
 	"github.com/apronhq/apron/api/v1/mesospb"
+	"github.com/apronhq/apron/internal/agentcore"
 	"github.com/apronhq/apron/resources"
 )
 
@@ -16,8 +20,10 @@ import (
 // its own timers (tasks ending, status updates retried). Connection
 // management (when to connect, which stream is current, ping timeouts)
 // is the simulation's, as it is the agent shell's in Apron. The simulation
-// uses modelAgent, a model of Mesos's agent written for it; the real
-// agent's core plugs in here once it is a pure state machine (issue 9).
+// uses modelAgent, whose status updates go through the agent's own status
+// update manager (internal/agentcore); its tasks and executors are a model
+// of Mesos's agent written for the simulation, until the agent's
+// decisions about them are a pure core too.
 type AgentCore interface {
 	// ID is the agent's ID, "" until it first registered.
 	ID() string
@@ -56,35 +62,26 @@ type AgentTask struct {
 	UUIDs [][]byte
 }
 
-// update is one status update of a task's stream.
-type update struct {
-	state mesospb.TaskState
-	uuid  []byte
-}
-
-// agentTask is a task on the model agent. Its updates form a stream, as
-// in Mesos's status update manager: the first is sent and retried with
-// backoff until acknowledged, then the next; per task, in order.
+// agentTask is a task on the model agent.
 type agentTask struct {
 	framework, id string
 	info          mesospb.TaskInfo
 	resources     resources.Resources
 	state         mesospb.TaskState
 	endsAt        time.Time // zero: runs until killed
-	pending       []update
-	uuids         [][]byte // of every update made, in order
-	nextRetry     time.Time
-	backoff       time.Duration
+	uuids         [][]byte  // of every update made, in order
 	forgotten     bool
 }
 
 // modelAgent models a Mesos agent with checkpointing on (what a restart
 // keeps: its ID, its frameworks, its tasks and their unacknowledged
 // updates), a command executor that reports TASK_STARTING then
-// TASK_RUNNING and the task's end, and the status update manager's
-// retries (10 s doubling to 10 min; resent at once after (re)registration
-// and when the framework re-subscribes, as Mesos's agent does on
-// UpdateFrameworkMessage).
+// TASK_RUNNING and the task's end. Its status updates go through the
+// agent's own status update manager (agentcore.UpdateManager: per task, in
+// order, retried 10 s doubling to 10 min, resent at once after a
+// (re)registration and when the framework re-subscribes), whose checkpoint
+// writes it keeps in memory and recovers from after a restart, as the
+// agent recovers from its disk.
 type modelAgent struct {
 	rng        *rand.Rand
 	hostname   string
@@ -94,6 +91,10 @@ type modelAgent struct {
 	tasks      map[string]*agentTask // framework/task
 	// duration picks a new task's running time (0: until killed).
 	duration func() time.Duration
+
+	updates *agentcore.UpdateManager
+	paused  bool                                       // no master: the manager forwards nothing
+	streams map[agentcore.StreamKey]*checkpoint.Stream // the manager's checkpoint
 }
 
 const (
@@ -102,8 +103,18 @@ const (
 )
 
 func newModelAgent(rng *rand.Rand, hostname string, total resources.Resources, duration func() time.Duration) *modelAgent {
-	return &modelAgent{rng: rng, hostname: hostname, total: total, frameworks: map[string]mesospb.FrameworkInfo{},
-		tasks: map[string]*agentTask{}, duration: duration}
+	a := &modelAgent{rng: rng, hostname: hostname, total: total, frameworks: map[string]mesospb.FrameworkInfo{},
+		tasks: map[string]*agentTask{}, duration: duration, streams: map[agentcore.StreamKey]*checkpoint.Stream{}}
+	a.newUpdateManager()
+	return a
+}
+
+// newUpdateManager starts a status update manager, paused until the agent
+// registers, as the agent's is after a start.
+func (a *modelAgent) newUpdateManager() {
+	a.updates = agentcore.NewUpdateManager(updateRetryMin, updateRetryMax)
+	a.updates.Pause()
+	a.paused = true
 }
 
 func (a *modelAgent) ID() string { return a.id }
@@ -137,8 +148,8 @@ func (a *modelAgent) taskProto(t *agentTask) mesospb.Task {
 		Name: t.info.Name, TaskID: t.info.TaskID, FrameworkID: mesospb.FrameworkID{Value: t.framework},
 		AgentID: mesospb.AgentID{Value: a.id}, State: t.state.Enum(), Resources: t.info.Resources,
 	}
-	if len(t.pending) > 0 {
-		p.StatusUpdateState, p.StatusUpdateUUID = t.pending[0].state.Enum(), t.pending[0].uuid
+	if h := a.updates.Head(agentcore.StreamKey{Framework: t.framework, Task: t.id}); h != nil {
+		p.StatusUpdateState, p.StatusUpdateUUID = h.Status.State, h.Status.UUID
 	}
 	return p
 }
@@ -147,7 +158,8 @@ func (a *modelAgent) Handle(now time.Time, ev *internalpb.Event) []*internalpb.C
 	switch ev.GetType() {
 	case internalpb.Event_REGISTERED, internalpb.Event_REREGISTERED:
 		a.id = ev.Registered.AgentID.Value
-		return a.resend(now, "")
+		a.paused = false
+		a.updates.Resume(now)
 	case internalpb.Event_RUN_TASK:
 		ti := ev.RunTask.Task
 		fid := ev.RunTask.Framework.ID.GetValue()
@@ -162,148 +174,142 @@ func (a *modelAgent) Handle(now time.Time, ev *internalpb.Event) []*internalpb.C
 			t.endsAt = now.Add(d)
 		}
 		a.tasks[key] = t
-		return slices.Concat(a.transition(now, t, mesospb.TASK_STARTING), a.transition(now, t, mesospb.TASK_RUNNING))
+		a.transition(now, t, mesospb.TASK_STARTING)
+		a.transition(now, t, mesospb.TASK_RUNNING)
 	case internalpb.Event_KILL_TASK:
 		k := ev.KillTask
 		t := a.tasks[k.FrameworkID.Value+"/"+k.TaskID.Value]
 		if t == nil || isTerminalState(t.state) {
 			return nil
 		}
-		return a.transition(now, t, mesospb.TASK_KILLED)
+		a.transition(now, t, mesospb.TASK_KILLED)
 	case internalpb.Event_SHUTDOWN_FRAMEWORK:
-		// The executors are killed and the framework's updates dropped
-		// (Mesos's status update manager cleans the framework up): the
-		// master removed it and has no one to send them to.
+		// The executors are killed and the framework is forgotten with its
+		// update streams, as the agent does (UpdateManager.Cleanup): the
+		// master removed it and will acknowledge nothing.
 		fid := ev.ShutdownFramework.FrameworkID.Value
 		for _, t := range a.tasks {
 			if t.framework == fid && !t.forgotten {
-				t.state, t.pending, t.forgotten = mesospb.TASK_KILLED, nil, true
+				if !isTerminalState(t.state) {
+					t.state = mesospb.TASK_KILLED
+				}
+				t.forgotten = true
 			}
 		}
 		delete(a.frameworks, fid)
+		a.updates.Cleanup(fid)
 	case internalpb.Event_ACKNOWLEDGE:
 		ack := ev.Acknowledge
 		t := a.tasks[ack.FrameworkID.Value+"/"+ack.TaskID.Value]
-		if t == nil || len(t.pending) == 0 || string(t.pending[0].uuid) != string(ack.UUID) {
-			return nil // a duplicate, or for an update already acknowledged
-		}
-		t.pending = t.pending[1:]
-		t.backoff = updateRetryMin
-		if len(t.pending) > 0 {
-			t.nextRetry = now.Add(t.backoff)
-			return []*internalpb.Call{a.statusCall(t, t.pending[0])}
-		}
-		if isTerminalState(t.state) {
+		res := a.updates.Ack(agentcore.StreamKey{Framework: ack.FrameworkID.Value, Task: ack.TaskID.Value}, ack.UUID, now)
+		if res.Outcome == agentcore.AckClosed && t != nil {
 			t.forgotten = true
 		}
 	case internalpb.Event_PING:
-		return []*internalpb.Call{{Type: internalpb.Call_PONG.Enum(), AgentID: &mesospb.AgentID{Value: a.id}}}
+		return append(a.drain(), &internalpb.Call{Type: internalpb.Call_PONG.Enum(), AgentID: &mesospb.AgentID{Value: a.id}})
 	case internalpb.Event_UPDATE_FRAMEWORK:
 		fi := ev.UpdateFramework.FrameworkInfo
 		if fi.ID != nil {
 			if _, ok := a.frameworks[fi.ID.Value]; ok {
 				a.frameworks[fi.ID.Value] = fi
 			}
-			return a.resend(now, fi.ID.Value)
+			a.updates.ResumeFramework(fi.ID.Value, now)
 		}
 	case internalpb.Event_RECONCILE_TASKS:
 		r := ev.ReconcileTasks
-		var calls []*internalpb.Call
 		for _, id := range r.TaskIDs {
 			t := a.tasks[r.FrameworkID.Value+"/"+id.Value]
 			if t == nil {
 				t = &agentTask{framework: r.FrameworkID.Value, id: id.Value, state: mesospb.TASK_STAGING, info: mesospb.TaskInfo{TaskID: id}}
 				a.tasks[r.FrameworkID.Value+"/"+id.Value] = t
-				calls = append(calls, a.transition(now, t, mesospb.TASK_DROPPED)...)
+				a.transition(now, t, mesospb.TASK_DROPPED)
 			}
 		}
-		return calls
 	}
-	return nil
+	return a.drain()
 }
 
-// resend sends at once the first pending update of each task (of one
-// framework, or of all for ""), as Mesos's agent does when it
-// (re)registers or a framework re-subscribes.
-func (a *modelAgent) resend(now time.Time, framework string) []*internalpb.Call {
-	var calls []*internalpb.Call
-	for _, key := range sortedKeys(a.tasks) {
-		t := a.tasks[key]
-		if len(t.pending) == 0 || (framework != "" && t.framework != framework) {
-			continue
+// transition moves t to state and gives its update to the status update
+// manager, which forwards it when nothing of the task is in flight.
+func (a *modelAgent) transition(now time.Time, t *agentTask, state mesospb.TaskState) {
+	t.state = state
+	uuid := make([]byte, 16)
+	for i := range uuid {
+		uuid[i] = byte(a.rng.Uint32())
+	}
+	t.uuids = append(t.uuids, uuid)
+	a.updates.Update(&internalpb.Call_StatusUpdate{
+		FrameworkID: mesospb.FrameworkID{Value: t.framework},
+		Status: mesospb.TaskStatus{
+			TaskID: mesospb.TaskID{Value: t.id}, State: state.Enum(),
+			Source: mesospb.TaskStatus_SOURCE_EXECUTOR.Enum(), UUID: uuid,
+		},
+	}, now)
+}
+
+// drain does what the manager decided: its checkpoint writes on the
+// model's checkpoint, then the forwards, as calls stamped with the task's
+// latest state (the agent's Slave::forward).
+func (a *modelAgent) drain() []*internalpb.Call {
+	r := a.updates.Drain()
+	for _, w := range r.Writes {
+		s := a.streams[w.Key]
+		switch w.Op {
+		case agentcore.WriteUpdate:
+			if s == nil {
+				s = &checkpoint.Stream{FrameworkID: w.Key.Framework, TaskID: w.Key.Task}
+				a.streams[w.Key] = s
+			}
+			s.Updates = append(s.Updates, w.Update)
+		case agentcore.WriteAck:
+			if s != nil {
+				s.Acked = append(s.Acked, w.UUID)
+			}
+		case agentcore.WriteRemove:
+			delete(a.streams, w.Key)
 		}
-		t.backoff = updateRetryMin
-		t.nextRetry = now.Add(t.backoff)
-		calls = append(calls, a.statusCall(t, t.pending[0]))
+	}
+	var calls []*internalpb.Call
+	for _, f := range r.Forwards {
+		u := *f.Update
+		if t := a.tasks[u.FrameworkID.Value+"/"+u.Status.TaskID.Value]; t != nil {
+			u.LatestState = t.state.Enum()
+		}
+		calls = append(calls, &internalpb.Call{Type: internalpb.Call_STATUS_UPDATE.Enum(), AgentID: &mesospb.AgentID{Value: a.id}, StatusUpdate: &u})
 	}
 	return calls
-}
-
-// transition moves t to state and queues its update; the update is sent
-// now if it is the only one pending.
-func (a *modelAgent) transition(now time.Time, t *agentTask, state mesospb.TaskState) []*internalpb.Call {
-	t.state = state
-	u := update{state: state, uuid: make([]byte, 16)}
-	for i := range u.uuid {
-		u.uuid[i] = byte(a.rng.Uint32())
-	}
-	t.pending = append(t.pending, u)
-	t.uuids = append(t.uuids, u.uuid)
-	if len(t.pending) > 1 {
-		return nil // waits for the acknowledgement of the one before
-	}
-	t.backoff = updateRetryMin
-	t.nextRetry = now.Add(t.backoff)
-	return []*internalpb.Call{a.statusCall(t, u)}
-}
-
-func (a *modelAgent) statusCall(t *agentTask, u update) *internalpb.Call {
-	return &internalpb.Call{
-		Type:    internalpb.Call_STATUS_UPDATE.Enum(),
-		AgentID: &mesospb.AgentID{Value: a.id},
-		StatusUpdate: &internalpb.Call_StatusUpdate{
-			FrameworkID: mesospb.FrameworkID{Value: t.framework},
-			Status: mesospb.TaskStatus{
-				TaskID: mesospb.TaskID{Value: t.id}, State: u.state.Enum(),
-				Source: mesospb.TaskStatus_SOURCE_EXECUTOR.Enum(), UUID: u.uuid,
-			},
-			LatestState: t.state.Enum(),
-		},
-	}
 }
 
 func (a *modelAgent) Tick(now time.Time, registered bool) []*internalpb.Call {
-	var calls []*internalpb.Call
+	if !registered && !a.paused {
+		// The link hung up: the manager waits for the next registration.
+		a.updates.Pause()
+		a.paused = true
+	}
 	for _, key := range sortedKeys(a.tasks) {
 		t := a.tasks[key]
-		if t.forgotten {
-			continue
-		}
-		if !t.endsAt.IsZero() && !now.Before(t.endsAt) && !isTerminalState(t.state) {
-			// The executor reports the end; the update is sent once the
-			// agent is registered.
-			c := a.transition(now, t, mesospb.TASK_FINISHED)
-			if registered {
-				calls = append(calls, c...)
-			}
-			continue
-		}
-		if registered && len(t.pending) > 0 && !now.Before(t.nextRetry) {
-			t.backoff = min(2*t.backoff, updateRetryMax)
-			t.nextRetry = now.Add(t.backoff)
-			calls = append(calls, a.statusCall(t, t.pending[0]))
+		if !t.forgotten && !t.endsAt.IsZero() && !now.Before(t.endsAt) && !isTerminalState(t.state) {
+			a.transition(now, t, mesospb.TASK_FINISHED) // the executor reports the end
 		}
 	}
-	return calls
+	a.updates.Tick(now)
+	return a.drain()
 }
 
-// Restart: everything of the model agent is checkpointed (Mesos checkpoints
-// a task before launching it and an update before forwarding it); only
-// its retry timers restart, and updates go out again after it registers.
+// Restart: the agent process's crash. What the model keeps is what the
+// agent checkpoints (its tasks before launching them, every update before
+// forwarding it, every acknowledgement); its status update manager starts
+// again from the checkpoint, paused until the agent registers.
 func (a *modelAgent) Restart(now time.Time) {
-	for _, t := range a.tasks {
-		t.backoff, t.nextRetry = updateRetryMin, now.Add(updateRetryMin)
+	a.newUpdateManager()
+	var streams []checkpoint.Stream
+	for _, k := range slices.SortedFunc(maps.Keys(a.streams), func(x, y agentcore.StreamKey) int {
+		return cmp.Or(cmp.Compare(x.Framework, y.Framework), cmp.Compare(x.Task, y.Task))
+	}) {
+		streams = append(streams, *a.streams[k])
 	}
+	a.updates.Recover(streams)
+	a.drain()
 }
 
 func (a *modelAgent) Shutdown(now time.Time) {
@@ -311,8 +317,10 @@ func (a *modelAgent) Shutdown(now time.Time) {
 		if !t.forgotten && !isTerminalState(t.state) {
 			t.state = mesospb.TASK_KILLED
 		}
-		t.pending, t.forgotten = nil, true
+		t.forgotten = true
 	}
+	a.newUpdateManager()
+	clear(a.streams)
 }
 
 func (a *modelAgent) Tasks() []AgentTask {
@@ -324,13 +332,7 @@ func (a *modelAgent) Tasks() []AgentTask {
 	return out
 }
 
-func (a *modelAgent) Pending() int {
-	n := 0
-	for _, t := range a.tasks {
-		n += len(t.pending)
-	}
-	return n
-}
+func (a *modelAgent) Pending() int { return a.updates.Pending() }
 
 func (a *modelAgent) String() string { return fmt.Sprintf("agent %s (%s)", a.id, a.hostname) }
 
