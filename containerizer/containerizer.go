@@ -30,6 +30,10 @@ var (
 	ErrLaunchFailed = errors.New("container launch failed")
 	// ErrClosed: the containerizer has been closed.
 	ErrClosed = errors.New("containerizer closed")
+	// ErrUnsupported: a valid Config asks for what this containerizer
+	// cannot give (an image, a volume at an absolute path, for the process
+	// containerizer); another containerizer may run it.
+	ErrUnsupported = errors.New("not supported by this containerizer")
 )
 
 // Containerizer launches, watches, signals and destroys containers. All
@@ -107,8 +111,20 @@ type Config struct {
 	// Limits are the resources the container may use.
 	Limits Limits
 	// Volumes are host directories the container sees in its sandbox, such
-	// as persistent volumes.
+	// as persistent volumes, or at an absolute path in its own mount
+	// namespace.
 	Volumes []Volume
+	// Image, when set, is the Docker or OCI image the container runs in, as
+	// ContainerInfo.mesos.image.docker.name names it ("busybox:1.36",
+	// "registry:5000/app@sha256:..."): its root filesystem, and its config
+	// (entrypoint, cmd, env, working directory) merged with Command and Env
+	// as Mesos's runtime isolator merges them. A containerizer without an
+	// image store refuses it with ErrUnsupported.
+	Image string
+	// Hostname is the container's hostname in a containerizer that gives
+	// it a UTS namespace of its own (ContainerInfo.hostname); "" means the
+	// container's ID. Others ignore it: the container has the host's.
+	Hostname string
 	// DiesWithAgent kills the container when the process that launched it
 	// ends, by a crash or a stop: a task of a framework that does not
 	// checkpoint, which Mesos's executor kills as soon as its agent is
@@ -120,16 +136,17 @@ type Config struct {
 	DiesWithAgent bool
 }
 
-// Volume exposes a host directory in a container's sandbox. The process
+// Volume exposes a host directory in a container. The process
 // containerizer has no mount namespace: as Mesos's posix filesystem
 // isolator does, it makes ContainerPath a symbolic link to HostPath (and
-// cannot enforce ReadOnly); a containerizer with a mount namespace bind
-// mounts it there.
+// cannot enforce ReadOnly), and refuses an absolute ContainerPath; a
+// containerizer with a mount namespace bind mounts it there.
 type Volume struct {
 	// HostPath is the directory on the host, an absolute path.
 	HostPath string
-	// ContainerPath is where it appears, relative to the sandbox and
-	// inside it: not absolute, not the sandbox itself, no "..".
+	// ContainerPath is where it appears: relative to the sandbox and
+	// inside it (not the sandbox itself, no ".."), or an absolute path in
+	// the container's root filesystem (not "/", no "..").
 	ContainerPath string
 	// ReadOnly asks for a read-only view, where the containerizer can give
 	// one.
@@ -295,9 +312,11 @@ func (c *Config) Validate() error {
 			return bad("volume at %q: a path contains a NUL byte", cp)
 		case cp == "":
 			return bad("volume of %q: empty container path", v.HostPath)
-		case filepath.IsAbs(cp):
-			return bad("volume at %q: the container path is absolute; it must be relative to the sandbox", cp)
-		case filepath.Clean(cp) == "." || strings.Contains("/"+filepath.ToSlash(cp)+"/", "/../"):
+		case strings.Contains("/"+filepath.ToSlash(cp)+"/", "/../"):
+			return bad("volume at %q: the container path has a \"..\"", cp)
+		case filepath.IsAbs(cp) && filepath.Clean(cp) == "/":
+			return bad("volume at %q: the container path is the root", cp)
+		case !filepath.IsAbs(cp) && filepath.Clean(cp) == ".":
 			return bad("volume at %q: the container path is not inside the sandbox", cp)
 		case seen[filepath.Clean(cp)]:
 			return bad("two volumes at %q", cp)
@@ -326,6 +345,21 @@ func ValidateID(id string) error {
 		case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9', b == '_', b == '.', b == '-':
 		default:
 			return bad(fmt.Sprintf("byte %q at %d is not one of [A-Za-z0-9_.-]", b, i))
+		}
+	}
+	return nil
+}
+
+// hostOnly refuses what a containerizer without a mount namespace or
+// images cannot give: an image, a volume at an absolute path. Its errors
+// wrap ErrUnsupported.
+func (c *Config) hostOnly() error {
+	if c.Image != "" {
+		return fmt.Errorf("container %q: image %q: containers from images need the Linux containerizer: %w", c.ID, c.Image, ErrUnsupported)
+	}
+	for _, v := range c.Volumes {
+		if filepath.IsAbs(v.ContainerPath) {
+			return fmt.Errorf("container %q: volume at %q: an absolute container path needs a mount namespace (the Linux containerizer): %w", c.ID, v.ContainerPath, ErrUnsupported)
 		}
 	}
 	return nil

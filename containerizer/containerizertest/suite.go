@@ -80,6 +80,8 @@ func Run(t *testing.T, newContainerizer Factory) {
 		{"WorkingDirectoryIsSandbox", testWorkingDirectory},
 		{"SandboxCreated", testSandboxCreated},
 		{"VolumesInSandbox", testVolumes},
+		{"VolumeAtAbsolutePath", testAbsoluteVolume},
+		{"ImageUnsupportedOrRun", testImageRefusedClearly},
 		{"SignalTerm", testSignalTerm},
 		{"TrappedTermSurvivesSignalNotDestroy", testTrappedTerm},
 		{"DestroyKillsChildren", testDestroyKillsChildren},
@@ -377,6 +379,43 @@ func testVolumes(t *testing.T, h *harness) {
 	assert.Equal(t, "hello\nworld\n", readFile(t, filepath.Join(cfg.Sandbox, "stdout")))
 }
 
+// testAbsoluteVolume: a volume at an absolute container path is either
+// refused with ErrUnsupported (a containerizer without a mount namespace),
+// leaving no container, or reachable at that path.
+func testAbsoluteVolume(t *testing.T, h *harness) {
+	host := filepath.Join(h.dir, "abs-volume")
+	require.NoError(t, os.MkdirAll(host, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(host, "in"), []byte("hello\n"), 0o644))
+	cfg := h.config("absvol", containerizer.ShellCommand("cat /apron-test-volume/in"))
+	cfg.Volumes = []containerizer.Volume{{HostPath: host, ContainerPath: "/apron-test-volume"}}
+	err := h.c.Launch(ctx(t), cfg)
+	if errors.Is(err, containerizer.ErrUnsupported) {
+		ids, err := h.c.Containers(ctx(t))
+		require.NoError(t, err)
+		assert.NotContains(t, ids, "absvol")
+		return
+	}
+	require.NoError(t, err)
+	requireExited(t, h.wait("absvol"), 0)
+	assert.Equal(t, "hello\n", readFile(t, filepath.Join(cfg.Sandbox, "stdout")))
+}
+
+// testImageRefusedClearly: an image a containerizer cannot run is refused
+// with ErrUnsupported, or, by one that runs images, fails to launch
+// (ErrLaunchFailed) when it does not exist; either way no container is
+// left.
+func testImageRefusedClearly(t *testing.T, h *harness) {
+	cfg := h.config("img", containerizer.ShellCommand("true"))
+	cfg.Image = "127.0.0.1:1/apron/no-such-image:latest"
+	err := h.c.Launch(ctx(t), cfg)
+	require.Error(t, err)
+	assert.True(t, errors.Is(err, containerizer.ErrUnsupported) || errors.Is(err, containerizer.ErrLaunchFailed), "%v", err)
+	assert.Contains(t, err.Error(), "no-such-image", "the error names the image")
+	ids, err := h.c.Containers(ctx(t))
+	require.NoError(t, err)
+	assert.NotContains(t, ids, "img")
+}
+
 func testSignalTerm(t *testing.T, h *harness) {
 	h.run("sleeper", "sleep 600")
 	require.NoError(t, h.c.Signal(ctx(t), "sleeper", syscall.SIGTERM))
@@ -550,8 +589,8 @@ func testInvalidConfig(t *testing.T, h *harness) {
 		"unknown user":       func(c *containerizer.Config) { c.User = "apron-no-such-user" },
 		"negative cpus":      func(c *containerizer.Config) { c.Limits.CPUs = -1 },
 		"NaN cpus":           func(c *containerizer.Config) { c.Limits.CPUs = math.NaN() },
-		"absolute volume path": func(c *containerizer.Config) {
-			c.Volumes = []containerizer.Volume{{HostPath: h.dir, ContainerPath: "/data"}}
+		"volume at the root": func(c *containerizer.Config) {
+			c.Volumes = []containerizer.Volume{{HostPath: h.dir, ContainerPath: "/"}}
 		},
 		"volume path leaving the sandbox": func(c *containerizer.Config) {
 			c.Volumes = []containerizer.Volume{{HostPath: h.dir, ContainerPath: "a/../../data"}}
