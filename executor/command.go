@@ -480,6 +480,9 @@ func (b *builtin) run(ctx context.Context, d *Driver, t *task, cfg containerizer
 		if ctx.Err() != nil {
 			return
 		}
+		// An image that cannot be had or run here fails the same way:
+		// Mesos reports a provisioning failure so (its TaskStatus has no
+		// reason of its own for it).
 		b.finish(ctx, d, t, mesospb.TASK_FAILED, "Failed to launch the command: "+err.Error(),
 			mesospb.TaskStatus_REASON_CONTAINER_LAUNCH_FAILED.Enum())
 		return

@@ -21,8 +21,9 @@ func (b *builtin) containerConfig(t *task) (containerizer.Config, error) {
 	if cmd == nil {
 		return containerizer.Config{}, errors.New("the task has no command")
 	}
-	if c := ti.Container; c != nil && (c.Docker != nil || c.Type != nil && *c.Type == mesospb.ContainerInfo_DOCKER || c.Mesos.GetImage() != nil) {
-		return containerizer.Config{}, errors.New("the task asks for a container image, which this executor does not support")
+	img, hostname, err := containerImage(ti.Container)
+	if err != nil {
+		return containerizer.Config{}, err
 	}
 	var command containerizer.Command
 	if cmd.GetShell() {
@@ -64,7 +65,29 @@ func (b *builtin) containerConfig(t *task) (containerizer.Config, error) {
 		Env:           env,
 		Limits:        taskLimits(ti),
 		DiesWithAgent: b.cfg.DiesWithAgent,
+		Image:         img,
+		Hostname:      hostname,
 	}, nil
+}
+
+// containerImage reads a task's ContainerInfo: the Docker image it runs in
+// (type MESOS, mesos.image of type DOCKER, as Mesos's universal
+// containerizer takes it) and its hostname. Apron runs no Docker engine, so
+// ContainerInfo type DOCKER is refused, as are APPC images.
+func containerImage(c *mesospb.ContainerInfo) (name, hostname string, err error) {
+	if c == nil {
+		return "", "", nil
+	}
+	if c.GetType() == mesospb.ContainerInfo_DOCKER || c.Docker != nil {
+		return "", "", errors.New("ContainerInfo of type DOCKER needs a Docker engine, which Apron does not use: give type MESOS with mesos.image of type DOCKER instead")
+	}
+	if im := c.Mesos.GetImage(); im != nil {
+		if im.GetType() != mesospb.Image_DOCKER || im.Docker == nil || im.Docker.Name == "" {
+			return "", "", errors.New("the task's image is not a DOCKER image with a name: only Docker/OCI images are supported")
+		}
+		name = im.Docker.Name
+	}
+	return name, c.GetHostname(), nil
 }
 
 // taskLimits is what the task may use: its "cpus" and "mem" (MB) resources,
