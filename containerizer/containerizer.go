@@ -276,7 +276,9 @@ func (c *Config) Validate() error {
 	switch {
 	case cmd.Value == "" && cmd.Shell:
 		return bad("empty shell command")
-	case cmd.Value == "":
+	case cmd.Value == "" && c.Image == "":
+		// With an image, the image's entrypoint and cmd run (Mesos's
+		// runtime isolator).
 		return bad("no executable")
 	case strings.IndexByte(cmd.Value, 0) >= 0:
 		return bad("command contains a NUL byte")

@@ -33,7 +33,9 @@ func (b *builtin) containerConfig(t *task) (containerizer.Config, error) {
 		// containerizer.Command.Args.
 		command = containerizer.Command{Value: cmd.GetValue(), Args: cmd.Arguments}
 	}
-	if command.Value == "" {
+	if command.Value == "" && (command.Shell || img == "") {
+		// Without a value the image's entrypoint and cmd run, as Mesos
+		// runs them; a shell needs something to run.
 		return containerizer.Config{}, errors.New("the task's command has no value")
 	}
 	// As Mesos's executors (launcher/executor.cpp, default_executor.cpp):

@@ -54,7 +54,11 @@ func RunInit() error {
 	if err := setUp(&cfg); err != nil {
 		failed(err)
 	}
-	argv0, err := lookPath(cfg.Args[0], cfg.Env)
+	exe := cfg.Args[0]
+	if cfg.Path != "" {
+		exe = cfg.Path
+	}
+	argv0, err := lookPath(exe, cfg.Env)
 	if err != nil {
 		failed(err)
 	}

@@ -28,6 +28,7 @@ const initEnv = "APRON_LAUNCHER_INIT"
 // and hook.
 type initConfig struct {
 	Args          []string `json:"args"`
+	Path          string   `json:"path,omitempty"`
 	Env           []string `json:"env,omitempty"`
 	Dir           string   `json:"dir,omitempty"`
 	User          *User    `json:"user,omitempty"`
@@ -93,6 +94,7 @@ func Start(ctx context.Context, spec *Spec) (*Process, error) {
 	}
 	cfg := initConfig{
 		Args:     spec.Args,
+		Path:     spec.Path,
 		Env:      spec.Env,
 		Dir:      spec.Dir,
 		User:     spec.User,

@@ -49,6 +49,10 @@ type Spec struct {
 	// container, or a bare name looked up in the PATH of Env (the usual
 	// default PATH when Env has none).
 	Args []string
+	// Path is the executable when it is not Args[0] (a task whose argv[0]
+	// is a name of its choosing): a path in the container, or a bare name
+	// looked up as Args[0] would be. "" means Args[0].
+	Path string
 	// Env is the task's whole environment. When there is a sandbox,
 	// MESOS_SANDBOX is set (replaced) to SandboxTarget.
 	Env []string
@@ -205,6 +209,9 @@ func (s *Spec) Validate() error {
 	}
 	if len(s.Args) == 0 || s.Args[0] == "" {
 		return bad("no command (Args is empty)")
+	}
+	if strings.IndexByte(s.Path, 0) >= 0 {
+		return bad("the executable path contains a NUL byte")
 	}
 	for _, a := range s.Args {
 		if strings.IndexByte(a, 0) >= 0 {
