@@ -14,6 +14,7 @@ import (
 	"github.com/apronhq/apron/api/v1/agentpb"
 	"github.com/apronhq/apron/api/v1/mesospb"
 	"github.com/apronhq/apron/containerizer"
+	"github.com/apronhq/apron/containerizer/cgroups"
 	"github.com/apronhq/apron/internal/httpapi"
 )
 
@@ -317,7 +318,19 @@ func containerStats(ctx context.Context, cont containerizer.Containerizer, id st
 	if u.Limits.MemoryBytes > 0 {
 		s.MemLimitBytes = ptr(u.Limits.MemoryBytes)
 	}
+	// A containerizer with cgroups (the Linux one) knows more: CFS
+	// periods and throttling, the memory breakdown, as Mesos reports them.
+	if cs, ok := cont.(cgroupStats); ok {
+		if st, err := cs.Stats(ctx, id); err == nil {
+			st.Fill(s)
+		}
+	}
 	return s
+}
+
+// cgroupStats is a containerizer that samples its containers' cgroups.
+type cgroupStats interface {
+	Stats(ctx context.Context, id string) (cgroups.Stats, error)
 }
 
 // addStats sums two samples (either may be nil).

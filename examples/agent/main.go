@@ -38,6 +38,7 @@ import (
 
 	"github.com/apronhq/apron/agent"
 	"github.com/apronhq/apron/containerizer"
+	"github.com/apronhq/apron/containerizer/launcher"
 	"github.com/apronhq/apron/examples/internal/cli"
 	"github.com/apronhq/apron/executor"
 )
@@ -52,6 +53,9 @@ tasks.
 -command-executor is "process".`
 
 func main() {
+	if launcher.IsInit() {
+		launcher.RunInit() // a container's init (the Linux containerizer); never returns
+	}
 	if containerizer.IsReaper() {
 		if err := containerizer.RunReaper(); err != nil {
 			fmt.Fprintln(os.Stderr, "reaper:", err)
@@ -93,7 +97,7 @@ func run(args []string) error {
 		attributes  = fs.String("attributes", "", "attributes, `text` like \"rack:r1;zone:a\"")
 		hostname    = fs.String("hostname", "", "hostname to register with (default: the machine's)")
 		advertiseIP = fs.String("ip", "", "`IP` address to advertise (Mesos's --advertise_ip): in the agent's PID (MESOS_SLAVE_PID) and its tasks' container status (default: the IP of -advertise or -listen, else the machine's first non-loopback one)")
-		contKind    = fs.String("containerizer", "process", "what runs tasks: \"process\" (one fork/exec per task) or \"noop\" (runs nothing; for load tests)")
+		contKind    = fs.String("containerizer", "process", "what runs tasks: \"process\" (one fork/exec per task), \"linux\" (namespaces, cgroups and images, as -isolation asks; needs root) or \"noop\" (runs nothing; for load tests)")
 		noopRun     = fs.Duration("noop-run-time", 0, "with -containerizer noop: how long each task runs before it exits 0 (0: at once); a task's "+containerizer.NoopRunTimeEnv+" environment variable overrides it")
 		cmdExecutor = fs.String("command-executor", "in-process", "where command executors run: \"in-process\" (a goroutine of the agent) or \"process\" (this binary re-executed, one per task, talking to the agent over HTTP)")
 		useJSON     = fs.Bool("json", false, "speak JSON to the master instead of protobuf")
@@ -102,7 +106,9 @@ func run(args []string) error {
 		diskWatch   = fs.Duration("disk-watch-interval", agent.DefaultDiskWatchInterval, "how often the work directory's disk usage is checked (Mesos's --disk_watch_interval)")
 		maxExecs    = fs.Int("max-completed-executors-per-framework", agent.DefaultMaxCompletedExecutorsPerFramework, "ended executor runs kept per framework, with their sandboxes, for /state and the operator API (Mesos's --max_completed_executors_per_framework)")
 		common      cli.Common
+		lf          linuxFlags
 	)
+	lf.register(fs)
 	common.Register(fs, "info")
 	common.RegisterPprof(fs)
 	fs.Usage = cli.Usage(fs, "agent -work-dir DIR [flags]\n       agent executor", description)
@@ -136,7 +142,33 @@ func run(args []string) error {
 	}
 	var cont containerizer.Containerizer
 	var reaper []string
+	linux, err := lf.linux()
+	if err != nil {
+		return err
+	}
+	kindSet := false
+	fs.Visit(func(f *flag.Flag) { kindSet = kindSet || f.Name == "containerizer" })
+	if linux {
+		if kindSet && *contKind != "linux" {
+			return fmt.Errorf("-isolation %q asks for the Linux containerizer, -containerizer %q for another", lf.isolation, *contKind)
+		}
+		*contKind = "linux"
+	}
 	switch *contKind {
+	case "linux":
+		if mode == agent.CommandExecutorProcess {
+			return errors.New("the Linux containerizer runs tasks for the in-process command executor: give -command-executor in-process")
+		}
+		if !linux {
+			lf.isolation = "filesystem/linux,cgroups/cpu,cgroups/mem,cgroups/pids,namespaces/pid"
+		}
+		c, closeStore, err := lf.open(*workDir, log)
+		if err != nil {
+			return err
+		}
+		defer closeStore()
+		defer c.Close() // after the agent has stopped; the containers run on
+		cont = c
 	case "process":
 		// The agent's default: a process containerizer in
 		// <work-dir>/containers, its tasks forked by this binary as their
@@ -152,7 +184,7 @@ func run(args []string) error {
 		}
 		cont = containerizer.NewNoop(containerizer.NoopOptions{RunTime: *noopRun, Logger: log.With("component", "containerizer")})
 	default:
-		return fmt.Errorf("-containerizer %q: want process or noop", *contKind)
+		return fmt.Errorf("-containerizer %q: want process, linux or noop", *contKind)
 	}
 
 	var opts []agent.HTTPOption

@@ -107,6 +107,7 @@ func run(args []string, out io.Writer) (int, error) {
 		useJSON     = fs.Bool("json", false, "speak JSON to the master instead of protobuf")
 		checkpoint  = fs.Bool("checkpoint", true, "ask agents to checkpoint the framework's tasks (FrameworkInfo.checkpoint), so that they survive an agent restart; without it Mesos kills them when their agent stops or restarts")
 		eventsPath  = fs.String("events", "", "append every task launched and every status update received to this `file`, one JSON line each (type, task_id, state, reason, source, message, uuid, agent_id), an update before it is acknowledged")
+		imageName   = fs.String("image", "", "run each task's command in this Docker/OCI `image` (\"busybox:1.36\", \"registry:5000/app\"): the agents need the Linux containerizer with -image-providers docker")
 		zkURL       = fs.String("zk", "", "run highly available: campaign for leadership at this `zk://[user:pass@]host:port[,...]/path`; the leader runs the job, the others stand by, and the framework ID and journal are kept under the path (-framework-id and -journal-dir do not apply)")
 		zkTimeout   = fs.Duration("zk-session-timeout", 10*time.Second, "ZooKeeper session timeout with -zk: a dead leader is replaced after about this long")
 		common      cli.Common
@@ -152,6 +153,7 @@ func run(args []string, out io.Writer) (int, error) {
 			CPUs:        *cpus,
 			Mem:         *mem,
 			MaxAttempts: *attempts,
+			Image:       *imageName,
 		}
 	}
 	fw := batch.New(tasks, out)

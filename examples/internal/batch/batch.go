@@ -91,6 +91,11 @@ type Task struct {
 	Mem     float64 // MB
 	// MaxAttempts is how many times the task may run (default 3).
 	MaxAttempts int
+	// Image, when set, is the Docker/OCI image the command runs in
+	// (ContainerInfo type MESOS with a DOCKER image, as Mesos's universal
+	// containerizer takes it): the agent needs the Linux containerizer
+	// with images (-isolation ... -image-providers docker).
+	Image string
 }
 
 // Framework runs a job of tasks. Its Scheduler methods are called by the
@@ -555,6 +560,7 @@ func (f *Framework) useOffers(ctx context.Context, d *scheduler.Driver, offers [
 						{Name: "ATTEMPT", Value: ptr(fmt.Sprint(t.attempt))},
 					}},
 				},
+				Container: imageContainer(t.Image),
 			})
 		}
 		f.pending = rest
@@ -797,3 +803,18 @@ func (f *Framework) Summary(w io.Writer) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// imageContainer is the ContainerInfo that runs a task in image; nil for
+// none.
+func imageContainer(image string) *mesospb.ContainerInfo {
+	if image == "" {
+		return nil
+	}
+	return &mesospb.ContainerInfo{
+		Type: mesospb.ContainerInfo_MESOS.Enum(),
+		Mesos: &mesospb.ContainerInfo_MesosInfo{Image: &mesospb.Image{
+			Type:   mesospb.Image_DOCKER.Enum(),
+			Docker: &mesospb.Image_Docker{Name: image},
+		}},
+	}
+}
