@@ -59,7 +59,7 @@ func init() {
 
 // needLinux skips a test that needs what the Linux containerizer needs:
 // root (namespaces, mounts, cgroups) and the cpu and memory cgroups.
-func needLinux(t *testing.T) {
+func needLinux(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("the Linux containerizer needs root (namespaces, mounts, cgroups); running as uid", os.Geteuid())
@@ -72,7 +72,7 @@ func needLinux(t *testing.T) {
 // cgroupRoot is the cgroup root of the containerizers on stateDir: one per
 // state directory, so that parallel tests' containers of the same ID do
 // not meet.
-func cgroupRoot(t *testing.T, stateDir string) string {
+func cgroupRoot(t testing.TB, stateDir string) string {
 	sum := sha256.Sum256([]byte(stateDir))
 	root := "apron-containerizer-test/" + hex.EncodeToString(sum[:8])
 	t.Cleanup(func() {
@@ -91,7 +91,7 @@ func cgroupRoot(t *testing.T, stateDir string) string {
 
 type linuxOpt func(*containerizer.LinuxOptions)
 
-func newLinux(t *testing.T, stateDir string, opts ...linuxOpt) *containerizer.Linux {
+func newLinux(t testing.TB, stateDir string, opts ...linuxOpt) *containerizer.Linux {
 	t.Helper()
 	o := containerizer.LinuxOptions{
 		StateDir: stateDir,
@@ -444,4 +444,21 @@ func TestLinuxRecoverRemovesHalfLaunched(t *testing.T) {
 	assert.Empty(t, cgs, "the cgroup is removed")
 	_, err = os.Stat(filepath.Join(stateDir, "half"))
 	assert.ErrorIs(t, err, os.ErrNotExist, "the state directory is removed")
+}
+
+// BenchmarkLaunchTrueLinux and BenchmarkLaunchTrueParallelLinux are
+// BenchmarkLaunchTrue and BenchmarkLaunchTrueParallel (260 at once) in the
+// Linux containerizer: each /bin/true in new namespaces and cgroups (no
+// image), against the process containerizer and the bare exec of
+// BenchmarkExecTrueBaseline in the same run:
+//
+//	go test ./containerizer -run '^$' -bench 'LaunchTrue(Parallel)?(Linux)?$|ExecTrueBaseline' -benchtime 1000x
+func BenchmarkLaunchTrueLinux(b *testing.B) {
+	needLinux(b)
+	benchLaunchTrue(b, newLinux(b, b.TempDir()))
+}
+
+func BenchmarkLaunchTrueParallelLinux(b *testing.B) {
+	needLinux(b)
+	benchLaunchTrueParallel(b, newLinux(b, b.TempDir()))
 }

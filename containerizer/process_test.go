@@ -46,7 +46,7 @@ func BenchmarkLaunchTrueParallel(b *testing.B) {
 	benchLaunchTrueParallel(b, newProcess(b, b.TempDir()))
 }
 
-func benchLaunchTrue(b *testing.B, p *containerizer.Process) {
+func benchLaunchTrue(b *testing.B, p containerizer.Containerizer) {
 	b.Cleanup(func() { p.Close() })
 	dir := b.TempDir()
 	ctx := context.Background()
@@ -59,7 +59,7 @@ func benchLaunchTrue(b *testing.B, p *containerizer.Process) {
 	reportTasks(b, cpu)
 }
 
-func benchLaunchTrueParallel(b *testing.B, p *containerizer.Process) {
+func benchLaunchTrueParallel(b *testing.B, p containerizer.Containerizer) {
 	b.Cleanup(func() { p.Close() })
 	dir := b.TempDir()
 	ctx := context.Background()
@@ -83,7 +83,7 @@ func (c chanCounter) inc() int {
 	return n
 }
 
-func launchWaitDestroy(b *testing.B, ctx context.Context, p *containerizer.Process, dir string, i int) {
+func launchWaitDestroy(b *testing.B, ctx context.Context, p containerizer.Containerizer, dir string, i int) {
 	id := fmt.Sprintf("true-%d", i)
 	cfg := containerizer.Config{
 		ID:      id,

@@ -84,10 +84,9 @@ func (m *manager) WaitOOM(ctx context.Context, id string) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("cgroups: eventfd: %w", err)
 	}
-	defer unix.Close(cancel)
-	done := make(chan struct{})
-	defer close(done)
+	done, stopped := make(chan struct{}), make(chan struct{})
 	go func() {
+		defer close(stopped)
 		select {
 		case <-ctx.Done():
 			var one [8]byte
@@ -95,6 +94,14 @@ func (m *manager) WaitOOM(ctx context.Context, id string) (uint64, error) {
 			_, _ = unix.Write(cancel, one[:])
 		case <-done:
 		}
+	}()
+	// The fd is closed only once the goroutine is done with it: a write
+	// after the close would land in whatever file took its number (a
+	// launcher's control socket, under load).
+	defer func() {
+		close(done)
+		<-stopped
+		unix.Close(cancel)
 	}()
 
 	buf := make([]byte, 4096)
