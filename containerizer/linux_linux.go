@@ -225,6 +225,9 @@ func (l *Linux) start(ctx context.Context, c *linuxContainer, cfg *Config, usr *
 		User:     usr,
 		Hostname: cfg.Hostname,
 		Init:     l.opts.Init,
+		// The init records the task's end here: an agent killed while
+		// the container runs learns it after its restart.
+		StatusFile: filepath.Join(c.dir, "status"),
 	}
 	if spec.Hostname == "" {
 		spec.Hostname = hostnameOf(cfg.ID)
@@ -719,7 +722,13 @@ func (l *Linux) Recover(ctx context.Context) ([]string, error) {
 			c.term = st.Termination.termination()
 			close(c.done)
 		case attachErr != nil:
-			l.ended(c, lostTermination(attachErr))
+			// The init is gone: ended while no agent ran. It wrote how
+			// the task ended, unless it was killed.
+			if ws, ok := launcher.ReadStatus(st.Handle); ok {
+				l.ended(c, terminationOf(ws))
+			} else {
+				l.ended(c, lostTermination(attachErr))
+			}
 		}
 		l.mu.Unlock()
 		if c.proc != nil {

@@ -368,18 +368,36 @@ func TestLinuxRecover(t *testing.T) {
 	sandbox := filepath.Join(t.TempDir(), "s")
 	require.NoError(t, c1.Launch(linuxCtx(t), containerizer.Config{
 		ID:      "survivor",
-		Command: containerizer.ShellCommand("echo ready > ready; while [ ! -e stop ]; do sleep 0.01; done"),
+		Command: containerizer.ShellCommand("echo ready > ready; while [ ! -e stop ]; do sleep 0.01; done; exit 7"),
 		Sandbox: sandbox,
 		Env:     []string{"PATH=/usr/bin:/bin"},
 	}))
 	waitFile(t, filepath.Join(sandbox, "ready"))
+	// Another ends while no containerizer watches it: its init records how.
+	alone := filepath.Join(t.TempDir(), "alone")
+	require.NoError(t, c1.Launch(linuxCtx(t), containerizer.Config{
+		ID:      "alone",
+		Command: containerizer.ShellCommand("while [ ! -e stop ]; do sleep 0.01; done; exit 3"),
+		Sandbox: alone,
+		Env:     []string{"PATH=/usr/bin:/bin"},
+	}))
 	require.NoError(t, c1.Close())
+	require.NoError(t, os.WriteFile(filepath.Join(alone, "stop"), nil, 0o644))
+	require.Eventually(t, func() bool {
+		b, err := os.ReadFile(filepath.Join(stateDir, "alone", "status"))
+		return err == nil && len(b) > 0
+	}, 30*time.Second, 10*time.Millisecond, "the init wrote the task's status")
 
 	c2 := newLinux(t, stateDir)
 	destroyOnCleanup(t, c2)
 	ids, err := c2.Recover(linuxCtx(t))
 	require.NoError(t, err)
-	require.Equal(t, []string{"survivor"}, ids)
+	require.Equal(t, []string{"alone", "survivor"}, ids)
+	term, err := c2.Wait(linuxCtx(t), "alone")
+	require.NoError(t, err)
+	require.True(t, term.StatusKnown(), "%+v", term)
+	assert.Equal(t, 3, term.ExitCode, "the status its init recorded")
+	require.NoError(t, c2.Destroy(linuxCtx(t), "alone"))
 	u, err := c2.Usage(linuxCtx(t), "survivor")
 	require.NoError(t, err)
 	assert.GreaterOrEqual(t, u.Processes, 1)
@@ -390,14 +408,11 @@ func TestLinuxRecover(t *testing.T) {
 	require.ErrorIs(t, err, context.DeadlineExceeded, "still running")
 
 	require.NoError(t, os.WriteFile(filepath.Join(sandbox, "stop"), nil, 0o644))
-	term, err := c2.Wait(linuxCtx(t), "survivor")
+	term, err = c2.Wait(linuxCtx(t), "survivor")
 	require.NoError(t, err)
 	assert.Equal(t, containerizer.ReasonNone, term.Reason)
-	if term.StatusKnown() {
-		assert.Equal(t, 0, term.ExitCode, "%+v", term)
-	} else {
-		assert.Contains(t, term.Message, "lost")
-	}
+	require.True(t, term.StatusKnown(), "a re-attached container's status comes from its init: %+v", term)
+	assert.Equal(t, 7, term.ExitCode)
 	require.NoError(t, c2.Destroy(linuxCtx(t), "survivor"))
 	_, err = os.Stat(filepath.Join(stateDir, "survivor"))
 	assert.ErrorIs(t, err, os.ErrNotExist)

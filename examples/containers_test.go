@@ -25,7 +25,8 @@ import (
 // -image-providers docker), and bin/batch -image. Each task checks from
 // inside that it has the image's files and not the host's, its own
 // hostname and pid namespace, and its sandbox at /mnt/mesos/sandbox; a
-// memory hog over its 32 MB fails with REASON_CONTAINER_LIMITATION_MEMORY.
+// memory hog over its 32 MB fails with REASON_CONTAINER_LIMITATION_MEMORY;
+// a task whose agent is killed with -9 and restarted finishes all the same.
 // Needs root (namespaces, cgroups, mounts); skipped otherwise.
 func TestContainers(t *testing.T) {
 	if testing.Short() {
@@ -89,6 +90,16 @@ func TestContainers(t *testing.T) {
 		return strings.Contains(string(b), `"mem_cache_bytes"`) && strings.Contains(string(b), `"cpus_nr_periods"`)
 	}, wait, 100*time.Millisecond, "the cgroup statistics of the running container")
 	sleeper.Kill(t, wait)
+
+	// The agent killed with -9 while a container runs: restarted, it finds
+	// the container again and reports the task's real end.
+	survivor := proctest.Start(t, "batch-survivor", exec.Command(bin["batch"], "-master", master.Addr, "-image", "apron/busybox:test",
+		"-tasks", "1", "-cmd", "sleep 3; exit 0", "-cpus", "0.2", "-mem", "64", "-max-attempts", "1"))
+	survivor.WaitFor(t, regexp.MustCompile(`running on agent-1`), wait)
+	agent.Kill(t, wait)
+	agent = agent.Restart(t, wait)
+	require.Equal(t, 0, survivor.Wait(t, wait), "the task outlived the agent and finished:\n%s", survivor.Output())
+	assert.Contains(t, survivor.Output(), "1 tasks: 1 finished, 0 failed for good, 0 needed a retry")
 
 	events := filepath.Join(dir, "hog.jsonl")
 	hog := proctest.Start(t, "batch-hog", exec.Command(bin["batch"], "-master", master.Addr, "-image", "apron/busybox:test",

@@ -51,6 +51,9 @@ func RunInit() error {
 	if err := json.NewDecoder(ctl).Decode(&cfg); err != nil {
 		failed(fmt.Errorf("reading the spec: %v", err))
 	}
+	if cfg.StatusFD != 0 {
+		unix.CloseOnExec(cfg.StatusFD) // the init's alone
+	}
 	if err := setUp(&cfg); err != nil {
 		failed(err)
 	}
@@ -88,6 +91,13 @@ func RunInit() error {
 	}()
 	ws := reap(pid)
 	raw := uint32(ws)
+	if cfg.StatusFD != 0 {
+		// Before anything else: the agent that started the container may
+		// be gone, and this is all a restarted one will have.
+		st := os.NewFile(uintptr(cfg.StatusFD), "status")
+		fmt.Fprintf(st, "%d\n", raw)
+		st.Close()
+	}
 	enc.Encode(&initMsg{Status: &raw})
 	switch {
 	case ws.Exited():

@@ -41,6 +41,8 @@ type initConfig struct {
 	NewMount      bool     `json:"new_mount,omitempty"`
 	NewUTS        bool     `json:"new_uts,omitempty"`
 	NoInit        bool     `json:"no_init,omitempty"`
+	// StatusFD, when not 0, is the descriptor of Spec.StatusFile.
+	StatusFD int `json:"status_fd,omitempty"`
 	// Files is how many descriptors, from 0, the task inherits.
 	Files int `json:"files"`
 }
@@ -78,6 +80,9 @@ type Handle struct {
 	StartTime uint64 `json:"start_time"`
 	// PidNS is the inode of its pid namespace (/proc/<pid>/ns/pid).
 	PidNS uint64 `json:"pid_ns"`
+	// StatusFile is Spec.StatusFile, where the init writes the task's
+	// wait status.
+	StatusFile string `json:"status_file,omitempty"`
 }
 
 // Start starts the container that spec describes and returns once its task
@@ -162,6 +167,18 @@ func Start(ctx context.Context, spec *Spec) (*Process, error) {
 			name = "apron"
 		}
 	}
+	extra := append(append([]*os.File(nil), spec.ExtraFiles...), childEnd)
+	if spec.StatusFile != "" && !spec.NoInit {
+		sf, err := os.OpenFile(spec.StatusFile, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err != nil {
+			childEnd.Close()
+			ctl.Close()
+			return nil, fail("status file: %v", err)
+		}
+		defer sf.Close() // the init has its own once started
+		extra = append(extra, sf)
+		cfg.StatusFD = cfg.Files + 1 // after the control socket
+	}
 	cmd := &exec.Cmd{
 		Path: initPath,
 		Args: []string{filepath.Base(name) + " (apron container init)"},
@@ -170,7 +187,7 @@ func Start(ctx context.Context, spec *Spec) (*Process, error) {
 		// one starts measurably faster (BenchmarkStart).
 		Env:        []string{initEnv + "=" + strconv.Itoa(cfg.Files), "GOMAXPROCS=1"},
 		Dir:        "/",
-		ExtraFiles: append(append([]*os.File(nil), spec.ExtraFiles...), childEnd),
+		ExtraFiles: extra,
 		SysProcAttr: &syscall.SysProcAttr{
 			Cloneflags: flags,
 			// Its own session: signals for the agent's terminal or process
@@ -203,6 +220,9 @@ func Start(ctx context.Context, spec *Spec) (*Process, error) {
 	}
 	if p.handle, err = handleOf(p.pid); err != nil {
 		return abort(fail("the container's init: %v", err))
+	}
+	if cfg.StatusFD != 0 {
+		p.handle.StatusFile = spec.StatusFile
 	}
 	for _, procs := range spec.CgroupProcs {
 		if err := os.WriteFile(procs, []byte(strconv.Itoa(p.pid)), 0); err != nil {
@@ -301,7 +321,7 @@ func (p *Process) Kill() error { return p.Signal(syscall.SIGKILL) }
 func (p *Process) Wait() (syscall.WaitStatus, error) {
 	p.waitOnce.Do(func() {
 		if p.cmd == nil {
-			p.status, p.waitErr = 0, p.waitAttached()
+			p.status, p.waitErr = p.waitAttached()
 			return
 		}
 		err := p.cmd.Wait()
@@ -328,7 +348,7 @@ func (p *Process) Wait() (syscall.WaitStatus, error) {
 	return p.status, p.waitErr
 }
 
-func (p *Process) waitAttached() error {
+func (p *Process) waitAttached() (syscall.WaitStatus, error) {
 	defer p.pidfd.close()
 	for {
 		fds := []unix.PollFd{{Fd: int32(p.pidfd.fd), Events: unix.POLLIN}}
@@ -337,10 +357,32 @@ func (p *Process) waitAttached() error {
 			continue
 		}
 		if err != nil {
-			return err
+			return 0, err
 		}
-		return fmt.Errorf("launcher: container with init pid %d: %w", p.pid, ErrStatusLost)
+		if ws, ok := ReadStatus(p.handle); ok {
+			return ws, nil
+		}
+		return 0, fmt.Errorf("launcher: container with init pid %d: %w", p.pid, ErrStatusLost)
 	}
+}
+
+// ReadStatus reads the task's wait status from the status file of a
+// container whose init has ended (see Spec.StatusFile): the way to learn
+// how a container ended while no process was attached to it. ok is false
+// when the init wrote none (it was killed, or there is no status file).
+func ReadStatus(h Handle) (ws syscall.WaitStatus, ok bool) {
+	if h.StatusFile == "" {
+		return 0, false
+	}
+	b, err := os.ReadFile(h.StatusFile)
+	if err != nil {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 32)
+	if err != nil {
+		return 0, false
+	}
+	return syscall.WaitStatus(v), true
 }
 
 // pidfd is an attached process's pidfd, closed once it has ended or its
@@ -372,7 +414,8 @@ func (f *pidfd) close() {
 // Attach finds a container again by the Handle of its init, after the
 // process that started it has been restarted. It fails when that process
 // has ended, or the pid now names another process. The returned Process
-// can be signalled and waited for, but its exit status is lost.
+// can be signalled and waited for; its exit status comes from the status
+// file (Spec.StatusFile), and is lost without one.
 func Attach(h Handle) (*Process, error) {
 	fd, err := unix.PidfdOpen(h.Pid, 0)
 	if err != nil {
@@ -381,6 +424,7 @@ func Attach(h Handle) (*Process, error) {
 	// Checked after the pidfd is open: from now on the pid cannot be
 	// reused under it.
 	got, err := handleOf(h.Pid)
+	got.StatusFile = h.StatusFile // not the process's to say
 	if err != nil || got != h {
 		unix.Close(fd)
 		if err == nil {

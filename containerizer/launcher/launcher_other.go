@@ -13,9 +13,10 @@ type Process struct{}
 
 // Handle identifies a container's init across a restart.
 type Handle struct {
-	Pid       int    `json:"pid"`
-	StartTime uint64 `json:"start_time"`
-	PidNS     uint64 `json:"pid_ns"`
+	Pid        int    `json:"pid"`
+	StartTime  uint64 `json:"start_time"`
+	PidNS      uint64 `json:"pid_ns"`
+	StatusFile string `json:"status_file,omitempty"`
 }
 
 // Start returns ErrNotSupported: containers need Linux.

@@ -49,6 +49,13 @@ type Spec struct {
 	// container, or a bare name looked up in the PATH of Env (the usual
 	// default PATH when Env has none).
 	Args []string
+	// StatusFile, when set, is a file on the host (an absolute path,
+	// created or truncated) where the init writes the task's wait status
+	// when the task ends, before it exits: a process that attaches to the
+	// container after the one that started it died (an agent killed and
+	// restarted) learns from it how the task ended (Process.Wait,
+	// ReadStatus). Not with NoInit: there is no init to write it.
+	StatusFile string
 	// Path is the executable when it is not Args[0] (a task whose argv[0]
 	// is a name of its choosing): a path in the container, or a bare name
 	// looked up as Args[0] would be. "" means Args[0].
@@ -212,6 +219,9 @@ func (s *Spec) Validate() error {
 	}
 	if strings.IndexByte(s.Path, 0) >= 0 {
 		return bad("the executable path contains a NUL byte")
+	}
+	if s.StatusFile != "" && (!filepath.IsAbs(s.StatusFile) || strings.IndexByte(s.StatusFile, 0) >= 0) {
+		return bad("StatusFile %q is not an absolute path", s.StatusFile)
 	}
 	for _, a := range s.Args {
 		if strings.IndexByte(a, 0) >= 0 {
