@@ -8,10 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/user"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -792,43 +790,11 @@ func (l *Linux) lookup(ctx context.Context, id string) (*linuxContainer, error) 
 // user resolves a user name on the host; nil runs the container as the
 // agent's own user.
 func (l *Linux) user(id, name string) (*launcher.User, error) {
-	if name == "" {
-		return nil, nil
+	cred, err := credentialOf(id, name, l.root, os.Geteuid())
+	if cred == nil || err != nil {
+		return nil, err
 	}
-	bad := func(problem string, err error) error {
-		if err != nil {
-			return fmt.Errorf("container %q: user %q: %s: %w: %w", id, name, problem, ErrInvalidConfig, err)
-		}
-		return fmt.Errorf("container %q: user %q: %s: %w", id, name, problem, ErrInvalidConfig)
-	}
-	u, err := user.Lookup(name)
-	if err != nil {
-		return nil, bad("cannot look it up", err)
-	}
-	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
-	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
-	if err := errors.Join(err1, err2); err != nil {
-		return nil, bad("bad uid or gid", err)
-	}
-	if !l.root {
-		if int(uid) == os.Geteuid() {
-			return nil, nil
-		}
-		return nil, bad("the agent is not root, so it runs containers only as its own user", nil)
-	}
-	gids, err := u.GroupIds()
-	if err != nil {
-		return nil, bad("cannot list its groups", err)
-	}
-	usr := &launcher.User{UID: uint32(uid), GID: uint32(gid), Groups: []uint32{}}
-	for _, g := range gids {
-		n, err := strconv.ParseUint(g, 10, 32)
-		if err != nil {
-			return nil, bad("bad group id", err)
-		}
-		usr.Groups = append(usr.Groups, uint32(n))
-	}
-	return usr, nil
+	return &launcher.User{UID: cred.Uid, GID: cred.Gid, Groups: append([]uint32{}, cred.Groups...)}, nil
 }
 
 // mountPointBeneath makes the mount point of a volume in the sandbox: a

@@ -942,6 +942,13 @@ func isClosed(ch chan struct{}) bool {
 // credential returns the credential a container of user name runs with, or
 // nil to run it as the agent's own user.
 func (p *Process) credential(id, name string) (*syscall.Credential, error) {
+	return credentialOf(id, name, p.root, p.uid)
+}
+
+// credentialOf resolves a container's user on the host: its uid, primary
+// gid and supplementary groups; nil runs it as the agent's own user (uid
+// self). An agent that is not root runs containers only as itself.
+func credentialOf(id, name string, root bool, self int) (*syscall.Credential, error) {
 	if name == "" {
 		return nil, nil
 	}
@@ -960,8 +967,8 @@ func (p *Process) credential(id, name string) (*syscall.Credential, error) {
 	if err := errors.Join(err1, err2); err != nil {
 		return nil, bad("bad uid or gid", err)
 	}
-	if !p.root {
-		if int(uid) == p.uid {
+	if !root {
+		if int(uid) == self {
 			return nil, nil
 		}
 		return nil, bad("the agent is not root, so it runs containers only as its own user", nil)
