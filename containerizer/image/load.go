@@ -31,35 +31,9 @@ const annotationRefName = ocispec.AnnotationRefName
 // Force is given. Fetching the file from a URI is the agent's fetcher's
 // job.
 func (s *Store) Load(ctx context.Context, path, ref string, opts ...PullOption) (*Image, error) {
-	var po pullOptions
-	for _, o := range opts {
-		o(&po)
-	}
-	r, err := s.ParseReference(ref)
-	if err != nil {
-		return nil, err
-	}
-	key := r.Name()
-	if !po.force {
-		s.mu.Lock()
-		rec := s.images[key]
-		s.mu.Unlock()
-		if rec != nil {
-			return s.imageOf(rec), nil
-		}
-	}
-	v, err := s.do(ctx, "image:"+key, func(ctx context.Context) (any, error) {
-		img, cleanup, err := s.openLocal(ctx, path, r.Identifier())
-		if err != nil {
-			return nil, err
-		}
-		defer cleanup()
-		return s.ingest(ctx, key, img)
+	return s.get(ctx, ref, "load "+path, opts, func(ctx context.Context, r name.Reference) (v1.Image, func(), error) {
+		return s.openLocal(ctx, path, r.Identifier())
 	})
-	if err != nil {
-		return nil, pullError(key, "load "+path, err)
-	}
-	return v.(*Image), nil
 }
 
 // openLocal opens the image in an OCI layout directory, an OCI layout tar

@@ -38,6 +38,16 @@ func Force() PullOption { return func(o *pullOptions) { o.force = true } }
 // nothing of the image is left in the store (layers it completed stay, for
 // GC to collect when unused).
 func (s *Store) Pull(ctx context.Context, ref string, opts ...PullOption) (*Image, error) {
+	return s.get(ctx, ref, "pull", opts, func(ctx context.Context, r name.Reference) (v1.Image, func(), error) {
+		img, err := s.fetchRemote(ctx, r)
+		return img, func() {}, err
+	})
+}
+
+// get is Pull and Load: the stored image of ref unless Force is given,
+// else the image open gives, ingested once however many callers ask at
+// once (what names the operation in errors).
+func (s *Store) get(ctx context.Context, ref, what string, opts []PullOption, open func(context.Context, name.Reference) (v1.Image, func(), error)) (*Image, error) {
 	var po pullOptions
 	for _, o := range opts {
 		o(&po)
@@ -56,14 +66,15 @@ func (s *Store) Pull(ctx context.Context, ref string, opts ...PullOption) (*Imag
 		}
 	}
 	v, err := s.do(ctx, "image:"+key, func(ctx context.Context) (any, error) {
-		img, err := s.fetchRemote(ctx, r)
+		img, cleanup, err := open(ctx, r)
 		if err != nil {
 			return nil, err
 		}
+		defer cleanup()
 		return s.ingest(ctx, key, img)
 	})
 	if err != nil {
-		return nil, pullError(key, "pull", err)
+		return nil, pullError(key, what, err)
 	}
 	return v.(*Image), nil
 }
