@@ -47,13 +47,21 @@ func TestContainers(t *testing.T) {
 	master := proctest.StartServer(t, "master", "/health", wait, func(addr string) *exec.Cmd {
 		return exec.Command(bin["master"], "-listen", addr, "-allocation-interval", "100ms", "-log-level", "info")
 	})
+	cgroupsRoot := fmt.Sprintf("apron-test-%d", os.Getpid())
+	t.Cleanup(func() {
+		// The agent's cgroups root, empty once its containers are gone.
+		dirs, _ := filepath.Glob("/sys/fs/cgroup/*/" + cgroupsRoot)
+		for _, d := range append(dirs, "/sys/fs/cgroup/"+cgroupsRoot) {
+			os.Remove(d)
+		}
+	})
 	agent := proctest.StartServer(t, "agent", "/health", wait, func(addr string) *exec.Cmd {
 		return exec.Command(bin["agent"], "-master", master.Addr, "-listen", addr,
 			"-work-dir", filepath.Join(dir, "agent"), "-hostname", "agent-1",
 			"-resources", "cpus:2;mem:2048;disk:1000;ports:[31000-32000]",
 			"-isolation", "filesystem/linux,cgroups/cpu,cgroups/mem,cgroups/pids,namespaces/pid,docker/runtime",
 			"-image-providers", "docker", "-docker-registry", reg.URL(),
-			"-cgroups-root", fmt.Sprintf("apron-test-%d", os.Getpid()), "-log-level", "info")
+			"-cgroups-root", cgroupsRoot, "-log-level", "info")
 	})
 	require.Eventually(t, func() bool { return agentsRegistered(master.Addr) == 1 }, wait, 50*time.Millisecond)
 
