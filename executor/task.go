@@ -4,7 +4,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"math"
+	"path/filepath"
+	"strings"
 
 	"github.com/apronhq/apron/api/v1/mesospb"
 	"github.com/apronhq/apron/containerizer"
@@ -22,6 +25,10 @@ func (b *builtin) containerConfig(t *task) (containerizer.Config, error) {
 		return containerizer.Config{}, errors.New("the task has no command")
 	}
 	img, hostname, err := containerImage(ti.Container)
+	if err != nil {
+		return containerizer.Config{}, err
+	}
+	vols, err := containerVolumes(ti.Container, t.sandbox)
 	if err != nil {
 		return containerizer.Config{}, err
 	}
@@ -69,7 +76,61 @@ func (b *builtin) containerConfig(t *task) (containerizer.Config, error) {
 		DiesWithAgent: b.cfg.DiesWithAgent,
 		Image:         img,
 		Hostname:      hostname,
+		Volumes:       vols,
 	}, nil
+}
+
+// containerVolumes reads ContainerInfo.volumes as Mesos's filesystem
+// isolators take them: a host path (the legacy host_path, relative to the
+// sandbox when not absolute, or a HOST_PATH source) or a SANDBOX_PATH of
+// the container's own sandbox, mounted at container_path (relative to the
+// sandbox, or absolute in the container's root filesystem), read-only for
+// mode RO. Volumes from images, Docker volume drivers, secrets and CSI,
+// and a parent's sandbox, are refused with a message naming them.
+func containerVolumes(c *mesospb.ContainerInfo, sandbox string) ([]containerizer.Volume, error) {
+	if c == nil {
+		return nil, nil
+	}
+	var out []containerizer.Volume
+	for i, v := range c.Volumes {
+		bad := func(format string, args ...any) error {
+			return fmt.Errorf("container.volumes[%d] (at %q): %s", i, v.ContainerPath, fmt.Sprintf(format, args...))
+		}
+		var host string
+		switch src := v.Source; {
+		case v.HostPath != nil:
+			host = v.GetHostPath()
+			if !filepath.IsAbs(host) {
+				host = filepath.Join(sandbox, host)
+			}
+		case v.Image != nil:
+			return nil, bad("image volumes are not supported")
+		case src == nil:
+			return nil, bad("no host_path and no source")
+		case src.GetType() == mesospb.Volume_Source_HOST_PATH && src.HostPath != nil:
+			host = src.HostPath.Path
+			if !filepath.IsAbs(host) {
+				return nil, bad("host path %q is not absolute", host)
+			}
+		case src.GetType() == mesospb.Volume_Source_SANDBOX_PATH && src.SandboxPath != nil:
+			if src.SandboxPath.GetType() != mesospb.Volume_Source_SandboxPath_SELF {
+				return nil, bad("only SELF sandbox paths are supported (nested containers are not)")
+			}
+			p := src.SandboxPath.Path
+			if filepath.IsAbs(p) || strings.Contains("/"+filepath.ToSlash(p)+"/", "/../") {
+				return nil, bad("sandbox path %q is not inside the sandbox", p)
+			}
+			host = filepath.Join(sandbox, p)
+		default:
+			return nil, bad("volumes of source type %v are not supported", src.GetType())
+		}
+		out = append(out, containerizer.Volume{
+			HostPath:      host,
+			ContainerPath: v.ContainerPath,
+			ReadOnly:      v.GetMode() == mesospb.Volume_RO,
+		})
+	}
+	return out, nil
 }
 
 // containerImage reads a task's ContainerInfo: the Docker image it runs in
