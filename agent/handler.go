@@ -33,8 +33,11 @@ const maxAPIBody = httpapi.DefaultMaxBodyBytes
 //     GET_HEALTH, GET_FLAGS, GET_VERSION, GET_METRICS, GET_STATE,
 //     GET_CONTAINERS, GET_FRAMEWORKS, GET_EXECUTORS, GET_TASKS,
 //     GET_AGENT, GET_LOGGING_LEVEL, SET_LOGGING_LEVEL, GET_OPERATIONS,
-//     GET_RESOURCE_PROVIDERS, KILL_CONTAINER and WAIT_CONTAINER; other
-//     calls answer 501 naming the call.
+//     GET_RESOURCE_PROVIDERS, KILL_CONTAINER and WAIT_CONTAINER, and
+//     the debugging calls LAUNCH_NESTED_CONTAINER_SESSION,
+//     LAUNCH_NESTED_CONTAINER, ATTACH_CONTAINER_INPUT and
+//     ATTACH_CONTAINER_OUTPUT, whose requests and answers stream
+//     (operator_nested.go); other calls answer 501 naming the call.
 //   - GET /health (200 "OK" while Run runs, else 503) and GET /metrics
 //     (Prometheus text format).
 //   - Mesos's own endpoints, in Mesos's JSON shapes (endpoints.go): GET
@@ -131,10 +134,17 @@ func handlerError(err error) error {
 }
 
 func (a *Agent) serveOperatorAPI(w http.ResponseWriter, r *http.Request) {
+	if isStreamingOperatorRequest(r) { // operator_nested.go
+		a.serveStreamingOperatorCall(w, r)
+		return
+	}
 	var call agentpb.Call
 	c, err := httpapi.DecodeCall(r, &call, maxAPIBody, httpapi.LogIgnored(a.log))
 	if err != nil {
 		httpapi.WriteError(w, err)
+		return
+	}
+	if a.serveOperatorStream(w, r, c, &call) { // answers that stream
 		return
 	}
 	resp, err := a.operatorCall(r.Context(), &call)

@@ -318,6 +318,9 @@ func containerStats(ctx context.Context, cont containerizer.Containerizer, id st
 	if u.Limits.MemoryBytes > 0 {
 		s.MemLimitBytes = ptr(u.Limits.MemoryBytes)
 	}
+	if u.Limits.DiskBytes > 0 { // measured by containerizer.Disk (disk/du)
+		s.DiskLimitBytes, s.DiskUsedBytes = ptr(u.Limits.DiskBytes), ptr(u.DiskUsedBytes)
+	}
 	// A containerizer with cgroups (the Linux one) knows more: CFS
 	// periods and throttling, the memory breakdown, as Mesos reports them.
 	if cs, ok := cont.(cgroupStats); ok {

@@ -41,6 +41,8 @@ func (a *Agent) moreOperatorCalls(ctx context.Context, call *agentpb.Call) (resp
 		// Apron has no resource providers: the list Mesos answers for an
 		// agent with none.
 		resp = &agentpb.Response{Type: agentpb.Response_GET_RESOURCE_PROVIDERS.Enum(), GetResourceProviders: &agentpb.Response_GetResourceProviders{}}
+	case agentpb.Call_PRUNE_IMAGES:
+		resp, err = a.pruneImagesCall(ctx, call) // operator_images.go
 	case agentpb.Call_KILL_CONTAINER:
 		resp, err = a.killContainerCall(ctx, call.GetKillContainer())
 	case agentpb.Call_WAIT_CONTAINER:
@@ -49,6 +51,8 @@ func (a *Agent) moreOperatorCalls(ctx context.Context, call *agentpb.Call) (resp
 		resp, err = a.killNestedContainerCall(ctx, call.GetKillNestedContainer())
 	case agentpb.Call_WAIT_NESTED_CONTAINER:
 		resp, err = a.waitNestedContainerCall(ctx, call.GetWaitNestedContainer())
+	case agentpb.Call_LAUNCH_NESTED_CONTAINER, agentpb.Call_ATTACH_CONTAINER_INPUT:
+		resp, err = a.nestedCall(ctx, call) // operator_nested.go
 	default:
 		return nil, false, nil
 	}
@@ -267,8 +271,8 @@ func (a *Agent) waitContainerCall(ctx context.Context, wc *agentpb.Call_WaitCont
 
 // waitAnswer is a termination as Mesos's WAIT_CONTAINER answers it: the
 // main process's wait(2) status when known; for a container the
-// containerizer killed for going over its memory, TASK_FAILED with
-// REASON_CONTAINER_LIMITATION_MEMORY and its message, as Mesos's
+// containerizer killed for going over its memory or disk, TASK_FAILED
+// with REASON_CONTAINER_LIMITATION_MEMORY or _DISK and its message, as Mesos's
 // containerizer sets them on a limitation. A plain end carries only the
 // status, as in Mesos; an unknown status (the process ended while no
 // agent was its parent) carries the containerizer's message instead.
@@ -282,12 +286,19 @@ func waitAnswer(t containerizer.Termination) *agentpb.Response_WaitContainer {
 	case t.Message != "":
 		w.Message = ptr(t.Message)
 	}
-	if t.Reason == containerizer.ReasonMemoryLimit {
-		w.State = mesospb.TASK_FAILED.Enum()
-		w.Reason = mesospb.TaskStatus_REASON_CONTAINER_LIMITATION_MEMORY.Enum()
-		if t.Message != "" {
-			w.Message = ptr(t.Message)
-		}
+	var reason mesospb.TaskStatus_Reason
+	switch t.Reason {
+	case containerizer.ReasonMemoryLimit:
+		reason = mesospb.TaskStatus_REASON_CONTAINER_LIMITATION_MEMORY
+	case containerizer.ReasonDiskLimit:
+		reason = mesospb.TaskStatus_REASON_CONTAINER_LIMITATION_DISK
+	default:
+		return w
+	}
+	w.State = mesospb.TASK_FAILED.Enum()
+	w.Reason = reason.Enum()
+	if t.Message != "" {
+		w.Message = ptr(t.Message)
 	}
 	return w
 }

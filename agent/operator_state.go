@@ -18,6 +18,9 @@ type opsState struct {
 	runWaiters map[*executorRec][]chan<- runEnd
 	// master is the MasterInfo of the last registration, nil before.
 	master *mesospb.MasterInfo
+	// nested are the streams of the nested containers launched through
+	// the operator API, by container ID (operator_nested.go).
+	nested map[string]*nestedIO
 }
 
 // loggingState is SET_LOGGING_LEVEL's pending revert.

@@ -238,9 +238,9 @@ func (a *Agent) destroyExecutorContainers(ctx context.Context, dir string) {
 }
 
 // limitsOf is what a container may use: the sum of the cpus and mem (MB)
-// of rs.
+// of rs, and of its disk (MB) outside volumes, the sandbox's quota.
 func limitsOf(rs []mesospb.Resource) containerizer.Limits {
-	var cpus, mem float64
+	var cpus, mem, disk float64
 	for _, r := range rs {
 		if r.Scalar == nil || !(r.Scalar.Value > 0) || math.IsInf(r.Scalar.Value, 0) {
 			continue
@@ -250,6 +250,10 @@ func limitsOf(rs []mesospb.Resource) containerizer.Limits {
 			cpus += r.Scalar.Value
 		case "mem":
 			mem += r.Scalar.Value
+		case "disk":
+			if r.Disk == nil || r.Disk.Volume == nil { // a volume is not in the sandbox
+				disk += r.Scalar.Value
+			}
 		}
 	}
 	var l containerizer.Limits
@@ -258,6 +262,9 @@ func limitsOf(rs []mesospb.Resource) containerizer.Limits {
 	}
 	if b := mem * (1 << 20); b >= 1 && b < math.MaxUint64 {
 		l.MemoryBytes = uint64(b)
+	}
+	if b := disk * (1 << 20); b >= 1 && b < math.MaxUint64 {
+		l.DiskBytes = uint64(b)
 	}
 	return l
 }

@@ -190,6 +190,10 @@ type Limits struct {
 	CPUs float64
 	// MemoryBytes is the memory limit.
 	MemoryBytes uint64
+	// DiskBytes is the sandbox's disk quota (the task's or executor's
+	// disk). The containerizers do not watch it themselves: NewDisk wraps
+	// one to measure the sandbox against it (Mesos's disk/du isolator).
+	DiskBytes uint64
 }
 
 // Reason says why a container ended when something other than its own
@@ -205,6 +209,9 @@ const (
 	// ReasonMemoryLimit: the container was killed for going over its memory
 	// limit (containerizers that enforce limits).
 	ReasonMemoryLimit Reason = "memory-limit"
+	// ReasonDiskLimit: the container was killed for using more of its
+	// sandbox's disk than Limits.DiskBytes (NewDisk with enforcement).
+	ReasonDiskLimit Reason = "disk-limit"
 )
 
 // Termination is how a container ended: the status of its main process.
@@ -244,6 +251,10 @@ type Usage struct {
 	Threads   int
 	// Limits are the container's limits, as launched.
 	Limits Limits
+	// DiskUsedBytes is the disk its sandbox used at the last measure
+	// (NewDisk, for a container with Limits.DiskBytes), or 0 when not
+	// measured.
+	DiskUsedBytes uint64
 }
 
 // Clock tells the time; tests inject a fake one.

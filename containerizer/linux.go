@@ -26,10 +26,12 @@ import (
 // The program must call launcher.IsInit and launcher.RunInit first thing
 // in main (see package launcher), or name such a binary in Init.
 //
-// Config.DiesWithAgent is not supported yet: the containers of a Linux
-// containerizer always outlive the agent (their init is in a session of
-// its own, and the launcher sets no parent-death signal); the agent's
-// recovery destroys those of frameworks that do not checkpoint.
+// Containers outlive the agent (their init is in a session of its own)
+// unless Config.DiesWithAgent: then the init, and the task, get SIGKILL
+// when the agent process ends, however it ends (launcher's
+// Spec.DiesWithParent, a parent-death signal); in a pid namespace that
+// ends everything in the container, in the host's the task's own
+// children survive it.
 //
 // Signal sends the signal to every process in the container's cgroups,
 // but the init, which would forward it to the task a second time; SIGKILL

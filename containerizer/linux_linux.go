@@ -38,7 +38,8 @@ type Linux struct {
 	closed     bool
 	closing    chan struct{}
 	containers map[string]*linuxContainer
-	watchers   sync.WaitGroup // the OOM watchers
+	nested     map[string]*linuxNested // nested_linux.go
+	watchers   sync.WaitGroup          // the OOM watchers
 }
 
 // linuxContainer is one container of a Linux containerizer.
@@ -226,6 +227,9 @@ func (l *Linux) start(ctx context.Context, c *linuxContainer, cfg *Config, usr *
 		// The init records the task's end here: an agent killed while
 		// the container runs learns it after its restart.
 		StatusFile: filepath.Join(c.dir, "status"),
+		// A task of a framework that does not checkpoint dies with the
+		// agent, as the process containerizer's do.
+		DiesWithParent: cfg.DiesWithAgent,
 	}
 	if spec.Hostname == "" {
 		spec.Hostname = hostnameOf(cfg.ID)
@@ -476,6 +480,9 @@ func lostTermination(err error) Termination {
 
 // Wait implements Containerizer.
 func (l *Linux) Wait(ctx context.Context, id string) (Termination, error) {
+	if n, err := l.nestedByID(ctx, id); n != nil || err != nil {
+		return l.waitNested(ctx, n, err)
+	}
 	c, err := l.lookup(ctx, id)
 	if err != nil {
 		return Termination{}, err
@@ -499,6 +506,9 @@ func (l *Linux) Wait(ctx context.Context, id string) (Termination, error) {
 // gets sig, but its init: the init forwards most signals to the task,
 // which would get them twice. SIGKILL reaches the init too.
 func (l *Linux) Signal(ctx context.Context, id string, sig syscall.Signal) error {
+	if n, err := l.nestedByID(ctx, id); n != nil || err != nil {
+		return l.signalNested(n, err, sig)
+	}
 	c, err := l.lookup(ctx, id)
 	if err != nil {
 		return err
@@ -542,8 +552,14 @@ func slicesContainsOtherThan(pids []int, pid int) bool {
 
 // Destroy implements Containerizer.
 func (l *Linux) Destroy(ctx context.Context, id string) error {
+	if n, err := l.nestedByID(ctx, id); n != nil || err != nil {
+		return l.destroyNested(ctx, n, err)
+	}
 	c, err := l.lookup(ctx, id)
 	if err != nil {
+		return err
+	}
+	if err := l.destroyNestedOf(ctx, id); err != nil {
 		return err
 	}
 	l.mu.Lock()
@@ -607,6 +623,9 @@ func (l *Linux) destroy(ctx context.Context, c *linuxContainer) error {
 
 // Usage implements Containerizer.
 func (l *Linux) Usage(ctx context.Context, id string) (Usage, error) {
+	if n, err := l.nestedByID(ctx, id); n != nil || err != nil {
+		return l.usageNested(n, err)
+	}
 	c, err := l.lookup(ctx, id)
 	if err != nil {
 		return Usage{}, err
@@ -653,6 +672,7 @@ func (l *Linux) Containers(ctx context.Context) ([]string, error) {
 			ids = append(ids, id)
 		}
 	}
+	ids = append(ids, l.nestedIDs()...)
 	sort.Strings(ids)
 	return ids, nil
 }
@@ -758,6 +778,7 @@ func (l *Linux) Close() error {
 		l.closed = true
 		close(l.closing)
 		l.cancel()
+		l.closeNested()
 	}
 	l.mu.Unlock()
 	l.watchers.Wait()

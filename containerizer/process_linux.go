@@ -57,6 +57,7 @@ type container struct {
 	id      string
 	sandbox string
 	limits  Limits
+	parent  string // the container it is nested in (nested_linux.go), or ""
 
 	started   chan struct{} // closed when Launch has finished, well or not
 	launchErr error         // set before started is closed
@@ -564,6 +565,9 @@ func (p *Process) Destroy(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	if err := p.destroyNestedOf(ctx, id); err != nil {
+		return err
+	}
 	p.mu.Lock()
 	c.destroying = true
 	p.mu.Unlock()
@@ -881,6 +885,7 @@ func (p *Process) Close() error {
 	if !p.closed {
 		p.closed = true
 		close(p.closing)
+		p.closeNested()
 		for _, c := range p.containers {
 			if c.pidfd != nil {
 				stopWatching(c.pidfd)

@@ -154,9 +154,10 @@ func containerImage(c *mesospb.ContainerInfo) (name, hostname string, err error)
 }
 
 // taskLimits is what the task may use: its "cpus" and "mem" (MB) resources,
-// or its limits for them when it has some (infinite: no limit).
+// or its limits for them when it has some (infinite: no limit), and its
+// sandbox "disk" (MB).
 func taskLimits(ti *mesospb.TaskInfo) containerizer.Limits {
-	var cpus, mem float64
+	var cpus, mem, disk float64
 	for _, r := range ti.Resources {
 		if r.Scalar == nil || !(r.Scalar.Value > 0) {
 			continue
@@ -166,6 +167,12 @@ func taskLimits(ti *mesospb.TaskInfo) containerizer.Limits {
 			cpus += r.Scalar.Value
 		case "mem":
 			mem += r.Scalar.Value
+		case "disk":
+			// The sandbox's quota: a disk with a volume (a persistent
+			// volume) is not in the sandbox (Mesos's disk/du).
+			if r.Disk == nil || r.Disk.Volume == nil {
+				disk += r.Scalar.Value
+			}
 		}
 	}
 	if v, ok := ti.Limits["cpus"]; ok {
@@ -180,6 +187,9 @@ func taskLimits(ti *mesospb.TaskInfo) containerizer.Limits {
 	}
 	if bytes := mem * (1 << 20); bytes >= 1 && bytes < math.MaxUint64 {
 		l.MemoryBytes = uint64(bytes)
+	}
+	if bytes := disk * (1 << 20); bytes >= 1 && bytes < math.MaxUint64 {
+		l.DiskBytes = uint64(bytes)
 	}
 	return l
 }

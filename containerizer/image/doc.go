@@ -19,8 +19,13 @@
 // checks it) and its uncompressed tar against the config's diff ID. A name
 // already in the store is not fetched again unless [Force] is given
 // (Mesos's Image.cached). [Store.Load] takes the image from an OCI layout
-// (directory or tar) or a `docker save` archive on local disk; fetching
-// such a file from a URI is left to the agent's fetcher.
+// (directory or tar) or a `docker save` archive on local disk, and
+// [Store.LoadURI] from such an archive at a URI (http, https, file),
+// downloaded into the store's staging area within
+// [Options.MaxArchiveBytes]. As Mesos's image tar puller does, an
+// [Options.Registry] that names a directory of archives (an absolute
+// path, a file:// URL, or an http(s) URL with a path) makes Pull load
+// <directory>/<name>.tar instead of asking a registry.
 //
 // # The store
 //

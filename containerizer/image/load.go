@@ -28,8 +28,7 @@ const annotationRefName = ocispec.AnnotationRefName
 // Options.Platform; in a docker archive, the one tagged ref, else the only
 // one. As for Pull, the config and the layers are checked against their
 // digests, and a stored name is returned without reading path again unless
-// Force is given. Fetching the file from a URI is the agent's fetcher's
-// job.
+// Force is given. LoadURI takes the archive from a URI.
 func (s *Store) Load(ctx context.Context, path, ref string, opts ...PullOption) (*Image, error) {
 	return s.get(ctx, ref, "load "+path, opts, func(ctx context.Context, r name.Reference) (v1.Image, func(), error) {
 		return s.openLocal(ctx, path, r.Identifier())

@@ -36,8 +36,12 @@ func Force() PullOption { return func(o *pullOptions) { o.force = true } }
 // manifest list entry for Options.Platform is chosen; the config's digest
 // and each layer's compressed digest and diff ID are verified. On error
 // nothing of the image is left in the store (layers it completed stay, for
-// GC to collect when unused).
+// GC to collect when unused). When Options.Registry names a directory of
+// archives, the image is loaded from its archive there instead.
 func (s *Store) Pull(ctx context.Context, ref string, opts ...PullOption) (*Image, error) {
+	if s.archives != "" {
+		return s.pullArchive(ctx, ref, opts)
+	}
 	return s.get(ctx, ref, "pull", opts, func(ctx context.Context, r name.Reference) (v1.Image, func(), error) {
 		img, err := s.fetchRemote(ctx, r)
 		return img, func() {}, err

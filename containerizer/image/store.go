@@ -30,7 +30,10 @@ type Options struct {
 	// Registry is the registry that image names without one resolve
 	// against, as Mesos's -docker_registry: a URL ("http://host:port" speaks
 	// plain HTTP, "https://host" TLS) or a bare host[:port] (TLS). Empty
-	// means Docker Hub (index.docker.io).
+	// means Docker Hub (index.docker.io). As Mesos's image tar puller, it
+	// may instead name a directory of image archives: an absolute path, a
+	// file:// URL, or an http(s) URL with a path (http://host/images);
+	// Pull then loads <directory>/<name>.tar (see LoadURI).
 	Registry string
 	// DockerConfig is the path of a docker config.json whose "auths" give
 	// the registries' credentials ("auth" or username/password, or an
@@ -43,6 +46,10 @@ type Options struct {
 	// layer and of all the layers of an image; zero means no limit.
 	MaxLayerBytes int64
 	MaxImageBytes int64
+	// MaxArchiveBytes limits the size of an image archive downloaded by
+	// LoadURI (or Pull from a directory of archives over HTTP); zero
+	// means no limit.
+	MaxArchiveBytes int64
 	// AllowDevices lets layers create character and block device nodes
 	// (only when the store runs as root). Otherwise a layer with a device
 	// node is refused as corrupt.
@@ -121,6 +128,9 @@ type Store struct {
 	root   bool
 	defReg name.Registry
 	plain  bool // the default registry speaks plain HTTP
+	// archives, when set, is the directory (a local path or an http(s)
+	// URL) of image archives that Pull loads from instead of a registry.
+	archives string
 
 	mu       sync.Mutex
 	closed   bool
@@ -204,6 +214,15 @@ func (s *Store) Close() error {
 }
 
 func (s *Store) parseRegistry(r string) error {
+	src, ok, err := archiveSource(r)
+	if err != nil {
+		return err
+	}
+	if ok {
+		// Names resolve against the default registry, as Mesos's tar
+		// puller names them.
+		s.archives, r = src, ""
+	}
 	host := r
 	if strings.Contains(r, "://") {
 		u, err := url.Parse(r)

@@ -54,8 +54,14 @@ func RunInit() error {
 	if cfg.StatusFD != 0 {
 		unix.CloseOnExec(cfg.StatusFD) // the init's alone
 	}
+	if cfg.Enter != nil {
+		runEnter(&cfg, ctlFD, enc, failed) // never returns
+	}
 	if err := setUp(&cfg); err != nil {
 		failed(err)
+	}
+	if cfg.DiesWithParent {
+		armParentDeath(ctlFD)
 	}
 	exe := cfg.Args[0]
 	if cfg.Path != "" {
@@ -79,7 +85,13 @@ func RunInit() error {
 	for i := range files {
 		files[i] = uintptr(i)
 	}
-	pid, err := syscall.ForkExec(argv0, cfg.Args, &syscall.ProcAttr{Env: cfg.Env, Files: files})
+	attr := &syscall.ProcAttr{Env: cfg.Env, Files: files}
+	if cfg.DiesWithParent {
+		// Without a pid namespace the init's death does not end the
+		// task: its own parent-death signal does.
+		attr.Sys = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	}
+	pid, err := syscall.ForkExec(argv0, cfg.Args, attr)
 	if err != nil {
 		failed(fmt.Errorf("executing %q: %v", cfg.Args[0], err))
 	}
@@ -107,6 +119,19 @@ func RunInit() error {
 	}
 	os.Exit(255)
 	return nil
+}
+
+// armParentDeath sets the init's parent-death signal again: setUp's
+// change to the task's user disarmed the one its parent set. When the
+// parent died meanwhile, no signal will come: the control socket, closed
+// by the dead parent, says so (POLLHUP), and the init ends the container
+// itself.
+func armParentDeath(ctlFD int) {
+	unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0)
+	fds := []unix.PollFd{{Fd: int32(ctlFD), Events: unix.POLLOUT}}
+	if n, err := unix.Poll(fds, 0); err == nil && n > 0 && fds[0].Revents&(unix.POLLHUP|unix.POLLERR) != 0 {
+		os.Exit(1)
+	}
 }
 
 // forwardedSignals are passed on from the init to the task.

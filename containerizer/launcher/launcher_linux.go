@@ -45,6 +45,10 @@ type initConfig struct {
 	StatusFD int `json:"status_fd,omitempty"`
 	// Files is how many descriptors, from 0, the task inherits.
 	Files int `json:"files"`
+	// Enter, when set, makes the init enter a running container (Enter).
+	Enter *enterConfig `json:"enter,omitempty"`
+	// DiesWithParent is Spec.DiesWithParent.
+	DiesWithParent bool `json:"dies_with_parent,omitempty"`
 }
 
 // initMsg is one message from the init: an error before the task ran,
@@ -111,6 +115,8 @@ func Start(ctx context.Context, spec *Spec) (*Process, error) {
 		NewUTS:   spec.has(NamespaceUTS),
 		NoInit:   spec.NoInit,
 		Files:    3 + len(spec.ExtraFiles),
+
+		DiesWithParent: spec.DiesWithParent,
 	}
 	if spec.Sandbox != "" {
 		cfg.SandboxTarget = spec.sandboxTarget()
@@ -194,6 +200,9 @@ func Start(ctx context.Context, spec *Spec) (*Process, error) {
 			// group miss it.
 			Setsid: true,
 		},
+	}
+	if spec.DiesWithParent {
+		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 	}
 	// Assigned only when set: a nil *os.File in an io.Reader is not nil.
 	if spec.Stdin != nil {

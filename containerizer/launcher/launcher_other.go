@@ -5,6 +5,7 @@ package launcher
 import (
 	"context"
 	"errors"
+	"os"
 	"syscall"
 )
 
@@ -45,3 +46,8 @@ func (p *Process) Kill() error { return ErrNotSupported }
 
 // Wait returns ErrNotSupported.
 func (p *Process) Wait() (ws syscall.WaitStatus, err error) { return ws, ErrNotSupported }
+
+// Enter returns ErrNotSupported: containers need Linux.
+func Enter(ctx context.Context, spec *EnterSpec) (*Process, *os.File, error) {
+	return nil, nil, ErrNotSupported
+}

@@ -113,6 +113,16 @@ type Spec struct {
 	// is in its cgroups and before it sets anything up; an error stops the
 	// start.
 	Hook func(pid int) error
+	// DiesWithParent kills the container when the process that started
+	// it ends, however it ends (kill -9 included): the init gets SIGKILL
+	// as its parent-death signal, armed again once it has taken the
+	// task's user (a change of credentials disarms it), and the task gets
+	// it too, so it dies with the init also without a pid namespace (where
+	// the task's own children are then not reached) and with NoInit. The
+	// parent-death signal follows the thread that started the init: the
+	// caller must not start it from a thread that ends before the process
+	// does (one locked with runtime.LockOSThread and left so).
+	DiesWithParent bool
 }
 
 // User is the identity the task runs as.

@@ -33,3 +33,25 @@ func TestIsolationFlags(t *testing.T) {
 		assert.Equal(t, tc.linux, linux, "%+v", tc)
 	}
 }
+
+func TestDiskFlags(t *testing.T) {
+	for _, tc := range []struct {
+		isolation string
+		enforce   bool
+		du        bool
+	}{
+		{"", false, false},
+		{"posix/cpu,posix/mem", false, false},
+		{"posix/cpu,disk/du", false, true},
+		{"filesystem/linux, posix/disk", false, true},
+		{"", true, true},
+	} {
+		f := linuxFlags{isolation: tc.isolation, enforceDiskQuota: tc.enforce}
+		_, err := f.linux()
+		require.NoError(t, err, "%+v", tc)
+		assert.Equal(t, tc.du, f.diskDu(), "%+v", tc)
+	}
+	f := linuxFlags{diskWatchInterval: 0}
+	_, err := f.withDisk(nil, t.TempDir(), nil)
+	require.ErrorContains(t, err, "-container-disk-watch-interval")
+}
