@@ -18,6 +18,7 @@ import (
 	"github.com/apronhq/apron/api/v1/mesospb"
 	"github.com/apronhq/apron/containerizer"
 	"github.com/apronhq/apron/executor"
+	"github.com/apronhq/apron/internal/agentcore"
 	"github.com/apronhq/apron/internal/fetch"
 )
 
@@ -43,75 +44,44 @@ func (fw *frameworkRec) sortedExecutors() []*executorRec {
 	return out
 }
 
-func (fw *frameworkRec) partitionAware() bool {
-	for _, c := range fw.info.Capabilities {
-		if c.GetType() == mesospb.FrameworkInfo_Capability_PARTITION_AWARE {
-			return true
-		}
-	}
-	return false
-}
+func (fw *frameworkRec) partitionAware() bool { return agentcore.PartitionAware(&fw.info) }
 
-// executorKind says what runs an executor.
-type executorKind int
+// executorKind says what runs an executor: agentcore.ExecutorKind, with
+// the agent's short names.
+type executorKind agentcore.ExecutorKind
 
 const (
-	kindCommand        executorKind = iota // the built-in command executor in process, one command task
-	kindDefault                            // the built-in default executor, task groups
-	kindGo                                 // an in-process Go executor from Config.Executors
-	kindProcess                            // a custom executor: a process that subscribes over HTTP
-	kindCommandProcess                     // the built-in command executor as a process of its own
+	kindCommand        = executorKind(agentcore.KindCommand)
+	kindDefault        = executorKind(agentcore.KindDefault)
+	kindGo             = executorKind(agentcore.KindGo)
+	kindProcess        = executorKind(agentcore.KindProcess)
+	kindCommandProcess = executorKind(agentcore.KindCommandProcess)
 )
 
-func (k executorKind) String() string {
-	switch k {
-	case kindCommand:
-		return "command"
-	case kindDefault:
-		return "default"
-	case kindGo:
-		return "go"
-	case kindProcess:
-		return "process"
-	default:
-		return "command-process"
-	}
-}
+func (k executorKind) String() string { return agentcore.ExecutorKind(k).String() }
 
 func parseKind(s string) (executorKind, bool) {
-	if s == "unsupported" {
-		// Checkpoints of agents that did not run executor processes yet.
-		return kindProcess, true
-	}
-	for k := kindCommand; k <= kindCommandProcess; k++ {
-		if k.String() == s {
-			return k, true
-		}
-	}
-	return 0, false
+	k, ok := agentcore.ParseExecutorKind(s)
+	return executorKind(k), ok
 }
 
 // command reports whether the executor is the command executor, which
 // Mesos makes up for a command task and does not show as the task's.
-func (k executorKind) command() bool { return k == kindCommand || k == kindCommandProcess }
+func (k executorKind) command() bool { return agentcore.ExecutorKind(k).Command() }
 
 // process reports whether the executor is a process of its own, one
 // container of the agent's containerizer named by its run's ID.
-func (k executorKind) process() bool { return k == kindProcess || k == kindCommandProcess }
+func (k executorKind) process() bool { return agentcore.ExecutorKind(k).Process() }
 
-// execState is an executor's lifecycle, as Mesos's.
-type execState int
+// execState is an executor's lifecycle, as Mesos's (agentcore).
+type execState = agentcore.ExecutorState
 
 const (
-	execRegistering execState = iota // started, has not subscribed yet: its tasks are queued
-	execRunning                      // subscribed at least once
-	execTerminating                  // told to shut down, or being cleaned up
-	execTerminated                   // gone; kept until its tasks' last updates are acknowledged
+	execRegistering = agentcore.ExecutorRegistering // started, has not subscribed yet: its tasks are queued
+	execRunning     = agentcore.ExecutorRunning     // subscribed at least once
+	execTerminating = agentcore.ExecutorTerminating // told to shut down, or being cleaned up
+	execTerminated  = agentcore.ExecutorTerminated  // gone; kept until its tasks' last updates are acknowledged
 )
-
-func (s execState) String() string {
-	return [...]string{"REGISTERING", "RUNNING", "TERMINATING", "TERMINATED"}[s]
-}
 
 // executorRec is one run of an executor.
 type executorRec struct {
@@ -143,11 +113,20 @@ type executorRec struct {
 	exitStatus *int32  // the wait status of its process, once it has exited
 }
 
-// ending is the state the agent gives the tasks an executor leaves behind.
+// ending is the state the agent gives the tasks an executor leaves behind
+// (agentcore.Ending).
 type ending struct {
 	state   mesospb.TaskState
 	reason  mesospb.TaskStatus_Reason
 	message string
+}
+
+func endingOf(e agentcore.Ending) *ending {
+	return &ending{state: e.State, reason: e.Reason, message: e.Message}
+}
+
+func (e *ending) core() agentcore.Ending {
+	return agentcore.Ending{State: e.state, Reason: e.reason, Message: e.message}
 }
 
 func (e *executorRec) sortedTasks() []*taskRec {
@@ -190,6 +169,23 @@ func (l launchItem) taskIDs() []string {
 	}
 	return ids
 }
+
+// Holds reports whether the item launches the task (agentcore.QueueItem).
+func (l launchItem) Holds(taskID string) bool {
+	if l.group == nil {
+		return l.task.TaskID.Value == taskID
+	}
+	for i := range l.group.Tasks {
+		if l.group.Tasks[i].TaskID.Value == taskID {
+			return true
+		}
+	}
+	return false
+}
+
+// TaskIDs lists the item's tasks, and says whether it is a group
+// (agentcore.QueueItem).
+func (l launchItem) TaskIDs() ([]string, bool) { return l.taskIDs(), l.group != nil }
 
 func (l launchItem) event() *executorpb.Event {
 	if l.group != nil {
@@ -377,7 +373,7 @@ func (a *Agent) updateFramework(info mesospb.FrameworkInfo) {
 
 // forgetFramework drops a framework with no executors left.
 func (a *Agent) maybeForgetFramework(fw *frameworkRec) {
-	if len(fw.executors) > 0 || len(fw.tasks) > 0 || a.frameworks[fw.id] != fw {
+	if !agentcore.ForgetFramework(len(fw.executors), len(fw.tasks)) || a.frameworks[fw.id] != fw {
 		return
 	}
 	delete(a.frameworks, fw.id)
@@ -520,13 +516,7 @@ func (a *Agent) launchExecutor(e *executorRec) {
 		a.startProcessExecutor(e)
 		return
 	}
-	fail := func(err error) {
-		a.terminateExecutor(e, &ending{
-			state:   mesospb.TASK_FAILED,
-			reason:  mesospb.TaskStatus_REASON_CONTAINER_LAUNCH_FAILED,
-			message: "Failed to start executor: " + err.Error(),
-		})
-	}
+	fail := func(err error) { a.terminateExecutor(e, endingOf(agentcore.EndingLaunchFailed(err))) }
 	var ex executor.Executor
 	switch e.kind {
 	case kindCommand:
@@ -883,13 +873,14 @@ func (a *Agent) shutdownFramework(fwID string) {
 // grace period. An executor that has not subscribed yet has nothing to
 // shut down gracefully and is destroyed at once.
 func (a *Agent) shutdownExecutor(e *executorRec, why string) {
-	if e.state == execTerminating || e.state == execTerminated {
+	verdict := agentcore.DecideShutdown(e.state)
+	if verdict == agentcore.ShutdownNone {
 		return
 	}
 	if e.ending == nil {
-		e.ending = &ending{state: mesospb.TASK_KILLED, reason: mesospb.TaskStatus_REASON_EXECUTOR_TERMINATED, message: "Executor shut down: " + why}
+		e.ending = endingOf(agentcore.EndingShutdown(why))
 	}
-	if e.state == execRegistering {
+	if verdict == agentcore.ShutdownDestroy {
 		a.killExecutor(e)
 		return
 	}
@@ -908,10 +899,7 @@ func (a *Agent) shutdownExecutor(e *executorRec, why string) {
 // gracePeriod is the time an executor has to shut down: its own, or the
 // agent's default.
 func (a *Agent) gracePeriod(e *executorRec) time.Duration {
-	if g := e.info.ShutdownGracePeriod; g != nil && g.Nanoseconds > 0 {
-		return time.Duration(g.Nanoseconds)
-	}
-	return a.cfg.ExecutorShutdownGracePeriod
+	return agentcore.GracePeriod(&e.info, a.cfg.ExecutorShutdownGracePeriod)
 }
 
 // killExecutor ends an executor now: its driver's context is cancelled and
@@ -923,7 +911,7 @@ func (a *Agent) killExecutor(e *executorRec) {
 	}
 	e.state = execTerminating
 	if e.ending == nil {
-		e.ending = &ending{state: mesospb.TASK_KILLED, reason: mesospb.TaskStatus_REASON_EXECUTOR_TERMINATED, message: "Executor destroyed"}
+		e.ending = endingOf(agentcore.EndingDestroyed())
 	}
 	a.cleanupExecutor(e)
 }
@@ -934,11 +922,7 @@ func (a *Agent) executorExited(e *executorRec, err error) {
 		return
 	}
 	if e.ending == nil {
-		msg := "Executor terminated"
-		if err != nil && !errors.Is(err, context.Canceled) {
-			msg += ": " + err.Error()
-		}
-		e.ending = &ending{state: mesospb.TASK_FAILED, reason: mesospb.TaskStatus_REASON_EXECUTOR_TERMINATED, message: msg}
+		e.ending = endingOf(agentcore.EndingExited(err))
 	}
 	if e.state != execTerminating {
 		e.state = execTerminating
@@ -1031,7 +1015,7 @@ func (a *Agent) terminateExecutor(e *executorRec, end *ending) {
 		e.ending = end
 	}
 	if e.ending == nil {
-		e.ending = &ending{state: mesospb.TASK_FAILED, reason: mesospb.TaskStatus_REASON_EXECUTOR_TERMINATED, message: "Executor terminated"}
+		e.ending = endingOf(agentcore.EndingTerminated())
 	}
 	e.state = execTerminated
 	if e.cancel != nil {
@@ -1047,22 +1031,18 @@ func (a *Agent) terminateExecutor(e *executorRec, end *ending) {
 	}
 	e.queue, e.pending = nil, nil
 	a.forgetTaskVolumes(e)
+	ends := e.ending.core()
 	for _, t := range e.sortedTasks() {
-		switch {
-		case e.fw.terminating:
-			// As Mesos's agent (Slave::executorTerminated): no update for
-			// a framework the master removed, which nobody would
-			// acknowledge; its tasks are done with.
-			if !terminal(t.state) {
-				t.state = e.ending.state
-			}
-		case !terminal(t.state):
-			a.statusUpdate(e.fw.id, e.id, a.agentStatus(e.fw.id, t.info.TaskID.Value, e.ending.state, e.ending.reason, e.ending.message))
+		switch agentcore.EndTask(t.state, e.fw.terminating) {
+		case agentcore.TaskEndSilent:
+			t.state = ends.State
+		case agentcore.TaskEndUpdate:
+			a.statusUpdate(e.fw.id, e.id, a.agentEnd(t.info.TaskID.Value, ends))
 		}
 	}
 	a.log.Info("agent: executor terminated", "framework", e.fw.id, "executor", e.id, "why", e.ending.message)
 	a.runTerminated(e) // operator_containers.go
-	if e.kind.command() {
+	if !agentcore.ReportExit(agentcore.ExecutorKind(e.kind)) {
 		// As Mesos's agent (Slave::executorTerminated): the master does
 		// not know the command executors the agent makes up, so it hears
 		// nothing of their end, and the scheduler gets no FAILURE; the
@@ -1103,7 +1083,7 @@ func (a *Agent) forgetTerminatingTasks(e *executorRec) {
 // maybeForgetExecutor drops a terminated executor whose tasks are all
 // forgotten.
 func (a *Agent) maybeForgetExecutor(e *executorRec) {
-	if e.state != execTerminated || len(e.tasks) > 0 || e.fw.executors[e.key] != e {
+	if !agentcore.ForgetExecutor(e.state, len(e.tasks)) || e.fw.executors[e.key] != e {
 		return
 	}
 	delete(e.fw.executors, e.key)

@@ -114,6 +114,8 @@ func TestKillQueuedTaskGroup(t *testing.T) {
 		assert.Equal(t, mesospb.TASK_KILLED, st.GetState())
 		assert.Equal(t, mesospb.TaskStatus_SOURCE_AGENT, st.GetSource())
 		assert.Equal(t, mesospb.TaskStatus_REASON_TASK_KILLED_DURING_LAUNCH, st.GetReason())
+		// Mesos's Slave::killPendingTask names the group.
+		assert.Equal(t, "A task within the task group was killed before delivery to the executor", st.GetMessage())
 		assert.Equal(t, "agent-1", st.AgentID.Value)
 	}
 	assert.Empty(t, e.queue)

@@ -195,17 +195,10 @@ func (a *Agent) forgetUncheckpointed(ctx context.Context, fws []*recoveredFramew
 // reregistrationWindow is how long the executor processes that survived a
 // restart have to subscribe again: ExecutorReregistrationTimeout, but at
 // least two of their retry intervals (ExecutorSubscriptionBackoffMax,
-// which the agent gives them as MESOS_SUBSCRIPTION_BACKOFF_MAX). An
-// executor retries every ExecutorSubscriptionBackoffMax while the agent is
-// away; with a window of just one interval (Mesos's defaults, 2 s and
-// 2 s), an executor whose last try fell just before the agent could take
-// it tries again a few milliseconds after the window closed, and its
-// tasks, finished or running, fail. Mesos's executor library picks each
-// wait at random up to the maximum, which makes the miss rare, not
-// impossible; two intervals leave a whole interval for the try's own
-// latency and for one try refused while the agent was starting.
+// which the agent gives them as MESOS_SUBSCRIPTION_BACKOFF_MAX); see
+// agentcore.ReregistrationWindow.
 func (a *Agent) reregistrationWindow() time.Duration {
-	return max(a.cfg.ExecutorReregistrationTimeout, 2*a.cfg.ExecutorSubscriptionBackoffMax)
+	return agentcore.ReregistrationWindow(a.cfg.ExecutorReregistrationTimeout, a.cfg.ExecutorSubscriptionBackoffMax)
 }
 
 // recoverExecutor rebuilds one executor run and decides its fate. It
@@ -231,7 +224,7 @@ func (a *Agent) recoverExecutor(ctx context.Context, fw *frameworkRec, re *recov
 		if h := a.updates.Head(key); h != nil {
 			t.updateState, t.updateUUID = h.Status.State, h.Status.UUID
 		}
-		if terminal(t.state) && !a.updates.Has(key) && fw.tasks[rt.info.TaskID.Value] == nil {
+		if agentcore.ForgetRecovered(t.state, a.updates.Has(key), fw.tasks[rt.info.TaskID.Value] != nil) {
 			// Its end was acknowledged before the restart (its log was
 			// left by a stop between the two): it is forgotten, or its run
 			// would never be, nor its sandbox collected.
@@ -271,16 +264,33 @@ func (a *Agent) recoverExecutor(ctx context.Context, fw *frameworkRec, re *recov
 	}
 	a.attachSandbox(e) // files.go
 
-	if !e.live() {
+	processAlive := e.kind.process() && slices.Contains(containers, e.containerID)
+	d := agentcore.DecideRecovery(agentcore.ExecutorKind(e.kind), e.live(), processAlive)
+	gone := endingOf(d.Ending)
+	switch {
+	case d.Verdict == agentcore.RecoverEnded:
 		// Its end may not have reached the master: say it (again).
-		a.terminateExecutor(e, &ending{message: "The executor did not survive the agent's restart"})
+		a.terminateExecutor(e, gone)
 		return nil
+	case d.Verdict == agentcore.RecoverGone:
+		e.state = execTerminating
+		e.ending = gone
+		if d.Cleanup {
+			// Its state directory may hold containers it left running.
+			a.cleanupExecutor(e)
+			return nil
+		}
+		a.terminateExecutor(e, nil)
+		return nil
+	case d.Verdict == agentcore.RecoverAwait:
+		// The process lives on and reconnects to this agent, carrying the
+		// tasks and updates it has not seen acknowledged.
+		claimed[e.containerID] = true
+		e.state = execRunning
+		a.watchProcess(e)
+		return e
 	}
-	gone := &ending{
-		state:   mesospb.TASK_FAILED,
-		reason:  mesospb.TaskStatus_REASON_EXECUTOR_TERMINATED,
-		message: "The task's container did not survive the agent's restart",
-	}
+	// RecoverReattach: a new built-in executor takes over what survived.
 	switch e.kind {
 	case kindCommand:
 		var t *taskRec
@@ -354,33 +364,6 @@ func (a *Agent) recoverExecutor(ctx context.Context, fw *frameworkRec, re *recov
 			return nil
 		}
 		a.runDriver(e, ex, func(err error) { a.terminateExecutor(e, gone) }, nil)
-	case kindProcess, kindCommandProcess:
-		if !slices.Contains(containers, e.containerID) {
-			e.state = execTerminating
-			e.ending = &ending{
-				state:   mesospb.TASK_FAILED,
-				reason:  mesospb.TaskStatus_REASON_EXECUTOR_TERMINATED,
-				message: "The executor's process did not survive the agent's restart",
-			}
-			// Its state directory may hold containers it left running.
-			a.cleanupExecutor(e)
-			return nil
-		}
-		// The process lives on and reconnects to this agent, carrying the
-		// tasks and updates it has not seen acknowledged.
-		claimed[e.containerID] = true
-		e.state = execRunning
-		a.watchProcess(e)
-		return e
-	default:
-		// In-process Go executors lived in the old agent's process.
-		e.state = execTerminating
-		e.ending = &ending{
-			state:   mesospb.TASK_FAILED,
-			reason:  mesospb.TaskStatus_REASON_EXECUTOR_TERMINATED,
-			message: "The in-process executor did not survive the agent's restart",
-		}
-		a.terminateExecutor(e, nil)
 	}
 	return nil
 }

@@ -1,12 +1,10 @@
 package agent
 
 import (
-	"fmt"
-	"strings"
-
 	"github.com/apronhq/apron/api/v1/executorpb"
 	"github.com/apronhq/apron/api/v1/internalpb"
 	"github.com/apronhq/apron/api/v1/mesospb"
+	"github.com/apronhq/apron/internal/agentcore"
 )
 
 // taskRec is a task the agent knows: queued for its executor, launched, or
@@ -26,14 +24,7 @@ type taskRec struct {
 	queued      bool // waiting for the executor to subscribe
 }
 
-func terminal(s mesospb.TaskState) bool {
-	switch s {
-	case mesospb.TASK_FINISHED, mesospb.TASK_FAILED, mesospb.TASK_KILLED, mesospb.TASK_ERROR,
-		mesospb.TASK_LOST, mesospb.TASK_DROPPED, mesospb.TASK_GONE, mesospb.TASK_GONE_BY_OPERATOR:
-		return true
-	}
-	return false
-}
+func terminal(s mesospb.TaskState) bool { return agentcore.Terminal(s) }
 
 // proto is the task as the master and the operator API see it.
 func (t *taskRec) proto() mesospb.Task {
@@ -63,34 +54,13 @@ func (t *taskRec) proto() mesospb.Task {
 	return p
 }
 
-// commandExecutorInfo is the ExecutorInfo the agent makes up for a command
-// task: its ID is the task's, and it runs as the task's user, as Mesos's.
-// It has no resources of its own: in process it is a goroutine, and as a
-// process it is small next to its task.
-func commandExecutorInfo(fwID string, task *mesospb.TaskInfo) mesospb.ExecutorInfo {
-	cmd := task.Command.GetValue()
-	if task.Command.Shell == nil || task.Command.GetShell() {
-		cmd = "sh -c '" + cmd + "'"
-	} else if len(task.Command.Arguments) > 0 {
-		cmd = "[" + strings.Join(task.Command.Arguments, ", ") + "]"
-	}
-	return mesospb.ExecutorInfo{
-		ExecutorID:  mesospb.ExecutorID{Value: task.TaskID.Value},
-		FrameworkID: &mesospb.FrameworkID{Value: fwID},
-		Name:        ptr(fmt.Sprintf("Command Executor (Task: %s) (Command: %s)", task.TaskID.Value, cmd)),
-		Command:     &mesospb.CommandInfo{Value: ptr(commandExecutorName), Shell: ptr(false), User: task.Command.User},
-		Container:   task.Container,
-		Labels:      task.Labels,
-	}
-}
-
 // commandExecutorName is the command of the ExecutorInfo of command tasks;
 // what runs is the built-in command executor, in process or
 // Config.CommandExecutorPath, whatever it says.
-const commandExecutorName = "apron-command-executor"
+const commandExecutorName = agentcore.CommandExecutorName
 
 // runTasks handles RUN_TASK (one task; execInfo and group nil) and
-// RUN_TASK_GROUP.
+// RUN_TASK_GROUP: agentcore.DecideAdmit decides, this does what it says.
 func (a *Agent) runTasks(fwInfo mesospb.FrameworkInfo, execInfo *mesospb.ExecutorInfo, group *mesospb.TaskGroupInfo, tasks []mesospb.TaskInfo) {
 	if fwInfo.ID == nil || fwInfo.ID.Value == "" || len(tasks) == 0 {
 		a.log.Warn("agent: RUN_TASK without a framework ID or tasks")
@@ -98,81 +68,47 @@ func (a *Agent) runTasks(fwInfo mesospb.FrameworkInfo, execInfo *mesospb.Executo
 	}
 	fwID := fwInfo.ID.Value
 	fw := a.ensureFramework(fwInfo)
-	lost := mesospb.TASK_LOST
-	if fw.partitionAware() {
-		lost = mesospb.TASK_DROPPED
-	}
-	refuse := func(state mesospb.TaskState, reason mesospb.TaskStatus_Reason, msg string) {
-		for _, t := range tasks {
-			if fw.tasks[t.TaskID.Value] == nil {
-				a.statusUpdate(fwID, "", a.agentStatus(fwID, t.TaskID.Value, state, reason, msg))
-			}
-		}
-		a.maybeForgetFramework(fw)
-	}
+	phase := agentcore.AgentRunning
 	switch {
 	case a.shutdown != nil:
-		refuse(lost, mesospb.TaskStatus_REASON_AGENT_REMOVED, "The agent is shutting down")
-		return
+		phase = agentcore.AgentShuttingDown
 	case a.stopping:
 		// Run's context has ended (stopUncheckpointed): nothing starts.
-		refuse(lost, mesospb.TaskStatus_REASON_AGENT_RESTARTED, "The agent is stopping")
-		return
-	case fw.terminating:
-		refuse(lost, mesospb.TaskStatus_REASON_FRAMEWORK_REMOVED, "The framework is shutting down on this agent")
-		return
+		phase = agentcore.AgentStopping
 	}
-	for _, t := range tasks {
-		if fw.tasks[t.TaskID.Value] != nil {
-			a.log.Warn("agent: ignoring a task whose ID is in use", "framework", fwID, "task", t.TaskID.Value)
-			return
+	d := agentcore.DecideAdmit(agentcore.Admit{
+		Phase:                phase,
+		Framework:            fw.info,
+		FrameworkTerminating: fw.terminating,
+		Executor:             execInfo,
+		Group:                group,
+		Tasks:                tasks,
+		GoExecutor:           func(name string) bool { return a.cfg.Executors[name] != nil },
+		CommandAsProcess:     a.cfg.CommandExecutorMode == CommandExecutorProcess,
+		TaskKnown:            func(id string) bool { return fw.tasks[id] != nil },
+		ExecutorState: func(id string) (execState, bool) {
+			if e := fw.executors[id]; e != nil {
+				return e.state, true
+			}
+			return 0, false
+		},
+	})
+	switch d.Verdict {
+	case agentcore.AdmitRefuse:
+		for _, id := range d.Refused {
+			a.statusUpdate(fwID, "", a.agentEnd(id.Value, d.Refusal))
 		}
+		a.maybeForgetFramework(fw)
+		return
+	case agentcore.AdmitIgnore:
+		a.log.Warn("agent: ignoring a task whose ID is in use", "framework", fwID, "task", tasks[0].TaskID.Value)
+		return
 	}
 
-	// Which executor runs the task(s)?
-	var info mesospb.ExecutorInfo
-	var kind executorKind
-	switch {
-	case group != nil:
-		info = *execInfo
-		switch name := info.GetCommand().GetValue(); {
-		case a.cfg.Executors[name] != nil && name != "":
-			kind = kindGo
-		case info.Command == nil || info.GetType() == mesospb.ExecutorInfo_DEFAULT:
-			kind = kindDefault
-		default:
-			kind = kindProcess
-		}
-	case tasks[0].Command != nil && tasks[0].Executor == nil:
-		info, kind = commandExecutorInfo(fwID, &tasks[0]), kindCommand
-		if a.cfg.CommandExecutorMode == CommandExecutorProcess {
-			kind = kindCommandProcess
-		}
-	case tasks[0].Executor != nil && tasks[0].Command == nil:
-		info = *tasks[0].Executor
-		if name := info.GetCommand().GetValue(); name != "" && a.cfg.Executors[name] != nil {
-			kind = kindGo
-		} else {
-			kind = kindProcess
-		}
-	default:
-		refuse(mesospb.TASK_ERROR, mesospb.TaskStatus_REASON_TASK_INVALID, "A task needs exactly one of command and executor")
-		return
+	e := fw.executors[d.Info.ExecutorID.Value]
+	if d.Verdict == agentcore.AdmitStart {
+		e = a.newExecutor(fw, d.Info, executorKind(d.Kind))
 	}
-	if info.FrameworkID == nil {
-		info.FrameworkID = &mesospb.FrameworkID{Value: fwID}
-	}
-
-	e := fw.executors[info.ExecutorID.Value]
-	if e != nil && (e.state == execTerminating || e.state == execTerminated) {
-		refuse(lost, mesospb.TaskStatus_REASON_EXECUTOR_TERMINATED, "Executor terminating")
-		return
-	}
-	fresh := e == nil
-	if fresh {
-		e = a.newExecutor(fw, info, kind)
-	}
-
 	for i := range tasks {
 		t := &taskRec{exec: e, info: tasks[i], group: group, state: mesospb.TASK_STAGING, queued: true}
 		if t.info.AgentID.Value == "" {
@@ -190,14 +126,13 @@ func (a *Agent) runTasks(fwInfo mesospb.FrameworkInfo, execInfo *mesospb.Executo
 	if group == nil {
 		item.task = &e.tasks[tasks[0].TaskID.Value].info
 	}
-	if fresh {
+	switch d.Verdict {
+	case agentcore.AdmitStart:
 		e.queue = append(e.queue, item)
 		a.startExecutor(e)
-		return
-	}
-	if e.state == execRunning {
+	case agentcore.AdmitLaunch:
 		a.launch(e, item)
-	} else {
+	default:
 		e.queue = append(e.queue, item)
 	}
 }
@@ -216,38 +151,37 @@ func (a *Agent) detachExecutor(old *executorRec) {
 	old.fw.detached++
 }
 
-// killTask handles KILL_TASK as Mesos: a queued task (and the rest of its
-// group) is killed by the agent; a launched one is killed by its
-// executor; an unknown one is answered with TASK_LOST (TASK_DROPPED for a
-// partition-aware framework).
+// killTask handles KILL_TASK as agentcore.DecideKill decides (Mesos's
+// Slave::killTask): a queued task (and the rest of its group) is killed by
+// the agent; a launched one is killed by its executor; an unknown one is
+// answered with TASK_LOST (TASK_DROPPED for a partition-aware framework).
 func (a *Agent) killTask(fwID, taskID string, policy *mesospb.KillPolicy) {
 	fw := a.frameworks[fwID]
 	var t *taskRec
 	if fw != nil {
 		t = fw.tasks[taskID]
 	}
-	if t == nil {
-		lost := mesospb.TASK_LOST
-		if fw != nil && fw.partitionAware() {
-			lost = mesospb.TASK_DROPPED
-		}
-		a.statusUpdate(fwID, "", a.agentStatus(fwID, taskID, lost, mesospb.TaskStatus_REASON_EXECUTOR_TERMINATED, "Cannot find executor"))
-		return
+	k := agentcore.Kill{Known: t != nil, PartitionAware: fw != nil && fw.partitionAware()}
+	if t != nil {
+		k.State, k.Queued, k.Executor = t.state, t.queued, t.exec.state
 	}
-	e := t.exec
-	switch {
-	case terminal(t.state):
+	d := agentcore.DecideKill(k)
+	switch d.Verdict {
+	case agentcore.KillUnknown:
+		a.statusUpdate(fwID, "", a.agentEnd(taskID, d.Refusal))
+	case agentcore.KillTerminal:
 		a.log.Info("agent: ignoring the kill of a terminal task", "framework", fwID, "task", taskID)
-	case t.queued:
+	case agentcore.KillQueued:
+		e := t.exec
 		a.killQueued(e, t)
-		if e.state == execRegistering && !e.live() {
-			e.ending = &ending{state: mesospb.TASK_KILLED, reason: mesospb.TaskStatus_REASON_TASK_KILLED_DURING_LAUNCH, message: "Killed before delivery to the executor"}
+		if agentcore.ShutdownAfterQueuedKill(e.state, e.live()) {
+			e.ending = endingOf(agentcore.EndingKilledDuringLaunch())
 			a.killExecutor(e)
 		}
-	case e.state == execTerminating || e.state == execTerminated:
+	case agentcore.KillIgnored:
 		a.log.Info("agent: ignoring a kill: the executor is terminating", "framework", fwID, "task", taskID)
-	default:
-		a.sendExecutor(e, &executorpb.Event{
+	case agentcore.KillForward:
+		a.sendExecutor(t.exec, &executorpb.Event{
 			Type: executorpb.Event_KILL.Enum(),
 			Kill: &executorpb.Event_Kill{TaskID: t.info.TaskID, KillPolicy: policy},
 		})
@@ -257,68 +191,37 @@ func (a *Agent) killTask(fwID, taskID string, policy *mesospb.KillPolicy) {
 // killQueued removes a queued task, with its whole group, from its
 // executor's queue and kills it.
 func (a *Agent) killQueued(e *executorRec, t *taskRec) {
-	var victims []string
-	keep := e.queue[:0]
-	for _, item := range e.queue {
-		hit := false
-		if item.group != nil {
-			for _, gt := range item.group.Tasks {
-				hit = hit || gt.TaskID.Value == t.info.TaskID.Value
-			}
-		} else {
-			hit = item.task.TaskID.Value == t.info.TaskID.Value
-		}
-		if !hit {
-			keep = append(keep, item)
-			continue
-		}
-		victims = append(victims, item.taskIDs()...)
-	}
+	keep, victims, inGroup := agentcore.DequeueKilled(e.queue, t.info.TaskID.Value)
 	e.queue = keep
-	if len(victims) == 0 {
-		victims = []string{t.info.TaskID.Value}
-	}
+	end := agentcore.KilledDuringLaunch(inGroup || t.group != nil)
 	for _, id := range victims {
 		if vt := e.tasks[id]; vt != nil && !terminal(vt.state) {
 			// Still queued while its update is made: it never reached
 			// its executor (see addContainerStatus); the terminal
 			// update dequeues it.
-			a.statusUpdate(e.fw.id, e.id, a.agentStatus(e.fw.id, id, mesospb.TASK_KILLED,
-				mesospb.TaskStatus_REASON_TASK_KILLED_DURING_LAUNCH, "Killed before delivery to the executor"))
+			a.statusUpdate(e.fw.id, e.id, a.agentEnd(id, end))
 		}
 	}
 }
 
 // agentStatus is a status update the agent makes itself.
 func (a *Agent) agentStatus(fwID, taskID string, state mesospb.TaskState, reason mesospb.TaskStatus_Reason, msg string) mesospb.TaskStatus {
-	st := mesospb.TaskStatus{
-		TaskID:    mesospb.TaskID{Value: taskID},
-		State:     state.Enum(),
-		Source:    mesospb.TaskStatus_SOURCE_AGENT.Enum(),
-		Reason:    reason.Enum(),
-		UUID:      a.newUUID(),
-		Timestamp: ptr(float64(a.clk.Now().UnixNano()) / 1e9),
-	}
-	if msg != "" {
-		st.Message = ptr(msg)
-	}
-	return st
+	return a.agentEnd(taskID, agentcore.Ending{State: state, Reason: reason, Message: msg})
+}
+
+// agentEnd is a status update the agent makes itself, as end says.
+func (a *Agent) agentEnd(taskID string, end agentcore.Ending) mesospb.TaskStatus {
+	return agentcore.AgentStatus(taskID, end, a.newUUID(), a.clk.Now())
 }
 
 // updateTaskState records a status in the task, as Mesos's executor
-// bookkeeping does.
+// bookkeeping does (agentcore.ApplyStatus).
 func (a *Agent) updateTaskState(t *taskRec, st mesospb.TaskStatus) {
-	if terminal(t.state) && !terminal(st.GetState()) {
-		// A late update (the agent ended the task first): it is still
-		// forwarded, as Mesos does, but the task stays ended.
+	state, statuses, applied := agentcore.ApplyStatus(t.state, t.statuses, st)
+	if !applied {
 		return
 	}
-	t.state = st.GetState()
-	st.Data = nil
-	if n := len(t.statuses); n > 0 && t.statuses[n-1].GetState() == st.GetState() {
-		t.statuses = t.statuses[:n-1]
-	}
-	t.statuses = append(t.statuses, st)
+	t.state, t.statuses = state, statuses
 	if terminal(t.state) && t.queued {
 		t.queued = false
 	}
@@ -348,9 +251,7 @@ func (a *Agent) completedTasks() []mesospb.Task {
 
 // reconcileTasks answers RECONCILE_TASKS: the latest state of each task
 // (all the framework's tasks when none are named), TASK_DROPPED for tasks
-// the agent does not know. The answers carry no uuid: they are not
-// retried and need no acknowledgement, as the master's own reconciliation
-// answers.
+// the agent does not know (agentcore.ReconcileAnswer).
 func (a *Agent) reconcileTasks(fwID string, ids []mesospb.TaskID) {
 	fw := a.frameworks[fwID]
 	if len(ids) == 0 && fw != nil {
@@ -360,41 +261,20 @@ func (a *Agent) reconcileTasks(fwID string, ids []mesospb.TaskID) {
 			}
 		}
 	}
+	now := a.clk.Now()
 	for _, id := range ids {
-		var t *taskRec
+		var known *agentcore.ReconcileTask
 		if fw != nil {
-			t = fw.tasks[id.Value]
-		}
-		st := mesospb.TaskStatus{
-			TaskID:    id,
-			Source:    mesospb.TaskStatus_SOURCE_AGENT.Enum(),
-			Reason:    mesospb.TaskStatus_REASON_RECONCILIATION.Enum(),
-			Timestamp: ptr(float64(a.clk.Now().UnixNano()) / 1e9),
-		}
-		if a.id != "" {
-			st.AgentID = &mesospb.AgentID{Value: a.id}
-		}
-		var execID *mesospb.ExecutorID
-		if t == nil {
-			st.State = mesospb.TASK_DROPPED.Enum()
-			st.Message = ptr("Reconciliation: task unknown to the agent")
-		} else {
-			if n := len(t.statuses); n > 0 {
-				last := t.statuses[n-1]
-				st.Message, st.Healthy, st.Labels, st.ContainerStatus = last.Message, last.Healthy, last.Labels, last.ContainerStatus
+			if t := fw.tasks[id.Value]; t != nil {
+				known = &agentcore.ReconcileTask{State: t.state, ExecutorID: t.exec.id}
+				if n := len(t.statuses); n > 0 {
+					known.Last = &t.statuses[n-1]
+				}
 			}
-			st.State = t.state.Enum()
-			execID = &mesospb.ExecutorID{Value: t.exec.id}
-			st.ExecutorID = execID
 		}
 		a.send(&internalpb.Call{
-			Type: internalpb.Call_STATUS_UPDATE.Enum(),
-			StatusUpdate: &internalpb.Call_StatusUpdate{
-				FrameworkID: mesospb.FrameworkID{Value: fwID},
-				ExecutorID:  execID,
-				Status:      st,
-				LatestState: st.State,
-			},
+			Type:         internalpb.Call_STATUS_UPDATE.Enum(),
+			StatusUpdate: agentcore.ReconcileAnswer(fwID, a.id, id, known, now),
 		})
 	}
 }

@@ -225,6 +225,8 @@ func TestNoExecutorExitedForCommandExecutor(t *testing.T) {
 		s := h.state()
 		return len(s.Frameworks) == 0 && len(s.CompletedTasks) == 2
 	}, waitFor, tick)
+	// The agent's state changes before its calls reach the master.
+	require.Eventually(t, func() bool { return len(h.fm.callsOf(internalpb.Call_EXECUTOR_EXITED)) > 0 }, waitFor, tick)
 	exited := h.fm.callsOf(internalpb.Call_EXECUTOR_EXITED)
 	require.Len(t, exited, 1)
 	assert.Equal(t, "ex1", exited[0].ExecutorExited.ExecutorID.Value)

@@ -24,6 +24,10 @@ type fwTask struct {
 	// nothing, as a framework following Mesos's reconciliation guide
 	// treats it.
 	final bool
+	// killed: the framework asked for the task's kill; it asks again at
+	// each reconciliation until told the task ended, as a framework must
+	// (a KILL is not retried by Mesos).
+	killed bool
 }
 
 // modelFramework models a highly available Mesos scheduler: it persists
@@ -114,6 +118,11 @@ func (f *modelFramework) reconcile(now time.Time) []*schedulerpb.Call {
 	if len(exp.Reconcile.Tasks) > 0 {
 		calls = append(calls, exp)
 	}
+	for _, id := range sortedKeys(f.tasks) {
+		if t := f.tasks[id]; t.killed && !settled(t.state) {
+			calls = append(calls, f.kill(t))
+		}
+	}
 	imp := f.call(schedulerpb.Call_RECONCILE)
 	imp.Reconcile = &schedulerpb.Call_Reconcile{}
 	return append(calls, imp)
@@ -177,13 +186,19 @@ func (f *modelFramework) tick(now time.Time) []*schedulerpb.Call {
 			}
 		}
 		if len(running) > 0 {
-			id := running[f.rng.IntN(len(running))]
-			k := f.call(schedulerpb.Call_KILL)
-			k.Kill = &schedulerpb.Call_Kill{TaskID: mesospb.TaskID{Value: id}, AgentID: &mesospb.AgentID{Value: f.tasks[id].agent}}
-			calls = append(calls, k)
+			t := f.tasks[running[f.rng.IntN(len(running))]]
+			t.killed = true
+			calls = append(calls, f.kill(t))
 		}
 	}
 	return calls
+}
+
+// kill is the KILL of a task.
+func (f *modelFramework) kill(t *fwTask) *schedulerpb.Call {
+	k := f.call(schedulerpb.Call_KILL)
+	k.Kill = &schedulerpb.Call_Kill{TaskID: mesospb.TaskID{Value: t.id}, AgentID: &mesospb.AgentID{Value: t.agent}}
+	return k
 }
 
 func (f *modelFramework) answer(now time.Time, o *mesospb.Offer) []*schedulerpb.Call {

@@ -47,6 +47,10 @@ import (
 //   - "silently lost": the special case of the above the issue names: the
 //     framework's last word is a live state (STAGING, STARTING, RUNNING)
 //     for a task no agent runs.
+//   - "kills take effect": a task whose framework asked for its kill (and
+//     asked again at each reconciliation, as a framework must: Mesos does
+//     not retry a KILL) has ended on the agent that runs it: the agent
+//     killed it before delivery, or told its executor to.
 //   - "every update delivered in order": every status update an agent
 //     that is up made for a task reached the task's framework, at least
 //     once, and the first copies arrived in the order the agent made them
@@ -308,6 +312,11 @@ func (s *faultSim) checkQuiescent() {
 				if t.state != tr.state {
 					s.fail("framework view", "%s's task %s is %v on agent %s but its framework was last told %v (updates: %v)",
 						fw.name, id, tr.state, tr.agent, t.state, history)
+					return
+				}
+				if t.killed && !isTerminalState(tr.state) {
+					s.fail("kills take effect", "%s's task %s is still %v on agent %s after its framework asked for its kill (updates: %v)",
+						fw.name, id, tr.state, tr.agent, history)
 					return
 				}
 			case !settledOrUnreachable(t.state):

@@ -40,18 +40,20 @@
 // deterministic (the master's outputs are put in a canonical order where
 // it ranges over Go maps, see canonical).
 //
-// The simulated agent is a model, not Apron's agent: modelAgent
-// (agentmodel.go) follows Mesos's agent with checkpointing (a command
-// executor reporting TASK_STARTING, TASK_RUNNING and the task's end; the
-// status update manager's per-task stream, sent one at a time and retried
-// from 10 s doubling to 10 min until acknowledged, resent at once on
-// (re)registration and when the framework re-subscribes; a launch it
-// already knows ignored). It sits behind the AgentCore interface so that
-// the real agent core, once it is a pure state machine (issue 9), plugs
-// in. The frameworks are modelled too (frameworkmodel.go): highly
-// available Mesos schedulers that persist their ID and tasks, set a
-// failover timeout of a week, acknowledge every update, reconcile after
-// subscribing and every 30 s, and kill some of their tasks.
+// The simulated agent (modelAgent, agentmodel.go) makes the agent's own
+// decisions: admission, kills, executor terminations, reconciliation
+// answers and the forget rules are agentcore's, as in Apron's agent, and
+// its status updates go through the agent's own status update manager
+// (agentcore.UpdateManager: each task's stream sent one at a time and
+// retried from 10 s doubling to 10 min until acknowledged, resent at once
+// on (re)registration and when the framework re-subscribes). Its
+// executors and containers are models: a command executor per task that
+// reports TASK_STARTING, TASK_RUNNING and the task's end. It sits behind
+// the AgentCore interface. The frameworks are modelled too
+// (frameworkmodel.go): highly available Mesos schedulers that persist
+// their ID and tasks, set a failover timeout of a week, acknowledge every
+// update, reconcile after subscribing and every 30 s, and kill some of
+// their tasks.
 package sim
 
 import (
