@@ -9,11 +9,15 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/gogo/protobuf/proto"
+
 	"github.com/apronhq/apron/api/v1/mesospb"
 	"github.com/apronhq/apron/containerizer"
+	"github.com/apronhq/apron/internal/checks"
 	"github.com/apronhq/apron/internal/clock"
 	"github.com/apronhq/apron/internal/fetch"
 )
@@ -51,7 +55,7 @@ type CommandConfig struct {
 	// ContainerIDPrefix names the tasks' containers: see TaskContainerID.
 	// Unique per executor run, so that the agent can tell whose they are.
 	ContainerIDPrefix string
-	// Clock times kill grace periods; nil is clock.Real().
+	// Clock times kill grace periods and checks; nil is clock.Real().
 	Clock clock.Clock
 	// Logger receives the executor's logs; nil discards them.
 	Logger *slog.Logger
@@ -65,6 +69,11 @@ type CommandConfig struct {
 	// executor fetches nothing: its agent fetched its task's URIs into the
 	// executor's sandbox before starting it.
 	Fetcher Fetcher
+	// Checks runs the commands of the tasks' COMMAND checks and health
+	// checks, and may connect their HTTP and TCP checks (CheckDialer);
+	// nil is ContainerCheckRunner on Containerizer. The package doc says
+	// how checks behave.
+	Checks CheckRunner
 }
 
 // Fetcher fetches URIs into a sandbox, which it creates (owned by user,
@@ -152,6 +161,18 @@ type builtin struct {
 	shuttingDown bool
 	shutdownCap  time.Duration // the executor's shutdown grace period, or 0
 	killingState bool          // the framework takes TASK_KILLING
+	// The default executor: a task was killed for failing its health
+	// check, after which every terminal update says healthy=false, as
+	// Mesos's default executor's (its flag is the executor's, not the
+	// task's: MESOS-8543).
+	unhealthy bool
+	// The default executor pauses checks while disconnected from the
+	// agent: online is closed while connected.
+	online chan struct{}
+
+	checks CheckRunner
+	// checkHook, when set (by tests), is told what each check loop does.
+	checkHook func(taskID string, health bool, p checkPhase)
 }
 
 // task is one task of a built-in executor.
@@ -166,6 +187,12 @@ type task struct {
 	ended   chan struct{} // closed once the container has ended (or was never launched)
 	rearm   chan struct{} // (cap 1) the kill deadline moved earlier
 
+	cfg      containerizer.Config // its container's, once validated: check commands run as it
+	checkSeq atomic.Uint64        // numbers its check commands' containers
+	// sendMu orders the task's updates: a check's update, made from the
+	// last one sent, cannot overtake a TASK_KILLING or terminal update.
+	sendMu sync.Mutex
+
 	// Guarded by builtin.mu.
 	launched    bool // the container runs and TASK_RUNNING is sent: a kill may start
 	killing     bool
@@ -174,6 +201,12 @@ type task struct {
 	terminal    bool
 	uuid        []byte // of the terminal update
 	acked       bool   // the terminal update is acknowledged
+	// Checks.
+	checked        bool                // its check and health check are valid: run them, put check_status on updates
+	last           *mesospb.TaskStatus // the last update sent, from which check updates are made
+	stopChecks     context.CancelFunc  // while they run
+	killedByHealth bool
+	launchedAt     time.Time // the start of the health check's grace period
 }
 
 func (t *task) end() { t.endOnce.Do(func() { close(t.ended) }) }
@@ -195,12 +228,18 @@ func newBuiltin(cfg CommandConfig, group bool) *builtin {
 	if group {
 		kind = "default"
 	}
+	checks := cfg.Checks
+	if checks == nil {
+		checks = ContainerCheckRunner{Containerizer: cfg.Containerizer}
+	}
 	return &builtin{
-		cfg:   cfg,
-		group: group,
-		log:   cfg.Logger.With("executor", kind),
-		clk:   cfg.Clock,
-		tasks: make(map[string]*task),
+		cfg:    cfg,
+		group:  group,
+		log:    cfg.Logger.With("executor", kind),
+		clk:    cfg.Clock,
+		tasks:  make(map[string]*task),
+		online: make(chan struct{}),
+		checks: checks,
 	}
 }
 
@@ -221,14 +260,35 @@ func (b *builtin) newTask(info mesospb.TaskInfo) *task {
 // Registered starts watching the reattached tasks.
 func (b *builtin) Registered(ctx context.Context, d *Driver, info Info) {
 	b.noteInfo(info)
+	b.setOnline(true)
 	b.startReattached(d)
 }
 
 // Reregistered notes the new Info; the tasks run on.
-func (b *builtin) Reregistered(ctx context.Context, d *Driver, info Info) { b.noteInfo(info) }
+func (b *builtin) Reregistered(ctx context.Context, d *Driver, info Info) {
+	b.noteInfo(info)
+	b.setOnline(true)
+}
 
-// Disconnected does nothing: the tasks run on while the driver reconnects.
-func (b *builtin) Disconnected(ctx context.Context, d *Driver) {}
+// Disconnected pauses the default executor's checks, as Mesos's; the
+// tasks run on while the driver reconnects.
+func (b *builtin) Disconnected(ctx context.Context, d *Driver) { b.setOnline(false) }
+
+// setOnline notes whether the driver is subscribed.
+func (b *builtin) setOnline(on bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	select {
+	case <-b.online:
+		if !on {
+			b.online = make(chan struct{})
+		}
+	default:
+		if on {
+			close(b.online)
+		}
+	}
+}
 
 func (b *builtin) noteInfo(info Info) {
 	b.mu.Lock()
@@ -249,6 +309,7 @@ func (b *builtin) startReattached(d *Driver) {
 	b.mu.Unlock()
 	for _, g := range pending {
 		for _, t := range g {
+			b.prepareReattachedChecks(t)
 			d.Go(func(ctx context.Context) {
 				defer t.end()
 				b.started(d, t)
@@ -301,9 +362,28 @@ func (b *builtin) launch(ctx context.Context, d *Driver, infos []mesospb.TaskInf
 	case len(tasks) < len(infos):
 		reject = "The task group has tasks with empty or repeated IDs"
 		reason = mesospb.TaskStatus_REASON_TASK_GROUP_INVALID.Enum()
+	default:
+		// Mesos's master refuses such tasks (TASK_ERROR, from the
+		// master); an executor given one does the same.
+		for _, t := range tasks {
+			err := checks.Task(&t.info)
+			if err == nil && asGroup {
+				err = checks.GroupTask(&t.info)
+			}
+			if err == nil {
+				continue
+			}
+			reject, reason = err.Error(), mesospb.TaskStatus_REASON_TASK_INVALID.Enum()
+			if asGroup {
+				reject = fmt.Sprintf("Task '%s' is invalid: %v", t.info.TaskID.Value, err)
+				reason = mesospb.TaskStatus_REASON_TASK_GROUP_INVALID.Enum()
+			}
+			break
+		}
 	}
 	for _, t := range tasks {
 		t.peers = tasks
+		t.checked = reject == ""
 		b.tasks[t.info.TaskID.Value] = t
 	}
 	b.mu.Unlock()
@@ -331,6 +411,7 @@ func (b *builtin) launch(ctx context.Context, d *Driver, infos []mesospb.TaskInf
 			return
 		}
 		cfgs[i] = c
+		t.cfg = c
 	}
 	if b.group && slices.ContainsFunc(tasks, func(t *task) bool { return len(t.info.Command.GetURIs()) > 0 }) {
 		d.Go(func(ctx context.Context) { b.fetchGroup(ctx, d, tasks, cfgs) })
@@ -487,12 +568,16 @@ func (b *builtin) run(ctx context.Context, d *Driver, t *task, cfg containerizer
 			mesospb.TaskStatus_REASON_CONTAINER_LAUNCH_FAILED.Enum())
 		return
 	}
+	b.mu.Lock()
+	t.launchedAt = b.clk.Now()
+	b.mu.Unlock()
 	b.send(ctx, d, t, mesospb.TASK_RUNNING, "", nil, nil)
 	b.started(d, t)
 	b.wait(ctx, d, t)
 }
 
-// started marks t launched, and starts a kill requested before.
+// started marks t launched, and starts a kill requested before, or else
+// its checks.
 func (b *builtin) started(d *Driver, t *task) {
 	b.mu.Lock()
 	t.launched = true
@@ -500,7 +585,9 @@ func (b *builtin) started(d *Driver, t *task) {
 	b.mu.Unlock()
 	if killing {
 		d.Go(func(ctx context.Context) { b.killer(ctx, d, t) })
+		return
 	}
+	b.startChecks(d, t)
 }
 
 // wait waits for t's container to end, releases it and reports the end.
@@ -530,6 +617,8 @@ func (b *builtin) wait(ctx context.Context, d *Driver, t *task) {
 	case term.Reason == containerizer.ReasonMemoryLimit:
 		b.finish(ctx, d, t, mesospb.TASK_FAILED, "Memory limit exceeded: "+msg,
 			mesospb.TaskStatus_REASON_CONTAINER_LIMITATION_MEMORY.Enum())
+	case term.Reason == containerizer.ReasonDiskLimit: // Mesos's message: "Disk usage (X) exceeds quota (Y)"
+		b.finish(ctx, d, t, mesospb.TASK_FAILED, term.Message, mesospb.TaskStatus_REASON_CONTAINER_LIMITATION_DISK.Enum())
 	case term.ExitCode == 0 && term.Signal == 0:
 		b.finish(ctx, d, t, mesospb.TASK_FINISHED, msg, nil)
 	default:
@@ -556,6 +645,9 @@ func (b *builtin) finish(ctx context.Context, d *Driver, t *task, state mesospb.
 	}
 	t.terminal = true
 	t.uuid = uuid // before sending: the acknowledgement may come first
+	if t.stopChecks != nil {
+		t.stopChecks()
+	}
 	var kill []*task
 	if state != mesospb.TASK_FINISHED {
 		for _, p := range t.peers {
@@ -573,14 +665,40 @@ func (b *builtin) finish(ctx context.Context, d *Driver, t *task, state mesospb.
 	b.maybeStop(d)
 }
 
+// send sends an update of t made from scratch, as Mesos's executors
+// make them: with an empty check_status of its check's type when it has a
+// check, and healthy=false on a terminal update after a kill for failing
+// health checks.
 func (b *builtin) send(ctx context.Context, d *Driver, t *task, state mesospb.TaskState, msg string, reason *mesospb.TaskStatus_Reason, uuid []byte) {
 	st := mesospb.TaskStatus{TaskID: mesospb.TaskID{Value: t.info.TaskID.Value}, State: state.Enum(), Reason: reason, UUID: uuid}
 	if msg != "" {
 		st.Message = &msg
 	}
+	t.sendMu.Lock()
+	defer t.sendMu.Unlock()
+	b.mu.Lock()
+	if t.checked && t.info.Check != nil {
+		st.CheckStatus = emptyCheckStatus(t.info.Check.GetType())
+	}
+	if isTerminal(state) && (t.killedByHealth || b.group && b.unhealthy) {
+		st.Healthy = proto.Bool(false)
+	}
+	last := st
+	t.last = &last
+	b.mu.Unlock()
 	if err := d.SendStatusUpdate(ctx, st); err != nil {
 		b.log.Warn("could not send a status update", "task_id", t.info.TaskID.Value, "state", state.String(), "err", err)
 	}
+}
+
+// isTerminal reports whether a task in state s is done.
+func isTerminal(s mesospb.TaskState) bool {
+	switch s {
+	case mesospb.TASK_FINISHED, mesospb.TASK_FAILED, mesospb.TASK_KILLED, mesospb.TASK_ERROR,
+		mesospb.TASK_LOST, mesospb.TASK_DROPPED, mesospb.TASK_GONE, mesospb.TASK_GONE_BY_OPERATOR:
+		return true
+	}
+	return false
 }
 
 // KillTask kills the task: SIGTERM, the grace period, then Destroy.
@@ -631,6 +749,10 @@ func (b *builtin) kill(d *Driver, t *task, policy *mesospb.KillPolicy, limit tim
 	}
 	t.killing = true
 	t.deadline = deadline
+	if t.stopChecks != nil {
+		// Mesos's executors stop checking a task they kill.
+		t.stopChecks()
+	}
 	launched := t.launched
 	b.mu.Unlock()
 	if launched {

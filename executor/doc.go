@@ -78,4 +78,39 @@
 // executor with Reattach ([CommandExecutor.Reattach],
 // [DefaultExecutor.Reattach]); the new executor then waits on the container
 // and reports the task's end. Containers are named with [TaskContainerID].
+//
+// # Checks and health checks
+//
+// The built-in executors run a task's TaskInfo.check and
+// TaskInfo.health_check (COMMAND, HTTP, TCP) as Mesos's do (its
+// src/checks and launcher/executor.cpp, default_executor.cpp), timed by
+// CommandConfig.Clock: the first run delay_seconds after the task runs,
+// each next one interval_seconds after the previous one ended; a run
+// longer than timeout_seconds (0: no limit) is stopped and fails. COMMAND
+// runs the command with CommandConfig.Checks (a [CheckRunner]: by default
+// a container nested in the task's, so in its namespaces, root filesystem
+// and cgroups, as the task's user, with the task's environment and the
+// check's on top); HTTP GETs
+// scheme://127.0.0.1:port/path (redirects followed, certificates not
+// verified, as curl -L -k), 200 to 399 being healthy; TCP connects to
+// 127.0.0.1:port (::1 for IPv6 health checks).
+//
+// A check sends an update (the last one sent, with reason
+// REASON_TASK_CHECK_STATUS_UPDATED) whenever its check_status changes (a
+// run that fails counts as the empty status); every update made from
+// scratch carries the empty check_status of the check's type. A health
+// check sends healthy=true (reason REASON_TASK_HEALTH_CHECK_STATUS_UPDATED,
+// the last update otherwise) on its first success and on a success after
+// failures, and healthy=false on every failure, except those within
+// grace_period_seconds of the launch before the first success; after
+// consecutive_failures failures in a row it kills the task as a KILL does
+// (TASK_KILLING for frameworks that take it, SIGTERM, the task's kill
+// policy's grace period, SIGKILL), and the task's TASK_KILLED says
+// healthy=false (with the default executor, as Mesos's, every terminal
+// update after such a kill does). Checks stop when the task is killed or
+// ends; the default executor's pause while it is disconnected from its
+// agent. A task whose check or health check is invalid is refused with
+// TASK_ERROR and the message of Mesos's master (REASON_TASK_INVALID;
+// REASON_TASK_GROUP_INVALID and "Task '<id>' is invalid: ..." for each task
+// of a group).
 package executor

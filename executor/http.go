@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 
 	"github.com/apronhq/apron/api/v1/executorpb"
 	"github.com/apronhq/apron/internal/httpapi"
+	"github.com/apronhq/apron/internal/tlsconfig"
 )
 
 // ExecutorAPIPath is the path of an agent's executor API.
@@ -29,12 +31,58 @@ const httpStreamBuffer = 64
 // message. The stream ID the agent sends (Mesos-Stream-Id) goes back with
 // each call, so an Apron agent refuses calls of a superseded stream; Mesos
 // agents send none and go by the call's executor and framework IDs.
+//
+// When the process's environment has LIBPROCESS_SSL_ENABLED=true, as the
+// agent of a cluster with TLS gives its executors, the link speaks https
+// (an http:// URL or host:port is upgraded, as Mesos's executor library
+// picks https then), verifies the agent against LIBPROCESS_SSL_CA_FILE
+// (or _CA_DIR) and presents LIBPROCESS_SSL_CERT_FILE and _KEY_FILE when
+// the agent asks for a client certificate; see HTTPAgentFromEnv. An
+// environment that does not make a usable configuration gives a link
+// whose every call fails, saying why.
 func HTTPAgent(endpoint string) Agent {
-	return &httpAgent{
+	a, err := HTTPAgentFromEnv(endpoint, os.Getenv)
+	if err != nil {
+		return failedAgent{err}
+	}
+	return a
+}
+
+// HTTPAgentFromEnv is HTTPAgent with the LIBPROCESS_SSL_* environment read
+// through getenv; it fails when that environment turns TLS on but its
+// files cannot be used.
+func HTTPAgentFromEnv(endpoint string, getenv func(string) string) (Agent, error) {
+	files, enabled, err := tlsconfig.FromEnv(getenv)
+	if err != nil {
+		return nil, fmt.Errorf("executor: %w", err)
+	}
+	a := &httpAgent{
 		url:    endpointURL(endpoint),
 		client: httpapi.Client{HTTP: &http.Client{CheckRedirect: httpapi.NoRedirects.CheckRedirect}},
 	}
+	if !enabled {
+		return a, nil
+	}
+	src, err := tlsconfig.Load(files, tlsconfig.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("executor: LIBPROCESS_SSL_*: %w", err)
+	}
+	if strings.HasPrefix(a.url, "http://") {
+		a.url = "https://" + strings.TrimPrefix(a.url, "http://")
+	}
+	a.client.HTTP.Transport = src.Transport()
+	return a, nil
 }
+
+// failedAgent is the link of an executor whose TLS environment is
+// unusable.
+type failedAgent struct{ err error }
+
+func (f failedAgent) SubscribeExecutor(context.Context, *executorpb.Call) (string, <-chan *executorpb.Event, error) {
+	return "", nil, f.err
+}
+
+func (f failedAgent) ExecutorCall(context.Context, string, *executorpb.Call) error { return f.err }
 
 // endpointURL is the executor API URL of an agent endpoint.
 func endpointURL(endpoint string) string {
