@@ -1,0 +1,378 @@
+package service
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os/user"
+	"sync"
+	"time"
+
+	"github.com/apronhq/apron/api/v1/mesospb"
+	"github.com/apronhq/apron/internal/clock"
+	"github.com/apronhq/apron/scheduler"
+)
+
+// ErrNotRunning: the service is not running (before Run, or after it
+// returned), so it cannot answer.
+var ErrNotRunning = errors.New("service: not running")
+
+// Config configures a Service.
+type Config struct {
+	Spec  *Spec
+	Store Store // required: where the state lives across restarts
+	// Logger (default: discard).
+	Logger *slog.Logger
+	// Clock times Tick (default: the real clock).
+	Clock clock.Clock
+	// NewID returns fresh unique IDs (default: 16 random hex digits).
+	NewID func() string
+	// TickInterval is how often the core is told the time (default 1 s).
+	TickInterval time.Duration
+	// DeclineFor and IdleDeclineFor are the refuse filters of declined
+	// offers, with and without work to do (CoreConfig's).
+	DeclineFor, IdleDeclineFor time.Duration
+	// FailoverTimeout is how long the master keeps the service's tasks
+	// running while no scheduler is connected (default one week).
+	FailoverTimeout time.Duration
+}
+
+// Service runs a Spec on a cluster: it is the scheduler.Scheduler the
+// driver calls, the goroutine that owns the Core, and the operator's Go
+// API (the HTTP API calls the same methods). Build it with New, start it
+// with Run.
+type Service struct {
+	cfg   Config
+	log   *slog.Logger
+	state *State
+	ver   int64
+
+	mu      sync.Mutex
+	queue   []func(*Core)
+	wake    chan struct{}
+	running chan struct{} // closed when the loop runs; replaced per Run
+	live    bool
+}
+
+// New loads the service's state from cfg.Store and returns the service,
+// not yet running.
+func New(ctx context.Context, cfg Config) (*Service, error) {
+	if cfg.Spec == nil || cfg.Store == nil {
+		return nil, errors.New("service: Config.Spec and Config.Store are required")
+	}
+	if err := cfg.Spec.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real()
+	}
+	if cfg.NewID == nil {
+		cfg.NewID = randomID
+	}
+	if cfg.TickInterval <= 0 {
+		cfg.TickInterval = time.Second
+	}
+	if cfg.FailoverTimeout <= 0 {
+		cfg.FailoverTimeout = 7 * 24 * time.Hour
+	}
+	data, ver, err := cfg.Store.Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st, err := UnmarshalState(data)
+	if err != nil {
+		return nil, err
+	}
+	return &Service{cfg: cfg, log: cfg.Logger.With("service", cfg.Spec.Name), state: st, ver: ver, wake: make(chan struct{}, 1)}, nil
+}
+
+func randomID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// FrameworkInfo is how the service registers: its name, role and
+// principal, its framework ID once it has one (so a restarted scheduler
+// takes its tasks over), checkpointing, and a failover timeout.
+func (s *Service) FrameworkInfo() mesospb.FrameworkInfo {
+	s.mu.Lock()
+	spec, frameworkID := s.cfg.Spec, s.state.FrameworkID
+	s.mu.Unlock()
+	u := spec.User
+	if u == "" {
+		if cur, err := user.Current(); err == nil {
+			u = cur.Username
+		}
+	}
+	info := mesospb.FrameworkInfo{
+		User:            u,
+		Name:            spec.Name,
+		Role:            ptr(spec.Role),
+		Principal:       ptr(spec.Principal),
+		Checkpoint:      ptr(true),
+		FailoverTimeout: ptr(s.cfg.FailoverTimeout.Seconds()),
+		Capabilities:    []mesospb.FrameworkInfo_Capability{{Type: mesospb.FrameworkInfo_Capability_RESERVATION_REFINEMENT.Enum()}},
+	}
+	if frameworkID != "" {
+		info.ID = &mesospb.FrameworkID{Value: frameworkID}
+	}
+	return info
+}
+
+// Run registers the service with a master through a scheduler.Driver
+// built with opts (WithMaster or WithMasterURL...) and runs it until ctx
+// ends, an uninstall finishes (the framework is then torn down and Run
+// returns nil), or the state can no longer be saved (ErrConflict: another
+// instance took over). A Service runs once at a time; Run may be called
+// again after it returns.
+func (s *Service) Run(ctx context.Context, opts ...scheduler.Option) error {
+	s.mu.Lock()
+	spec, state := s.cfg.Spec, s.state
+	s.mu.Unlock()
+	core, err := NewCore(CoreConfig{Spec: spec, State: state, NewID: s.cfg.NewID, DeclineFor: s.cfg.DeclineFor, IdleDeclineFor: s.cfg.IdleDeclineFor})
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.live {
+		s.mu.Unlock()
+		return errors.New("service: already running")
+	}
+	s.live = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.live = false
+		s.queue = nil
+		s.mu.Unlock()
+	}()
+
+	d, err := scheduler.NewDriver(s, s.FrameworkInfo(), append([]scheduler.Option{scheduler.WithLogger(s.log)}, opts...)...)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	driverDone := make(chan error, 1)
+	go func() { driverDone <- d.Run(ctx) }()
+
+	ticker := s.cfg.Clock.NewTicker(s.cfg.TickInterval)
+	defer ticker.Stop()
+	core.Tick(s.cfg.Clock.Now())
+	var loopErr error
+	for loopErr == nil {
+		if err := s.flush(ctx, core, d); err != nil {
+			loopErr = err
+			break
+		}
+		if core.Done() {
+			s.log.Info("uninstalled; tearing the framework down")
+			_ = d.Stop(false)
+			<-driverDone
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			loopErr = ctx.Err()
+		case err := <-driverDone:
+			return err
+		case <-ticker.C():
+			core.Tick(s.cfg.Clock.Now())
+		case <-s.wake:
+			s.mu.Lock()
+			q := s.queue
+			s.queue = nil
+			s.mu.Unlock()
+			for _, f := range q {
+				f(core)
+			}
+		}
+	}
+	cancel()
+	<-driverDone
+	if errors.Is(loopErr, context.Canceled) {
+		return nil
+	}
+	return loopErr
+}
+
+// flush stores the core's new state, then sends its calls: the Ready
+// ordering rule. A failed save ends Run; the next Run starts from the
+// last saved state.
+func (s *Service) flush(ctx context.Context, core *Core, d *scheduler.Driver) error {
+	r := core.Ready()
+	if r.State != nil {
+		data, err := r.State.Marshal()
+		if err != nil {
+			return err
+		}
+		ver, err := s.cfg.Store.Save(ctx, data, s.ver)
+		if err != nil {
+			return fmt.Errorf("service: saving state: %w", err)
+		}
+		s.mu.Lock()
+		s.ver, s.state = ver, r.State
+		s.mu.Unlock()
+	}
+	for _, call := range r.Calls {
+		if err := d.Send(ctx, call); err != nil {
+			// Lost calls are recovered from: offers come back, kills
+			// are repeated by reconciliation's answers.
+			s.log.Debug("call not sent", "call", call.GetType().String(), "err", err)
+		}
+	}
+	return nil
+}
+
+// enqueue hands f to the loop, reporting false when it is not running.
+func (s *Service) enqueue(f func(*Core)) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.live {
+		return false
+	}
+	s.queue = append(s.queue, f)
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// do runs f on the loop and waits for it.
+func (s *Service) do(ctx context.Context, f func(*Core) error) error {
+	done := make(chan error, 1)
+	if !s.enqueue(func(c *Core) { done <- f(c) }) {
+		return ErrNotRunning
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Plans returns every plan's status.
+func (s *Service) Plans(ctx context.Context) (out []PlanStatus, err error) {
+	err = s.do(ctx, func(c *Core) error { out = c.Plans(); return nil })
+	return out, err
+}
+
+// Plan returns one plan's status.
+func (s *Service) Plan(ctx context.Context, name string) (out PlanStatus, err error) {
+	err = s.do(ctx, func(c *Core) error { out, err = c.Plan(name); return err })
+	return out, err
+}
+
+// Pods returns every pod's status.
+func (s *Service) Pods(ctx context.Context) (out []PodStatus, err error) {
+	err = s.do(ctx, func(c *Core) error { out = c.Pods(); return nil })
+	return out, err
+}
+
+// Pod returns one pod's status.
+func (s *Service) Pod(ctx context.Context, name string) (out PodStatus, err error) {
+	err = s.do(ctx, func(c *Core) error { out, err = c.Pod(name); return err })
+	return out, err
+}
+
+// PausePlan pauses a plan (Core.PausePlan).
+func (s *Service) PausePlan(ctx context.Context, name string) error {
+	return s.do(ctx, func(c *Core) error { return c.PausePlan(name) })
+}
+
+// ResumePlan resumes a plan.
+func (s *Service) ResumePlan(ctx context.Context, name string) error {
+	return s.do(ctx, func(c *Core) error { return c.ResumePlan(name) })
+}
+
+// RestartPod restarts a pod in place (Core.RestartPod).
+func (s *Service) RestartPod(ctx context.Context, name string) error {
+	return s.do(ctx, func(c *Core) error { return c.RestartPod(name) })
+}
+
+// ReplacePod moves a pod to a new agent with new volumes
+// (Core.ReplacePod).
+func (s *Service) ReplacePod(ctx context.Context, name string) error {
+	return s.do(ctx, func(c *Core) error { return c.ReplacePod(name) })
+}
+
+// UpdateSpec rolls out a new spec (Core.UpdateSpec).
+func (s *Service) UpdateSpec(ctx context.Context, spec *Spec) error {
+	return s.do(ctx, func(c *Core) error {
+		if err := c.UpdateSpec(spec); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		s.cfg.Spec = spec // a later Run starts from it
+		s.mu.Unlock()
+		return nil
+	})
+}
+
+// Uninstall starts the uninstall; Run returns once it is done.
+func (s *Service) Uninstall(ctx context.Context) error {
+	return s.do(ctx, func(c *Core) error { c.Uninstall(); return nil })
+}
+
+// The scheduler.Scheduler callbacks queue their input for the loop and
+// return at once, so the driver never waits on the core.
+
+var _ scheduler.Scheduler = (*Service)(nil)
+
+// Registered implements scheduler.Scheduler.
+func (s *Service) Registered(_ context.Context, _ *scheduler.Driver, id mesospb.FrameworkID, _ *mesospb.MasterInfo) {
+	s.enqueue(func(c *Core) { c.Subscribed(id.Value) })
+}
+
+// Reregistered implements scheduler.Scheduler.
+func (s *Service) Reregistered(_ context.Context, d *scheduler.Driver, _ *mesospb.MasterInfo) {
+	id := d.FrameworkID()
+	s.enqueue(func(c *Core) { c.Subscribed(id.Value) })
+}
+
+// Disconnected implements scheduler.Scheduler; the core holds no offers,
+// so there is nothing to forget.
+func (s *Service) Disconnected(context.Context, *scheduler.Driver) {}
+
+// ResourceOffers implements scheduler.Scheduler.
+func (s *Service) ResourceOffers(_ context.Context, _ *scheduler.Driver, offers []mesospb.Offer) {
+	s.enqueue(func(c *Core) { c.Offers(offers) })
+}
+
+// OfferRescinded implements scheduler.Scheduler.
+func (s *Service) OfferRescinded(_ context.Context, _ *scheduler.Driver, id mesospb.OfferID) {
+	s.enqueue(func(c *Core) { c.Rescinded(id) })
+}
+
+// StatusUpdate implements scheduler.Scheduler.
+func (s *Service) StatusUpdate(_ context.Context, _ *scheduler.Driver, st mesospb.TaskStatus) {
+	s.enqueue(func(c *Core) { c.Update(st) })
+}
+
+// FrameworkMessage implements scheduler.Scheduler; the SDK sends none.
+func (s *Service) FrameworkMessage(context.Context, *scheduler.Driver, mesospb.AgentID, mesospb.ExecutorID, []byte) {
+}
+
+// AgentLost implements scheduler.Scheduler.
+func (s *Service) AgentLost(_ context.Context, _ *scheduler.Driver, id mesospb.AgentID) {
+	s.enqueue(func(c *Core) { c.AgentLost(id.Value) })
+}
+
+// ExecutorLost implements scheduler.Scheduler; the tasks' own updates
+// say what happened to them.
+func (s *Service) ExecutorLost(context.Context, *scheduler.Driver, mesospb.AgentID, mesospb.ExecutorID, int) {
+}
+
+// Error implements scheduler.Scheduler: the framework was removed.
+func (s *Service) Error(_ context.Context, _ *scheduler.Driver, message string) {
+	s.log.Error("master removed the framework", "message", message)
+}
