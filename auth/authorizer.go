@@ -362,14 +362,7 @@ func objectEntity(action Action, obj *Object) Entity {
 		case obj.FrameworkInfo != nil:
 			return some(obj.FrameworkInfo.GetUser())
 		}
-	case ViewExecutor:
-		switch {
-		case obj.ExecutorInfo != nil && cmdUser(obj.ExecutorInfo.Command) != nil:
-			return some(obj.ExecutorInfo.GetCommand().GetUser())
-		case obj.FrameworkInfo != nil:
-			return some(obj.FrameworkInfo.GetUser())
-		}
-	case AccessSandbox:
+	case ViewExecutor, AccessSandbox:
 		switch {
 		case obj.ExecutorInfo != nil && cmdUser(obj.ExecutorInfo.Command) != nil:
 			return some(obj.ExecutorInfo.GetCommand().GetUser())

@@ -195,20 +195,12 @@ func Enter(ctx context.Context, spec *EnterSpec) (*Process, *os.File, error) {
 			return abort(fail("joining the cgroup: %v", err))
 		}
 	}
-	if d, ok := ctx.Deadline(); ok {
-		ctl.SetDeadline(d)
-	}
-	stop := context.AfterFunc(ctx, func() { ctl.SetDeadline(time.Unix(1, 0)) })
+	stop := bindDeadline(ctx, ctl)
 	defer stop()
-	err = json.NewEncoder(ctl).Encode(&cfg)
-	if err == nil {
-		err = ctl.CloseWrite()
-	}
-	switch {
-	case err == nil:
-	case ctx.Err() != nil:
-		return abort(fmt.Errorf("launcher: %w", ctx.Err()))
-	default:
+	if err := sendConfig(ctl, &cfg); err != nil {
+		if ctx.Err() != nil {
+			return abort(fmt.Errorf("launcher: %w", ctx.Err()))
+		}
 		return abort(fail("sending the spec to the helper: %v", err))
 	}
 	var first []byte

@@ -243,20 +243,12 @@ func Start(ctx context.Context, spec *Spec) (*Process, error) {
 			return abort(fail("hook: %v", err))
 		}
 	}
-	if d, ok := ctx.Deadline(); ok {
-		ctl.SetDeadline(d)
-	}
-	stop := context.AfterFunc(ctx, func() { ctl.SetDeadline(time.Unix(1, 0)) })
+	stop := bindDeadline(ctx, ctl)
 	defer stop()
-	err = json.NewEncoder(ctl).Encode(&cfg)
-	if err == nil {
-		err = ctl.CloseWrite()
-	}
-	switch {
-	case err == nil:
-	case ctx.Err() != nil:
-		return abort(fmt.Errorf("launcher: %w", ctx.Err()))
-	default:
+	if err := sendConfig(ctl, &cfg); err != nil {
+		if ctx.Err() != nil {
+			return abort(fmt.Errorf("launcher: %w", ctx.Err()))
+		}
 		return abort(fail("sending the spec to the container's init: %v", err))
 	}
 	var msg initMsg
@@ -472,4 +464,23 @@ func handleOf(pid int) (Handle, error) {
 		return Handle{}, fmt.Errorf("/proc/%d/stat: %v", pid, err)
 	}
 	return Handle{Pid: pid, StartTime: start, PidNS: st.Ino}, nil
+}
+
+// bindDeadline makes every read and write on ctl end when ctx does (at
+// its deadline, or at once when it is cancelled); the returned function
+// stops watching ctx.
+func bindDeadline(ctx context.Context, ctl *net.UnixConn) (stop func() bool) {
+	if d, ok := ctx.Deadline(); ok {
+		ctl.SetDeadline(d)
+	}
+	return context.AfterFunc(ctx, func() { ctl.SetDeadline(time.Unix(1, 0)) })
+}
+
+// sendConfig sends cfg to the process at the other end of ctl, as JSON,
+// and closes ctl's writing side: all it will be told.
+func sendConfig(ctl *net.UnixConn, cfg any) error {
+	if err := json.NewEncoder(ctl).Encode(cfg); err != nil {
+		return err
+	}
+	return ctl.CloseWrite()
 }
