@@ -384,6 +384,12 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 // behind that 64 MiB of events wait for it, or when the executor
 // terminates.
 func (a *Agent) SubscribeExecutor(ctx context.Context, call *executorpb.Call) (string, <-chan *executorpb.Event, error) {
+	return a.subscribeExecutorAs(ctx, nil, call)
+}
+
+// subscribeExecutorAs is SubscribeExecutor from a caller whose token made
+// claims (nil: none; see checkClaims).
+func (a *Agent) subscribeExecutorAs(ctx context.Context, claims *executorClaims, call *executorpb.Call) (string, <-chan *executorpb.Event, error) {
 	if call == nil || call.GetType() != executorpb.Call_SUBSCRIBE {
 		return "", nil, fmt.Errorf("%w: expected a SUBSCRIBE call", ErrInvalidCall)
 	}
@@ -393,6 +399,15 @@ func (a *Agent) SubscribeExecutor(ctx context.Context, call *executorpb.Call) (s
 		err    error
 	}
 	r, err := request(a, ctx, func() result {
+		if claims != nil {
+			e, err := a.callingExecutor(call)
+			if err == nil {
+				err = checkClaims(claims, e)
+			}
+			if err != nil {
+				return result{err: err}
+			}
+		}
 		id, events, err := a.subscribeExecutor(ctx, call)
 		return result{id, events, err}
 	})

@@ -7,10 +7,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/apronhq/apron/agent/checkpoint"
 	apiv1 "github.com/apronhq/apron/api/v1"
+	"github.com/apronhq/apron/auth"
 	"github.com/apronhq/apron/containerizer"
 	"github.com/apronhq/apron/executor"
 	"github.com/apronhq/apron/internal/clock"
@@ -142,6 +144,11 @@ type Config struct {
 	// and its largest delay between tries (Mesos: 15 min and 2 s).
 	ExecutorRecoveryTimeout        time.Duration
 	ExecutorSubscriptionBackoffMax time.Duration
+	// ExecutorEnvironment is added, as KEY=VALUE, to the environment of
+	// every executor process, over the agent's own MESOS_* variables
+	// (Mesos's --executor_environment_variables): PATH, proxies, and
+	// LIBPROCESS_SSL_* so that executors speak TLS to a TLS agent.
+	ExecutorEnvironment []string
 	// ExecutorRegistrationTimeout is how long a launched executor process
 	// has to subscribe; one that has not is destroyed and its tasks fail
 	// (TASK_FAILED, REASON_EXECUTOR_REGISTRATION_TIMEOUT) (Mesos: 1 min).
@@ -212,6 +219,42 @@ type Config struct {
 	FetcherHTTPClient   *http.Client
 	FetcherMaxSize      int64
 	FetcherStallTimeout time.Duration
+
+	// Authenticator authenticates the HTTP API's requests (Mesos's
+	// --http_authenticators; auth.NewBasic over a --http_credentials file
+	// is Mesos's "basic"). Each endpoint family asks for a credential when
+	// its switch below is on, and a request without a valid one is
+	// answered 401 before anything else happens. Required when
+	// AuthenticateHTTPReadOnly or AuthenticateHTTPReadWrite is on. See
+	// auth.go for which endpoint is in which family.
+	Authenticator auth.Authenticator
+	// AuthenticateHTTPReadOnly: the endpoints that only read (/state,
+	// /flags, /containers, /monitor/statistics, /metrics, /files/*...:
+	// realm mesos-agent-readonly) need a credential (Mesos's
+	// --authenticate_http_readonly).
+	AuthenticateHTTPReadOnly bool
+	// AuthenticateHTTPReadWrite: the operator API (/api/v1) and
+	// /logging/toggle (realm mesos-agent-readwrite) need a credential
+	// (Mesos's --authenticate_http_readwrite).
+	AuthenticateHTTPReadWrite bool
+	// AuthenticateHTTPExecutors: the executor API (realm
+	// mesos-agent-executor) needs the token the agent gave the executor
+	// (Authorization: Bearer), and the token must name the executor,
+	// framework and container a call is about (Mesos's
+	// --authenticate_http_executors). Needs ExecutorSecretKey.
+	AuthenticateHTTPExecutors bool
+	// ExecutorSecretKey signs the tokens (JWT, HMAC-SHA256) the agent
+	// gives the executor processes it starts in
+	// MESOS_EXECUTOR_AUTHENTICATION_TOKEN (Mesos's --executor_secret_key:
+	// the file's content). With it and without AuthenticateHTTPExecutors,
+	// executors get tokens the agent does not ask for, as in Mesos. Keep
+	// it secret: whoever holds it can speak for any executor.
+	ExecutorSecretKey []byte
+	// Authorizer decides what each principal may do with the operator API
+	// and the files API (Mesos's --acls with its local authorizer:
+	// auth.NewLocal); see auth.go. nil allows everything, as Mesos without
+	// ACLs. It is asked outside the agent's loop, so it may be remote.
+	Authorizer auth.Authorizer
 }
 
 // CommandExecutorMode says where the command executor runs; see
@@ -259,6 +302,11 @@ const (
 )
 
 func (c Config) withDefaults() (Config, error) {
+	for i, kv := range c.ExecutorEnvironment {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" || strings.ContainsRune(kv, 0) {
+			return c, fmt.Errorf("agent: ExecutorEnvironment[%d] (%.40q) is not KEY=VALUE", i, kv)
+		}
+	}
 	bad := func(format string, args ...any) (Config, error) {
 		return c, fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
 	}
@@ -273,6 +321,12 @@ func (c Config) withDefaults() (Config, error) {
 		return bad("WorkDir %q: %v", c.WorkDir, err)
 	}
 	c.WorkDir = abs
+	if c.Authenticator == nil && (c.AuthenticateHTTPReadOnly || c.AuthenticateHTTPReadWrite) {
+		return bad("authentication is switched on but Authenticator is nil")
+	}
+	if c.AuthenticateHTTPExecutors && len(c.ExecutorSecretKey) == 0 {
+		return bad("AuthenticateHTTPExecutors needs an ExecutorSecretKey")
+	}
 	if c.Hostname == "" {
 		h, err := os.Hostname()
 		if err != nil || h == "" {

@@ -109,6 +109,21 @@
 // (slave/tasks_running, ...) in GET_METRICS and /metrics/snapshot, and
 // apron_agent_* in /metrics.
 //
+// # Security
+//
+// As Mesos's agent (see auth.go for the details): each endpoint family
+// asks for an HTTP credential when its Config switch is on
+// (AuthenticateHTTPReadOnly, AuthenticateHTTPReadWrite, with
+// Config.Authenticator); executor processes get a token (a JWT signed
+// with Config.ExecutorSecretKey, naming their framework, executor and
+// container) in MESOS_EXECUTOR_AUTHENTICATION_TOKEN, which the executor
+// API requires with AuthenticateHTTPExecutors, so that no one speaks for
+// an executor but itself; Config.Authorizer (Mesos's ACLs) authorizes the
+// operator calls that act and filters those that read, and the files
+// API. The agent authenticates to its master with [WithCredential].
+// Sandboxes are 0750, owned by the task's user, and their stdout and
+// stderr 0640, so that one user's tasks do not read another's output.
+//
 // One goroutine, Run's, owns all of this state: an event loop fed by the
 // master's stream, executor calls, timers (one clock timer multiplexes all
 // deadlines) and the ends of executors and containers. Calls to the master

@@ -9,6 +9,7 @@ import (
 
 	"github.com/apronhq/apron/api/v1/agentpb"
 	"github.com/apronhq/apron/api/v1/mesospb"
+	"github.com/apronhq/apron/auth"
 	"github.com/apronhq/apron/internal/httpapi"
 	"github.com/apronhq/apron/internal/mesosjson"
 	"github.com/apronhq/apron/resources"
@@ -44,20 +45,22 @@ const slavePrefix = "/" + pidName
 
 // mesosRoutes adds the Mesos endpoints to mux.
 func (a *Agent) mesosRoutes(mux *http.ServeMux) {
-	agentRoute := func(path string, h http.HandlerFunc) {
+	// Every one of these but /health and /version is in the read-only
+	// family but the operator API and /logging/toggle (auth.go).
+	agentRoute := func(path string, h http.Handler) {
 		for _, p := range []string{path, path + ".json", slavePrefix + path, slavePrefix + path + ".json"} {
-			mux.HandleFunc(p, h)
+			mux.Handle(p, a.readOnly(h))
 		}
 	}
-	agentRoute("/state", a.serveMesosState)
-	agentRoute("/flags", a.serveFlags)
-	agentRoute("/containers", a.serveContainers)
-	agentRoute("/monitor/statistics", a.serveStatistics)
-	mux.HandleFunc(slavePrefix+OperatorAPIPath, a.serveOperatorAPI)
+	agentRoute("/state", http.HandlerFunc(a.serveMesosState))
+	agentRoute("/flags", a.authorizedFor(auth.ViewFlags, nil, http.HandlerFunc(a.serveFlags)))
+	agentRoute("/containers", http.HandlerFunc(a.serveContainers))
+	agentRoute("/monitor/statistics", http.HandlerFunc(a.serveStatistics))
+	mux.Handle(slavePrefix+OperatorAPIPath, a.readWrite(http.HandlerFunc(a.serveOperatorAPI)))
 	mux.HandleFunc(slavePrefix+"/health", a.serveHealth)
-	mux.HandleFunc("/metrics/snapshot", a.serveMetricsSnapshot)
-	mux.HandleFunc("/metrics/snapshot.json", a.serveMetricsSnapshot)
-	mux.HandleFunc("/logging/toggle", a.serveLoggingToggle)
+	mux.Handle("/metrics/snapshot", a.readOnly(http.HandlerFunc(a.serveMetricsSnapshot)))
+	mux.Handle("/metrics/snapshot.json", a.readOnly(http.HandlerFunc(a.serveMetricsSnapshot)))
+	mux.Handle("/logging/toggle", a.readWrite(a.authorizedFor(auth.SetLogLevel, nil, http.HandlerFunc(a.serveLoggingToggle))))
 	mux.HandleFunc("/version", a.serveVersion)
 }
 
@@ -82,10 +85,17 @@ func serveModel(w http.ResponseWriter, r *http.Request, build func(ctx context.C
 
 func (a *Agent) serveMesosState(w http.ResponseWriter, r *http.Request) {
 	serveModel(w, r, func(ctx context.Context) (any, error) {
+		// As Mesos's /state: what the principal may not see is left out
+		// (auth.go).
+		ap, err := a.approvers(ctx, append([]auth.Action{auth.ViewFlags}, viewActions...)...)
+		if err != nil {
+			return nil, authError(err)
+		}
 		s, err := request(a, ctx, a.stateSnapshot)
 		if err != nil {
 			return nil, err
 		}
+		s.filter(ap)
 		return s.model(), nil
 	})
 }
@@ -326,7 +336,9 @@ func (s *stateSnap) model() mesosjson.Object {
 		// what that gives on a sane network.
 		o.Set("master_hostname", s.master.GetHostname())
 	}
-	o.Set("flags", mesosjson.Flags(s.flags))
+	if s.flags != nil { // nil: VIEW_FLAGS refused (auth.go)
+		o.Set("flags", mesosjson.Flags(s.flags))
+	}
 	o.Set("frameworks", modelFrameworks(s.frameworks))
 	o.Set("completed_frameworks", modelFrameworks(s.completedFrameworks))
 	return o
@@ -482,8 +494,15 @@ func (a *Agent) executorContainers(ctx context.Context) ([]containerEntry, error
 // keeps it.
 func (a *Agent) serveEntries(w http.ResponseWriter, r *http.Request, add func(e *containerEntry, o *mesosjson.Object) bool) {
 	serveModel(w, r, func(ctx context.Context) (any, error) {
+		ap, err := a.approvers(ctx, auth.ViewContainer)
+		if err != nil {
+			return nil, authError(err)
+		}
 		entries, err := a.executorContainers(ctx)
 		if err != nil {
+			return nil, err
+		}
+		if entries, err = a.visibleEntries(ctx, entries, ap); err != nil {
 			return nil, err
 		}
 		out := []mesosjson.Object{}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -19,6 +20,7 @@ import (
 	"github.com/apronhq/apron/containerizer"
 	"github.com/apronhq/apron/executor"
 	"github.com/apronhq/apron/internal/agentcore"
+	"github.com/apronhq/apron/internal/environ"
 	"github.com/apronhq/apron/internal/fetch"
 )
 
@@ -453,6 +455,7 @@ func (a *Agent) executorEnv(e *executorRec) []string {
 	if ip := a.libprocessIP(); ip != "" {
 		env = append(env, "LIBPROCESS_IP="+ip)
 	}
+	env, _ = environ.Merge(env, a.cfg.ExecutorEnvironment, nil) // nil Environment: no error
 	return env
 }
 
@@ -535,11 +538,25 @@ func (a *Agent) launchExecutor(e *executorRec) {
 // at once spin on the kernel's lock of that directory, burning CPU that
 // serving them one at a time does not: a profile under load had the
 // agent's mkdirs cost ten times what they cost alone.
+//
+// The sandbox is 0750 and its owner the task's user, with that user's
+// primary group (fetch.MakeSandbox), as Mesos's createSandboxDirectory
+// makes it: the tasks of one framework's user cannot read another's
+// stdout, and the agent (root) reads them all.
 func (a *Agent) makeSandbox(sandbox, user string) error {
 	a.sandboxMu.Lock()
 	defer a.sandboxMu.Unlock()
-	return fetch.MakeSandbox(sandbox, user)
+	if err := fetch.MakeSandbox(sandbox, user); err != nil {
+		return err
+	}
+	if err := os.Chmod(sandbox, sandboxMode); err != nil {
+		return fmt.Errorf("restricting the sandbox: %w", err)
+	}
+	return nil
 }
+
+// sandboxMode is the permissions of a sandbox directory, Mesos's.
+const sandboxMode = 0o750
 
 // runDriver runs ex for e on its own goroutine, after prepare (when not
 // nil) succeeds there; fail runs on the loop when either cannot start.

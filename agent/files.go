@@ -7,6 +7,7 @@ import (
 
 	"github.com/apronhq/apron/api/v1/agentpb"
 	"github.com/apronhq/apron/api/v1/mesospb"
+	"github.com/apronhq/apron/auth"
 	"github.com/apronhq/apron/internal/files"
 	"github.com/apronhq/apron/internal/httpapi"
 )
@@ -43,8 +44,15 @@ func (a *Agent) AttachFile(real, virtual string) error {
 // DetachFile undoes AttachFile.
 func (a *Agent) DetachFile(virtual string) { a.files.Detach(virtual) }
 
-// routeFiles serves the files endpoints on mux.
-func (a *Agent) routeFiles(mux *http.ServeMux) { a.files.Register(mux) }
+// routeFiles serves the files endpoints on mux, in the read-only
+// family, each authorized by the path it reads (auth.go).
+func (a *Agent) routeFiles(mux *http.ServeMux) {
+	mux.Handle(files.BrowsePath, a.readOnly(a.filesAuthorized(a.files.ServeBrowse)))
+	mux.Handle(files.ReadPath, a.readOnly(a.filesAuthorized(a.files.ServeRead)))
+	mux.Handle(files.DownloadPath, a.readOnly(a.filesAuthorized(a.files.ServeDownload)))
+	mux.Handle(files.DebugPath, a.readOnly(a.authorizedFor(auth.GetEndpoint, &auth.Object{Value: files.DebugPath},
+		http.HandlerFunc(a.files.ServeDebug))))
+}
 
 // attachSandbox attaches an executor run's sandbox under its paths; it
 // runs on the loop when the run is created or recovered. The "latest"

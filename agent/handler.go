@@ -7,6 +7,7 @@ import (
 
 	"github.com/apronhq/apron/api/v1/agentpb"
 	"github.com/apronhq/apron/api/v1/executorpb"
+	"github.com/apronhq/apron/auth"
 	"github.com/apronhq/apron/internal/httpapi"
 )
 
@@ -53,20 +54,36 @@ const maxAPIBody = httpapi.DefaultMaxBodyBytes
 // an Accept it cannot satisfy, 413 for a body over 8 MiB, 415 for a body
 // that is neither protobuf nor JSON, 503 when the agent is not running.
 //
+// With authentication on (Config.AuthenticateHTTP*), a request without a
+// valid credential is answered 401 with a WWW-Authenticate challenge of
+// its family's realm; one the Config.Authorizer refuses, 403 naming the
+// action (auth.go).
+//
 // The embedder serves Handler where Config.Endpoint says executor
 // processes find it. Streams end when Run returns.
 func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc(ExecutorAPIPath, a.serveExecutorAPI)
+	executorAPI := a.executorAuthenticated(http.HandlerFunc(a.serveExecutorAPI)) // auth.go
+	mux.Handle(ExecutorAPIPath, executorAPI)
 	// Mesos's executor library posts to /slave(1)/api/v1/executor, built
 	// from MESOS_SLAVE_PID.
-	mux.HandleFunc("/"+pidName+ExecutorAPIPath, a.serveExecutorAPI)
-	mux.HandleFunc(OperatorAPIPath, a.serveOperatorAPI)
+	mux.Handle("/"+pidName+ExecutorAPIPath, executorAPI)
+	mux.Handle(OperatorAPIPath, a.readWrite(http.HandlerFunc(a.serveOperatorAPI)))
 	mux.HandleFunc("/health", a.serveHealth)
-	mux.HandleFunc("/metrics", a.serveMetrics)
+	mux.Handle("/metrics", a.readOnly(http.HandlerFunc(a.serveMetrics)))
 	a.mesosRoutes(mux) // /state, /containers, /metrics/snapshot...: endpoints.go
 	a.routeFiles(mux)  // /files/*: files.go
 	return mux
+}
+
+// readOnly and readWrite wrap h in the authentication of its family
+// (auth.go).
+func (a *Agent) readOnly(h http.Handler) http.Handler {
+	return a.authenticated(a.cfg.AuthenticateHTTPReadOnly, auth.RealmAgentReadOnly, h)
+}
+
+func (a *Agent) readWrite(h http.Handler) http.Handler {
+	return a.authenticated(a.cfg.AuthenticateHTTPReadWrite, auth.RealmAgentReadWrite, h)
 }
 
 func (a *Agent) serveExecutorAPI(w http.ResponseWriter, r *http.Request) {
@@ -82,7 +99,7 @@ func (a *Agent) serveExecutorAPI(w http.ResponseWriter, r *http.Request) {
 	}
 	switch call.GetType() {
 	case executorpb.Call_SUBSCRIBE:
-		id, events, err := a.SubscribeExecutor(r.Context(), &call)
+		id, events, err := a.subscribeExecutorAs(r.Context(), claimsFrom(r.Context()), &call)
 		if err != nil {
 			httpapi.WriteError(w, handlerError(err))
 			return
@@ -95,7 +112,8 @@ func (a *Agent) serveExecutorAPI(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusAccepted)
 	case executorpb.Call_UPDATE, executorpb.Call_MESSAGE:
 		streamID := r.Header.Get(httpapi.StreamIDHeader)
-		err, perr := request(a, r.Context(), func() error { return a.executorCallAs(streamID, &call) })
+		claims := claimsFrom(r.Context())
+		err, perr := request(a, r.Context(), func() error { return a.executorCallAs(claims, streamID, &call) })
 		if perr != nil {
 			err = perr
 		}
@@ -110,8 +128,18 @@ func (a *Agent) serveExecutorAPI(w http.ResponseWriter, r *http.Request) {
 }
 
 // executorCallAs is ExecutorCall for a call that may name no stream, as a
-// Mesos executor's: see executorCall.
-func (a *Agent) executorCallAs(streamID string, call *executorpb.Call) error {
+// Mesos executor's (see executorCall), from a caller whose token made
+// claims (nil: none; see checkClaims).
+func (a *Agent) executorCallAs(claims *executorClaims, streamID string, call *executorpb.Call) error {
+	if claims != nil {
+		e, err := a.callingExecutor(call)
+		if err != nil {
+			return err
+		}
+		if err := checkClaims(claims, e); err != nil {
+			return err
+		}
+	}
 	return a.executorCall(streamID, call)
 }
 
@@ -144,10 +172,18 @@ func (a *Agent) serveOperatorAPI(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, err)
 		return
 	}
+	ap, err := a.authorizeOperator(r.Context(), &call) // auth.go
+	if err != nil {
+		httpapi.WriteError(w, authError(err))
+		return
+	}
 	if a.serveOperatorStream(w, r, c, &call) { // answers that stream
 		return
 	}
 	resp, err := a.operatorCall(r.Context(), &call)
+	if err == nil {
+		err = a.filterResponse(r.Context(), resp, ap)
+	}
 	if err != nil {
 		httpapi.WriteError(w, handlerError(err))
 		return

@@ -13,6 +13,7 @@ import (
 
 	"github.com/apronhq/apron/api/v1/codec"
 	"github.com/apronhq/apron/api/v1/internalpb"
+	"github.com/apronhq/apron/auth"
 	"github.com/apronhq/apron/election"
 	"github.com/apronhq/apron/internal/httpapi"
 	"github.com/apronhq/apron/internal/httplink"
@@ -63,6 +64,7 @@ type HTTPOption func(*httpOptions)
 type httpOptions struct {
 	json     bool
 	client   *http.Client
+	cred     *auth.Credential
 	log      *slog.Logger
 	detector election.Detector
 }
@@ -75,6 +77,17 @@ func WithJSON() HTTPOption { return func(o *httpOptions) { o.json = true } }
 // uses a copy that does not follow redirects itself; the client must have
 // no Timeout, which would cut the event stream.
 func WithHTTPClient(c *http.Client) HTTPOption { return func(o *httpOptions) { o.client = c } }
+
+// WithCredential makes the HTTPMaster authenticate to the masters with
+// cred (HTTP Basic on every request, those to a new leader included), for
+// a master that authenticates its agents (Mesos's --authenticate_agents;
+// the agent's --credential). A master that refuses it (401, or 403 from
+// its authorizer) is retried after the registration backoff, and the
+// agent logs each refusal as an error. It works with WithHTTPClient in
+// either order.
+func WithCredential(cred auth.Credential) HTTPOption {
+	return func(o *httpOptions) { o.cred = &cred }
+}
 
 // WithHTTPLogger sets the logger told why streams end (default: discard).
 func WithHTTPLogger(l *slog.Logger) HTTPOption { return func(o *httpOptions) { o.log = l } }
@@ -105,7 +118,11 @@ func NewHTTPMaster(urls []string, opts ...HTTPOption) (*HTTPMaster, error) {
 			opt(&o)
 		}
 	}
-	client := httpapi.Client{Codec: codec.Protobuf, HTTP: httplink.NoRedirects(o.client)}
+	hc := o.client
+	if o.cred != nil {
+		hc = auth.WithBasic(hc, *o.cred)
+	}
+	client := httpapi.Client{Codec: codec.Protobuf, HTTP: httplink.NoRedirects(hc)}
 	if o.json {
 		client.Codec = codec.JSON
 	}

@@ -3,12 +3,14 @@ package agent
 import (
 	"context"
 	"errors"
+	"net/http"
 	"sync"
 	"time"
 
 	"github.com/apronhq/apron/api/v1/internalpb"
 	"github.com/apronhq/apron/api/v1/mesospb"
 	"github.com/apronhq/apron/internal/agentcore"
+	"github.com/apronhq/apron/internal/httpapi"
 )
 
 // masterConn is one stream to the master: the events the loop reads and a
@@ -246,7 +248,14 @@ func (a *Agent) connected(gen uint64, ctx context.Context, cancel context.Cancel
 	case agentcore.ConnFailed:
 		a.connecting = nil
 		cancel()
-		a.log.Warn("agent: connecting to the master failed", "err", err)
+		if refusedCredential(err) {
+			// Retrying will not help until an operator fixes the
+			// credential or the ACLs, but the agent keeps trying (with
+			// backoff) so that it registers as soon as they do.
+			a.log.Error("agent: the master refused the agent's registration: check its credential (WithCredential, -credential) and the master's register_agents ACL", "err", err)
+		} else {
+			a.log.Warn("agent: connecting to the master failed", "err", err)
+		}
 		a.applyLink()
 		return
 	}
@@ -445,4 +454,11 @@ func (a *Agent) flush() {
 	}
 	a.conn.sender.enqueue(a.outbox)
 	a.outbox = nil
+}
+
+// refusedCredential says err is a master's 401 (no or a wrong credential)
+// or 403 (the authorizer refused REGISTER_AGENT) to a registration.
+func refusedCredential(err error) bool {
+	var he *httpapi.Error
+	return errors.As(err, &he) && (he.Status == http.StatusUnauthorized || he.Status == http.StatusForbidden)
 }

@@ -119,6 +119,9 @@ func (a *Agent) flags() []mesospb.Flag {
 		{"command_executor_path", c.CommandExecutorPath},
 		{"in_process_executors", strings.Join(sortedKeys(c.Executors), ",")},
 		{"checkpoint", "true"},
+		{"authenticate_http_readonly", strconv.FormatBool(c.AuthenticateHTTPReadOnly)},
+		{"authenticate_http_readwrite", strconv.FormatBool(c.AuthenticateHTTPReadWrite)},
+		{"authenticate_http_executors", strconv.FormatBool(c.AuthenticateHTTPExecutors)},
 	}
 	out := make([]mesospb.Flag, 0, len(kv))
 	for _, f := range kv {

@@ -131,6 +131,10 @@ func (a *Agent) serveStreamingOperatorCall(w http.ResponseWriter, r *http.Reques
 			httpapi.WriteError(w, httpapi.Errorf(http.StatusUnsupportedMediaType, "Expecting '%s' to be not set for non-streaming requests", httpapi.MessageContentTypeHeader))
 			return
 		}
+		if _, err := a.authorizeOperator(r.Context(), &call); err != nil { // auth.go
+			httpapi.WriteError(w, authError(err))
+			return
+		}
 		switch call.GetType() {
 		case agentpb.Call_LAUNCH_NESTED_CONTAINER_SESSION, agentpb.Call_ATTACH_CONTAINER_OUTPUT:
 			a.serveNestedOutputCall(w, r, &call, httpapi.MediaTypeRecordIO, msgOut)
@@ -169,6 +173,10 @@ func (a *Agent) serveStreamingOperatorCall(w http.ResponseWriter, r *http.Reques
 		return
 	case streamOut:
 		httpapi.WriteError(w, httpapi.Errorf(http.StatusNotAcceptable, "Streaming response is not supported for %s call", first.GetType()))
+		return
+	}
+	if _, err := a.authorizeOperator(r.Context(), first); err != nil { // auth.go
+		httpapi.WriteError(w, authError(err))
 		return
 	}
 	a.attachContainerInput(w, r, first.GetAttachContainerInput(), rd, msgIn)

@@ -160,6 +160,15 @@ func (a *Agent) executorContainer(e *executorRec) (containerizer.Config, error) 
 		return containerizer.Config{}, errors.New("the executor asks for a container image, which this agent does not support")
 	}
 	env := a.executorEnv(e)
+	// The executor's token for the executor API (auth.go), as Mesos's
+	// agent gives it; its task containers do not get it.
+	token, err := a.executorToken(e)
+	if err != nil {
+		return containerizer.Config{}, fmt.Errorf("making the executor's authentication token: %w", err)
+	}
+	if token != "" {
+		env = append(env, executor.AuthenticationTokenEnv+"="+token)
+	}
 	var cmd containerizer.Command
 	if e.kind == kindCommandProcess {
 		env = append(env,

@@ -883,7 +883,9 @@ func mkdirBeneath(dir, rel string, usr *launcher.User) (int, error) {
 // openOutput opens a sandbox output file for appending, created owned by
 // usr.
 func openOutput(path string, usr *launcher.User) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o644)
+	// 0640, as the process containerizer's: a task's output is for its
+	// user and group (and the agent), not for other users' tasks.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o640)
 	if err != nil {
 		return nil, err
 	}

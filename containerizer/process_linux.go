@@ -244,7 +244,7 @@ func (p *Process) start(c *container, cfg *Config, cred *syscall.Credential) (er
 		// Never through a link: the sandbox is the task's, and a link
 		// there (its own, or one an archive it fetched left) would have
 		// this root process write to and chown a file of its choosing.
-		if fds[i], err = unix.Open(path, unix.O_WRONLY|unix.O_CREAT|unix.O_APPEND|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o644); err != nil {
+		if fds[i], err = unix.Open(path, unix.O_WRONLY|unix.O_CREAT|unix.O_APPEND|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o640); err != nil {
 			return fail("opening "+name, &os.PathError{Op: "open", Path: path, Err: err})
 		}
 		if cred != nil {

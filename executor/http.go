@@ -39,17 +39,54 @@ const httpStreamBuffer = 64
 // (or _CA_DIR) and presents LIBPROCESS_SSL_CERT_FILE and _KEY_FILE when
 // the agent asks for a client certificate; see HTTPAgentFromEnv. An
 // environment that does not make a usable configuration gives a link
-// whose every call fails, saying why.
+// whose every call fails, saying why. The executor's token
+// (MESOS_EXECUTOR_AUTHENTICATION_TOKEN), when the agent gave one, goes
+// with every call as Authorization: Bearer, and is removed from the
+// process's environment, as Mesos's executor library does.
 func HTTPAgent(endpoint string) Agent {
 	a, err := HTTPAgentFromEnv(endpoint, os.Getenv)
+	// As Mesos's executor library: the token leaves the environment, so
+	// that the tasks this process starts do not inherit it.
+	_ = os.Unsetenv(AuthenticationTokenEnv)
 	if err != nil {
 		return failedAgent{err}
 	}
 	return a
 }
 
-// HTTPAgentFromEnv is HTTPAgent with the LIBPROCESS_SSL_* environment read
-// through getenv; it fails when that environment turns TLS on but its
+// AuthenticationTokenEnv holds the token an agent that authenticates its
+// executors (Mesos's --authenticate_http_executors) gives an executor
+// process; the link sends it with every call as Authorization: Bearer.
+const AuthenticationTokenEnv = "MESOS_EXECUTOR_AUTHENTICATION_TOKEN"
+
+// bearerTransport sends an executor's token with every request.
+type bearerTransport struct {
+	base  http.RoundTripper
+	token string
+}
+
+// RoundTrip sends a copy of r with the token.
+func (t *bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	base := t.base
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	r2 := r.Clone(r.Context()) // a RoundTripper must not change r
+	r2.Header.Set("Authorization", "Bearer "+t.token)
+	return base.RoundTrip(r2)
+}
+
+// withToken makes a's requests carry token, when there is one.
+func (a *httpAgent) withToken(token string) *httpAgent {
+	if token != "" {
+		a.client.HTTP.Transport = &bearerTransport{base: a.client.HTTP.Transport, token: token}
+	}
+	return a
+}
+
+// HTTPAgentFromEnv is HTTPAgent with the LIBPROCESS_SSL_* environment and
+// MESOS_EXECUTOR_AUTHENTICATION_TOKEN read through getenv (and left in
+// the environment); it fails when that environment turns TLS on but its
 // files cannot be used.
 func HTTPAgentFromEnv(endpoint string, getenv func(string) string) (Agent, error) {
 	files, enabled, err := tlsconfig.FromEnv(getenv)
@@ -60,8 +97,9 @@ func HTTPAgentFromEnv(endpoint string, getenv func(string) string) (Agent, error
 		url:    endpointURL(endpoint),
 		client: httpapi.Client{HTTP: &http.Client{CheckRedirect: httpapi.NoRedirects.CheckRedirect}},
 	}
+	token := getenv(AuthenticationTokenEnv)
 	if !enabled {
-		return a, nil
+		return a.withToken(token), nil
 	}
 	src, err := tlsconfig.Load(files, tlsconfig.Options{})
 	if err != nil {
@@ -71,7 +109,7 @@ func HTTPAgentFromEnv(endpoint string, getenv func(string) string) (Agent, error
 		a.url = "https://" + strings.TrimPrefix(a.url, "http://")
 	}
 	a.client.HTTP.Transport = src.Transport()
-	return a, nil
+	return a.withToken(token), nil
 }
 
 // failedAgent is the link of an executor whose TLS environment is

@@ -130,7 +130,9 @@ func processEnv(environ []string) []string {
 	for _, kv := range environ {
 		k, _, _ := strings.Cut(kv, "=")
 		switch k {
-		case CommandExecutorEnv, ExecutorStateDirEnv, KillGracePeriodEnv:
+		case CommandExecutorEnv, ExecutorStateDirEnv, KillGracePeriodEnv, AuthenticationTokenEnv:
+			// The token speaks for the executor: its tasks must not
+			// inherit it.
 			continue
 		}
 		out = append(out, kv)

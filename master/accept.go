@@ -10,6 +10,7 @@ import (
 	"github.com/apronhq/apron/api/v1/internalpb"
 	"github.com/apronhq/apron/api/v1/mesospb"
 	"github.com/apronhq/apron/api/v1/schedulerpb"
+	"github.com/apronhq/apron/internal/checks"
 	"github.com/apronhq/apron/resources"
 )
 
@@ -139,6 +140,11 @@ type launcher struct {
 }
 
 func (l *launcher) launch(ti *mesospb.TaskInfo) {
+	// Authorized first, as Mesos's Master::_accept does.
+	if err := checkRunTask(l.fw.approvers, ti, l.fw); err != nil {
+		l.refuse(ti, mesospb.TaskStatus_REASON_TASK_UNAUTHORIZED, err)
+		return
+	}
 	pool, err := l.pool, error(nil)
 	var exec *mesospb.ExecutorInfo
 	var execNeed resources.Resources
@@ -158,6 +164,11 @@ func (l *launcher) launch(ti *mesospb.TaskInfo) {
 	var need resources.Resources
 	if err == nil {
 		need, err = l.validateTask(ti, pool, l.seen)
+	}
+	if err == nil {
+		if cerr := checks.Task(ti); cerr != nil {
+			err = fmt.Errorf("%w: %v", errTask, cerr)
+		}
 	}
 	if err != nil {
 		l.refuse(ti, mesospb.TaskStatus_REASON_TASK_INVALID, err)
@@ -186,6 +197,18 @@ func (l *launcher) launchGroup(g *mesospb.Offer_Operation_LaunchGroup) {
 			l.refuse(&tasks[i], mesospb.TaskStatus_REASON_TASK_GROUP_INVALID, err)
 		}
 	}
+	// The whole group is authorized first; the first refusal is every
+	// task's answer, as Mesos's.
+	for i := range tasks {
+		if err := checkRunTask(l.fw.approvers, &tasks[i], l.fw); err != nil {
+			err = fmt.Errorf("%w: Task '%s' is not authorized: %s", errTask, tasks[i].TaskID.Value,
+				strings.TrimPrefix(err.Error(), errTask.Error()+": "))
+			for j := range tasks {
+				l.refuse(&tasks[j], mesospb.TaskStatus_REASON_TASK_GROUP_UNAUTHORIZED, err)
+			}
+			return
+		}
+	}
 	exec, execNeed, err := l.validateExecutor(&g.Executor)
 	if err != nil {
 		fail(err)
@@ -212,6 +235,14 @@ func (l *launcher) launchGroup(g *mesospb.Offer_Operation_LaunchGroup) {
 		need, err := l.validateTask(ti, pool, seen)
 		if err != nil {
 			fail(err)
+			return
+		}
+		cerr := checks.Task(ti)
+		if cerr == nil {
+			cerr = checks.GroupTask(ti)
+		}
+		if cerr != nil {
+			fail(fmt.Errorf("%w: Task '%s' is invalid: %v", errTask, ti.TaskID.Value, cerr))
 			return
 		}
 		pool = pool.Subtract(need)

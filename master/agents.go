@@ -23,6 +23,7 @@ type agent struct {
 	version string
 	stream  string // "" while disconnected
 	ip      string // where its connection came from, if known (Offer.url)
+	https   bool   // it serves HTTPS (Config.AgentTLS): Offer.url says so
 
 	registeredAt time.Time
 	tasks        map[string]*task // by framework/task

@@ -1,6 +1,8 @@
 package master
 
 import (
+	crand "crypto/rand"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -8,6 +10,7 @@ import (
 	"time"
 
 	"github.com/apronhq/apron/allocator"
+	"github.com/apronhq/apron/auth"
 	"github.com/apronhq/apron/internal/clock"
 	"github.com/apronhq/apron/resources"
 )
@@ -94,6 +97,14 @@ type Config struct {
 	// that does not redirects clients to the leader (307) or, when no
 	// leader is known, answers 503. nil means the master always leads.
 	Leadership Leadership
+	// AgentTLS, when set, says the agents serve HTTPS, as a cluster where
+	// Mesos's LIBPROCESS_SSL_ENABLED is on: Offer.url (and inverse
+	// offers') of an agent connected over HTTP says https, and the files
+	// API reaches agents over https with this client configuration (it
+	// verifies them, and presents its certificate to agents that require
+	// one). The master's own server TLS is its HTTP server's (serve
+	// Handler on a TLS listener). nil: http, as Mesos writes.
+	AgentTLS *tls.Config
 
 	// Registry keeps what must survive the master's death: admitted,
 	// unreachable and gone agents, weights, quotas, the maintenance
@@ -115,10 +126,59 @@ type Config struct {
 	RecoveryAgentRemovalLimit float64
 
 	// Clock, Rand and Logger are injected for tests; defaults are the
-	// system clock, a randomly seeded source and a discarding logger.
+	// system clock, a ChaCha8 source seeded from crypto/rand and a
+	// discarding logger. Stream IDs come from Rand and act as bearer
+	// tokens for a stream's calls: an injected Rand should be
+	// unpredictable too outside tests.
 	Clock  clock.Clock
 	Rand   *rand.Rand
 	Logger *slog.Logger
+
+	// Authenticator authenticates the HTTP API's requests (Mesos's
+	// --http_authenticators; auth.NewBasic over a --credentials file is
+	// Mesos's "basic"). Each endpoint family asks for a credential when
+	// its switch below is on (Mesos's --authenticate_* flags), and a
+	// request without a valid one is answered 401 before anything else
+	// happens, leader redirect included. Required when a switch is on.
+	// See auth.go for which endpoint is in which family.
+	Authenticator auth.Authenticator
+	// AuthenticateFrameworks: the scheduler API (realm
+	// mesos-master-scheduler) needs a credential, and a framework's
+	// FrameworkInfo.principal must be the authenticated principal (Mesos's
+	// --authenticate_frameworks / --authenticate_http_frameworks).
+	AuthenticateFrameworks bool
+	// AuthenticateAgents: the agent link (realm apron-master-agent) needs
+	// a credential (Mesos's --authenticate_agents).
+	AuthenticateAgents bool
+	// AuthenticateHTTPReadOnly: the endpoints that only read (/state,
+	// /frameworks, /tasks, /metrics/snapshot, /files/*, ...: realm
+	// mesos-master-readonly) need a credential (Mesos's
+	// --authenticate_http_readonly).
+	AuthenticateHTTPReadOnly bool
+	// AuthenticateHTTPReadWrite: the operator API and the endpoints that
+	// change something (realm mesos-master-readwrite) need a credential
+	// (Mesos's --authenticate_http_readwrite).
+	AuthenticateHTTPReadWrite bool
+	// RateLimits hold each principal's scheduler API requests to a rate
+	// (Mesos's --rate_limits; ParseRateLimits). nil: no limits.
+	RateLimits *RateLimits
+	// MaxClientRequests bounds the scheduler API requests one client (an
+	// authenticated principal, else an IP address) may have open at once,
+	// its subscriptions included, so that a flood of subscriptions cannot
+	// take the master down; more are answered 429. 0: no bound.
+	MaxClientRequests int
+	// Authorizer decides what each principal may do (Mesos's --acls with
+	// its local authorizer: auth.NewLocal). nil allows everything, as
+	// Mesos without ACLs, at no cost. The master asks it for approvers
+	// outside its state machine's goroutine, so it may be remote and slow.
+	Authorizer auth.Authorizer
+	// AgentCredential is the credential the master presents to agents
+	// (HTTP Basic) when it forwards a files request to one (files.go), for
+	// agents that require one on their read-only endpoints (Mesos's agent
+	// --authenticate_http_readonly). nil sends none. The principal needs
+	// access_sandboxes and access_mesos_logs on the agents: the master
+	// has already authorized the request for its own caller.
+	AgentCredential *auth.Credential
 
 	// LogLevel, when set, is the level the embedder's log handler
 	// consults (slog.HandlerOptions.Level): the operator API's
@@ -138,6 +198,14 @@ type Leadership interface {
 }
 
 func (c Config) withDefaults() (Config, error) {
+	if c.RateLimits != nil {
+		if err := c.RateLimits.validate(); err != nil {
+			return c, fmt.Errorf("master: %w", err)
+		}
+	}
+	if c.MaxClientRequests < 0 {
+		return c, fmt.Errorf("master: MaxClientRequests must not be negative")
+	}
 	if c.Hostname == "" {
 		c.Hostname = "localhost"
 	}
@@ -174,6 +242,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.RecoveryAgentRemovalLimit < 0 || c.RecoveryAgentRemovalLimit > 1 || c.RecoveryAgentRemovalLimit != c.RecoveryAgentRemovalLimit {
 		return c, fmt.Errorf("master: RecoveryAgentRemovalLimit %v is not a fraction between 0 and 1", c.RecoveryAgentRemovalLimit)
 	}
+	if c.Authenticator == nil && (c.AuthenticateFrameworks || c.AuthenticateAgents || c.AuthenticateHTTPReadOnly || c.AuthenticateHTTPReadWrite) {
+		return c, fmt.Errorf("master: authentication is switched on but Config.Authenticator is nil")
+	}
 	if c.IP == "" {
 		c.IP = defaultIP(c.Hostname)
 	} else if _, err := netip.ParseAddr(c.IP); err != nil {
@@ -189,7 +260,11 @@ func (c Config) withDefaults() (Config, error) {
 		c.Clock = clock.Real()
 	}
 	if c.Rand == nil {
-		c.Rand = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+		// A cryptographically strong generator: whoever sees some of its
+		// outputs (its own stream ID) cannot compute the others'.
+		var seed [32]byte
+		_, _ = crand.Read(seed[:]) // never fails (Go 1.24)
+		c.Rand = rand.New(rand.NewChaCha8(seed))
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -89,6 +89,9 @@ type stream struct {
 	id   string
 	kind streamKind
 	peer string // framework or agent ID
+	// principal authenticated the agent stream's REGISTER or REREGISTER;
+	// only it may call on the stream (auth.go).
+	principal *string
 }
 
 // metrics are counters the operator API and /metrics report.

@@ -74,4 +74,12 @@
 // answers 307 to the same path on the leader, or 503 when no leader is
 // known, on every endpoint but /health (503 "not leading"), /metrics and
 // /version.
+//
+// Security is Mesos's (auth.go): HTTP Basic authentication per endpoint
+// family (Config.Authenticator and the Authenticate* switches, Mesos's
+// --authenticate_* flags), 401 before anything else; and, with a
+// Config.Authorizer (auth.NewLocal over Mesos's ACLs, or a policy
+// service), authorization of framework registration and task launches,
+// agent registration and every operator change (403 naming the action,
+// nothing changed), and filtering of what each principal reads.
 package master

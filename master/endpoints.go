@@ -64,10 +64,22 @@ func (c *core) view(parts viewParts, elected bool, now time.Time) *mesosView {
 }
 
 // mesosView reads the master for a Mesos endpoint.
+// The state in it shows what the principal of ctx may see (auth_view.go).
 func (m *Master) mesosView(ctx context.Context, parts viewParts) (*mesosView, error) {
 	leading, _ := m.leading()
+	var ap approvers
+	if parts&(viewState|viewRoles) != 0 {
+		var err error
+		if ap, err = m.approvers(ctx, principalOf(ctx), viewActions...); err != nil {
+			return nil, err
+		}
+	}
 	var v *mesosView
-	err := m.do(ctx, func(c *core) { v = c.view(parts, leading, m.cfg.Clock.Now()) })
+	err := m.do(ctx, func(c *core) {
+		v = c.view(parts, leading, m.cfg.Clock.Now())
+		c.filterState(v.state, ap)
+		filterRoles(&v.roles, ap)
+	})
 	return v, err
 }
 

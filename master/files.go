@@ -2,6 +2,7 @@ package master
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"github.com/apronhq/apron/api/v1/codec"
 	"github.com/apronhq/apron/api/v1/masterpb"
 	"github.com/apronhq/apron/api/v1/mesospb"
+	"github.com/apronhq/apron/auth"
 	"github.com/apronhq/apron/internal/files"
 	"github.com/apronhq/apron/internal/httpapi"
 )
@@ -63,11 +65,13 @@ type masterFiles struct {
 // newFilesClient is a master's client for forwarding to agents, its own
 // (its connections are the master's): connections and answers' headers
 // are bounded, redirects never followed to another host.
-func newFilesClient() *http.Client {
+func newFilesClient(tlsConfig *tls.Config) *http.Client {
 	return &http.Client{
 		Transport: &http.Transport{
 			DialContext:           (&net.Dialer{Timeout: FilesProxyTimeout}).DialContext,
 			ResponseHeaderTimeout: FilesProxyTimeout,
+			TLSHandshakeTimeout:   FilesProxyTimeout,
+			TLSClientConfig:       tlsConfig,
 			MaxIdleConnsPerHost:   4,
 			IdleConnTimeout:       time.Minute,
 		},
@@ -88,11 +92,14 @@ func (m *Master) AttachFile(real, virtual string) error {
 func (m *Master) DetachFile(virtual string) { m.files.table.Detach(virtual) }
 
 // routeFiles serves the files endpoints on mux.
-func (m *Master) routeFiles(mux *http.ServeMux) {
-	mux.HandleFunc(files.BrowsePath, m.serveFiles(m.files.table.ServeBrowse))
-	mux.HandleFunc(files.ReadPath, m.serveFiles(m.files.table.ServeRead))
-	mux.HandleFunc(files.DownloadPath, m.serveFiles(m.files.table.ServeDownload))
-	mux.HandleFunc(files.DebugPath, m.serveFiles(m.files.table.ServeDebug))
+// Each is wrapped in wrap (authentication: the master's read-only realm,
+// as Mesos's files endpoints).
+func (m *Master) routeFiles(mux *http.ServeMux, wrap func(http.Handler) http.Handler) {
+	mux.Handle(files.BrowsePath, wrap(m.serveFiles(m.files.table.ServeBrowse)))
+	mux.Handle(files.ReadPath, wrap(m.serveFiles(m.files.table.ServeRead)))
+	mux.Handle(files.DownloadPath, wrap(m.serveFiles(m.files.table.ServeDownload)))
+	mux.Handle(files.DebugPath, wrap(m.authorizedFor(auth.GetEndpoint, &auth.Object{Value: "/files/debug"},
+		m.serveFiles(m.files.table.ServeDebug))))
 }
 
 // serveFiles answers a files request from the master's own table, or
@@ -126,6 +133,10 @@ func (m *Master) serveFiles(local http.HandlerFunc) http.HandlerFunc {
 			case err != nil:
 				httpapi.WriteError(w, httpError(err))
 			default:
+				if err := m.authorizeSandbox(r.Context(), p); err != nil {
+					httpapi.WriteError(w, httpError(err)) // auth_view.go
+					return
+				}
 				m.forwardFiles(w, r, base)
 			}
 		})).ServeHTTP(w, r)
@@ -151,6 +162,9 @@ func (m *Master) forwardFiles(w http.ResponseWriter, r *http.Request, base strin
 	if err != nil {
 		httpapi.WriteError(w, httpapi.Errorf(http.StatusBadRequest, "%v", err))
 		return
+	}
+	if c := m.cfg.AgentCredential; c != nil {
+		req.SetBasicAuth(c.Principal, c.Secret)
 	}
 	for _, h := range []string{"Range", "If-Range", "If-Modified-Since", "If-None-Match"} {
 		if v := r.Header.Get(h); v != "" {
@@ -178,7 +192,7 @@ func (m *Master) forwardFiles(w http.ResponseWriter, r *http.Request, base strin
 var errUnknownFilesAgent = errors.New("master: unknown agent")
 
 // agentFilesBase is the URL of the first of ids that names a registered
-// agent: http://<hostname>:<port>.
+// agent: http://<hostname>:<port> (https with Config.AgentTLS).
 func (m *Master) agentFilesBase(ctx context.Context, ids []string) (string, error) {
 	var (
 		info  mesospb.AgentInfo
@@ -197,7 +211,11 @@ func (m *Master) agentFilesBase(ctx context.Context, ids []string) (string, erro
 	if !found {
 		return "", fmt.Errorf("%w %q", errUnknownFilesAgent, ids[0])
 	}
-	return "http://" + net.JoinHostPort(info.Hostname, strconv.Itoa(int(info.GetPort()))), nil
+	scheme := "http"
+	if m.cfg.AgentTLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + net.JoinHostPort(info.Hostname, strconv.Itoa(int(info.GetPort()))), nil
 }
 
 // agentIDsInPath are the components of p that follow an "agents" or
@@ -252,6 +270,9 @@ func (m *Master) filesCall(ctx context.Context, call *masterpb.Call) (*masterpb.
 		if ids := agentIDsInPath(p); len(ids) > 0 {
 			base, err := m.agentFilesBase(ctx, ids)
 			if err == nil {
+				if err := m.authorizeSandbox(ctx, p); err != nil {
+					return nil, err
+				}
 				return m.forwardFilesCall(ctx, base, call)
 			}
 			if !errors.Is(err, errUnknownFilesAgent) {

@@ -11,6 +11,7 @@ import (
 	"github.com/apronhq/apron/api/v1/masterpb"
 	"github.com/apronhq/apron/api/v1/mesospb"
 	"github.com/apronhq/apron/api/v1/schedulerpb"
+	"github.com/apronhq/apron/auth"
 	"github.com/apronhq/apron/resources"
 )
 
@@ -49,6 +50,9 @@ type framework struct {
 	executors map[string]map[string]*executor
 
 	nextHeartbeat time.Time
+	// approvers are its principal's, got at its latest SUBSCRIBE
+	// (frameworkActions; auth.go); nil without an authorizer.
+	approvers approvers
 }
 
 func (fw *framework) partitionAware() bool {
@@ -153,8 +157,10 @@ func (fw *framework) allocatorFramework(suppressed []string) allocator.Framework
 
 // subscribe handles SUBSCRIBE: a new framework, or one re-subscribing with
 // its ID (after a disconnect or a scheduler failover). It returns the new
-// stream's ID.
-func (c *core) subscribe(call *schedulerpb.Call) (string, error) {
+// stream's ID. ap are the approvers of the framework's principal
+// (frameworkActions), nil to allow everything: a SUBSCRIBE they refuse is
+// answered ErrForbidden and changes nothing.
+func (c *core) subscribe(call *schedulerpb.Call, ap approvers) (string, error) {
 	if call.GetType() != schedulerpb.Call_SUBSCRIBE || call.Subscribe == nil {
 		return "", fmt.Errorf("%w: the first call must be SUBSCRIBE with subscribe set", ErrInvalidCall)
 	}
@@ -181,6 +187,11 @@ func (c *core) subscribe(call *schedulerpb.Call) (string, error) {
 		if !slices.Contains(roles, r) {
 			return "", fmt.Errorf("%w: suppressed role %q is not one of the framework's roles", ErrInvalidCall, r)
 		}
+	}
+
+	if err := ap.check(auth.RegisterFramework, registrationObject(&info), registrationText(&info, roles)); err != nil {
+		c.log.Info("subscription refused", "framework", info.GetID().GetValue(), "name", info.Name, "principal", info.GetPrincipal(), "reason", err)
+		return "", err
 	}
 
 	if info.ID != nil && c.completedFramework(info.ID.Value) != nil {
@@ -224,6 +235,7 @@ func (c *core) subscribe(call *schedulerpb.Call) (string, error) {
 		fw = c.addFramework(id, info, roles, timeout, call.Subscribe.SuppressedRoles)
 	}
 
+	fw.approvers = ap
 	s := c.newStream(schedulerStream, fw.id)
 	fw.stream = s.id
 	fw.reregisteredAt = c.now
@@ -680,6 +692,11 @@ func (c *core) updateFramework(fw *framework, u *schedulerpb.Call_UpdateFramewor
 		if !slices.Contains(roles, r) {
 			return fmt.Errorf("%w: suppressed role %q is not one of the framework's roles", ErrInvalidCall, r)
 		}
+	}
+	// Mesos authorizes the new info with the approvers of the
+	// framework's SUBSCRIBE (its principal cannot have changed).
+	if err := fw.approvers.check(auth.RegisterFramework, registrationObject(&info), registrationText(&info, roles)); err != nil {
+		return err
 	}
 	// Offers made for a role the framework left are no longer usable.
 	for _, o := range fw.offers {

@@ -8,6 +8,7 @@ import (
 	"github.com/apronhq/apron/api/v1/codec"
 	"github.com/apronhq/apron/api/v1/internalpb"
 	"github.com/apronhq/apron/api/v1/schedulerpb"
+	"github.com/apronhq/apron/auth"
 	"github.com/apronhq/apron/internal/httpapi"
 )
 
@@ -36,11 +37,20 @@ import (
 //	GET /master/health                       200, empty, from any running master
 //	GET /metrics/snapshot                    Mesos's metric names, a flat JSON object
 //	GET /version                             Mesos's /version
+//	/teardown, /reserve, /unreserve, /create-volumes, /destroy-volumes,
+//	/quota, /weights                         Mesos's older operator endpoints (endpoints_v0.go)
 //
 // The Mesos v1 APIs are also served under "/master/" (/master/api/v1,
 // /master/api/v1/scheduler), as Mesos serves them. Apron's /state and
 // /health keep their meaning (Mesos's /state is /master/state, and its
 // /health answers 200 on a standby too; see /master/health).
+//
+// With Config's Authenticate* switches on, each family of endpoints asks
+// for a credential first (401 with WWW-Authenticate naming its realm),
+// before the leader redirect, as auth.go lists them; /health,
+// /master/health, /version and /redirect stay open, as Mesos's. With a
+// Config.Authorizer, calls are authorized and reads filtered for the
+// authenticated principal (auth.go, auth_operator.go, auth_view.go).
 //
 // A master that does not lead answers 307 to the same path on the leader,
 // or 503 when it knows no leader, except on /health, /master/health,
@@ -50,39 +60,53 @@ import (
 // when the request's context does.
 func (m *Master) Handler() http.Handler {
 	mux := http.NewServeMux()
-	scheduler := m.leaderOnly(http.HandlerFunc(m.serveScheduler))
-	operator := m.leaderOnly(http.HandlerFunc(m.serveOperator))
+	// Authentication comes first, before the leader redirect and the
+	// body (auth.go lists the families).
+	cfg := m.cfg
+	readOnly := func(h http.Handler) http.Handler {
+		return m.authenticated(cfg.AuthenticateHTTPReadOnly, auth.RealmMasterReadOnly, h)
+	}
+	readWrite := func(h http.Handler) http.Handler {
+		return m.authenticated(cfg.AuthenticateHTTPReadWrite, auth.RealmMasterReadWrite, h)
+	}
+	scheduler := m.authenticated(cfg.AuthenticateFrameworks, auth.RealmMasterScheduler,
+		m.leaderOnly(m.admission.wrap(http.HandlerFunc(m.serveScheduler))))
+	operator := readWrite(m.leaderOnly(http.HandlerFunc(m.serveOperator)))
 	mux.Handle("/api/v1/scheduler", scheduler)
 	mux.Handle("/master/api/v1/scheduler", scheduler)
-	mux.Handle("/apron/v1/agent", m.leaderOnly(http.HandlerFunc(m.serveAgent)))
+	mux.Handle("/apron/v1/agent", m.authenticated(cfg.AuthenticateAgents, RealmMasterAgent,
+		m.leaderOnly(http.HandlerFunc(m.serveAgent))))
 	mux.Handle("/api/v1", operator)
 	mux.Handle("/master/api/v1", operator)
-	mux.Handle("/state", m.leaderOnly(getOnly(m.serveState)))
+	mux.Handle("/state", readOnly(m.leaderOnly(getOnly(m.serveState))))
 	mux.Handle("/health", getOnly(m.serveHealth))
-	mux.Handle("/metrics", getOnly(m.serveMetrics))
+	mux.Handle("/metrics", readOnly(getOnly(m.serveMetrics)))
 
 	// Mesos's endpoints, at both paths where Mesos answers them.
 	both := func(path string, h http.Handler) {
 		mux.Handle("/master"+path, h)
 		mux.Handle(path, h)
 	}
-	state := m.leaderOnly(getOnly(m.serveMesosState()))
+	state := readOnly(m.leaderOnly(getOnly(m.serveMesosState())))
 	mux.Handle("/master/state", state)
 	mux.Handle("/master/state.json", state)
 	mux.Handle("/state.json", state)
-	both("/state-summary", m.leaderOnly(getOnly(m.serveStateSummary())))
-	both("/frameworks", m.leaderOnly(getOnly(m.serveFrameworks())))
-	both("/slaves", m.leaderOnly(getOnly(m.serveSlaves())))
-	both("/tasks", m.leaderOnly(getOnly(m.serveTasks())))
-	both("/roles", m.leaderOnly(getOnly(m.serveMesosRoles())))
-	both("/flags", getOnly(m.serveFlags()))
+	both("/state-summary", readOnly(m.leaderOnly(getOnly(m.serveStateSummary()))))
+	both("/frameworks", readOnly(m.leaderOnly(getOnly(m.serveFrameworks()))))
+	both("/slaves", readOnly(m.leaderOnly(getOnly(m.serveSlaves()))))
+	both("/tasks", readOnly(m.leaderOnly(getOnly(m.serveTasks()))))
+	both("/roles", readOnly(m.leaderOnly(getOnly(m.serveMesosRoles()))))
+	both("/flags", readOnly(m.authorizedFor(auth.ViewFlags, nil, getOnly(m.serveFlags()))))
 	both("/redirect", getOnly(m.serveRedirect))
 	mux.Handle("/master/health", getOnly(m.serveMasterHealth))
-	mux.Handle("/metrics/snapshot", getOnly(m.serveMetricsSnapshot()))
+	mux.Handle("/metrics/snapshot", readOnly(m.authorizedFor(auth.GetEndpoint, &auth.Object{Value: "/metrics/snapshot"},
+		getOnly(m.serveMetricsSnapshot()))))
 	mux.Handle("/version", getOnly(m.serveVersion))
-	m.routeFiles(mux) // /files/*: files.go
+	m.routeFiles(mux, readOnly) // /files/*: files.go
 	// /maintenance/*, /machine/*: maintenance_http.go
-	m.routeMaintenance(both)
+	m.routeMaintenance(both, readOnly, readWrite)
+	// /teardown, /reserve, /quota, /weights, ...: endpoints_v0.go
+	m.routeV0(both, readWrite)
 	return mux
 }
 
@@ -140,8 +164,10 @@ func httpError(err error) error {
 	switch {
 	case errors.As(err, &he):
 		return err
-	case errors.Is(err, ErrNotSubscribed):
+	case errors.Is(err, ErrNotSubscribed), errors.Is(err, ErrForbidden):
 		return httpapi.Errorf(http.StatusForbidden, "%v", err)
+	case errors.Is(err, ErrAuthorizer):
+		return httpapi.Errorf(http.StatusServiceUnavailable, "%v", err)
 	case errors.Is(err, ErrInvalidCall):
 		return httpapi.Errorf(http.StatusBadRequest, "%v", err)
 	case errors.Is(err, ErrConflict):

@@ -208,7 +208,14 @@ func (h *httpMaster) subscribe(c codec.Codec, info mesospb.FrameworkInfo) (s *re
 // reports every task it is asked to run as TASK_RUNNING.
 func fakeAgent(t testing.TB, m *master.Master, hostname, res string) (agentID string, stop func()) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
+	return fakeAgentCtx(t, context.Background(), m, hostname, res)
+}
+
+// fakeAgentCtx is fakeAgent with its calls under ctx (which may carry a
+// principal).
+func fakeAgentCtx(t testing.TB, ctx context.Context, m *master.Master, hostname, res string) (agentID string, stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(ctx)
 	t.Cleanup(cancel)
 	rs, err := resources.Parse(res)
 	require.NoError(t, err)

@@ -26,12 +26,14 @@ const maxMaintenanceBody = 4 << 20
 //
 // each at both paths (handle adds the "/master" prefix). A change answers
 // 200 with no body, a refused one 400 with the reason; only the leader
-// answers.
-func (m *Master) routeMaintenance(handle func(path string, h http.Handler)) {
-	handle("/maintenance/schedule", m.leaderOnly(http.HandlerFunc(m.serveMaintenanceSchedule)))
-	handle("/maintenance/status", m.leaderOnly(getOnly(m.serveMaintenanceStatus)))
-	handle("/machine/down", m.leaderOnly(http.HandlerFunc(m.serveMachines(masterpb.Call_START_MAINTENANCE))))
-	handle("/machine/up", m.leaderOnly(http.HandlerFunc(m.serveMachines(masterpb.Call_STOP_MAINTENANCE))))
+// answers. As Mesos routes them, /maintenance/status is in the read-only
+// realm (readOnly wraps it) and the others in the read-write one; each
+// call is authorized as its operator call is (auth.go).
+func (m *Master) routeMaintenance(handle func(path string, h http.Handler), readOnly, readWrite func(http.Handler) http.Handler) {
+	handle("/maintenance/schedule", readWrite(m.leaderOnly(http.HandlerFunc(m.serveMaintenanceSchedule))))
+	handle("/maintenance/status", readOnly(m.leaderOnly(getOnly(m.serveMaintenanceStatus))))
+	handle("/machine/down", readWrite(m.leaderOnly(http.HandlerFunc(m.serveMachines(masterpb.Call_START_MAINTENANCE)))))
+	handle("/machine/up", readWrite(m.leaderOnly(http.HandlerFunc(m.serveMachines(masterpb.Call_STOP_MAINTENANCE)))))
 }
 
 func (m *Master) serveMaintenanceSchedule(w http.ResponseWriter, r *http.Request) {

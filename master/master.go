@@ -11,6 +11,7 @@ import (
 	"github.com/apronhq/apron/api/v1/masterpb"
 	"github.com/apronhq/apron/api/v1/mesospb"
 	"github.com/apronhq/apron/api/v1/schedulerpb"
+	"github.com/apronhq/apron/auth"
 )
 
 // Master is a running master: the core state machine owned by one goroutine
@@ -26,6 +27,7 @@ type Master struct {
 	done      chan struct{} // closed when Run returns
 	recovered atomic.Bool   // the registry is recovered: the master may serve
 	files     masterFiles   // the files API: attached files, forwarding to agents; see files.go
+	admission *admission    // the scheduler API's rate and request limits (ratelimit.go)
 
 	// Owned by Run's goroutine.
 	core       *core
@@ -144,12 +146,13 @@ func New(cfg Config) (*Master, error) {
 		return nil, err
 	}
 	m := &Master{
-		cfg:   cfg,
-		reqs:  make(chan request),
-		ready: make(chan struct{}),
-		done:  make(chan struct{}),
-		subs:  map[string]*subscriber{},
-		files: masterFiles{client: newFilesClient()},
+		cfg:       cfg,
+		admission: newAdmission(&cfg),
+		reqs:      make(chan request),
+		ready:     make(chan struct{}),
+		done:      make(chan struct{}),
+		subs:      map[string]*subscriber{},
+		files:     masterFiles{client: newFilesClient(cfg.AgentTLS)},
 
 		backlogged: map[string]*subscriber{},
 		durable:    durability{result: make(chan error, 1)},
@@ -432,9 +435,25 @@ func (m *Master) watch(ctx context.Context, id string, s *subscriber) {
 // the framework was torn down or subscribed again elsewhere, it fell too
 // far behind, or the master stopped. Cancelling ctx disconnects the
 // scheduler, which starts its failover timeout.
+//
+// When ctx carries an authenticated principal (auth.PrincipalFrom), the
+// FrameworkInfo's principal must be it, or is set to it when empty, as
+// Mesos does; with a Config.Authorizer the framework must be allowed to
+// register in all its roles (ErrForbidden otherwise), and the approvers
+// got for its principal here decide its later calls (auth.go).
 func (m *Master) SubscribeScheduler(ctx context.Context, call *schedulerpb.Call) (string, <-chan *schedulerpb.Event, error) {
+	call, err := authenticateSubscribe(ctx, call)
+	if err != nil {
+		return "", nil, err
+	}
+	var ap approvers
+	if call.Subscribe != nil {
+		if ap, err = m.approvers(ctx, call.Subscribe.FrameworkInfo.GetPrincipal(), frameworkActions...); err != nil {
+			return "", nil, err
+		}
+	}
 	sub := &subscriber{scheduler: make(chan *schedulerpb.Event, m.cfg.StreamBuffer), stop: make(chan struct{})}
-	id, err := m.openStream(ctx, sub, func(c *core) (string, error) { return c.subscribe(call) })
+	id, err := m.openStream(ctx, sub, func(c *core) (string, error) { return c.subscribe(call, ap) })
 	if err != nil {
 		return "", nil, err
 	}
@@ -479,10 +498,20 @@ func peerIP(ctx context.Context) string {
 }
 
 // SchedulerCall sends a call other than SUBSCRIBE on a subscription. nil
-// means accepted; results arrive on the stream.
+// means accepted; results arrive on the stream. When ctx carries an
+// authenticated principal, it must be the framework's (ErrInvalidCall, as
+// Mesos answers 400).
 func (m *Master) SchedulerCall(ctx context.Context, streamID string, call *schedulerpb.Call) error {
 	var err error
-	if derr := m.do(ctx, func(c *core) { err = c.schedulerCall(streamID, call) }); derr != nil {
+	principal, authenticated := auth.PrincipalFrom(ctx)
+	if derr := m.do(ctx, func(c *core) {
+		if authenticated {
+			if err = c.checkFrameworkPrincipal(call, principal); err != nil {
+				return
+			}
+		}
+		err = c.schedulerCall(streamID, call)
+	}); derr != nil {
 		return derr
 	}
 	return err
@@ -493,10 +522,31 @@ func (m *Master) SchedulerCall(ctx context.Context, streamID string, call *sched
 // REREGISTERED. Cancelling ctx disconnects the agent. When ctx carries the
 // address the call came from (the HTTP API puts it there), the agent's IP
 // address in offers is taken from it.
+//
+// With a Config.Authorizer, the principal ctx carries (none for an
+// unauthenticated caller) must be allowed to register agents, and to
+// reserve the roles of the agent's static reservations, as Mesos
+// authorizes REGISTER and REREGISTER alike: a REREGISTER claiming a known
+// agent's ID needs the same right (ErrForbidden otherwise).
 func (m *Master) ConnectAgent(ctx context.Context, call *internalpb.Call) (string, <-chan *internalpb.Event, error) {
+	principal, authenticated := auth.PrincipalFrom(ctx)
+	ap, err := m.approvers(ctx, principal, auth.RegisterAgent, auth.ReserveResources)
+	if err != nil {
+		return "", nil, err
+	}
 	sub := &subscriber{agent: make(chan *internalpb.Event, m.cfg.StreamBuffer), stop: make(chan struct{})}
 	ip := peerIP(ctx)
-	id, err := m.openStream(ctx, sub, func(c *core) (string, error) { return c.connectAgentFrom(call, ip) })
+	id, err := m.openStream(ctx, sub, func(c *core) (string, error) {
+		if err := authorizeAgent(call, ap); err != nil {
+			c.log.Warn("agent refused", "call", call.GetType(), "principal", principalOf(ctx), "peer", ip, "err", err)
+			return "", err
+		}
+		id, err := c.connectAgentFrom(call, ip)
+		if s := c.streams[id]; err == nil && s != nil && authenticated {
+			s.principal = &principal
+		}
+		return id, err
+	})
 	if err != nil {
 		return "", nil, err
 	}
@@ -506,7 +556,11 @@ func (m *Master) ConnectAgent(ctx context.Context, call *internalpb.Call) (strin
 // AgentCall sends an agent's call on its stream.
 func (m *Master) AgentCall(ctx context.Context, streamID string, call *internalpb.Call) error {
 	var err error
-	if derr := m.do(ctx, func(c *core) { err = c.agentCall(streamID, call) }); derr != nil {
+	if derr := m.do(ctx, func(c *core) {
+		if err = c.checkStreamPrincipal(ctx, streamID); err == nil {
+			err = c.agentCall(streamID, call)
+		}
+	}); derr != nil {
 		return derr
 	}
 	return err
@@ -522,6 +576,9 @@ func (m *Master) AgentCall(ctx context.Context, streamID string, call *internalp
 func (m *Master) AgentCalls(ctx context.Context, streamID string, calls []*internalpb.Call) error {
 	var err error
 	if derr := m.do(ctx, func(c *core) {
+		if err = c.checkStreamPrincipal(ctx, streamID); err != nil {
+			return
+		}
 		for i, call := range calls {
 			if cerr := c.agentCall(streamID, call); cerr != nil {
 				err = &internalpb.CallError{Index: i, Err: cerr}
@@ -536,9 +593,19 @@ func (m *Master) AgentCalls(ctx context.Context, streamID string, calls []*inter
 
 // State returns the master's state as the operator API's GET_STATE
 // reports it: frameworks, agents, tasks and executors.
+//
+// With a Config.Authorizer, it holds what the principal of ctx may see
+// (auth_view.go).
 func (m *Master) State(ctx context.Context) (*masterpb.Response_GetState, error) {
+	ap, err := m.approvers(ctx, principalOf(ctx), viewActions...)
+	if err != nil {
+		return nil, err
+	}
 	var st *masterpb.Response_GetState
-	if err := m.do(ctx, func(c *core) { st = c.state() }); err != nil {
+	if err := m.do(ctx, func(c *core) {
+		st = c.state()
+		c.filterState(st, ap)
+	}); err != nil {
 		return nil, err
 	}
 	return st, nil

@@ -36,6 +36,12 @@ var errOperation = errors.New("invalid operation")
 // does; the others' results stay in the pool for the operations after
 // them.
 func (l *launcher) operate(op *mesospb.Offer_Operation) {
+	if err := checkOperation(l.fw.approvers, op); err != nil {
+		// Dropped as an invalid operation is, as Mesos drops it.
+		l.c.log.Warn("offer operation not authorized; dropped", "framework", l.fw.id, "agent", l.a.id,
+			"principal", l.fw.info.GetPrincipal(), "operation", op.GetType(), "err", err)
+		return
+	}
 	from, to, err := conversion(l.a, op, l)
 	if err == nil && !l.pool.Contains(from) {
 		err = fmt.Errorf("%w: %s needs %s but the offers have %s left", errOperation, op.GetType(), from, l.pool)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/apronhq/apron/api/v1/codec"
 	"github.com/apronhq/apron/api/v1/masterpb"
+	"github.com/apronhq/apron/auth"
 	"github.com/apronhq/apron/internal/httpapi"
 )
 
@@ -26,9 +27,17 @@ import (
 // announced again with AGENT_ADDED carrying its total. It is closed when
 // the subscriber falls StreamBuffer events behind, or the master stops;
 // cancelling ctx ends the subscription.
+//
+// With a Config.Authorizer, the stream shows what the principal of ctx
+// may see: the frameworks, tasks and executors of its view ACLs
+// (auth_view.go).
 func (m *Master) SubscribeOperator(ctx context.Context) (string, <-chan *masterpb.Event, error) {
+	ap, err := m.approvers(ctx, principalOf(ctx), viewActions...)
+	if err != nil {
+		return "", nil, err
+	}
 	sub := &subscriber{operator: make(chan *masterpb.Event, m.cfg.StreamBuffer), stop: make(chan struct{})}
-	id, err := m.openStream(ctx, sub, func(c *core) (string, error) { return c.subscribeOperator(), nil })
+	id, err := m.openStream(ctx, sub, func(c *core) (string, error) { return c.subscribeOperator(ap), nil })
 	if err != nil {
 		return "", nil, err
 	}
@@ -44,17 +53,30 @@ func (m *Master) SubscribeOperator(ctx context.Context) (string, <-chan *masterp
 // applied and has no answer (UPDATE_WEIGHTS, the quota updates,
 // RESERVE_RESOURCES, UNRESERVE_RESOURCES, CREATE_VOLUMES, DESTROY_VOLUMES,
 // GROW_VOLUME, SHRINK_VOLUME, SET_LOGGING_LEVEL, TEARDOWN, MARK_AGENT_GONE,
-// DEACTIVATE_AGENT, REACTIVATE_AGENT, DRAIN_AGENT).
+// DEACTIVATE_AGENT, REACTIVATE_AGENT, DRAIN_AGENT). With a
+// Config.Authorizer, a call the principal ctx carries (auth.PrincipalFrom;
+// none is an unauthenticated caller) may not make gives an error wrapping
+// ErrForbidden and changes nothing (auth_operator.go).
 func (m *Master) OperatorCall(ctx context.Context, call *masterpb.Call) (*masterpb.Response, error) {
 	if t := call.GetType(); t == masterpb.Call_LIST_FILES || t == masterpb.Call_READ_FILE {
 		return m.filesCall(ctx, call) // files.go: off the core, forwarded to agents
 	}
 	leading, _ := m.leading()
-	var (
-		resp *masterpb.Response
-		err  error
-	)
-	if derr := m.do(ctx, func(c *core) { resp, err = c.operatorCall(call, leading) }); derr != nil {
+	// The approvers first, off the master's goroutine (auth.go).
+	principal, authenticated := auth.PrincipalFrom(ctx)
+	ap, err := m.approvers(ctx, principal, operatorActions(call)...)
+	if err != nil {
+		return nil, err
+	}
+	by := operatorRequester{name: principal, authenticated: authenticated}
+	var resp *masterpb.Response
+	if derr := m.do(ctx, func(c *core) {
+		if err = c.authorizeOperator(call, ap); err != nil {
+			return
+		}
+		resp, err = c.operatorCallBy(call, leading, by)
+		c.filterResponse(resp, ap)
+	}); derr != nil {
 		return nil, derr
 	}
 	return resp, err

@@ -93,7 +93,7 @@ func (ad *agentAdmin) init() {
 
 // adminCall answers the operator calls of this file, logging.go and
 // operator_volumes.go; ok is false for any other call.
-func (c *core) adminCall(call *masterpb.Call) (resp *masterpb.Response, ok bool, err error) {
+func (c *core) adminCall(call *masterpb.Call, by operatorRequester) (resp *masterpb.Response, ok bool, err error) {
 	absent := func(field string) error {
 		return fmt.Errorf("%w: expecting '%s' to be present", ErrInvalidCall, field)
 	}
@@ -140,7 +140,7 @@ func (c *core) adminCall(call *masterpb.Call) (resp *masterpb.Response, ok bool,
 		}
 		err = c.markAgentGone(call.MarkAgentGone.AgentID.Value)
 	case masterpb.Call_GROW_VOLUME, masterpb.Call_SHRINK_VOLUME:
-		err = c.resizeVolume(call)
+		err = c.resizeVolume(call, by)
 	default:
 		return nil, false, nil
 	}

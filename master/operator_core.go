@@ -30,17 +30,21 @@ type operators struct {
 type operatorSub struct {
 	stream        string
 	nextHeartbeat time.Time
+	approvers     approvers // its principal's view approvers; nil sees everything (auth_view.go)
 }
 
 // subscribeOperator opens an operator event stream. Its first event is
 // SUBSCRIBED with the whole state; changes follow as they happen.
-func (c *core) subscribeOperator() string {
+// ap filters what it shows (auth_view.go); nil shows everything.
+func (c *core) subscribeOperator(ap approvers) string {
 	s := c.newStream(operatorStream, "")
-	c.ops.subs = append(c.ops.subs, &operatorSub{stream: s.id, nextHeartbeat: c.now.Add(c.cfg.HeartbeatInterval)})
+	c.ops.subs = append(c.ops.subs, &operatorSub{stream: s.id, nextHeartbeat: c.now.Add(c.cfg.HeartbeatInterval), approvers: ap})
+	st := c.state()
+	c.filterState(st, ap)
 	c.sendOperator(s.id, &masterpb.Event{
 		Type: masterpb.Event_SUBSCRIBED.Enum(),
 		Subscribed: &masterpb.Event_Subscribed{
-			GetState:                 c.state(),
+			GetState:                 st,
 			HeartbeatIntervalSeconds: ptr(c.cfg.HeartbeatInterval.Seconds()),
 		},
 	})
@@ -56,11 +60,13 @@ func (c *core) sendOperator(stream string, ev *masterpb.Event) {
 	c.out.messages = append(c.out.messages, message{stream: stream, operator: ev})
 }
 
-// publish sends ev to every operator subscriber. Subscribers only read
-// events, so they share one.
+// publish sends ev to every operator subscriber allowed to see it.
+// Subscribers only read events, so they share one.
 func (c *core) publish(ev *masterpb.Event) {
 	for _, s := range c.ops.subs {
-		c.sendOperator(s.stream, ev)
+		if s.approvers == nil || c.visible(ev, s.approvers) {
+			c.sendOperator(s.stream, ev)
+		}
 	}
 }
 
@@ -153,13 +159,20 @@ func (c *core) emitAgentRemoved(a *agent) {
 // GET_MASTER). A nil response with a nil error means "done, nothing to
 // say" (200 with no body).
 func (c *core) operatorCall(call *masterpb.Call, elected bool) (*masterpb.Response, error) {
+	return c.operatorCallBy(call, elected, operatorRequester{})
+}
+
+// operatorCallBy is operatorCall for an operator who may have
+// authenticated: the reservations and volumes it makes must then name
+// its principal.
+func (c *core) operatorCallBy(call *masterpb.Call, elected bool, by operatorRequester) (*masterpb.Response, error) {
 	if agentID, op, ok, err := operatorOperation(call); ok {
 		if err != nil {
 			return nil, err
 		}
-		return nil, c.operate(agentID, op)
+		return nil, c.operate(agentID, op, by)
 	}
-	if resp, ok, err := c.adminCall(call); ok {
+	if resp, ok, err := c.adminCall(call, by); ok {
 		return resp, err // operator_agents.go
 	}
 	typ := call.GetType()

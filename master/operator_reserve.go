@@ -16,9 +16,11 @@ import (
 // RESERVE_RESOURCES, UNRESERVE_RESOURCES, CREATE_VOLUMES and
 // DESTROY_VOLUMES: the offer operations of operations.go, checked with the
 // same rules, applied to the agent's unallocated resources. The operator
-// names unallocated resources (no allocation_info); since Apron has no
-// authentication, a reservation's or a volume's principal is optional and
-// taken as given, with its labels.
+// names unallocated resources (no allocation_info). An operator who
+// authenticated must name its own principal in the reservations and
+// volumes it makes, as Mesos requires; an unauthenticated one may name
+// any, or none. Labels are taken as given. With an authorizer, each call
+// is authorized first (auth_operator.go).
 //
 // As in Mesos, when the agent's free resources do not hold what the
 // operation needs, the master rescinds outstanding offers on that agent,
@@ -37,9 +39,13 @@ import (
 // Mesos, Apron checks that before rescinding anything, so a refused call
 // changes nothing.
 
-// operatorRequester reads the operator's resources: unallocated, and no
-// principal to check.
-type operatorRequester struct{}
+// operatorRequester reads the operator's resources: unallocated, and,
+// when the operator authenticated, whose principal reservations and
+// volumes must name (as Mesos's validation requires).
+type operatorRequester struct {
+	name          string // the authenticated principal
+	authenticated bool
+}
 
 func (operatorRequester) operationResources(ps []mesospb.Resource) (resources.Resources, string, error) {
 	rs, err := resources.FromProto(ps)
@@ -60,7 +66,7 @@ func (operatorRequester) operationResources(ps []mesospb.Resource) (resources.Re
 	return rs, "", nil
 }
 
-func (operatorRequester) principal() (string, bool) { return "", false }
+func (o operatorRequester) principal() (string, bool) { return o.name, o.authenticated }
 
 // operatorOperation turns an operator call into the offer operation it
 // applies and the agent it applies to; ok is false for other calls.
@@ -113,7 +119,7 @@ func answersAccepted(t masterpb.Call_Type) bool { return slices.Contains(accepte
 
 // operate applies an operator's operation to agent agentID: validate,
 // rescind offers until the agent has what it needs free, convert.
-func (c *core) operate(agentID string, op *mesospb.Offer_Operation) error {
+func (c *core) operate(agentID string, op *mesospb.Offer_Operation, by operatorRequester) error {
 	a := c.agents[agentID]
 	if a == nil {
 		return fmt.Errorf("%w: no agent found with ID %q", ErrInvalidCall, agentID)
@@ -123,7 +129,10 @@ func (c *core) operate(agentID string, op *mesospb.Offer_Operation) error {
 		msg = strings.TrimPrefix(msg, op.GetType().String()+": ")
 		return fmt.Errorf("%w: invalid %s operation on agent %s: %s", ErrInvalidCall, op.GetType(), a.id, msg)
 	}
-	from, to, err := conversion(a, op, operatorRequester{})
+	if err := by.namesItself(op); err != nil {
+		return invalid(err) // auth_operator.go
+	}
+	from, to, err := conversion(a, op, by)
 	if err != nil {
 		return invalid(err)
 	}

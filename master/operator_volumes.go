@@ -42,7 +42,7 @@ import (
 // checkpoints the master sends), so Apron does not check it.
 
 // resizeVolume answers the operator's GROW_VOLUME or SHRINK_VOLUME.
-func (c *core) resizeVolume(call *masterpb.Call) error {
+func (c *core) resizeVolume(call *masterpb.Call, by operatorRequester) error {
 	var agentID *mesospb.AgentID
 	op := &mesospb.Offer_Operation{}
 	switch call.GetType() {
@@ -66,7 +66,7 @@ func (c *core) resizeVolume(call *masterpb.Call) error {
 	if agentID == nil {
 		return fmt.Errorf("%w: expecting 'agent_id' to be present; only agent default resources are supported right now", ErrInvalidCall)
 	}
-	return c.operate(agentID.Value, op)
+	return c.operate(agentID.Value, op, by)
 }
 
 // resizeConversion is what a GROW_VOLUME or SHRINK_VOLUME takes and what

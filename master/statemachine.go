@@ -13,7 +13,10 @@ import (
 // network or clock, for simulations and tests that drive a master step by
 // step, the way etcd's raft package is driven: feed it inputs, then take
 // what it decided with Ready. Master is this state machine owned by one
-// goroutine. A StateMachine is not safe for concurrent use.
+// goroutine. A StateMachine is not safe for concurrent use. It neither
+// authenticates nor authorizes: Config.Authorizer is the shell's, which
+// asks it for approvers off the core's goroutine (auth.go); every input
+// here is allowed.
 type StateMachine struct {
 	c *core
 }
@@ -50,7 +53,7 @@ func NewStateMachine(cfg Config, now time.Time) (*StateMachine, error) {
 
 // SubscribeScheduler handles a SUBSCRIBE call and returns the new stream's ID.
 func (s *StateMachine) SubscribeScheduler(call *schedulerpb.Call) (string, error) {
-	return s.c.subscribe(call)
+	return s.c.subscribe(call, nil)
 }
 
 // SchedulerCall handles any other scheduler call on a stream.
@@ -70,7 +73,7 @@ func (s *StateMachine) AgentCall(streamID string, call *internalpb.Call) error {
 
 // SubscribeOperator opens an operator API event stream (the operator
 // SUBSCRIBE call) and returns its ID; its first event is SUBSCRIBED.
-func (s *StateMachine) SubscribeOperator() string { return s.c.subscribeOperator() }
+func (s *StateMachine) SubscribeOperator() string { return s.c.subscribeOperator(nil) }
 
 // StreamEnded tells the state machine a stream ended on the peer's side
 // (disconnect) or could not be delivered to.

@@ -201,3 +201,44 @@ func TestAgentUpdateIsCompletedByTheMaster(t *testing.T) {
 	assert.Equal(t, []byte("u1"), ups[0].UUID)
 	assert.Equal(t, mesospb.TaskStatus_SOURCE_EXECUTOR, ups[0].GetSource())
 }
+
+// A task whose check or health check is invalid is refused by the master
+// with Mesos's message; in a group, every task gets "Task '<id>' is
+// invalid: ..." with REASON_TASK_GROUP_INVALID.
+func TestInvalidChecksAreRefused(t *testing.T) {
+	negative := -1.0
+	badHealth := &mesospb.HealthCheck{Type: mesospb.HealthCheck_TCP.Enum(), TCP: &mesospb.HealthCheck_TCPCheckInfo{Port: 80}, IntervalSeconds: &negative}
+
+	h := newHarness(t, master.Config{})
+	h.registerAgent("cpus:4;mem:1024")
+	fs, fid := h.subscribe(frameworkInfo("f"))
+	h.advance(40 * time.Millisecond)
+	offers := h.offers(fs)
+	require.Len(t, offers, 1)
+	task := commandTask("t1", offers[0], "cpus:1;mem:64")
+	task.HealthCheck = badHealth
+	require.NoError(t, h.call(fs, fid, launchCall([]mesospb.OfferID{offers[0].ID}, task)))
+	ups := h.updates(fs)
+	require.Len(t, ups, 1)
+	requireMasterStatus(t, ups[0], mesospb.TASK_ERROR, mesospb.TaskStatus_REASON_TASK_INVALID,
+		"Task uses invalid health check: Expecting 'interval_seconds' to be non-negative")
+
+	h.advance(6 * time.Second)
+	offers = h.offers(fs)
+	require.Len(t, offers, 1)
+	good, bad := commandTask("g1", offers[0], "cpus:1;mem:64"), commandTask("g2", offers[0], "cpus:1;mem:64")
+	bad.Check = &mesospb.CheckInfo{Type: mesospb.CheckInfo_HTTP.Enum()}
+	require.NoError(t, h.call(fs, fid, acceptOps(offers, 0, mesospb.Offer_Operation{
+		Type: mesospb.Offer_Operation_LAUNCH_GROUP.Enum(),
+		LaunchGroup: &mesospb.Offer_Operation_LaunchGroup{
+			Executor:  mesospb.ExecutorInfo{ExecutorID: mesospb.ExecutorID{Value: "e"}, Type: mesospb.ExecutorInfo_DEFAULT.Enum()},
+			TaskGroup: mesospb.TaskGroupInfo{Tasks: []mesospb.TaskInfo{good, bad}},
+		},
+	})))
+	ups = h.updates(fs)
+	require.Len(t, ups, 2)
+	for _, u := range ups {
+		requireMasterStatus(t, u, mesospb.TASK_ERROR, mesospb.TaskStatus_REASON_TASK_GROUP_INVALID,
+			"Task 'g2' is invalid: Task uses invalid check: Expecting 'http' to be set for HTTP check")
+	}
+}

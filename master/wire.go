@@ -65,10 +65,16 @@ func ipv4Uint32(ip netip.Addr) uint32 {
 const agentPath = "/slave(1)"
 
 // offerURL is Offer.url as Mesos sets it: the agent's HTTP address (its
-// hostname and port, and its IP address when the master knows it).
+// hostname and port, and its IP address when the master knows it), with
+// https for an agent of a cluster that speaks TLS (Config.AgentTLS), where
+// Mesos still writes http (its TODO).
 func offerURL(a *agent) *mesospb.URL {
+	scheme := "http"
+	if a.https {
+		scheme = "https"
+	}
 	u := &mesospb.URL{
-		Scheme:  "http",
+		Scheme:  scheme,
 		Address: mesospb.Address{Hostname: ptr(a.info.Hostname), Port: a.info.GetPort()},
 		Path:    ptr(agentPath),
 	}
@@ -133,6 +139,7 @@ func (c *core) connectAgentFrom(call *internalpb.Call, ip string) (string, error
 	if s := c.streams[id]; s != nil {
 		if a := c.agents[s.peer]; a != nil {
 			a.ip = ip
+			a.https = c.cfg.AgentTLS != nil
 		}
 	}
 	return id, nil

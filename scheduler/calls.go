@@ -192,6 +192,9 @@ func (d *Driver) UpdateFramework(ctx context.Context, info mesospb.FrameworkInfo
 	}
 	sent := cloneInfo(&info)
 	sent.ID = &id
+	if sent.Principal == nil && d.principal != nil {
+		sent.Principal = d.principal
+	}
 	err := d.send(ctx, &schedulerpb.Call{
 		Type: schedulerpb.Call_UPDATE_FRAMEWORK.Enum(),
 		UpdateFramework: &schedulerpb.Call_UpdateFramework{
@@ -200,7 +203,7 @@ func (d *Driver) UpdateFramework(ctx context.Context, info mesospb.FrameworkInfo
 		},
 	})
 	if err == nil {
-		kept := cloneInfo(&info)
+		kept := cloneInfo(sent)
 		kept.ID = nil
 		d.mu.Lock()
 		d.info = *kept

@@ -65,7 +65,10 @@
 // over the Mesos v1 scheduler HTTP API, protobuf-encoded (WithJSON for
 // JSON), trying each candidate URL and following a standby's redirect to
 // the leader. Either way the driver behaves the same, and it can talk to
-// an Apache Mesos master too.
+// an Apache Mesos master too. WithCredential authenticates every request
+// to a master that asks for credentials (HTTP Basic). WithTLS speaks
+// https to masters that serve TLS, detected ones and redirect targets
+// included, as a Mesos driver with LIBPROCESS_SSL_ENABLED does.
 //
 // # Failover
 //

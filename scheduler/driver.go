@@ -29,6 +29,10 @@ var (
 	ErrAborted = errors.New("scheduler: driver aborted")
 	// ErrInvalid: a bad argument or a misuse of the driver; nothing was sent.
 	ErrInvalid = errors.New("scheduler: invalid use")
+	// ErrUnauthorized: the master's authorizer refused a call (an
+	// UPDATE_FRAMEWORK into a role the framework may not use); the
+	// subscription goes on.
+	ErrUnauthorized = errors.New("scheduler: not authorized")
 )
 
 type runState int
@@ -75,6 +79,9 @@ type Driver struct {
 	// call on its stream as not subscribed: the stream is dead even if
 	// it has not ended yet. Sent and drained under mu.
 	streamGone chan struct{}
+	// principal is WithCredential's, put in FrameworkInfo when the
+	// framework sets none.
+	principal *string
 }
 
 // NewDriver returns a driver for the framework s described by info. Set
@@ -126,6 +133,13 @@ func NewDriver(s Scheduler, info mesospb.FrameworkInfo, opts ...Option) (*Driver
 		suppressed:   roleSet(cfg.suppressedRoles),
 	}
 	d.info = *cloneInfo(&info)
+	if cfg.credential != nil && d.info.Principal == nil {
+		// The master would set it from the credential at SUBSCRIBE and
+		// then refuse an UPDATE_FRAMEWORK without it as a change of
+		// principal; the driver sends it from the start.
+		d.principal = &cfg.credential.Principal
+		d.info.Principal = d.principal
+	}
 	if d.info.ID != nil {
 		id := mesospb.FrameworkID{Value: d.info.ID.Value}
 		d.frameworkID = &id

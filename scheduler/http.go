@@ -2,13 +2,16 @@ package scheduler
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/apronhq/apron/api/v1/codec"
 	"github.com/apronhq/apron/api/v1/schedulerpb"
+	"github.com/apronhq/apron/auth"
 	"github.com/apronhq/apron/election"
 	"github.com/apronhq/apron/internal/httpapi"
 	"github.com/apronhq/apron/internal/httplink"
@@ -85,13 +88,75 @@ func WithJSON() Option { return func(c *config) { c.json = true } }
 // which would cut the event stream: bound calls with their context.
 func WithHTTPClient(hc *http.Client) Option { return func(c *config) { c.httpClient = hc } }
 
+// WithTLS makes WithMasterURL's and WithMasterDetector's link speak TLS
+// with cfg (its RootCAs or VerifyConnection verify the master; its
+// certificate, when the master requires one from clients): master URLs
+// written host:port, the masters a detector names (a MasterInfo carries
+// no scheme) and standbys' redirects to http:// URLs then get https://,
+// as Mesos's driver speaks https to every master once
+// LIBPROCESS_SSL_ENABLED is on; a URL written http:// stays so. A
+// standby's protocol-relative redirect ("//host:port") keeps https. The
+// configuration goes into a copy of WithHTTPClient's transport, which
+// must then be an *http.Transport (or nil, for net/http's default):
+// NewDriver fails with ErrInvalid otherwise. With another RoundTripper,
+// leave WithTLS out, make the RoundTripper speak TLS, and give
+// WithMasterURL https:// URLs. A cfg whose callbacks read reloaded
+// files (Apron's internal/tlsconfig does) renews certificates without
+// restarting the driver.
+func WithTLS(cfg *tls.Config) Option { return func(c *config) { c.tls = cfg } }
+
+// withTLS is hc (nil: net/http's default) with its transport speaking
+// TLS with cfg.
+func withTLS(hc *http.Client, cfg *tls.Config) (*http.Client, error) {
+	var cp http.Client
+	if hc != nil {
+		cp = *hc
+	}
+	var tr *http.Transport
+	switch t := cp.Transport.(type) {
+	case nil:
+		tr = http.DefaultTransport.(*http.Transport).Clone()
+	case *http.Transport:
+		tr = t.Clone()
+	default:
+		return nil, fmt.Errorf("%w: WithTLS needs WithHTTPClient's transport to be an *http.Transport, not %T", ErrInvalid, t)
+	}
+	tr.TLSClientConfig = cfg
+	cp.Transport = tr
+	return &cp, nil
+}
+
 // httpMaster is a Master reached over HTTP.
 type httpMaster struct {
 	link *httplink.Link[schedulerpb.Event, *schedulerpb.Event]
 }
 
+// WithCredential authenticates the driver to the master with cred, as
+// HTTP Basic on every request the HTTP link makes (SUBSCRIBE and every
+// call, to whichever master leads: after a redirect or a leader change
+// too), as a Mesos master with --authenticate_frameworks and the "basic"
+// authenticator expects. The master then sets FrameworkInfo.principal to
+// cred.Principal when the framework leaves it empty, and refuses one that
+// differs. Read the secret from a file (auth.ReadCredential), not from a
+// command line that ps shows. It applies to WithMasterURL and
+// WithMasterDetector; the in-process link of WithMaster is not
+// authenticated (the master trusts its own process).
+func WithCredential(cred auth.Credential) Option {
+	return func(c *config) { c.credential = &cred }
+}
+
 func newHTTPMaster(cfg *config) (*httpMaster, error) {
-	client := httpapi.Client{Codec: codec.Protobuf, HTTP: httplink.NoRedirects(cfg.httpClient)}
+	hc := cfg.httpClient
+	if cfg.tls != nil {
+		var err error
+		if hc, err = withTLS(hc, cfg.tls); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.credential != nil {
+		hc = auth.WithBasic(hc, *cfg.credential)
+	}
+	client := httpapi.Client{Codec: codec.Protobuf, HTTP: httplink.NoRedirects(hc)}
 	if cfg.json {
 		client.Codec = codec.JSON
 	}
@@ -105,6 +170,7 @@ func newHTTPMaster(cfg *config) (*httpMaster, error) {
 		Path:     SchedulerPath,
 		Client:   client,
 		Logger:   log,
+		HTTPS:    cfg.tls != nil,
 	})
 	if err != nil {
 		return nil, err
@@ -114,6 +180,13 @@ func newHTTPMaster(cfg *config) (*httpMaster, error) {
 
 func (m *httpMaster) SubscribeScheduler(ctx context.Context, call *schedulerpb.Call) (string, <-chan *schedulerpb.Event, error) {
 	id, events, err := m.link.Subscribe(ctx, call)
+	var he *httpapi.Error
+	if errors.As(err, &he) && (he.Status == http.StatusUnauthorized || he.Status == http.StatusForbidden) {
+		// Not authenticated, or not authorized to register: the master
+		// would refuse it every time, so the driver aborts, as Mesos's
+		// does when its authentication fails.
+		return "", nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
 	if err != nil {
 		return "", nil, httpError(err)
 	}
@@ -138,6 +211,10 @@ func httpError(err error) error {
 		return nil
 	case errors.Is(err, httplink.ErrNoStream), errors.Is(err, httpapi.ErrRedirect):
 		return fmt.Errorf("%w: %w", ErrNotConnected, err)
+	case errors.As(err, &he) && he.Status == http.StatusForbidden && strings.Contains(he.Message, "Not authorized"):
+		// A refusal of the authorizer (Apron's and Mesos's masters word
+		// it so), not a lost subscription: the stream goes on.
+		return fmt.Errorf("%w: %w", ErrUnauthorized, err)
 	case errors.As(err, &he) && he.Status == http.StatusForbidden:
 		return fmt.Errorf("%w: %w", ErrNotConnected, err)
 	case errors.As(err, &he) && he.Status == http.StatusBadRequest:

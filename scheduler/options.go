@@ -1,10 +1,12 @@
 package scheduler
 
 import (
+	"crypto/tls"
 	"log/slog"
 	"net/http"
 	"time"
 
+	"github.com/apronhq/apron/auth"
 	"github.com/apronhq/apron/election"
 	"github.com/apronhq/apron/internal/clock"
 )
@@ -49,6 +51,8 @@ type config struct {
 	detector   election.Detector
 	json       bool
 	httpClient *http.Client
+	credential *auth.Credential // WithCredential's
+	tls        *tls.Config      // WithTLS's
 }
 
 // WithMaster sets the master to subscribe to: the in-process

@@ -22,16 +22,27 @@
 // reaper (containerizer.RunReaper): one process per agent work dir, the
 // parent of the tasks, which outlives the agent so that a task that ends
 // while the agent is stopped or restarting keeps its exit status.
+//
+// With -tls-cert, -tls-key and -tls-ca (or Mesos's LIBPROCESS_SSL_*
+// environment) the agent serves HTTPS, advertises an https endpoint to
+// its executors, and speaks TLS to the master (detected ones too),
+// presenting its certificate to a master started with
+// -tls-require-client-cert.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -41,6 +52,7 @@ import (
 	"github.com/apronhq/apron/containerizer/launcher"
 	"github.com/apronhq/apron/examples/internal/cli"
 	"github.com/apronhq/apron/executor"
+	"github.com/apronhq/apron/internal/tlsconfig"
 )
 
 const description = `Runs an Apron agent that registers with the master(s) given by -master,
@@ -95,6 +107,7 @@ func run(args []string) error {
 		workDir     = fs.String("work-dir", "", "`directory` for sandboxes, checkpoints and container state (required; one per agent)")
 		resourcesF  = fs.String("resources", "", "resources to offer, Mesos `text` (\"cpus:4;mem:4096;disk:10000;ports:[31000-32000]\") or JSON; cpus, mem, disk and ports left out are detected")
 		attributes  = fs.String("attributes", "", "attributes, `text` like \"rack:r1;zone:a\"")
+		execEnv     = fs.String("executor-environment-variables", "", "a JSON `object` of variables added to every executor process's environment (Mesos's --executor_environment_variables), e.g. {\"PATH\": \"/bin:/usr/bin\"}; with TLS, LIBPROCESS_SSL_* are added too")
 		hostname    = fs.String("hostname", "", "hostname to register with (default: the machine's)")
 		advertiseIP = fs.String("ip", "", "`IP` address to advertise (Mesos's --advertise_ip): in the agent's PID (MESOS_SLAVE_PID) and its tasks' container status (default: the IP of -advertise or -listen, else the machine's first non-loopback one)")
 		contKind    = fs.String("containerizer", "process", "what runs tasks: \"process\" (one fork/exec per task), \"linux\" (namespaces, cgroups and images, as -isolation asks; needs root) or \"noop\" (runs nothing; for load tests)")
@@ -106,9 +119,15 @@ func run(args []string) error {
 		diskWatch   = fs.Duration("disk-watch-interval", agent.DefaultDiskWatchInterval, "how often the work directory's disk usage is checked (Mesos's --disk_watch_interval)")
 		maxExecs    = fs.Int("max-completed-executors-per-framework", agent.DefaultMaxCompletedExecutorsPerFramework, "ended executor runs kept per framework, with their sandboxes, for /state and the operator API (Mesos's --max_completed_executors_per_framework)")
 		common      cli.Common
+		credential  cli.Credential
+		security    securityFlags
+		tlsFlags    cli.TLS
 		lf          linuxFlags
 	)
 	lf.register(fs)
+	credential.Register(fs)
+	security.register(fs)
+	tlsFlags.RegisterServer(fs)
 	common.Register(fs, "info")
 	common.RegisterPprof(fs)
 	fs.Usage = cli.Usage(fs, "agent -work-dir DIR [flags]\n       agent executor", description)
@@ -120,6 +139,12 @@ func run(args []string) error {
 	}
 	if *workDir == "" {
 		return errors.New("-work-dir is required")
+	}
+	// Made here, not by whichever containerizer comes first with a state
+	// directory of its own inside (0700, and with it every parent it
+	// makes): tasks of other users reach their sandboxes through it.
+	if err := os.MkdirAll(*workDir, 0o755); err != nil {
+		return fmt.Errorf("-work-dir: %w", err)
 	}
 	log, err := common.Logger()
 	if err != nil {
@@ -167,6 +192,11 @@ func run(args []string) error {
 			return err
 		}
 		defer closeStore()
+		if lf.diskDu() {
+			if c, err = lf.withDisk(c, *workDir, log); err != nil {
+				return err
+			}
+		}
 		defer c.Close() // after the agent has stopped; the containers run on
 		cont = c
 	case "process":
@@ -178,7 +208,25 @@ func run(args []string) error {
 			return fmt.Errorf("finding this binary for the containerizer's reaper: %w", err)
 		}
 		reaper = []string{self, "reaper", "-work-dir", *workDir}
+		if lf.diskDu() {
+			// The agent's default containerizer, made here to wrap it.
+			p, err := containerizer.NewProcess(containerizer.ProcessOptions{
+				StateDir: filepath.Join(*workDir, "containers"),
+				Reaper:   reaper,
+				Logger:   log,
+			})
+			if err != nil {
+				return fmt.Errorf("starting the process containerizer: %w", err)
+			}
+			if cont, err = lf.withDisk(p, *workDir, log); err != nil {
+				p.Close()
+				return err
+			}
+		}
 	case "noop":
+		if lf.diskDu() {
+			return errors.New("-containerizer noop makes no sandbox to measure: the disk/du isolator (-enforce-container-disk-quota) needs process or linux")
+		}
 		if mode == agent.CommandExecutorProcess {
 			return errors.New("-containerizer noop runs no process, so it needs -command-executor in-process")
 		}
@@ -190,6 +238,21 @@ func run(args []string) error {
 	var opts []agent.HTTPOption
 	if *useJSON {
 		opts = append(opts, agent.WithJSON())
+	}
+	tlsSource, err := tlsFlags.Source(log.With("component", "tls"))
+	if err != nil {
+		return err
+	}
+	// With TLS, the link speaks https to every master, detected ones
+	// included, and presents the agent's certificate.
+	hc := cli.HTTPClient(tlsSource)
+	if cred, err := credential.Read(); err != nil {
+		return err
+	} else if cred != nil {
+		opts = append(opts, agent.WithCredential(*cred))
+	}
+	if hc != nil {
+		opts = append(opts, agent.WithHTTPClient(hc))
 	}
 	ms, err := cli.ParseMasters(*masters, log)
 	if err != nil {
@@ -205,11 +268,23 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	addr := ln.Addr()
+	tlsLn, err := cli.Listener(ln, tlsSource)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	ln = tlsLn
 	endpoint := *advertise
 	if endpoint == "" {
-		endpoint = advertised(ln.Addr().(*net.TCPAddr), *hostname)
+		endpoint = advertised(addr.(*net.TCPAddr), *hostname)
 	}
-	a, err := agent.New(agent.Config{
+	if tlsSource != nil && !strings.Contains(endpoint, "://") {
+		// Executors reach the agent over https: MESOS_AGENT_ENDPOINT
+		// carries the URL.
+		endpoint = "https://" + endpoint
+	}
+	cfg := agent.Config{
 		Master:                            link,
 		WorkDir:                           *workDir,
 		Resources:                         *resourcesF,
@@ -226,7 +301,16 @@ func run(args []string) error {
 		DiskWatchInterval:                 *diskWatch,
 		Logger:                            log,
 		LogLevel:                          &common.Level, // SET_LOGGING_LEVEL changes it
-	})
+	}
+	if cfg.ExecutorEnvironment, err = executorEnvironment(*execEnv, tlsSource); err != nil {
+		ln.Close()
+		return err
+	}
+	if err := security.apply(&cfg); err != nil { // security.go
+		ln.Close()
+		return err
+	}
+	a, err := agent.New(cfg)
 	if err != nil {
 		ln.Close()
 		return err
@@ -272,7 +356,7 @@ func run(args []string) error {
 		case <-runCtx.Done():
 		}
 	}()
-	fmt.Printf("agent %s listening on http://%s (executors reach it at %s), master %s, work dir %s\n", a.PID(), ln.Addr(), endpoint, ms, *workDir)
+	fmt.Printf("agent %s listening on %s://%s (executors reach it at %s), master %s, work dir %s\n", a.PID(), cli.Scheme(tlsSource), addr, endpoint, ms, *workDir)
 
 	srvCtx, stopServing := context.WithCancel(ctx)
 	go func() {
@@ -321,4 +405,25 @@ func advertised(addr *net.TCPAddr, hostname string) string {
 		return net.JoinHostPort(h, fmt.Sprint(addr.Port))
 	}
 	return addr.String()
+}
+
+// executorEnvironment is -executor-environment-variables as KEY=VALUE, and,
+// with TLS, Mesos's LIBPROCESS_SSL_* naming the agent's files: executor
+// processes then speak TLS to the agent, as Mesos's inherit the agent's
+// environment.
+func executorEnvironment(flagValue string, tlsSource *tlsconfig.Source) ([]string, error) {
+	var out []string
+	if flagValue != "" {
+		var vars map[string]string
+		if err := json.Unmarshal([]byte(flagValue), &vars); err != nil {
+			return nil, fmt.Errorf("-executor-environment-variables: want a JSON object of strings: %w", err)
+		}
+		for _, k := range slices.Sorted(maps.Keys(vars)) {
+			out = append(out, k+"="+vars[k])
+		}
+	}
+	if tlsSource != nil {
+		out = append(out, tlsconfig.Env(tlsSource.Files())...)
+	}
+	return out, nil
 }

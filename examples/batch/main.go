@@ -111,7 +111,11 @@ func run(args []string, out io.Writer) (int, error) {
 		zkURL       = fs.String("zk", "", "run highly available: campaign for leadership at this `zk://[user:pass@]host:port[,...]/path`; the leader runs the job, the others stand by, and the framework ID and journal are kept under the path (-framework-id and -journal-dir do not apply)")
 		zkTimeout   = fs.Duration("zk-session-timeout", 10*time.Second, "ZooKeeper session timeout with -zk: a dead leader is replaced after about this long")
 		common      cli.Common
+		credential  cli.Credential
+		tlsFlags    cli.TLS
 	)
+	credential.Register(fs)
+	tlsFlags.RegisterClient(fs)
 	common.Register(fs, "error")
 	fs.Usage = cli.Usage(fs, "batch [flags]", description)
 	if err := fs.Parse(args); err != nil {
@@ -246,6 +250,16 @@ func run(args []string, out io.Writer) (int, error) {
 	if *useJSON {
 		opts = append(opts, scheduler.WithJSON())
 	}
+	if cred, err := credential.Read(); err != nil {
+		return 2, err
+	} else if cred != nil {
+		opts = append(opts, scheduler.WithCredential(*cred))
+	}
+	tlsOpts, err := tlsFlags.SchedulerOptions(log.With("component", "tls"))
+	if err != nil {
+		return 2, err
+	}
+	opts = append(opts, tlsOpts...)
 	if *zkURL != "" {
 		return runHA(haFlags{
 			url: *zkURL, sessionTimeout: *zkTimeout, failover: *failover, timeout: *timeout,

@@ -53,6 +53,7 @@ import (
 	"time"
 
 	"github.com/apronhq/apron/api/v1/mesospb"
+	"github.com/apronhq/apron/auth"
 	"github.com/apronhq/apron/containerizer"
 	"github.com/apronhq/apron/examples/internal/cli"
 	"github.com/apronhq/apron/resources"
@@ -86,6 +87,7 @@ type options struct {
 	json        bool
 	timeout     time.Duration
 	quiet       bool
+	credential  *auth.Credential // -credential
 
 	// -hold and what follows it (hold.go).
 	hold             bool
@@ -102,9 +104,11 @@ type options struct {
 func run(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
 	var (
-		o       options
-		masters string
-		common  cli.Common
+		o          options
+		masters    string
+		common     cli.Common
+		credential cli.Credential
+		tlsFlags   cli.TLS
 	)
 	fs.StringVar(&masters, "master", "127.0.0.1:5050", cli.MasterFlagHelp)
 	fs.IntVar(&o.tasks, "tasks", 10000, "number of tasks to launch")
@@ -128,6 +132,8 @@ func run(args []string, out io.Writer) error {
 	fs.BoolVar(&o.explicit, "explicit", true, "with -failover: reconcile explicitly, every task named in one call")
 	fs.IntVar(&o.perOffer, "per-offer", 0, "launch at most this many tasks on one offer, to spread them over the agents (0: as many as fit)")
 	fs.BoolVar(&o.teardown, "teardown", true, "with -hold: tear the framework down at the end (false: leave it, its tasks running, for its failover timeout)")
+	credential.Register(fs)
+	tlsFlags.RegisterClient(fs)
 	common.Register(fs, "warn")
 	fs.Usage = cli.Usage(fs, "loadgen [flags]", description)
 	if err := fs.Parse(args); err != nil {
@@ -151,6 +157,11 @@ func run(args []string, out io.Writer) error {
 	case o.hold && o.concurrency < o.tasks:
 		return errors.New("-hold needs -concurrency ≥ -tasks: every task stays unfinished")
 	}
+	cred, err := credential.Read()
+	if err != nil {
+		return err
+	}
+	o.credential = cred
 	log, err := common.Logger()
 	if err != nil {
 		return err
@@ -187,6 +198,14 @@ func run(args []string, out io.Writer) error {
 	if o.json {
 		opts = append(opts, scheduler.WithJSON())
 	}
+	if o.credential != nil {
+		opts = append(opts, scheduler.WithCredential(*o.credential))
+	}
+	tlsOpts, err := tlsFlags.SchedulerOptions(log.With("component", "tls"))
+	if err != nil {
+		return err
+	}
+	opts = append(opts, tlsOpts...)
 	info := mesospb.FrameworkInfo{
 		User:         currentUser(),
 		Name:         o.name,

@@ -20,6 +20,12 @@
 // that starts it again. Frameworks re-subscribe with their IDs and agents
 // re-register with their tasks; agents that do not come back within
 // -agent-reregister-timeout are marked unreachable.
+//
+// With -tls-cert, -tls-key and -tls-ca (or Mesos's LIBPROCESS_SSL_*
+// environment) the master serves HTTPS only, takes its agents to serve
+// HTTPS too (Offer.url says https), and with -tls-require-client-cert
+// refuses clients without a certificate the CA signed. Renewed
+// certificate files are picked up without a restart.
 package main
 
 import (
@@ -80,7 +86,11 @@ func run(args []string) error {
 		roleSorter    = fs.String("role-sorter", "drf", "how roles are ordered for offers: drf or random (Mesos's --role_sorter); Apron's allocator sorts roles and frameworks alike, so this also sets -framework-sorter")
 		fwSorter      = fs.String("framework-sorter", "drf", "how the frameworks of a role are ordered: drf or random (Mesos's --framework_sorter); must equal -role-sorter when both are given")
 		common        cli.Common
+		security      securityFlags
+		tlsFlags      cli.TLS
 	)
+	security.register(fs)
+	tlsFlags.RegisterServer(fs)
 	common.Register(fs, "info")
 	common.RegisterPprof(fs)
 	fs.Usage = cli.Usage(fs, "master [flags]", description)
@@ -143,6 +153,10 @@ func run(args []string) error {
 			return fmt.Errorf("-zk %s: give the group a path of its own, like zk://host:2181/apron", zkURLParsed)
 		}
 	}
+	tlsSource, err := tlsFlags.Source(log.With("component", "tls"))
+	if err != nil {
+		return err
+	}
 	registry, err := openRegistry(kind, ha, zkURLParsed, log)
 	if err != nil {
 		return err
@@ -154,6 +168,13 @@ func run(args []string) error {
 		return err
 	}
 	host, ip, port := advertised(ln.Addr(), *hostname, *advertiseIP)
+	addr := ln.Addr()
+	tlsLn, err := cli.Listener(ln, tlsSource)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	ln = tlsLn
 
 	var (
 		contender  *zookeeper.Contender
@@ -196,6 +217,13 @@ func run(args []string) error {
 	}
 	if leadership != nil {
 		cfg.Leadership = leadership
+	}
+	if tlsSource != nil {
+		// The cluster speaks TLS: agents serve HTTPS too.
+		cfg.AgentTLS = tlsSource.ClientConfig()
+	}
+	if err := security.apply(&cfg); err != nil {
+		return err
 	}
 	m, err := master.New(cfg)
 	if err != nil {
@@ -240,7 +268,7 @@ func run(args []string) error {
 			fail(err)
 		}
 	}()
-	fmt.Printf("master %s listening on http://%s\n", m.Info().ID, ln.Addr())
+	fmt.Printf("master %s listening on %s://%s\n", m.Info().ID, cli.Scheme(tlsSource), addr)
 	if contender != nil {
 		fmt.Printf("master %s is a candidate in %s\n", m.Info().ID, zkURLParsed)
 	}

@@ -109,6 +109,12 @@ type Config struct {
 	Buffer int
 	// Logger gets the reasons streams end; default: discard.
 	Logger *slog.Logger
+	// HTTPS says the client speaks TLS (Client's transport carries its
+	// configuration): URLs without a scheme, the masters a Detector
+	// names (MasterInfo has no scheme) and redirects to http:// URLs get
+	// https://, as Mesos's drivers use https for every master once
+	// LIBPROCESS_SSL_ENABLED is on. A URL given as http:// stays so.
+	HTTPS bool
 }
 
 // Link is the client of one endpoint on a set of candidate masters. E is
@@ -151,6 +157,9 @@ func New[E any, PE interface {
 	l := &Link[E, PE]{cfg: cfg, streams: map[string]*openStream{}}
 	seen := map[string]bool{}
 	for _, raw := range cfg.URLs {
+		if cfg.HTTPS && !strings.Contains(raw, "://") {
+			raw = "https://" + strings.TrimSpace(raw)
+		}
 		ep, err := Endpoint(raw, cfg.Path)
 		if err != nil {
 			return nil, err
@@ -259,6 +268,7 @@ func (l *Link[E, PE]) order(leader election.Leader) []string {
 func (l *Link[E, PE]) leaderEndpoint(leader election.Leader) string {
 	base, err := l.cfg.LeaderURL(leader.Payload)
 	if err == nil {
+		base = l.secure(base)
 		var ep string
 		if ep, err = Endpoint(base, l.cfg.Path); err == nil {
 			return ep
@@ -289,9 +299,19 @@ func (l *Link[E, PE]) subscribeAt(ctx context.Context, ep string, call proto.Mes
 		if hops >= l.cfg.MaxRedirects {
 			return nil, "", fmt.Errorf("%s: more than %d redirects (the last to %s): %w", ep, l.cfg.MaxRedirects, re.Location, err)
 		}
-		l.cfg.Logger.Info("master redirected the subscription to the leader", "from", ep, "to", re.Location)
-		ep = re.Location
+		to := l.secure(re.Location)
+		l.cfg.Logger.Info("master redirected the subscription to the leader", "from", ep, "to", to)
+		ep = to
 	}
+}
+
+// secure turns an http:// URL (a detected master, a redirect) into
+// https:// when the Link speaks TLS.
+func (l *Link[E, PE]) secure(u string) string {
+	if l.cfg.HTTPS && strings.HasPrefix(u, "http://") {
+		return "https://" + strings.TrimPrefix(u, "http://")
+	}
+	return u
 }
 
 // tryNext says whether a failed subscription should be tried on the next
