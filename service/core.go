@@ -174,6 +174,15 @@ func (c *Core) Subscribed(frameworkID string) {
 	// And every task the master knows: one no pod owns (launched from a
 	// state that was never stored) is killed when it is reported.
 	c.send(&schedulerpb.Call{Type: schedulerpb.Call_RECONCILE.Enum(), Reconcile: &schedulerpb.Call_Reconcile{}})
+	// Kills in flight are repeated: one decided while no scheduler was
+	// subscribed (by a core built on a changed spec, before its driver
+	// subscribed, or while it was disconnected) never reached the master,
+	// and nothing else would send it again.
+	for _, p := range c.state.sortedPods() {
+		if p.Killing && p.active() {
+			c.send(killCall(p.TaskID, &mesospb.AgentID{Value: p.AgentID}))
+		}
+	}
 	c.advance()
 }
 

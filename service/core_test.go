@@ -590,3 +590,25 @@ func TestScaleDownLostPod(t *testing.T) {
 	// The agent returns with the reservation: destroyed and unreserved.
 	assert.Equal(t, map[string]int{"DESTROY": 1, "UNRESERVE": 1, "DECLINE": 2}, ops(s.offer()))
 }
+
+// A spec changed across a restart: the KILL of the first pod to roll is
+// decided by the new core before its driver has subscribed, so it never
+// reaches the master; the subscription repeats it.
+func TestKillRepeatedOnSubscribe(t *testing.T) {
+	s := newSim(t, testSpec(), 3)
+	s.deployAll()
+	p0, _ := s.core.Pod("node-0")
+	next := testSpec()
+	next.Pods[0].Env = map[string]string{"MODE": "v2"}
+	s.spec = next
+	c, err := NewCore(CoreConfig{Spec: next, State: s.saved, NewID: s.newID})
+	require.NoError(t, err)
+	s.core = c
+	s.core.Tick(s.now)
+	assert.Equal(t, []string{p0.TaskID}, killed(s.drainLost()), "decided before subscribing: lost")
+	s.core.Subscribed("fw-1")
+	calls := s.drain()
+	assert.Equal(t, []string{p0.TaskID}, killed(calls), "repeated on subscription")
+	s.kills(calls)
+	assert.Equal(t, []string{"node-0"}, launched(s.offer()))
+}
