@@ -17,7 +17,8 @@ import (
 // user, else its framework's) and the executors view_executors lets it.
 // Agents are shown without the resources reserved to roles view_roles
 // hides. So is the operator event stream, where the events of frameworks
-// and tasks are filtered alike (but AGENT_ADDED carries the agent whole).
+// and tasks are filtered alike, and AGENT_ADDED shows the agent as
+// GET_AGENTS does.
 
 // viewActions are the approvers filtering needs.
 var viewActions = []auth.Action{auth.ViewFramework, auth.ViewTask, auth.ViewExecutor, auth.ViewRole}
@@ -130,6 +131,28 @@ func (c *core) visible(ev *masterpb.Event, ap approvers) bool {
 		return ap.allows(auth.ViewFramework, &auth.Object{FrameworkInfo: &ev.FrameworkRemoved.FrameworkInfo})
 	}
 	return true
+}
+
+// agentAddedFor is ev for a subscriber with approvers ap: an AGENT_ADDED
+// whose agent has resources reserved to roles ap hides is a copy without
+// them (subscribers share the others, so ev itself is never changed).
+func agentAddedFor(ev *masterpb.Event, ap approvers) *masterpb.Event {
+	if ev.GetType() != masterpb.Event_AGENT_ADDED || ev.AgentAdded == nil {
+		return ev
+	}
+	a := ev.AgentAdded.Agent
+	filtered := a
+	filtered.AgentInfo.Resources = visibleResources(slices.Clone(a.AgentInfo.Resources), ap)
+	filtered.TotalResources = visibleResources(slices.Clone(a.TotalResources), ap)
+	filtered.AllocatedResources = visibleResources(slices.Clone(a.AllocatedResources), ap)
+	filtered.OfferedResources = visibleResources(slices.Clone(a.OfferedResources), ap)
+	if len(filtered.AgentInfo.Resources) == len(a.AgentInfo.Resources) && len(filtered.TotalResources) == len(a.TotalResources) &&
+		len(filtered.AllocatedResources) == len(a.AllocatedResources) && len(filtered.OfferedResources) == len(a.OfferedResources) {
+		return ev
+	}
+	cp := *ev
+	cp.AgentAdded = &masterpb.Event_AgentAdded{Agent: filtered}
+	return &cp
 }
 
 // filterRoles leaves out of /roles the roles ap does not let its

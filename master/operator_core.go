@@ -64,8 +64,11 @@ func (c *core) sendOperator(stream string, ev *masterpb.Event) {
 // Subscribers only read events, so they share one.
 func (c *core) publish(ev *masterpb.Event) {
 	for _, s := range c.ops.subs {
-		if s.approvers == nil || c.visible(ev, s.approvers) {
+		switch {
+		case s.approvers == nil:
 			c.sendOperator(s.stream, ev)
+		case c.visible(ev, s.approvers):
+			c.sendOperator(s.stream, agentAddedFor(ev, s.approvers))
 		}
 	}
 }

@@ -152,8 +152,13 @@ func Listen(addr string) (net.Listener, error) {
 // before), and closes what is left.
 func Serve(ctx context.Context, ln net.Listener, h http.Handler, before func(), grace time.Duration, log *slog.Logger) error {
 	srv := &http.Server{
-		Handler:           h,
+		Handler: h,
+		// A slow client holds a connection only so long: its headers
+		// within 10 s, and an idle keep-alive connection 2 min. (No read
+		// timeout: streaming requests, such as ATTACH_CONTAINER_INPUT,
+		// last as long as their session.)
 		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
