@@ -70,7 +70,7 @@ func (a *Agent) Handler() http.Handler {
 	mux.Handle("/"+pidName+ExecutorAPIPath, executorAPI)
 	mux.Handle(OperatorAPIPath, a.readWrite(http.HandlerFunc(a.serveOperatorAPI)))
 	mux.HandleFunc("/health", a.serveHealth)
-	mux.Handle("/metrics", a.readOnly(http.HandlerFunc(a.serveMetrics)))
+	mux.Handle("/metrics", a.readOnly(a.promHandler()))
 	a.mesosRoutes(mux) // /state, /containers, /metrics/snapshot...: endpoints.go
 	a.routeFiles(mux)  // /files/*: files.go
 	return mux
@@ -217,17 +217,4 @@ func (a *Agent) serveHealth(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	_, _ = io.WriteString(w, "OK\n")
-}
-
-func (a *Agent) serveMetrics(w http.ResponseWriter, r *http.Request) {
-	if !requireGET(w, r) {
-		return
-	}
-	m, err := a.metrics(r.Context())
-	if err != nil {
-		httpapi.WriteError(w, handlerError(err))
-		return
-	}
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	writePrometheus(w, m)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"sort"
 	"strconv"
@@ -568,60 +567,4 @@ func (m *metricsSnapshot) mesos() []mesospb.Metric {
 	add("gc/path_removals_succeeded", float64(m.gc.removed))
 	add("gc/path_removals_failed", float64(m.gc.failed))
 	return out
-}
-
-// writePrometheus writes the snapshot in the Prometheus text format.
-func writePrometheus(w io.Writer, m *metricsSnapshot) {
-	var b strings.Builder
-	metric := func(name, typ, help string) {
-		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
-	}
-	num := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
-	reg := 0.0
-	if m.registered {
-		reg = 1
-	}
-	metric("apron_agent_registered", "gauge", "Whether the agent is registered with a master.")
-	fmt.Fprintf(&b, "apron_agent_registered %s\n", num(reg))
-	metric("apron_agent_uptime_seconds", "gauge", "Time since the agent started.")
-	fmt.Fprintf(&b, "apron_agent_uptime_seconds %s\n", num(m.uptime.Seconds()))
-	metric("apron_agent_frameworks", "gauge", "Frameworks with executors or tasks on the agent.")
-	fmt.Fprintf(&b, "apron_agent_frameworks %d\n", m.frameworks)
-	metric("apron_agent_tasks", "gauge", "Tasks the agent knows now (queued, launched, or terminal and unacknowledged), by state.")
-	for _, s := range taskStates {
-		fmt.Fprintf(&b, "apron_agent_tasks{state=%q} %d\n", s.String(), m.tasks[s])
-	}
-	metric("apron_agent_tasks_terminated_total", "counter", "Tasks that reached a terminal state since the agent started, by state.")
-	for _, s := range taskStates {
-		if terminal(s) {
-			fmt.Fprintf(&b, "apron_agent_tasks_terminated_total{state=%q} %d\n", s.String(), m.terminal[s])
-		}
-	}
-	metric("apron_agent_executors", "gauge", "Executor runs, by state.")
-	for _, s := range executorStates {
-		fmt.Fprintf(&b, "apron_agent_executors{state=%q} %d\n", s, m.executors[s])
-	}
-	metric("apron_agent_containers", "gauge", "Containers of the agent's containerizer.")
-	fmt.Fprintf(&b, "apron_agent_containers %d\n", m.containers)
-	metric("apron_agent_status_updates_pending", "gauge", "Status updates waiting for the master's acknowledgement.")
-	fmt.Fprintf(&b, "apron_agent_status_updates_pending %d\n", m.pendingUpdates)
-	metric("apron_agent_status_updates_total", "counter", "Status updates from executors, by whether the agent took them.")
-	fmt.Fprintf(&b, "apron_agent_status_updates_total{result=\"valid\"} %d\n", m.counters.validUpdates)
-	fmt.Fprintf(&b, "apron_agent_status_updates_total{result=\"invalid\"} %d\n", m.counters.invalidUpdates)
-	metric("apron_agent_framework_messages_total", "counter", "Framework messages for executors, by whether they were delivered.")
-	fmt.Fprintf(&b, "apron_agent_framework_messages_total{result=\"delivered\"} %d\n", m.counters.validMessages)
-	fmt.Fprintf(&b, "apron_agent_framework_messages_total{result=\"dropped\"} %d\n", m.counters.invalidMessages)
-	metric("apron_agent_resources", "gauge", "The agent's resources (cpus, mem in MB, disk in MB), total and used by live tasks.")
-	for _, r := range []string{"cpus", "mem", "disk"} {
-		fmt.Fprintf(&b, "apron_agent_resources{resource=%q,kind=\"total\"} %s\n", r, num(m.total[r]))
-		fmt.Fprintf(&b, "apron_agent_resources{resource=%q,kind=\"used\"} %s\n", r, num(m.used[r]))
-	}
-	metric("apron_agent_gc_paths_pending", "gauge", "Sandbox paths scheduled for garbage collection.")
-	fmt.Fprintf(&b, "apron_agent_gc_paths_pending %d\n", m.gcPending)
-	metric("apron_agent_gc_paths_scheduled_total", "counter", "Sandbox paths scheduled for garbage collection since the agent started.")
-	fmt.Fprintf(&b, "apron_agent_gc_paths_scheduled_total %d\n", m.gc.scheduled)
-	metric("apron_agent_gc_path_removals_total", "counter", "Sandbox paths the garbage collector removed or failed to remove since the agent started.")
-	fmt.Fprintf(&b, "apron_agent_gc_path_removals_total{result=\"succeeded\"} %d\n", m.gc.removed)
-	fmt.Fprintf(&b, "apron_agent_gc_path_removals_total{result=\"failed\"} %d\n", m.gc.failed)
-	_, _ = io.WriteString(w, b.String())
 }

@@ -80,7 +80,7 @@ func (m *Master) Handler() http.Handler {
 	mux.Handle("/master/api/v1", operator)
 	mux.Handle("/state", readOnly(m.leaderOnly(getOnly(m.serveState))))
 	mux.Handle("/health", getOnly(m.serveHealth))
-	mux.Handle("/metrics", readOnly(getOnly(m.serveMetrics)))
+	mux.Handle("/metrics", readOnly(getOnly(m.prom.handler().ServeHTTP)))
 
 	// Mesos's endpoints, at both paths where Mesos answers them.
 	both := func(path string, h http.Handler) {
@@ -107,7 +107,7 @@ func (m *Master) Handler() http.Handler {
 	m.routeMaintenance(both, readOnly, readWrite)
 	// /teardown, /reserve, /quota, /weights, ...: endpoints_v0.go
 	m.routeV0(both, readWrite)
-	return mux
+	return m.prom.instrument(mux)
 }
 
 // leading asks the configured Leadership; without one the master leads.

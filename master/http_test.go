@@ -778,12 +778,17 @@ func TestHTTPMetrics(t *testing.T) {
 		case strings.HasPrefix(line, "# TYPE "):
 			f := strings.Fields(line)
 			require.Len(t, f, 4, line)
-			require.Contains(t, []string{"counter", "gauge"}, f[3], line)
+			require.Contains(t, []string{"counter", "gauge", "histogram"}, f[3], line)
 			types[f[2]] = f[3]
 		default:
 			m := sampleLine.FindStringSubmatch(line)
 			require.NotNil(t, m, "sample line %q", line)
 			name := m[1]
+			for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+				if family := strings.TrimSuffix(name, suffix); types[family] == "histogram" {
+					name = family // a histogram's series are named after its family
+				}
+			}
 			require.Contains(t, types, name, "# TYPE comes before %s", name)
 			require.True(t, helps[name], "# HELP comes before %s", name)
 			v, err := strconv.ParseFloat(m[4], 64)

@@ -35,6 +35,7 @@ type Master struct {
 	backlogged map[string]*subscriber // the subs with a backlog
 	durable    durability             // registry writes and the outputs they hold back
 	runCtx     context.Context        // Run's: registry writes end with it
+	prom       *promMetrics           // GET /metrics (metrics.go)
 }
 
 // request is a function to run on the master's goroutine; done, when not
@@ -158,6 +159,7 @@ func New(cfg Config) (*Master, error) {
 		durable:    durability{result: make(chan error, 1)},
 	}
 	m.core = newCore(cfg, cfg.Clock.Now())
+	m.prom = newPromMetrics(m)
 	return m, nil
 }
 
@@ -215,7 +217,9 @@ func (m *Master) Run(ctx context.Context) error {
 			m.core.tick(now)
 			if m.core.met.allocationRuns != runs {
 				m.core.met.allocationTime = time.Since(start)
+				m.prom.allocated(m.core.met.allocationTime)
 			}
+			m.prom.sweep(now)
 		case err := <-m.durable.result:
 			m.durable.writing = false
 			if err != nil {
@@ -261,7 +265,12 @@ func (m *Master) startWrite(ctx context.Context) {
 	d.started++
 	d.writing = true
 	reg := m.cfg.Registry
-	go func() { d.result <- reg.Apply(ctx, ops) }()
+	go func() {
+		start := time.Now()
+		err := reg.Apply(ctx, ops)
+		m.prom.wrote(time.Since(start), err)
+		d.result <- err
+	}()
 }
 
 // refill moves backlogs on as far as their readers have made room, and
@@ -349,6 +358,7 @@ func (m *Master) flush(done chan struct{}) {
 func (m *Master) deliverOutbox(out outbox) {
 	{
 		var slow []string
+		m.prom.sent(out.messages)
 		for _, msg := range out.messages {
 			s := m.subs[msg.stream]
 			if s == nil || s.ending {
@@ -510,7 +520,9 @@ func (m *Master) SchedulerCall(ctx context.Context, streamID string, call *sched
 				return
 			}
 		}
-		err = c.schedulerCall(streamID, call)
+		if err = c.schedulerCall(streamID, call); err == nil {
+			m.prom.answered(call)
+		}
 	}); derr != nil {
 		return derr
 	}

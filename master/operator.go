@@ -4,10 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"strconv"
-	"strings"
 
 	"github.com/apronhq/apron/api/v1/codec"
 	"github.com/apronhq/apron/api/v1/masterpb"
@@ -134,76 +131,6 @@ func (m *Master) serveRoles(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeBody(w, r, codec.MediaTypeJSON, b)
-}
-
-// metrics returns a snapshot of the master's metrics.
-func (m *Master) metrics(ctx context.Context) (metricsSnapshot, error) {
-	if !m.running() {
-		return metricsSnapshot{}, nil // a standby: not elected, nothing else
-	}
-	leading, _ := m.leading()
-	var s metricsSnapshot
-	err := m.do(ctx, func(c *core) { s = c.snapshotMetrics(leading) })
-	return s, err
-}
-
-// serveMetrics is GET /metrics, in the Prometheus text exposition format.
-func (m *Master) serveMetrics(w http.ResponseWriter, r *http.Request) {
-	s, err := m.metrics(r.Context())
-	if err != nil {
-		httpapi.WriteError(w, httpError(err))
-		return
-	}
-	var b strings.Builder
-	s.writePrometheus(&b)
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	w.WriteHeader(http.StatusOK)
-	if r.Method != http.MethodHead {
-		_, _ = io.WriteString(w, b.String())
-	}
-}
-
-// writePrometheus writes the snapshot in the Prometheus text format: each
-// family with its # HELP and # TYPE lines, then its samples.
-func (s metricsSnapshot) writePrometheus(w io.Writer) {
-	family := func(name, typ, help string) {
-		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
-	}
-	sample := func(name, labels string, v float64) {
-		if labels != "" {
-			labels = "{" + labels + "}"
-		}
-		fmt.Fprintf(w, "%s%s %s\n", name, labels, strconv.FormatFloat(v, 'g', -1, 64))
-	}
-	one := func(name, typ, help string, v float64) {
-		family(name, typ, help)
-		sample(name, "", v)
-	}
-	b2f := func(b bool) float64 {
-		if b {
-			return 1
-		}
-		return 0
-	}
-
-	one("apron_master_elected", "gauge", "Whether this master is the leader (1) or not (0).", b2f(s.elected))
-	family("apron_master_frameworks", "gauge", "Frameworks known to the master, by connection state.")
-	sample("apron_master_frameworks", `state="connected"`, float64(s.frameworksConnected))
-	sample("apron_master_frameworks", `state="disconnected"`, float64(s.frameworksDisconnected))
-	family("apron_master_agents", "gauge", "Agents known to the master, by connection state.")
-	sample("apron_master_agents", `state="connected"`, float64(s.agentsConnected))
-	sample("apron_master_agents", `state="disconnected"`, float64(s.agentsDisconnected))
-	one("apron_master_offers_outstanding", "gauge", "Offers made and not yet accepted, declined or rescinded.", float64(s.offersOutstanding))
-	one("apron_master_offers_made_total", "counter", "Offers made to frameworks.", float64(s.offersMade))
-	one("apron_master_offers_declined_total", "counter", "Offers declined by frameworks.", float64(s.offersDeclined))
-	one("apron_master_offers_rescinded_total", "counter", "Offers rescinded by the master.", float64(s.offersRescinded))
-	one("apron_master_tasks_launched_total", "counter", "Tasks the master sent to agents to launch.", float64(s.tasksLaunched))
-	family("apron_master_task_updates_total", "counter", "Task status updates sent to frameworks, by state.")
-	for _, st := range taskStates() {
-		sample("apron_master_task_updates_total", `state="`+st.String()+`"`, float64(s.taskStates[st]))
-	}
-	one("apron_master_allocation_runs_total", "counter", "Allocation cycles run, full or over the agents that changed.", float64(s.allocationRuns))
-	one("apron_master_allocation_duration_seconds", "gauge", "Duration of the last allocation cycle.", s.allocationTime.Seconds())
 }
 
 // OperatorCall answers an operator API call other than SUBSCRIBE, as
