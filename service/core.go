@@ -1,6 +1,8 @@
 package service
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sort"
@@ -47,6 +49,10 @@ type CoreConfig struct {
 	// REVIVE, which clears the filters. Reservations of no current pod
 	// are cleaned up when their agent is next offered: within this time.
 	IdleDeclineFor time.Duration
+	// DecommissionHook says the shell runs a hook before a pod removed by
+	// a scale down is killed: the core asks for it in Ready.Hooks and
+	// waits for HookDone (Config.Decommission).
+	DecommissionHook bool
 }
 
 // Ready is what the core decided since the last Ready.
@@ -67,6 +73,10 @@ type Ready struct {
 	// Done is set once an uninstall has finished: the framework may be
 	// torn down.
 	Done bool
+	// Hooks are the pods whose decommission hook is to run now (with
+	// CoreConfig.DecommissionHook); each is asked for once per Core until
+	// HookDone reports on it, and again by a Core built after a restart.
+	Hooks []PodStatus
 }
 
 // Core is the service's decision engine: a state machine fed one input at
@@ -90,6 +100,10 @@ type Core struct {
 	calls []*schedulerpb.Call
 	// spread are the values of each spread attribute seen in offers.
 	spread map[string]map[string]bool
+
+	hook  bool
+	asked map[string]bool // pods whose hook was asked for, not yet done
+	hooks []PodStatus
 }
 
 // NewCore returns a core for cfg.Spec resuming from cfg.State.
@@ -115,6 +129,8 @@ func NewCore(cfg CoreConfig) (*Core, error) {
 		newID:      cfg.NewID,
 		declineFor: cfg.DeclineFor.Seconds(),
 		spread:     map[string]map[string]bool{},
+		hook:       cfg.DecommissionHook,
+		asked:      map[string]bool{},
 	}
 	if cfg.DeclineFor <= 0 {
 		c.declineFor = 1
@@ -129,11 +145,11 @@ func NewCore(cfg CoreConfig) (*Core, error) {
 
 // Ready returns and forgets what was decided since the last call.
 func (c *Core) Ready() Ready {
-	r := Ready{Calls: c.calls, Done: c.Done()}
+	r := Ready{Calls: c.calls, Done: c.Done(), Hooks: c.hooks}
 	if c.dirty {
 		r.State = c.state.clone()
 	}
-	c.calls, c.dirty = nil, false
+	c.calls, c.dirty, c.hooks = nil, false, nil
 	return r
 }
 
@@ -434,7 +450,7 @@ func (c *Core) advance() {
 // needsOffers: some pod is to be launched or cleaned up.
 func (c *Core) needsOffers() bool {
 	for _, p := range c.state.Pods {
-		if c.wantsLaunch(p) || (p.Decommission && !p.active() && p.placed()) {
+		if c.wantsLaunch(p) || (p.Decommission && !p.active() && p.placed() && !c.awaitsHook(p)) {
 			return true
 		}
 	}
@@ -481,6 +497,13 @@ func (c *Core) decide() {
 	}
 	if !st.Paused[PlanDecommission] {
 		for _, p := range c.decommissionHeads() {
+			if c.awaitsHook(p) {
+				if !c.asked[p.Name()] {
+					c.asked[p.Name()] = true
+					c.hooks = append(c.hooks, podStatus(p))
+				}
+				continue
+			}
 			c.kill(p)
 			if !p.active() && (!p.placed() || !p.DownSince.IsZero()) {
 				// Nothing to clean up, or its agent is gone and with it
@@ -502,6 +525,24 @@ func (c *Core) decide() {
 	}
 }
 
+// awaitsHook: the pod's decommission hook has yet to succeed (a pod never
+// launched has nothing to deregister).
+func (c *Core) awaitsHook(p *PodState) bool {
+	return c.hook && p.Decommission && !p.Deregistered && p.TaskID != "" && !c.state.Uninstalling
+}
+
+// HookDone reports the decommission hook of the named pod: on success the
+// pod is killed and its resources freed; on failure the hook is asked for
+// again (the shell paces the retries).
+func (c *Core) HookDone(pod string, err error) {
+	delete(c.asked, pod)
+	if p := c.state.Pods[pod]; p != nil && err == nil && p.Decommission && !p.Deregistered {
+		p.Deregistered = true
+		c.changed()
+	}
+	c.advance()
+}
+
 // decommissionHeads are, per type, the highest-index decommissioned pod:
 // the one being removed now.
 func (c *Core) decommissionHeads() map[string]*PodState {
@@ -514,27 +555,63 @@ func (c *Core) decommissionHeads() map[string]*PodState {
 	return heads
 }
 
-// stepComplete: the pod runs the target configuration and is ready.
-func (c *Core) stepComplete(p *PodState, hash string) bool {
-	return p != nil && p.Config == hash && p.Target == hash && p.active() && p.Ready && !p.Killing
+// stepComplete: the pod runs the target configuration, knowing where its
+// peers are now (peers is peersKey's), and is ready.
+func (c *Core) stepComplete(p *PodState, hash, peers string) bool {
+	return p != nil && p.Config == hash && p.Target == hash && p.active() && p.Ready && !p.Killing && !stalePeers(p, peers)
+}
+
+// peersKey names where every pod of a PlaceTogether type is (agent
+// hostname and ports): "" for other types, and while a pod of the type is
+// not placed.
+func (c *Core) peersKey(ps *PodSpec) string {
+	if !ps.PlaceTogether {
+		return ""
+	}
+	h := sha256.New()
+	for i := 0; i < ps.Count; i++ {
+		q := c.state.Pods[podName(ps.Name, i)]
+		if q == nil || !q.placed() {
+			return ""
+		}
+		fmt.Fprintf(h, "%s %s %v\n", q.Name(), q.Hostname, q.Ports) // %v sorts map keys
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
+}
+
+// stalePeers: the pod's task was launched while a peer was elsewhere
+// (since replaced) or not placed: it is restarted, as for a new
+// configuration, so that its configuration names every peer where it is.
+func stalePeers(p *PodState, peers string) bool {
+	return peers != "" && p.TaskID != "" && p.Peers != peers
 }
 
 // deployPhase starts the steps of a pod type's phase that may start, and
 // reports whether the phase is complete.
 func (c *Core) deployPhase(ps *PodSpec) bool {
 	hash := ps.configHash(c.spec)
+	if ps.PlaceTogether {
+		// Every missing pod's step starts at once: they are placed
+		// together, and launched once all are (waitsForPeers).
+		for i := 0; i < ps.Count; i++ {
+			if c.state.Pods[podName(ps.Name, i)] == nil {
+				c.startStep(ps, i, nil, hash)
+			}
+		}
+	}
+	peers := c.peersKey(ps)
 	complete := true
 	inProgress := 0
 	for i := 0; i < ps.Count; i++ {
 		p := c.state.Pods[podName(ps.Name, i)]
-		if c.stepComplete(p, hash) {
+		if c.stepComplete(p, hash, peers) {
 			continue
 		}
 		complete = false
 		if p != nil && p.Decommission {
 			continue // scaled down and up again: wait for it to go
 		}
-		if p != nil && p.Target == hash {
+		if p != nil && p.Target == hash && !stalePeers(p, peers) {
 			inProgress++
 			if ps.strategy() == Serial || ps.Quorum {
 				break
@@ -543,6 +620,9 @@ func (c *Core) deployPhase(ps *PodSpec) bool {
 		}
 		if (ps.strategy() == Serial || (ps.Quorum && p != nil && p.active())) && inProgress > 0 {
 			break
+		}
+		if ps.Quorum && p != nil && p.active() && c.othersDown(ps, p) {
+			break // another pod is down (recovering, replaced, later in order)
 		}
 		c.startStep(ps, i, p, hash)
 		inProgress++
@@ -553,15 +633,45 @@ func (c *Core) deployPhase(ps *PodSpec) bool {
 	return complete
 }
 
+// othersDown: a pod of the type other than p is not running ready.
+func (c *Core) othersDown(ps *PodSpec, p *PodState) bool {
+	for i := 0; i < ps.Count; i++ {
+		q := c.state.Pods[podName(ps.Name, i)]
+		if q != nil && q != p && !q.Decommission && !(q.active() && q.Ready && !q.Killing) {
+			return true
+		}
+	}
+	return false
+}
+
 func (c *Core) startStep(ps *PodSpec, index int, p *PodState, hash string) {
 	if p == nil {
 		p = &PodState{Type: ps.Name, Index: index, ResourceID: c.newID()}
 		p.PersistenceIDs = c.newPersistenceIDs(p)
 		c.state.Pods[p.Name()] = p
+		c.changed()
 	}
-	p.Target = hash
-	c.changed()
+	if p.Target != hash {
+		p.Target = hash
+		c.changed()
+	}
 	c.kill(p) // running an older configuration: relaunched in place
+}
+
+// waitsForPeers: the pod's type places its pods together, this is the
+// first launch on its placement, and a pod of the type is not placed
+// yet.
+func (c *Core) waitsForPeers(p *PodState) bool {
+	ps := c.spec.pod(p.Type)
+	if ps == nil || !ps.PlaceTogether || p.TaskID != "" {
+		return false
+	}
+	for i := 0; i < ps.Count; i++ {
+		if q := c.state.Pods[podName(ps.Name, i)]; q == nil || !q.placed() {
+			return true
+		}
+	}
+	return false
 }
 
 // wantsLaunch: the pod is to be launched on its next fitting offer.

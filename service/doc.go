@@ -13,16 +13,18 @@
 // those labelled resources, so it always finds its data. Plans say what
 // to do next: the deploy plan (a phase per pod type, a step per pod,
 // serial or parallel, a serial step waiting until the pod before it is
-// ready) covers the first deployment, configuration roll-outs (kill, then
-// relaunch in place with the new configuration, one pod at a time for a
-// quorum type) and scaling up; the recovery plan relaunches, in place,
-// pods whose task ended; the decommission plan removes pods beyond their
-// count, highest index first (kill, DESTROY, UNRESERVE). A pod whose
-// agent is lost is replaced (new agent, new reservation, empty volumes)
-// after Spec.ReplaceAfter or on command; a reservation labelled with the
-// service but belonging to no current pod (a replaced or removed pod's,
-// a placement whose ACCEPT failed) is destroyed and unreserved whenever
-// it is offered. Uninstall removes everything, then the framework.
+// ready; a PlaceTogether type's pods are all placed before the first is
+// launched, so each starts knowing every peer's address) covers the
+// first deployment, configuration roll-outs (kill, then relaunch in place
+// with the new configuration, one pod at a time for a quorum type) and
+// scaling up; the recovery plan relaunches, in place, pods whose task
+// ended; the decommission plan removes pods beyond their count, highest
+// index first (Config.Decommission's hook, if any, then kill, DESTROY,
+// UNRESERVE). A pod whose agent is lost is replaced (new agent, new
+// reservation, empty volumes) after Spec.ReplaceAfter or on command; a
+// reservation labelled with the service but belonging to no current pod
+// (a replaced or removed pod's, a placement whose ACCEPT failed) is
+// destroyed and unreserved whenever it is offered. Uninstall removes everything, then the framework.
 //
 // The decisions are made by Core, a pure state machine (no goroutines, no
 // I/O, no clock: time comes in through Tick, IDs from an injected

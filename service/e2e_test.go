@@ -410,3 +410,49 @@ func TestHTTPNotRunning(t *testing.T) {
 	resp.Body.Close()
 	assert.Equal(t, http.StatusNotFound, resp.StatusCode)
 }
+
+// A scale down with a decommission hook: the hook runs (on its own
+// goroutine: it may call the Service) while the pod still runs, is run
+// again after a failure, and the pod is removed only once it succeeds.
+func TestDecommissionHookEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end service test skipped in -short mode")
+	}
+	c := startCluster(t, 2)
+	var (
+		mu     sync.Mutex
+		states []string
+		svc    *service.Service
+	)
+	hook := func(ctx context.Context, pod service.PodStatus) error {
+		p, err := svc.Pod(ctx, pod.Name)
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		states = append(states, pod.Name+" "+p.TaskState)
+		if len(states) == 1 {
+			return fmt.Errorf("first try fails")
+		}
+		return nil
+	}
+	svc, err := service.New(context.Background(), service.Config{Spec: e2eSpec(2, "v1"), Store: service.NewMemStore(),
+		DeclineFor: 100 * time.Millisecond, TickInterval: 100 * time.Millisecond, Decommission: hook})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &runner{svc: svc, cancel: cancel, done: make(chan struct{})}
+	go func() { r.err = svc.Run(ctx, scheduler.WithMaster(c.master)); close(r.done) }()
+	t.Cleanup(r.stop)
+	r.waitPlan(t, service.PlanDeploy, service.StatusComplete)
+	p1 := r.pod(t, "node-1")
+	require.NoError(t, svc.UpdateSpec(ctx, e2eSpec(1, "v1")))
+	require.Eventually(t, func() bool {
+		pods, err := svc.Pods(ctx)
+		return err == nil && len(pods) == 1
+	}, wait, 20*time.Millisecond, "node-1 removed")
+	mu.Lock()
+	assert.Equal(t, []string{"node-1 TASK_RUNNING", "node-1 TASK_RUNNING"}, states, "run twice, while node-1 ran")
+	mu.Unlock()
+	require.Eventually(t, func() bool { return c.reserved(t)[p1.AgentID].Empty() }, wait, 20*time.Millisecond, "node-1 unreserved")
+}

@@ -29,6 +29,9 @@ type sim struct {
 	tasks  map[string]*simTask // every task launched, by ID
 	calls  []*schedulerpb.Call // all calls of the last drain
 	nOffer int
+	offers map[string]string // agent of every offer made, by offer ID
+	hook   bool              // the core runs with CoreConfig.DecommissionHook
+	hooks  []string          // pods of the last drain's Ready.Hooks
 }
 
 type simAgent struct {
@@ -58,7 +61,7 @@ func testSpec() *Spec {
 }
 
 func newSim(t *testing.T, spec *Spec, agents int) *sim {
-	s := &sim{t: t, spec: spec, agents: map[string]*simAgent{}, tasks: map[string]*simTask{}, now: time.Unix(1000, 0)}
+	s := &sim{t: t, spec: spec, agents: map[string]*simAgent{}, tasks: map[string]*simTask{}, offers: map[string]string{}, now: time.Unix(1000, 0)}
 	for i := 0; i < agents; i++ {
 		s.addAgent(fmt.Sprintf("zone-%d", i%2))
 	}
@@ -84,7 +87,7 @@ func (s *sim) newID() string { s.ids++; return fmt.Sprintf("id%d", s.ids) }
 // restart builds a new core from the saved state, as a restarted
 // scheduler does, and subscribes it.
 func (s *sim) restart() {
-	c, err := NewCore(CoreConfig{Spec: s.spec, State: s.saved, NewID: s.newID})
+	c, err := NewCore(CoreConfig{Spec: s.spec, State: s.saved, NewID: s.newID, DecommissionHook: s.hook})
 	require.NoError(s.t, err)
 	s.core = c
 	s.core.Tick(s.now)
@@ -99,6 +102,10 @@ func (s *sim) drain() []*schedulerpb.Call {
 		s.saved = r.State
 	}
 	s.calls = r.Calls
+	s.hooks = nil
+	for _, p := range r.Hooks {
+		s.hooks = append(s.hooks, p.Name)
+	}
 	for _, call := range r.Calls {
 		if call.GetType() == schedulerpb.Call_ACCEPT {
 			s.apply(call.Accept)
@@ -124,6 +131,7 @@ func (s *sim) offerOf(a *simAgent) mesospb.Offer {
 		free = free.Subtract(u)
 	}
 	s.nOffer++
+	s.offers[fmt.Sprintf("offer-%d", s.nOffer)] = a.id
 	o := mesospb.Offer{
 		ID:       mesospb.OfferID{Value: fmt.Sprintf("offer-%d", s.nOffer)},
 		AgentID:  mesospb.AgentID{Value: a.id},
@@ -160,6 +168,9 @@ func res(t *testing.T, ps []mesospb.Resource) resources.Resources {
 // the one whose offer it was (found by the resources).
 func (s *sim) apply(acc *schedulerpb.Call_Accept) {
 	var a *simAgent
+	if len(acc.OfferIDs) > 0 {
+		a = s.agents[s.offers[acc.OfferIDs[0].Value]]
+	}
 	for _, op := range acc.Operations {
 		if op.Launch != nil {
 			a = s.agents[op.Launch.TaskInfos[0].AgentID.Value]

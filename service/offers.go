@@ -113,7 +113,7 @@ func (c *Core) decommissionable(p *PodState) bool {
 	if c.state.Uninstalling {
 		return true
 	}
-	if c.state.Paused[PlanDecommission] {
+	if c.state.Paused[PlanDecommission] || c.awaitsHook(p) {
 		return false
 	}
 	return c.decommissionHeads()[p.Type] == p
@@ -353,6 +353,9 @@ func (c *Core) place(o *offer, p *PodState) {
 		o.op(mesospb.Offer_Operation{Type: mesospb.Offer_Operation_CREATE.Enum(), Create: &mesospb.Offer_Operation_Create{Volumes: vols.ToProto()}})
 	}
 	o.avail = o.avail.Subtract(need)
+	if c.waitsForPeers(p) {
+		return // placed; launched on its reservations once all are
+	}
 	c.launch(o, ps, p, plain.PushReservation(res).Add(c.volumes(ps, p)))
 }
 
@@ -379,6 +382,9 @@ func (c *Core) launchInPlace(o *offer, p *PodState, group resources.Resources) {
 	if !p.Reserved {
 		p.Reserved = true
 		c.changed()
+	}
+	if c.waitsForPeers(p) {
+		return
 	}
 	res := c.reservation(p)
 	vols := c.volumes(ps, p)
@@ -434,6 +440,7 @@ func (c *Core) launch(o *offer, ps *PodSpec, p *PodState, rs resources.Resources
 	p.TaskID = task.TaskID.Value
 	p.TaskState = mesospb.TASK_STAGING.String()
 	p.Config = p.Target
+	p.Peers = c.peersKey(ps)
 	p.Ready, p.Killing = false, false
 	p.DownSince = time.Time{}
 	p.AvoidAgent = ""

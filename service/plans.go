@@ -109,15 +109,15 @@ func (c *Core) deployPlan() PlanStatus {
 	plan := PlanStatus{Name: PlanDeploy}
 	for i := range c.spec.Pods {
 		ps := &c.spec.Pods[i]
-		hash := ps.configHash(c.spec)
+		hash, peers := ps.configHash(c.spec), c.peersKey(ps)
 		phase := PhaseStatus{Name: ps.Name}
 		for j := 0; j < ps.Count; j++ {
 			p := c.state.Pods[podName(ps.Name, j)]
 			s := StatusPending
 			switch {
-			case c.stepComplete(p, hash):
+			case c.stepComplete(p, hash, peers):
 				s = StatusComplete
-			case p != nil && p.Target == hash && !p.Decommission:
+			case p != nil && p.Target == hash && !p.Decommission && !stalePeers(p, peers):
 				s = StatusInProgress
 			}
 			phase.Steps = append(phase.Steps, StepStatus{Pod: podName(ps.Name, j), Status: s})

@@ -38,6 +38,16 @@ type Config struct {
 	// FailoverTimeout is how long the master keeps the service's tasks
 	// running while no scheduler is connected (default one week).
 	FailoverTimeout time.Duration
+	// Decommission, when set, runs before a pod removed by a scale down is
+	// killed, while it still runs (if it was running), so the operator
+	// can deregister it from its peers (etcd's `member remove`). It runs
+	// on a goroutine of its own, not the service's loop (it may call the
+	// Service's methods); an error is logged and the hook run again
+	// TickInterval later; the pod is killed and its resources freed only
+	// once it returns nil. It may run more than once for a pod (a
+	// scheduler restarted before recording its success runs it again), so
+	// it must be idempotent. Uninstall runs no hook.
+	Decommission func(ctx context.Context, pod PodStatus) error
 }
 
 // Service runs a Spec on a cluster: it is the scheduler.Scheduler the
@@ -136,7 +146,8 @@ func (s *Service) Run(ctx context.Context, opts ...scheduler.Option) error {
 	s.mu.Lock()
 	spec, state := s.cfg.Spec, s.state
 	s.mu.Unlock()
-	core, err := NewCore(CoreConfig{Spec: spec, State: state, NewID: s.cfg.NewID, DeclineFor: s.cfg.DeclineFor, IdleDeclineFor: s.cfg.IdleDeclineFor})
+	core, err := NewCore(CoreConfig{Spec: spec, State: state, NewID: s.cfg.NewID, DeclineFor: s.cfg.DeclineFor, IdleDeclineFor: s.cfg.IdleDeclineFor,
+		DecommissionHook: s.cfg.Decommission != nil})
 	if err != nil {
 		return err
 	}
@@ -158,6 +169,8 @@ func (s *Service) Run(ctx context.Context, opts ...scheduler.Option) error {
 	if err != nil {
 		return err
 	}
+	var hooks sync.WaitGroup
+	defer hooks.Wait() // after cancel: hooks end with the context
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	driverDone := make(chan error, 1)
@@ -168,7 +181,7 @@ func (s *Service) Run(ctx context.Context, opts ...scheduler.Option) error {
 	core.Tick(s.cfg.Clock.Now())
 	var loopErr error
 	for loopErr == nil {
-		if err := s.flush(ctx, core, d); err != nil {
+		if err := s.flush(ctx, core, d, &hooks); err != nil {
 			loopErr = err
 			break
 		}
@@ -206,7 +219,7 @@ func (s *Service) Run(ctx context.Context, opts ...scheduler.Option) error {
 // flush stores the core's new state, then sends its calls: the Ready
 // ordering rule. A failed save ends Run; the next Run starts from the
 // last saved state.
-func (s *Service) flush(ctx context.Context, core *Core, d *scheduler.Driver) error {
+func (s *Service) flush(ctx context.Context, core *Core, d *scheduler.Driver, hooks *sync.WaitGroup) error {
 	r := core.Ready()
 	if r.State != nil {
 		data, err := r.State.Marshal()
@@ -228,7 +241,33 @@ func (s *Service) flush(ctx context.Context, core *Core, d *scheduler.Driver) er
 			s.log.Debug("call not sent", "call", call.GetType().String(), "err", err)
 		}
 	}
+	for _, pod := range r.Hooks {
+		hooks.Add(1)
+		go func() {
+			defer hooks.Done()
+			s.runHook(ctx, pod)
+		}()
+	}
 	return nil
+}
+
+// runHook runs the decommission hook of a pod and reports it to the core,
+// a failure only TickInterval later, so retries are paced.
+func (s *Service) runHook(ctx context.Context, pod PodStatus) {
+	err := s.cfg.Decommission(ctx, pod)
+	if err != nil {
+		s.log.Warn("decommission hook failed; retrying", "pod", pod.Name, "err", err)
+		t := s.cfg.Clock.NewTimer(s.cfg.TickInterval)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C():
+		}
+	} else {
+		s.log.Info("decommission hook done", "pod", pod.Name)
+	}
+	s.enqueue(func(c *Core) { c.HookDone(pod.Name, err) })
 }
 
 // enqueue hands f to the loop, reporting false when it is not running.

@@ -80,8 +80,23 @@ type PodSpec struct {
 	Strategy Strategy `json:"strategy,omitempty"`
 	// Quorum says never to take more than one pod of this type down at a
 	// time: updates and restarts proceed one pod at a time whatever the
-	// strategy.
+	// strategy, and none takes a running pod down while another pod of
+	// the type is down (recovering, replaced).
 	Quorum bool `json:"quorum,omitempty"`
+	// PlaceTogether places every pod of the type (RESERVE and CREATE,
+	// without LAUNCH) before the first launch of any: each pod's first
+	// task then finds every peer's host and ports in {{.Peers}}, as a
+	// ZooKeeper ensemble's static server list needs. The type's missing
+	// pods are created at once (whatever the strategy), and a pod's first
+	// launch on a placement waits until every pod of the type is placed;
+	// relaunches in place (recovery, roll-outs) never wait, and roll-outs
+	// still follow Strategy and Quorum. A pod placed but not launched is
+	// launched on its reservations when its agent is next offered, so a
+	// scheduler restarted in between reserves nothing twice. When a pod
+	// moves (replaced) or its ports change, the deploy plan restarts the
+	// others in place once it is ready, as for a new configuration (one
+	// at a time for a Quorum type), so that each names it where it is.
+	PlaceTogether bool `json:"place_together,omitempty"`
 }
 
 // PortSpec is a named port; Port 0 means any port the agent offers.
@@ -357,7 +372,7 @@ func (s *Spec) pod(name string) *PodSpec {
 // A pod launched with another hash is rolled out to this one.
 func (p *PodSpec) configHash(s *Spec) string {
 	q := *p
-	q.Count, q.Placement, q.Strategy, q.Quorum = 0, Placement{}, "", false
+	q.Count, q.Placement, q.Strategy, q.Quorum, q.PlaceTogether = 0, Placement{}, "", false, false
 	b, _ := json.Marshal(struct {
 		User string
 		Pod  PodSpec
@@ -373,6 +388,10 @@ func (p *PodSpec) strategy() Strategy {
 	return p.Strategy
 }
 
+// parseTemplate parses a pod's template. Besides text/template's own
+// functions it has add, for numbering from 1 (a ZooKeeper server's myid
+// is its index + 1: {{add .Index 1}}).
 func parseTemplate(name, text string) (*template.Template, error) {
-	return template.New(name).Option("missingkey=error").Parse(text)
+	funcs := template.FuncMap{"add": func(a, b int) int { return a + b }}
+	return template.New(name).Funcs(funcs).Option("missingkey=error").Parse(text)
 }

@@ -57,6 +57,10 @@ type PodState struct {
 	// the one its next launch uses.
 	Config string `json:"config,omitempty"`
 	Target string `json:"target"`
+	// Peers names where the pod's peers were when TaskID was launched
+	// (PlaceTogether types: Core.peersKey); the pod is restarted when
+	// they have moved since.
+	Peers string `json:"peers,omitempty"`
 
 	// DownSince is when the pod's task was lost or its agent went away;
 	// the pod is replaced ReplaceAfter later.
@@ -67,6 +71,9 @@ type PodState struct {
 	Killing bool `json:"killing,omitempty"`
 	// Decommission: the pod is being removed (scale down, uninstall).
 	Decommission bool `json:"decommission,omitempty"`
+	// Deregistered: the decommission hook succeeded for the pod; until
+	// then (with a hook) its task is not killed nor its resources freed.
+	Deregistered bool `json:"deregistered,omitempty"`
 	// Launches counts launches, for the operator.
 	Launches int `json:"launches,omitempty"`
 }

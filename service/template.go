@@ -7,7 +7,8 @@ import (
 )
 
 // TemplateData is what a pod's command, environment, config files and
-// command check are rendered with.
+// command check are rendered with (Go text/template, with one function
+// added: add, as in {{add .Index 1}}).
 type TemplateData struct {
 	Service string
 	Pod     string // the pod's name, "<type>-<index>"
