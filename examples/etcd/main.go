@@ -22,8 +22,12 @@
 //
 // Restarting the operator with other flags rolls the change out: a new
 // -etcd-flags restarts the members one at a time, a larger -members adds
-// members. -members cannot shrink the cluster: decommissioning a member
-// would need `member remove` first, and the SDK has no hook for it.
+// members, a smaller one removes the highest-numbered ones: the
+// SDK's decommission hook (decommission) takes each out of etcd's
+// membership with `etcdctl member remove` before its pod is killed and
+// its resources freed, so a removed member never counts against the
+// quorum. The hook runs etcdctl on the operator's host too (beside -etcd,
+// or on PATH).
 //
 // The operator's state (framework ID, pods, reservations, plan progress)
 // is in -state (a file) or -zk (a znode), so a restarted operator carries
@@ -32,10 +36,13 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -82,7 +89,7 @@ func run(args []string) error {
 		name         = fs.String("name", "etcd", "the service's (and framework's) name, on every reservation it makes")
 		role         = fs.String("role", "etcd", "the `role` the members' resources are reserved for")
 		principal    = fs.String("principal", "etcd-operator", "the principal reservations and volumes are made by")
-		members      = fs.Int("members", 3, "number of etcd members (raise it and restart the operator to add members)")
+		members      = fs.Int("members", 3, "number of etcd members (change it and restart the operator to add or remove members)")
 		cpus         = fs.Float64("cpus", 0.5, "cpus of each member")
 		mem          = fs.Float64("mem", 512, "memory of each member, MB")
 		disk         = fs.Float64("disk", 1024, "size of each member's data volume, MB (cannot change once deployed)")
@@ -148,19 +155,9 @@ func run(args []string) error {
 			return err
 		}
 	}
-	// Scaling down would leave the removed members in etcd's membership,
-	// counting against its quorum: refuse it.
-	data, _, err := store.Load(ctx)
-	if err != nil {
-		return err
-	}
-	if st, err := service.UnmarshalState(data); err != nil {
-		return err
-	} else if len(st.Pods) > *members {
-		return fmt.Errorf("-members %d: the cluster has %d members and cannot shrink", *members, len(st.Pods))
-	}
-	svc, err := service.New(ctx, service.Config{Spec: spec, Store: store, Logger: log})
-	if err != nil {
+	var svc *service.Service
+	hook := func(ctx context.Context, p service.PodStatus) error { return decommission(ctx, svc, etcdctl, p) }
+	if svc, err = service.New(ctx, service.Config{Spec: spec, Store: store, Logger: log, Decommission: hook}); err != nil {
 		return err
 	}
 	ms, err := cli.ParseMasters(*masters, log)
@@ -181,6 +178,47 @@ func run(args []string) error {
 	go func() { _ = cli.Serve(ctx, ln, svc.Handler(), nil, time.Second, log) }()
 	log.Info("running etcd", "members", *members, "api", "http://"+ln.Addr().String())
 	return svc.Run(ctx, opts...)
+}
+
+// decommission removes pod's member from etcd's membership (by name, or
+// by peer URL for a member added but never started), asking the other
+// members that are staying; a member already gone is success, so a
+// second run after a restart is harmless.
+func decommission(ctx context.Context, svc *service.Service, etcdctl string, pod service.PodStatus) error {
+	pods, err := svc.Pods(ctx)
+	if err != nil {
+		return err
+	}
+	var eps []string
+	for _, p := range pods {
+		if p.Name != pod.Name && !p.Decommission && p.Hostname != "" && p.Ports["client"] != 0 {
+			eps = append(eps, fmt.Sprintf("http://%s:%d", p.Hostname, p.Ports["client"]))
+		}
+	}
+	if len(eps) == 0 {
+		return nil // no member stays: nobody to deregister from
+	}
+	ctl := func(args ...string) (string, error) {
+		cmd := exec.CommandContext(ctx, etcdctl, append([]string{"--endpoints", strings.Join(eps, ","), "--command-timeout", "5s"}, args...)...)
+		cmd.Env = append(os.Environ(), "ETCDCTL_API=3")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return "", fmt.Errorf("etcdctl %s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
+		}
+		return string(out), nil
+	}
+	list, err := ctl("member", "list")
+	if err != nil {
+		return err
+	}
+	peer := fmt.Sprintf("http://%s:%d", pod.Hostname, pod.Ports["peer"])
+	for _, line := range strings.Split(list, "\n") {
+		if f := strings.Split(line, ", "); len(f) >= 4 && (f[2] == pod.Name || f[3] == peer) {
+			_, err := ctl("member", "remove", f[0])
+			return err
+		}
+	}
+	return nil
 }
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
