@@ -75,10 +75,10 @@ import (
 
 // ErrForbidden: the authorizer refused a call (403, naming the action).
 // Nothing was changed.
-var ErrForbidden = errors.New("agent: forbidden")
+var ErrForbidden = auth.ErrForbidden
 
 // errAuthorizer: the authorizer failed to answer (503: try again).
-var errAuthorizer = errors.New("agent: authorization failed")
+var errAuthorizer = auth.ErrAuthorizerFailed
 
 // authenticated wraps h to ask for a credential of realm when on.
 func (a *Agent) authenticated(on bool, realm string, h http.Handler) http.Handler {
@@ -117,60 +117,15 @@ func claimsFrom(ctx context.Context) *executorClaims {
 	return c
 }
 
-// approvers are one subject's approvers, by action. nil allows every
-// action: the agent has no authorizer.
-type approvers map[auth.Action]auth.Approver
+// approvers are one subject's approvers, by action (nil allows every
+// action: the agent has no authorizer).
+type approvers = auth.Approvers
 
-// approvers asks the authorizer for the approvers of the principal of
-// ctx for actions. It may block: call it outside the loop. Without an
-// authorizer it returns nil, which allows everything.
+// approvers asks the authorizer for the approvers of the principal in
+// ctx for actions. It may block: call it outside the loop.
 func (a *Agent) approvers(ctx context.Context, actions ...auth.Action) (approvers, error) {
-	az := a.cfg.Authorizer
-	if az == nil || len(actions) == 0 {
-		return nil, nil
-	}
 	principal, _ := auth.PrincipalFrom(ctx)
-	out := make(approvers, len(actions))
-	for _, act := range actions {
-		if out[act] != nil {
-			continue
-		}
-		ap, err := az.Approver(ctx, auth.Subject{Principal: principal}, act)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			return nil, fmt.Errorf("%w: %s for principal '%s': %v", errAuthorizer, act, principal, err)
-		}
-		out[act] = ap
-	}
-	return out, nil
-}
-
-// check applies the approver of action to obj; what describes the
-// request for the refusal, after "Not authorized to ". An approver that
-// was not asked for refuses.
-func (ap approvers) check(action auth.Action, obj *auth.Object, what string) error {
-	if ap == nil {
-		return nil
-	}
-	a := ap[action]
-	if a == nil {
-		return fmt.Errorf("%w: Not authorized to %s (%s)", ErrForbidden, what, action)
-	}
-	ok, err := a.Approved(obj)
-	switch {
-	case err != nil:
-		return fmt.Errorf("%w: Authorization of %s failed: %v", ErrForbidden, action, err)
-	case !ok:
-		return fmt.Errorf("%w: Not authorized to %s (%s)", ErrForbidden, what, action)
-	}
-	return nil
-}
-
-// allows is check as a yes or no, for filtering.
-func (ap approvers) allows(action auth.Action, obj *auth.Object) bool {
-	return ap.check(action, obj, "") == nil
+	return auth.GetApprovers(ctx, a.cfg.Authorizer, auth.Subject{Principal: principal}, actions...)
 }
 
 // authError maps an authorization failure to its HTTP answer.
@@ -284,7 +239,7 @@ func (a *Agent) authorizeOperator(ctx context.Context, call *agentpb.Call) (appr
 	obj.CommandInfo = cmd
 	what := fmt.Sprintf("%s container %s of executor %s of framework %s", verbOf(action), run,
 		obj.ExecutorInfo.ExecutorID.Value, obj.FrameworkInfo.GetID().GetValue())
-	return nil, ap.check(action, obj, what)
+	return nil, ap.Check(action, obj, what)
 }
 
 // verbOf names what action does in a refusal.
@@ -329,7 +284,7 @@ func (a *Agent) authorizeObjectless(ctx context.Context, action auth.Action) (ap
 	if err != nil {
 		return nil, err
 	}
-	return nil, ap.check(action, nil, "perform "+action.String())
+	return nil, ap.Check(action, nil, "perform "+action.String())
 }
 
 // authorizedFor answers 403 before h to a request whose principal may
@@ -345,7 +300,7 @@ func (a *Agent) authorizedFor(action auth.Action, obj *auth.Object, h http.Handl
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ap, err := a.approvers(r.Context(), action)
 		if err == nil {
-			err = ap.check(action, obj, what)
+			err = ap.Check(action, obj, what)
 		}
 		if err != nil {
 			httpapi.WriteError(w, authError(err))
@@ -384,7 +339,7 @@ func (a *Agent) authorizeFiles(ctx context.Context, path string) error {
 	}
 	fwID, execID := sandboxIDs(path)
 	if fwID == "" || execID == "" {
-		return ap.check(auth.AccessMesosLog, nil, "read agent files "+path)
+		return ap.Check(auth.AccessMesosLog, nil, "read agent files "+path)
 	}
 	obj, err := request(a, ctx, func() *auth.Object {
 		obj := &auth.Object{}
@@ -406,7 +361,7 @@ func (a *Agent) authorizeFiles(ctx context.Context, path string) error {
 	if err != nil {
 		return err
 	}
-	return ap.check(auth.AccessSandbox, obj, "access the sandbox of executor "+execID+" of framework "+fwID)
+	return ap.Check(auth.AccessSandbox, obj, "access the sandbox of executor "+execID+" of framework "+fwID)
 }
 
 // filesAuthorized wraps a files endpoint to authorize its path= first.
@@ -465,17 +420,17 @@ func (a *Agent) filterResponse(ctx context.Context, resp *agentpb.Response, ap a
 	}
 	frameworks := func(fs []agentpb.Response_GetFrameworks_Framework) []agentpb.Response_GetFrameworks_Framework {
 		return slices.DeleteFunc(fs, func(f agentpb.Response_GetFrameworks_Framework) bool {
-			return !ap.allows(auth.ViewFramework, &auth.Object{FrameworkInfo: &f.FrameworkInfo})
+			return !ap.Allows(auth.ViewFramework, &auth.Object{FrameworkInfo: &f.FrameworkInfo})
 		})
 	}
 	executors := func(es []agentpb.Response_GetExecutors_Executor) []agentpb.Response_GetExecutors_Executor {
 		return slices.DeleteFunc(es, func(e agentpb.Response_GetExecutors_Executor) bool {
-			return !ap.allows(auth.ViewExecutor, &auth.Object{ExecutorInfo: &e.ExecutorInfo, FrameworkInfo: fwOf(e.ExecutorInfo.GetFrameworkID().GetValue())})
+			return !ap.Allows(auth.ViewExecutor, &auth.Object{ExecutorInfo: &e.ExecutorInfo, FrameworkInfo: fwOf(e.ExecutorInfo.GetFrameworkID().GetValue())})
 		})
 	}
 	tasks := func(ts []mesospb.Task) []mesospb.Task {
 		return slices.DeleteFunc(ts, func(t mesospb.Task) bool {
-			return !ap.allows(auth.ViewTask, &auth.Object{Task: &t, FrameworkInfo: fwOf(t.FrameworkID.Value)})
+			return !ap.Allows(auth.ViewTask, &auth.Object{Task: &t, FrameworkInfo: fwOf(t.FrameworkID.Value)})
 		})
 	}
 	filterFrameworks := func(f *agentpb.Response_GetFrameworks) {
@@ -511,7 +466,7 @@ func (a *Agent) filterResponse(ctx context.Context, resp *agentpb.Response, ap a
 			if obj == nil {
 				obj = &auth.Object{ContainerID: &c.ContainerID}
 			}
-			return !ap.allows(auth.ViewContainer, obj)
+			return !ap.Allows(auth.ViewContainer, obj)
 		})
 	}
 	return nil
@@ -524,26 +479,26 @@ func (s *stateSnap) filter(ap approvers) {
 	if ap == nil {
 		return
 	}
-	if !ap.allows(auth.ViewFlags, nil) {
+	if !ap.Allows(auth.ViewFlags, nil) {
 		s.flags = nil
 	}
 	tasks := func(ts []mesospb.Task, fw *mesospb.FrameworkInfo) []mesospb.Task {
 		return slices.DeleteFunc(ts, func(t mesospb.Task) bool {
-			return !ap.allows(auth.ViewTask, &auth.Object{Task: &t, FrameworkInfo: fw})
+			return !ap.Allows(auth.ViewTask, &auth.Object{Task: &t, FrameworkInfo: fw})
 		})
 	}
 	frameworks := func(fs []*fwSnap) []*fwSnap {
 		fs = slices.DeleteFunc(fs, func(f *fwSnap) bool {
-			return !ap.allows(auth.ViewFramework, &auth.Object{FrameworkInfo: &f.info})
+			return !ap.Allows(auth.ViewFramework, &auth.Object{FrameworkInfo: &f.info})
 		})
 		for _, f := range fs {
 			f.runs = slices.DeleteFunc(f.runs, func(r *runSnap) bool {
-				return !ap.allows(auth.ViewExecutor, &auth.Object{ExecutorInfo: &r.info, FrameworkInfo: &f.info})
+				return !ap.Allows(auth.ViewExecutor, &auth.Object{ExecutorInfo: &r.info, FrameworkInfo: &f.info})
 			})
 			for _, r := range f.runs {
 				r.launched, r.terminal, r.completed = tasks(r.launched, &f.info), tasks(r.terminal, &f.info), tasks(r.completed, &f.info)
 				r.queued = slices.DeleteFunc(r.queued, func(t mesospb.TaskInfo) bool {
-					return !ap.allows(auth.ViewTask, &auth.Object{TaskInfo: &t, FrameworkInfo: &f.info})
+					return !ap.Allows(auth.ViewTask, &auth.Object{TaskInfo: &t, FrameworkInfo: &f.info})
 				})
 			}
 			for id, ts := range f.gone {

@@ -157,3 +157,17 @@ func TestUnknownActionIsRefused(t *testing.T) {
 		assert.NotContains(t, a.String(), "Action(", "every action has Mesos's name")
 	}
 }
+
+func TestApprovers(t *testing.T) {
+	var none auth.Approvers
+	assert.NoError(t, none.Check(auth.RunTask, nil, "run"), "no authorizer allows everything")
+
+	acls, err := auth.ParseACLs([]byte(`{"permissive": false, "run_tasks": [{"principals": {"values": ["a"]}, "users": {"type": "ANY"}}]}`))
+	require.NoError(t, err)
+	ap, err := auth.GetApprovers(t.Context(), auth.NewLocal(acls), auth.Subject{Principal: "a"}, auth.RunTask)
+	require.NoError(t, err)
+	assert.True(t, ap.Allows(auth.RunTask, nil))
+	err = ap.Check(auth.TeardownFramework, nil, "tear down f")
+	assert.ErrorIs(t, err, auth.ErrForbidden, "an approver not asked for refuses")
+	assert.Contains(t, err.Error(), "Not authorized to tear down f (TEARDOWN_FRAMEWORK)")
+}

@@ -2,7 +2,6 @@ package master
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -84,9 +83,9 @@ const RealmMasterAgent = "apron-master-agent"
 var (
 	// ErrForbidden: the authorizer refused a call (403, naming the
 	// action). Nothing was changed.
-	ErrForbidden = errors.New("master: forbidden")
+	ErrForbidden = auth.ErrForbidden
 	// ErrAuthorizer: the authorizer failed to answer (503: try again).
-	ErrAuthorizer = errors.New("master: authorization failed")
+	ErrAuthorizer = auth.ErrAuthorizerFailed
 )
 
 // authenticated wraps h to ask for a credential of realm when on.
@@ -97,60 +96,15 @@ func (m *Master) authenticated(on bool, realm string, h http.Handler) http.Handl
 	return auth.Authenticate(m.cfg.Authenticator, realm, h)
 }
 
-// approvers are one subject's approvers, by action. nil allows every
-// action: the master has no authorizer.
-type approvers map[auth.Action]auth.Approver
+// approvers are one subject's approvers, by action (nil allows every
+// action: the master has no authorizer).
+type approvers = auth.Approvers
 
 // approvers asks the authorizer for principal's approvers of actions
 // ("" is no principal: an unauthenticated caller). It may block: call it
-// outside m.do. Without an authorizer it returns nil, which allows
-// everything.
+// outside m.do.
 func (m *Master) approvers(ctx context.Context, principal string, actions ...auth.Action) (approvers, error) {
-	az := m.cfg.Authorizer
-	if az == nil || len(actions) == 0 {
-		return nil, nil
-	}
-	out := make(approvers, len(actions))
-	for _, a := range actions {
-		if out[a] != nil {
-			continue
-		}
-		ap, err := az.Approver(ctx, auth.Subject{Principal: principal}, a)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			return nil, fmt.Errorf("%w: %s for principal '%s': %v", ErrAuthorizer, a, principal, err)
-		}
-		out[a] = ap
-	}
-	return out, nil
-}
-
-// check applies the approver of action to obj; what describes the
-// request for the refusal ("launch task t ..."), after "Not authorized
-// to ". An approver that was not asked for refuses: a bug, not a hole.
-func (ap approvers) check(action auth.Action, obj *auth.Object, what string) error {
-	if ap == nil {
-		return nil
-	}
-	a := ap[action]
-	if a == nil {
-		return fmt.Errorf("%w: Not authorized to %s (%s)", ErrForbidden, what, action)
-	}
-	ok, err := a.Approved(obj)
-	switch {
-	case err != nil:
-		return fmt.Errorf("%w: Authorization of %s failed: %v", ErrForbidden, action, err)
-	case !ok:
-		return fmt.Errorf("%w: Not authorized to %s (%s)", ErrForbidden, what, action)
-	}
-	return nil
-}
-
-// allows is check as a yes or no, for filtering.
-func (ap approvers) allows(action auth.Action, obj *auth.Object) bool {
-	return ap.check(action, obj, "") == nil
+	return auth.GetApprovers(ctx, m.cfg.Authorizer, auth.Subject{Principal: principal}, actions...)
 }
 
 // principalOf is the authenticated principal ctx carries, "" for none.
@@ -203,7 +157,7 @@ func checkRunTask(ap approvers, ti *mesospb.TaskInfo, fw *framework) error {
 		return nil
 	}
 	what := fmt.Sprintf("launch task %s of framework %s under user '%s'", ti.TaskID.Value, fw.id, taskUser(ti, &fw.info))
-	if err := ap.check(auth.RunTask, &auth.Object{TaskInfo: ti, FrameworkInfo: &fw.info}, what); err != nil {
+	if err := ap.Check(auth.RunTask, &auth.Object{TaskInfo: ti, FrameworkInfo: &fw.info}, what); err != nil {
 		// Mesos: "Principal '<p>' no authorized to launch task ..." (sic).
 		return fmt.Errorf("%w: Principal '%s' not authorized to %s", errTask, fw.info.GetPrincipal(), what)
 	}
@@ -298,7 +252,7 @@ func checkOperation(ap approvers, op *mesospb.Offer_Operation) error {
 		if ao.obj != nil && ao.obj.Resource != nil {
 			what = fmt.Sprintf("%s %s", op.GetType(), describeResource(ao.obj.Resource))
 		}
-		if err := ap.check(ao.action, ao.obj, what); err != nil {
+		if err := ap.Check(ao.action, ao.obj, what); err != nil {
 			return err
 		}
 	}
@@ -371,11 +325,11 @@ func authorizeAgent(call *internalpb.Call, ap approvers) error {
 		if len(r.Reservations) == 0 && (r.Role == nil || r.GetRole() == "*") {
 			continue // not reserved
 		}
-		if err := ap.check(auth.ReserveResources, &auth.Object{Resource: r, Value: legacyValue(auth.ReserveResources, r)}, what); err != nil {
+		if err := ap.Check(auth.ReserveResources, &auth.Object{Resource: r, Value: legacyValue(auth.ReserveResources, r)}, what); err != nil {
 			return err
 		}
 	}
-	return ap.check(auth.RegisterAgent, nil, what)
+	return ap.Check(auth.RegisterAgent, nil, what)
 }
 
 // describeResources names resources in a refusal.
@@ -402,7 +356,7 @@ func (m *Master) authorizedFor(action auth.Action, obj *auth.Object, h http.Hand
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ap, err := m.approvers(r.Context(), principalOf(r.Context()), action)
 		if err == nil {
-			err = ap.check(action, obj, what)
+			err = ap.Check(action, obj, what)
 		}
 		if err != nil {
 			httpapi.WriteError(w, httpError(err))

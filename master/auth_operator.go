@@ -78,13 +78,13 @@ func (c *core) authorizeOperator(call *masterpb.Call, ap approvers) error {
 	}
 	typ := call.GetType()
 	if a, ok := objectlessActions[typ]; ok {
-		return ap.check(a, nil, "perform "+typ.String())
+		return ap.Check(a, nil, "perform "+typ.String())
 	}
 	role := func(action auth.Action, role, what string) error {
 		if role == "" {
 			return nil // invalid: refused as such
 		}
-		return ap.check(action, &auth.Object{Value: role}, fmt.Sprintf("%s of role '%s'", what, role))
+		return ap.Check(action, &auth.Object{Value: role}, fmt.Sprintf("%s of role '%s'", what, role))
 	}
 	switch typ {
 	case masterpb.Call_TEARDOWN:
@@ -96,7 +96,7 @@ func (c *core) authorizeOperator(call *masterpb.Call, ap approvers) error {
 		if fw == nil {
 			return nil
 		}
-		return ap.check(auth.TeardownFramework, &auth.Object{FrameworkInfo: &fw.info},
+		return ap.Check(auth.TeardownFramework, &auth.Object{FrameworkInfo: &fw.info},
 			fmt.Sprintf("teardown framework %s of principal '%s'", id, fw.info.GetPrincipal()))
 	case masterpb.Call_RESERVE_RESOURCES, masterpb.Call_UNRESERVE_RESOURCES,
 		masterpb.Call_CREATE_VOLUMES, masterpb.Call_DESTROY_VOLUMES:
@@ -151,7 +151,7 @@ func filterOperatorResponse(resp *masterpb.Response, ap approvers) {
 		return
 	}
 	sees := func(action auth.Action, role string) bool {
-		return ap.allows(action, &auth.Object{Value: role})
+		return ap.Allows(action, &auth.Object{Value: role})
 	}
 	if q := resp.GetQuota; q != nil {
 		q.Status.Infos = slices.DeleteFunc(q.Status.Infos, func(i masterpb.QuotaInfo) bool { return !sees(auth.GetQuota, i.GetRole()) })

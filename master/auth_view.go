@@ -43,14 +43,14 @@ func (c *core) filterState(st *masterpb.Response_GetState, ap approvers) {
 	}
 	if f := st.GetFrameworks; f != nil {
 		hidden := func(fw masterpb.Response_GetFrameworks_Framework) bool {
-			return !ap.allows(auth.ViewFramework, &auth.Object{FrameworkInfo: &fw.FrameworkInfo})
+			return !ap.Allows(auth.ViewFramework, &auth.Object{FrameworkInfo: &fw.FrameworkInfo})
 		}
 		f.Frameworks = slices.DeleteFunc(f.Frameworks, hidden)
 		f.CompletedFrameworks = slices.DeleteFunc(f.CompletedFrameworks, hidden)
 	}
 	if ts := st.GetTasks; ts != nil {
 		hidden := func(t mesospb.Task) bool {
-			return !ap.allows(auth.ViewTask, &auth.Object{Task: &t, FrameworkInfo: c.frameworkInfoOf(t.FrameworkID.Value)})
+			return !ap.Allows(auth.ViewTask, &auth.Object{Task: &t, FrameworkInfo: c.frameworkInfoOf(t.FrameworkID.Value)})
 		}
 		ts.PendingTasks = slices.DeleteFunc(ts.PendingTasks, hidden)
 		ts.Tasks = slices.DeleteFunc(ts.Tasks, hidden)
@@ -69,7 +69,7 @@ func (c *core) filterState(st *masterpb.Response_GetState, ap approvers) {
 	}
 	if es := st.GetExecutors; es != nil {
 		hidden := func(e masterpb.Response_GetExecutors_Executor) bool {
-			return !ap.allows(auth.ViewExecutor, &auth.Object{ExecutorInfo: &e.ExecutorInfo,
+			return !ap.Allows(auth.ViewExecutor, &auth.Object{ExecutorInfo: &e.ExecutorInfo,
 				FrameworkInfo: c.frameworkInfoOf(e.ExecutorInfo.GetFrameworkID().GetValue())})
 		}
 		es.Executors = slices.DeleteFunc(es.Executors, hidden)
@@ -101,7 +101,7 @@ func visibleResources(rs []mesospb.Resource, ap approvers) []mesospb.Resource {
 		default:
 			return false // unreserved
 		}
-		return !ap.allows(auth.ViewRole, &auth.Object{Value: role})
+		return !ap.Allows(auth.ViewRole, &auth.Object{Value: role})
 	})
 }
 
@@ -112,7 +112,7 @@ func (c *core) visible(ev *masterpb.Event, ap approvers) bool {
 	switch ev.GetType() {
 	case masterpb.Event_TASK_ADDED:
 		t := &ev.TaskAdded.Task
-		return ap.allows(auth.ViewTask, &auth.Object{Task: t, FrameworkInfo: c.frameworkInfoOf(t.FrameworkID.Value)})
+		return ap.Allows(auth.ViewTask, &auth.Object{Task: t, FrameworkInfo: c.frameworkInfoOf(t.FrameworkID.Value)})
 	case masterpb.Event_TASK_UPDATED:
 		u := ev.TaskUpdated
 		obj := &auth.Object{FrameworkInfo: c.frameworkInfoOf(u.FrameworkID.Value)}
@@ -122,13 +122,13 @@ func (c *core) visible(ev *masterpb.Event, ap approvers) bool {
 				obj.Task = &tp
 			}
 		}
-		return ap.allows(auth.ViewTask, obj)
+		return ap.Allows(auth.ViewTask, obj)
 	case masterpb.Event_FRAMEWORK_ADDED:
-		return ap.allows(auth.ViewFramework, &auth.Object{FrameworkInfo: &ev.FrameworkAdded.Framework.FrameworkInfo})
+		return ap.Allows(auth.ViewFramework, &auth.Object{FrameworkInfo: &ev.FrameworkAdded.Framework.FrameworkInfo})
 	case masterpb.Event_FRAMEWORK_UPDATED:
-		return ap.allows(auth.ViewFramework, &auth.Object{FrameworkInfo: &ev.FrameworkUpdated.Framework.FrameworkInfo})
+		return ap.Allows(auth.ViewFramework, &auth.Object{FrameworkInfo: &ev.FrameworkUpdated.Framework.FrameworkInfo})
 	case masterpb.Event_FRAMEWORK_REMOVED:
-		return ap.allows(auth.ViewFramework, &auth.Object{FrameworkInfo: &ev.FrameworkRemoved.FrameworkInfo})
+		return ap.Allows(auth.ViewFramework, &auth.Object{FrameworkInfo: &ev.FrameworkRemoved.FrameworkInfo})
 	}
 	return true
 }
@@ -162,7 +162,7 @@ func filterRoles(v *rolesView, ap approvers) {
 		return
 	}
 	v.Roles = slices.DeleteFunc(v.Roles, func(r roleView) bool {
-		return !ap.allows(auth.ViewRole, &auth.Object{Value: r.Name})
+		return !ap.Allows(auth.ViewRole, &auth.Object{Value: r.Name})
 	})
 }
 
@@ -197,7 +197,7 @@ func (m *Master) authorizeSandbox(ctx context.Context, path string) error {
 	}
 	fwID, execID := sandboxIDs(path)
 	if fwID == "" {
-		return ap.check(auth.AccessMesosLog, nil, "read agent files "+path)
+		return ap.Check(auth.AccessMesosLog, nil, "read agent files "+path)
 	}
 	if derr := m.do(ctx, func(c *core) {
 		obj := &auth.Object{FrameworkInfo: c.frameworkInfoOf(fwID)}
@@ -208,7 +208,7 @@ func (m *Master) authorizeSandbox(ctx context.Context, path string) error {
 				}
 			}
 		}
-		err = ap.check(auth.AccessSandbox, obj, "access the sandbox of executor "+execID+" of framework "+fwID)
+		err = ap.Check(auth.AccessSandbox, obj, "access the sandbox of executor "+execID+" of framework "+fwID)
 	}); derr != nil {
 		return derr
 	}

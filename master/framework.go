@@ -189,7 +189,7 @@ func (c *core) subscribe(call *schedulerpb.Call, ap approvers) (string, error) {
 		}
 	}
 
-	if err := ap.check(auth.RegisterFramework, registrationObject(&info), registrationText(&info, roles)); err != nil {
+	if err := ap.Check(auth.RegisterFramework, registrationObject(&info), registrationText(&info, roles)); err != nil {
 		c.log.Info("subscription refused", "framework", info.GetID().GetValue(), "name", info.Name, "principal", info.GetPrincipal(), "reason", err)
 		return "", err
 	}
@@ -695,7 +695,7 @@ func (c *core) updateFramework(fw *framework, u *schedulerpb.Call_UpdateFramewor
 	}
 	// Mesos authorizes the new info with the approvers of the
 	// framework's SUBSCRIBE (its principal cannot have changed).
-	if err := fw.approvers.check(auth.RegisterFramework, registrationObject(&info), registrationText(&info, roles)); err != nil {
+	if err := fw.approvers.Check(auth.RegisterFramework, registrationObject(&info), registrationText(&info, roles)); err != nil {
 		return err
 	}
 	// Offers made for a role the framework left are no longer usable.
