@@ -47,11 +47,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-zookeeper/zk"
-
-	"github.com/apronhq/apron/election/zookeeper"
 	"github.com/apronhq/apron/examples/internal/cli"
-	"github.com/apronhq/apron/scheduler"
+	"github.com/apronhq/apron/examples/internal/operator"
 	"github.com/apronhq/apron/service"
 )
 
@@ -84,34 +81,18 @@ func main() {
 
 func run(args []string) error {
 	fs := flag.NewFlagSet("etcd", flag.ContinueOnError)
+	var o operator.Flags
+	o.Register(fs, "etcd", "member")
 	var (
-		masters      = fs.String("master", "127.0.0.1:5050", cli.MasterFlagHelp)
-		name         = fs.String("name", "etcd", "the service's (and framework's) name, on every reservation it makes")
-		role         = fs.String("role", "etcd", "the `role` the members' resources are reserved for")
-		principal    = fs.String("principal", "etcd-operator", "the principal reservations and volumes are made by")
-		members      = fs.Int("members", 3, "number of etcd members (change it and restart the operator to add or remove members)")
-		cpus         = fs.Float64("cpus", 0.5, "cpus of each member")
-		mem          = fs.Float64("mem", 512, "memory of each member, MB")
-		disk         = fs.Float64("disk", 1024, "size of each member's data volume, MB (cannot change once deployed)")
-		statePath    = fs.String("state", "", "`file` keeping the operator's state across restarts")
-		zkURL        = fs.String("zk", "", "keep the operator's state in ZooKeeper instead, at `zk://host:port[,...]/znode`")
-		listen       = fs.String("listen", "127.0.0.1:8080", "`host:port` of the operator's HTTP API (/v1/plans, /v1/pods, ...)")
-		etcdBin      = fs.String("etcd", "etcd", "`path` of the etcd binary on the agents; etcdctl is expected beside it (or on PATH)")
-		etcdFlags    = fs.String("etcd-flags", "", "extra `flags` for every member; changing them rolls the members one at a time")
-		replaceAfter = fs.Duration("replace-after", 10*time.Minute, "replace a member whose agent is lost for this long on another agent (0: only on command)")
-		credential   cli.Credential
-		common       cli.Common
+		members   = fs.Int("members", 3, "number of etcd members (change it and restart the operator to add or remove members)")
+		etcdBin   = fs.String("etcd", "etcd", "`path` of the etcd binary on the agents; etcdctl is expected beside it (or on PATH)")
+		etcdFlags = fs.String("etcd-flags", "", "extra `flags` for every member; changing them rolls the members one at a time")
 	)
-	credential.Register(fs)
-	common.Register(fs, "info")
 	fs.Usage = cli.Usage(fs, "etcd [flags]", "Runs an etcd cluster of -members members on the cluster of the master given by -master.")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if (*statePath == "") == (*zkURL == "") {
-		return errors.New("want one of -state and -zk: where the operator keeps its state")
-	}
-	log, err := common.Logger()
+	log, err := o.Logger()
 	if err != nil {
 		return err
 	}
@@ -123,11 +104,11 @@ func run(args []string) error {
 	}
 	health := service.CheckSpec{HTTPPort: "client", HTTPPath: "/health", Timeout: 5 * time.Second}
 	spec := &service.Spec{
-		Name: *name, Role: *role, Principal: *principal, ReplaceAfter: *replaceAfter,
+		Name: o.Name, Role: o.Role, Principal: o.Principal, ReplaceAfter: o.ReplaceAfter,
 		Pods: []service.PodSpec{{
-			Name: "member", Count: *members, CPUs: *cpus, Mem: *mem,
+			Name: "member", Count: *members, CPUs: o.CPUs, Mem: o.Mem,
 			Ports:     []service.PortSpec{{Name: "client"}, {Name: "peer"}},
-			Volumes:   []service.VolumeSpec{{Path: "data", Size: *disk}},
+			Volumes:   []service.VolumeSpec{{Path: "data", Size: o.Disk}},
 			Env:       map[string]string{"BIN_ETCD": *etcdBin, "BIN_ETCDCTL": etcdctl, "EXTRA_FLAGS": *etcdFlags},
 			Command:   podCommand,
 			Readiness: &health,
@@ -140,44 +121,17 @@ func run(args []string) error {
 	}
 	ctx, stop := cli.SignalContext()
 	defer stop()
-	var store service.Store = service.NewFileStore(*statePath)
-	if *zkURL != "" {
-		u, err := zookeeper.ParseURL(*zkURL)
-		if err != nil {
-			return err
-		}
-		conn, _, err := zk.Connect(u.Servers, 10*time.Second, zk.WithLogInfo(false))
-		if err != nil {
-			return err
-		}
-		defer conn.Close()
-		if store, err = service.NewZKStore(conn, u.Path); err != nil {
-			return err
-		}
+	store, closeStore, err := o.Store()
+	if err != nil {
+		return err
 	}
+	defer closeStore()
 	var svc *service.Service
 	hook := func(ctx context.Context, p service.PodStatus) error { return decommission(ctx, svc, etcdctl, p) }
 	if svc, err = service.New(ctx, service.Config{Spec: spec, Store: store, Logger: log, Decommission: hook}); err != nil {
 		return err
 	}
-	ms, err := cli.ParseMasters(*masters, log)
-	if err != nil {
-		return err
-	}
-	defer ms.Close()
-	opts := []scheduler.Option{ms.SchedulerOption()}
-	if cred, err := credential.Read(); err != nil {
-		return err
-	} else if cred != nil {
-		opts = append(opts, scheduler.WithCredential(*cred))
-	}
-	ln, err := cli.Listen(*listen)
-	if err != nil {
-		return err
-	}
-	go func() { _ = cli.Serve(ctx, ln, svc.Handler(), nil, time.Second, log) }()
-	log.Info("running etcd", "members", *members, "api", "http://"+ln.Addr().String())
-	return svc.Run(ctx, opts...)
+	return o.Run(ctx, svc, log)
 }
 
 // decommission removes pod's member from etcd's membership (by name, or

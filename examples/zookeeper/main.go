@@ -39,7 +39,7 @@ import (
 	"time"
 
 	"github.com/apronhq/apron/examples/internal/cli"
-	"github.com/apronhq/apron/scheduler"
+	"github.com/apronhq/apron/examples/internal/operator"
 	"github.com/apronhq/apron/service"
 )
 
@@ -74,46 +74,31 @@ func main() {
 
 func run(args []string) error {
 	fs := flag.NewFlagSet("zookeeper", flag.ContinueOnError)
+	var o operator.Flags
+	o.Register(fs, "zookeeper", "server")
 	var (
-		masters      = fs.String("master", "127.0.0.1:5050", cli.MasterFlagHelp)
-		name         = fs.String("name", "zookeeper", "the service's (and framework's) name, on every reservation it makes")
-		role         = fs.String("role", "zookeeper", "the `role` the servers' resources are reserved for")
-		principal    = fs.String("principal", "zookeeper-operator", "the principal reservations and volumes are made by")
-		servers      = fs.Int("servers", 3, "number of ZooKeeper servers (fixed once deployed)")
-		cpus         = fs.Float64("cpus", 0.5, "cpus of each server")
-		mem          = fs.Float64("mem", 512, "memory of each server, MB (the JVM's heap is set by -jvm-flags)")
-		disk         = fs.Float64("disk", 1024, "size of each server's data volume, MB (cannot change once deployed)")
-		statePath    = fs.String("state", "", "`file` keeping the operator's state across restarts (required)")
-		listen       = fs.String("listen", "127.0.0.1:8080", "`host:port` of the operator's HTTP API (/v1/plans, /v1/pods, ...)")
-		java         = fs.String("java", "java", "`path` of java on the agents")
-		classpath    = fs.String("classpath", "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-nop.jar", "ZooKeeper's java class path on the agents (Debian's zookeeper package)")
-		jvmFlags     = fs.String("jvm-flags", "-Xmx256m -XX:+UseSerialGC", "the servers' JVM `flags`")
-		tick         = fs.Duration("tick", 2*time.Second, "ZooKeeper's tickTime (sessions last 2 to 20 ticks)")
-		extra        = fs.String("zoo-cfg", "", "extra zoo.cfg `lines` (separated by newlines or \\n); changing them rolls the servers one at a time")
-		replaceAfter = fs.Duration("replace-after", 10*time.Minute, "replace a server whose agent is lost for this long on another agent (0: only on command)")
-		credential   cli.Credential
-		common       cli.Common
+		servers   = fs.Int("servers", 3, "number of ZooKeeper servers (fixed once deployed)")
+		java      = fs.String("java", "java", "`path` of java on the agents")
+		classpath = fs.String("classpath", "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-nop.jar", "ZooKeeper's java class path on the agents (Debian's zookeeper package)")
+		jvmFlags  = fs.String("jvm-flags", "-Xmx256m -XX:+UseSerialGC", "the servers' JVM `flags` (-mem bounds the whole process)")
+		tick      = fs.Duration("tick", 2*time.Second, "ZooKeeper's tickTime (sessions last 2 to 20 ticks)")
+		extra     = fs.String("zoo-cfg", "", "extra zoo.cfg `lines` (separated by newlines or \\n); changing them rolls the servers one at a time")
 	)
-	credential.Register(fs)
-	common.Register(fs, "info")
 	fs.Usage = cli.Usage(fs, "zookeeper [flags]", "Runs a ZooKeeper ensemble of -servers servers on the cluster of the master given by -master.")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *statePath == "" {
-		return errors.New("want -state: where the operator keeps its state")
-	}
-	log, err := common.Logger()
+	log, err := o.Logger()
 	if err != nil {
 		return err
 	}
 	ready := service.CheckSpec{Command: serving, Timeout: 5 * time.Second}
 	spec := &service.Spec{
-		Name: *name, Role: *role, Principal: *principal, ReplaceAfter: *replaceAfter,
+		Name: o.Name, Role: o.Role, Principal: o.Principal, ReplaceAfter: o.ReplaceAfter,
 		Pods: []service.PodSpec{{
-			Name: "server", Count: *servers, CPUs: *cpus, Mem: *mem,
+			Name: "server", Count: *servers, CPUs: o.CPUs, Mem: o.Mem,
 			Ports:     []service.PortSpec{{Name: "client"}, {Name: "peer"}, {Name: "election"}},
-			Volumes:   []service.VolumeSpec{{Path: "data", Size: *disk}},
+			Volumes:   []service.VolumeSpec{{Path: "data", Size: o.Disk}},
 			Env:       map[string]string{"BIN_JAVA": *java, "ZK_CLASSPATH": *classpath, "JVM_FLAGS": *jvmFlags},
 			Configs:   []service.ConfigSpec{{Path: "zoo.cfg", Template: fmt.Sprintf(zooCfg, tick.Milliseconds(), strings.ReplaceAll(*extra, `\n`, "\n"))}},
 			Command:   podCommand,
@@ -128,7 +113,11 @@ func run(args []string) error {
 	}
 	ctx, stop := cli.SignalContext()
 	defer stop()
-	store := service.NewFileStore(*statePath)
+	store, closeStore, err := o.Store()
+	if err != nil {
+		return err
+	}
+	defer closeStore()
 	// The ensemble's membership is static: refuse to change its size.
 	data, _, err := store.Load(ctx)
 	if err != nil {
@@ -143,22 +132,5 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	ms, err := cli.ParseMasters(*masters, log)
-	if err != nil {
-		return err
-	}
-	defer ms.Close()
-	opts := []scheduler.Option{ms.SchedulerOption()}
-	if cred, err := credential.Read(); err != nil {
-		return err
-	} else if cred != nil {
-		opts = append(opts, scheduler.WithCredential(*cred))
-	}
-	ln, err := cli.Listen(*listen)
-	if err != nil {
-		return err
-	}
-	go func() { _ = cli.Serve(ctx, ln, svc.Handler(), nil, time.Second, log) }()
-	log.Info("running zookeeper", "servers", *servers, "api", "http://"+ln.Addr().String())
-	return svc.Run(ctx, opts...)
+	return o.Run(ctx, svc, log)
 }
