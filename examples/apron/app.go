@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/apronhq/apron/api/v1/masterpb"
 	"github.com/apronhq/apron/examples/internal/cli"
 )
 
@@ -265,6 +266,28 @@ func (a *app) master() (*client, error) {
 // callCtx bounds one call by -timeout.
 func (a *app) callCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(a.ctx, a.opts.timeout)
+}
+
+// call sends one operator call to the master, bounded by -timeout.
+func (a *app) call(call *masterpb.Call) (*masterpb.Response, error) {
+	c, err := a.master()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := a.callCtx()
+	defer cancel()
+	return c.call(ctx, call)
+}
+
+// get sends one operator call without arguments, bounded by -timeout.
+func (a *app) get(typ masterpb.Call_Type) (*masterpb.Response, error) {
+	c, err := a.master()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := a.callCtx()
+	defer cancel()
+	return c.get(ctx, typ)
 }
 
 // table writes rows aligned in columns, the first row the header.

@@ -85,13 +85,7 @@ func (a *app) agents(args []string) error {
 	if _, err := a.parse(fs, args, 0, 0, ""); err != nil {
 		return err
 	}
-	c, err := a.master()
-	if err != nil {
-		return err
-	}
-	ctx, cancel := a.callCtx()
-	defer cancel()
-	r, err := c.get(ctx, masterpb.Call_GET_AGENTS)
+	r, err := a.get(masterpb.Call_GET_AGENTS)
 	if err != nil {
 		return err
 	}
@@ -139,13 +133,7 @@ func (a *app) frameworks(args []string) error {
 	if _, err := a.parse(fs, args, 0, 0, "[-all]"); err != nil {
 		return err
 	}
-	c, err := a.master()
-	if err != nil {
-		return err
-	}
-	ctx, cancel := a.callCtx()
-	defer cancel()
-	r, err := c.get(ctx, masterpb.Call_GET_FRAMEWORKS)
+	r, err := a.get(masterpb.Call_GET_FRAMEWORKS)
 	if err != nil {
 		return err
 	}
@@ -216,13 +204,7 @@ func (a *app) tasks(args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := a.master()
-	if err != nil {
-		return err
-	}
-	ctx, cancel := a.callCtx()
-	defer cancel()
-	r, err := c.get(ctx, masterpb.Call_GET_TASKS)
+	r, err := a.get(masterpb.Call_GET_TASKS)
 	if err != nil {
 		return err
 	}
@@ -323,13 +305,7 @@ func (a *app) quotaGet(args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := a.master()
-	if err != nil {
-		return err
-	}
-	ctx, cancel := a.callCtx()
-	defer cancel()
-	r, err := c.get(ctx, masterpb.Call_GET_QUOTA)
+	r, err := a.get(masterpb.Call_GET_QUOTA)
 	if err != nil {
 		return err
 	}
@@ -420,13 +396,7 @@ func (a *app) quotaRemove(args []string) error {
 // change makes a call that changes the cluster and says so (nothing with
 // -json: the exit status says it).
 func (a *app) change(call *masterpb.Call, done string) error {
-	c, err := a.master()
-	if err != nil {
-		return err
-	}
-	ctx, cancel := a.callCtx()
-	defer cancel()
-	if _, err := c.call(ctx, call); err != nil {
+	if _, err := a.call(call); err != nil {
 		return err
 	}
 	if !a.opts.json {
@@ -442,13 +412,7 @@ func (a *app) weights(args []string) error {
 	if _, err := a.parse(a.flagSet("weights"), args, 0, 0, "[set ROLE=W ...]"); err != nil {
 		return err
 	}
-	c, err := a.master()
-	if err != nil {
-		return err
-	}
-	ctx, cancel := a.callCtx()
-	defer cancel()
-	r, err := c.get(ctx, masterpb.Call_GET_WEIGHTS)
+	r, err := a.get(masterpb.Call_GET_WEIGHTS)
 	if err != nil {
 		return err
 	}
@@ -493,13 +457,7 @@ func (a *app) state(args []string) error {
 	if _, err := a.parse(a.flagSet("state"), args, 0, 0, ""); err != nil {
 		return err
 	}
-	c, err := a.master()
-	if err != nil {
-		return err
-	}
-	ctx, cancel := a.callCtx()
-	defer cancel()
-	r, err := c.get(ctx, masterpb.Call_GET_STATE)
+	r, err := a.get(masterpb.Call_GET_STATE)
 	if err != nil {
 		return err
 	}

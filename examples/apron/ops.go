@@ -101,13 +101,7 @@ func (a *app) reserve(args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := a.master()
-	if err != nil {
-		return err
-	}
-	ctx, cancel := a.callCtx()
-	defer cancel()
-	if _, err := c.call(ctx, &masterpb.Call{
+	if _, err := a.call(&masterpb.Call{
 		Type:             masterpb.Call_RESERVE_RESOURCES.Enum(),
 		ReserveResources: &masterpb.Call_ReserveResources{AgentID: rc.agent, Resources: rc.resources},
 	}); err != nil {
@@ -124,13 +118,7 @@ func (a *app) unreserve(args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := a.master()
-	if err != nil {
-		return err
-	}
-	ctx, cancel := a.callCtx()
-	defer cancel()
-	if _, err := c.call(ctx, &masterpb.Call{
+	if _, err := a.call(&masterpb.Call{
 		Type:               masterpb.Call_UNRESERVE_RESOURCES.Enum(),
 		UnreserveResources: &masterpb.Call_UnreserveResources{AgentID: rc.agent, Resources: rc.resources},
 	}); err != nil {
@@ -348,13 +336,7 @@ func (a *app) maintenanceStatus(args []string) error {
 	if _, err := a.parse(a.flagSet("maintenance status"), args, 0, 0, ""); err != nil {
 		return err
 	}
-	c, err := a.master()
-	if err != nil {
-		return err
-	}
-	ctx, cancel := a.callCtx()
-	defer cancel()
-	r, err := c.get(ctx, masterpb.Call_GET_MAINTENANCE_STATUS)
+	r, err := a.get(masterpb.Call_GET_MAINTENANCE_STATUS)
 	if err != nil {
 		return err
 	}
