@@ -9,6 +9,7 @@ import (
 	"github.com/apronhq/apron/api/v1/executorpb"
 	"github.com/apronhq/apron/auth"
 	"github.com/apronhq/apron/internal/httpapi"
+	"github.com/apronhq/apron/internal/httpmetrics"
 )
 
 // Paths of the agent's HTTP API.
@@ -70,10 +71,13 @@ func (a *Agent) Handler() http.Handler {
 	mux.Handle("/"+pidName+ExecutorAPIPath, executorAPI)
 	mux.Handle(OperatorAPIPath, a.readWrite(http.HandlerFunc(a.serveOperatorAPI)))
 	mux.HandleFunc("/health", a.serveHealth)
-	mux.Handle("/metrics", a.readOnly(a.promHandler()))
+	httpDuration := httpmetrics.NewHistogram("apron_agent_http_request_duration_seconds",
+		"Duration of HTTP requests by endpoint (the route's pattern) and status code; for a streaming "+
+			"response (an executor's SUBSCRIBE, ATTACH_CONTAINER_OUTPUT), the time until its headers were sent.")
+	mux.Handle("/metrics", a.readOnly(a.promHandler(httpDuration)))
 	a.mesosRoutes(mux) // /state, /containers, /metrics/snapshot...: endpoints.go
 	a.routeFiles(mux)  // /files/*: files.go
-	return mux
+	return httpmetrics.Instrument(mux, httpDuration)
 }
 
 // readOnly and readWrite wrap h in the authentication of its family

@@ -12,14 +12,15 @@ import (
 )
 
 // promHandler serves GET /metrics through a Prometheus registry of its
-// own (no process-wide registry: agents in one process do not mix). Its
-// one collector reads everything at the scrape: the agent's snapshot
-// (the families /metrics has always had) and a usage sample of each live
-// container, so a container's series go when the container does and the
-// label set stays bounded by the containers running now.
-func (a *Agent) promHandler() http.Handler {
+// own (no process-wide registry: agents in one process do not mix): the
+// handler's request durations, and a collector that reads everything
+// else at the scrape: the agent's snapshot (the families /metrics has
+// always had) and a usage sample of each live container, so a
+// container's series go when the container does and the label set stays
+// bounded by the containers running now.
+func (a *Agent) promHandler(httpDuration prometheus.Collector) http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(newAgentCollector(a))
+	reg.MustRegister(newAgentCollector(a), httpDuration)
 	h := promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorHandling:     promhttp.HTTPErrorOnError,
 		EnableOpenMetrics: true,

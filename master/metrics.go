@@ -3,7 +3,6 @@ package master
 import (
 	"context"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -12,6 +11,7 @@ import (
 	"github.com/apronhq/apron/api/v1/mesospb"
 	"github.com/apronhq/apron/api/v1/schedulerpb"
 	"github.com/apronhq/apron/internal/clock"
+	"github.com/apronhq/apron/internal/httpmetrics"
 	"github.com/apronhq/apron/resources"
 )
 
@@ -57,7 +57,6 @@ const (
 var (
 	cycleBuckets   = prometheus.ExponentialBuckets(0.0001, 2, 17) // 100 µs .. 6.5 s
 	latencyBuckets = prometheus.ExponentialBuckets(0.001, 2, 18)  // 1 ms .. 131 s
-	httpBuckets    = prometheus.ExponentialBuckets(0.0005, 2, 16) // 0.5 ms .. 16 s
 )
 
 func newPromMetrics(m *Master) *promMetrics {
@@ -83,12 +82,9 @@ func newPromMetrics(m *Master) *promMetrics {
 			Help:    "Duration of registry writes (each a group commit of the operations queued since the last), by result (ok, error).",
 			Buckets: cycleBuckets,
 		}, []string{"result"}),
-		httpDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "apron_master_http_request_duration_seconds",
-			Help: "Duration of HTTP requests by endpoint (the route's pattern) and status code; for a streaming " +
-				"response (SUBSCRIBE), the time until its headers were sent.",
-			Buckets: httpBuckets,
-		}, []string{"endpoint", "code"}),
+		httpDuration: httpmetrics.NewHistogram("apron_master_http_request_duration_seconds",
+			"Duration of HTTP requests by endpoint (the route's pattern) and status code; for a streaming "+
+				"response (SUBSCRIBE), the time until its headers were sent."),
 		clock:      m.cfg.Clock,
 		offersSent: map[string]time.Time{},
 		updateSent: map[string]time.Time{},
@@ -200,72 +196,10 @@ func (p *promMetrics) handler() http.Handler {
 }
 
 // instrument times each request mux serves into
-// apron_master_http_request_duration_seconds, labelled with the pattern
-// of the route that took it ("other" for none): a bounded set, unlike
-// raw paths.
+// apron_master_http_request_duration_seconds.
 func (p *promMetrics) instrument(mux *http.ServeMux) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, pattern := mux.Handler(r)
-		if pattern == "" {
-			pattern = "other"
-		}
-		rec := &statusRecorder{ResponseWriter: w, start: time.Now(), pattern: pattern, obs: p.httpDuration}
-		mux.ServeHTTP(rec, r)
-		if !rec.streaming {
-			if rec.code == 0 {
-				rec.code = http.StatusOK
-			}
-			rec.observe(time.Since(rec.start))
-		}
-	})
+	return httpmetrics.Instrument(mux, p.httpDuration)
 }
-
-// statusRecorder notes a response's status code. A stream (SUBSCRIBE's
-// RecordIO body, the files API's tail: a response flushed before its
-// handler ends) is observed at its first flush, when its head went out:
-// its total duration is the stream's life rather than the request's cost. Unwrap lets
-// http.ResponseController reach the connection's Flush and deadlines.
-type statusRecorder struct {
-	http.ResponseWriter
-	start     time.Time
-	pattern   string
-	obs       *prometheus.HistogramVec
-	code      int
-	streaming bool
-}
-
-func (s *statusRecorder) observe(d time.Duration) {
-	s.obs.WithLabelValues(s.pattern, strconv.Itoa(s.code)).Observe(d.Seconds())
-}
-
-func (s *statusRecorder) WriteHeader(code int) {
-	if s.code == 0 {
-		s.code = code
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusRecorder) Write(b []byte) (int, error) {
-	if s.code == 0 {
-		s.code = http.StatusOK // as the wrapped writer's implicit WriteHeader
-	}
-	return s.ResponseWriter.Write(b)
-}
-
-// Flush serves http.ResponseController and the callers that assert
-// http.Flusher.
-func (s *statusRecorder) Flush() {
-	if s.code == 0 {
-		s.code = http.StatusOK // as the wrapped writer's implicit WriteHeader
-	}
-	if !s.streaming {
-		s.streaming = true
-		s.observe(time.Since(s.start))
-	}
-	_ = http.NewResponseController(s.ResponseWriter).Flush()
-}
-
-func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // snapshotCollector reports the state machine's gauges and counters,
 // taken from it at each scrape (one turn of the master's loop), under

@@ -219,6 +219,9 @@ func TestPrometheusMetricsAfterLaunch(t *testing.T) {
 		return len(afams["apron_agent_container_memory_rss_bytes"].GetMetric()) == 0 &&
 			len(afams["apron_agent_container_cpu_seconds_total"].GetMetric()) == 0
 	}, 10*time.Second, 20*time.Millisecond, "the container's series go with it")
+	// The agent's HTTP requests: the scrapes before the last one.
+	assert.GreaterOrEqual(t, histogramCount(afams, "apron_agent_http_request_duration_seconds",
+		map[string]string{"endpoint": "/metrics", "code": "200"}), uint64(1))
 }
 
 // BenchmarkMetricsScrape is the cost of a GET /metrics, master and agent,
