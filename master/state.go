@@ -19,7 +19,13 @@ func timeInfo(t time.Time) *mesospb.TimeInfo {
 // state builds the operator API's GET_STATE answer, sorted by ID so equal
 // states compare equal.
 func (c *core) state() *masterpb.Response_GetState {
-	tasks := &masterpb.Response_GetTasks{}
+	// The tasks' slice is sized first: growing it by appends copied each
+	// Task several times, and was most of the call's time at 100,000 tasks.
+	live := 0
+	for _, fw := range c.frameworks {
+		live += len(fw.tasks)
+	}
+	tasks := &masterpb.Response_GetTasks{Tasks: make([]mesospb.Task, 0, live)}
 	executors := &masterpb.Response_GetExecutors{}
 	frameworks := &masterpb.Response_GetFrameworks{}
 	agents := &masterpb.Response_GetAgents{}

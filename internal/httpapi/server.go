@@ -213,8 +213,18 @@ func exactMediaType(ct string) bool {
 	return err == nil && (mt == codec.MediaTypeJSON || mt == codec.MediaTypeProtobuf)
 }
 
-// WriteMessage answers 200 with msg in c's encoding.
+// WriteMessage answers 200 with msg in c's encoding. JSON is written as
+// it is encoded (codec.WriteJSON), so a large answer is never held whole.
 func WriteMessage(w http.ResponseWriter, c codec.Codec, msg proto.Message) {
+	if c.MediaType() == codec.MediaTypeJSON {
+		w.Header().Set("Content-Type", c.MediaType())
+		sw := &startedWriter{w: w}
+		if err := codec.WriteJSON(sw, msg); err != nil && !sw.started {
+			w.Header().Del("Content-Type")
+			WriteError(w, err)
+		}
+		return
+	}
 	b, err := c.Marshal(msg)
 	if err != nil {
 		WriteError(w, err)
@@ -223,6 +233,17 @@ func WriteMessage(w http.ResponseWriter, c codec.Codec, msg proto.Message) {
 	w.Header().Set("Content-Type", c.MediaType())
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(b)
+}
+
+// startedWriter notes whether anything was written.
+type startedWriter struct {
+	w       io.Writer
+	started bool
+}
+
+func (s *startedWriter) Write(b []byte) (int, error) {
+	s.started = true
+	return s.w.Write(b)
 }
 
 // Canceled reports whether err only says the request went away.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"reflect"
 	"sort"
@@ -29,7 +30,49 @@ func MarshalJSON(m proto.Message) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return p.appendJSON(make([]byte, 0, 256), v.Elem())
+	return p.appendJSON(make([]byte, 0, 256), v.Elem(), nil)
+}
+
+// jsonChunk is about how much WriteJSON holds before it writes.
+const jsonChunk = 64 << 10
+
+// WriteJSON writes m to w as MarshalJSON encodes it, in pieces of about
+// 64 KB, so that a large answer (GET_STATE of 100,000 tasks is over
+// 100 MB of JSON) is never held whole in memory, nor copied as a buffer
+// grows. It returns w's first error; an encoding error comes before
+// anything is written, as it can only come from a type the codec cannot
+// encode.
+func WriteJSON(w io.Writer, m proto.Message) error {
+	v := reflect.ValueOf(m)
+	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
+		return fmt.Errorf("codec: cannot encode %T as JSON", m)
+	}
+	p, err := planOf(v.Elem().Type())
+	if err != nil {
+		return err
+	}
+	o := &jsonOut{w: w}
+	b, err := p.appendJSON(make([]byte, 0, jsonChunk+jsonChunk/4), v.Elem(), o)
+	if err != nil {
+		return err
+	}
+	_, err = o.flush(b)
+	return err
+}
+
+// jsonOut is where WriteJSON's encoding goes, a chunk at a time.
+type jsonOut struct {
+	w   io.Writer
+	err error
+}
+
+// flush writes b out and returns it emptied, to append the next chunk
+// to; after a failed write it keeps failing.
+func (o *jsonOut) flush(b []byte) ([]byte, error) {
+	if o.err == nil {
+		_, o.err = o.w.Write(b)
+	}
+	return b[:0], o.err
 }
 
 // UnmarshalJSON decodes JSON into m, which it resets first, as a Mesos
@@ -270,7 +313,9 @@ var scalarKinds = map[reflect.Kind]kind{
 
 // --- encoding ---
 
-func (p *plan) appendJSON(b []byte, v reflect.Value) ([]byte, error) {
+// appendJSON appends v's encoding to b; with o, it writes b out to o
+// whenever a repeated field's element leaves it over jsonChunk long.
+func (p *plan) appendJSON(b []byte, v reflect.Value, o *jsonOut) ([]byte, error) {
 	b = append(b, '{')
 	first := true
 	for i := range p.fields {
@@ -292,12 +337,17 @@ func (p *plan) appendJSON(b []byte, v reflect.Value) ([]byte, error) {
 				if j > 0 {
 					b = append(b, ',')
 				}
-				if b, err = f.appendValue(b, fv.Index(j)); err != nil {
+				if b, err = f.appendValue(b, fv.Index(j), o); err != nil {
 					return nil, err
+				}
+				if o != nil && len(b) >= jsonChunk {
+					if b, err = o.flush(b); err != nil {
+						return nil, err
+					}
 				}
 			}
 			b = append(b, ']')
-		} else if b, err = f.appendValue(b, fv); err != nil {
+		} else if b, err = f.appendValue(b, fv, o); err != nil {
 			return nil, err
 		}
 	}
@@ -345,7 +395,7 @@ func (f *field) present(fv reflect.Value) bool {
 	return true
 }
 
-func (f *field) appendValue(b []byte, v reflect.Value) ([]byte, error) {
+func (f *field) appendValue(b []byte, v reflect.Value, o *jsonOut) ([]byte, error) {
 	if v.Kind() == reflect.Pointer {
 		if v.IsNil() {
 			return append(b, "null"...), nil
@@ -379,16 +429,16 @@ func (f *field) appendValue(b []byte, v reflect.Value) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		return p.appendJSON(b, v)
+		return p.appendJSON(b, v, o)
 	case kindMap:
-		return f.appendMap(b, v)
+		return f.appendMap(b, v, o)
 	}
 	return nil, fmt.Errorf("codec: field %s: unknown kind", f.name)
 }
 
 // appendMap writes a map as a JSON object with its keys sorted, so equal
 // messages always encode to equal bytes.
-func (f *field) appendMap(b []byte, v reflect.Value) ([]byte, error) {
+func (f *field) appendMap(b []byte, v reflect.Value, o *jsonOut) ([]byte, error) {
 	type entry struct {
 		key string
 		val reflect.Value
@@ -418,7 +468,7 @@ func (f *field) appendMap(b []byte, v reflect.Value) ([]byte, error) {
 		b = appendString(b, e.key)
 		b = append(b, ':')
 		var err error
-		if b, err = f.val.appendValue(b, e.val); err != nil {
+		if b, err = f.val.appendValue(b, e.val, o); err != nil {
 			return nil, err
 		}
 	}

@@ -1,7 +1,10 @@
 package codec_test
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"math"
 	"testing"
 
@@ -291,3 +294,51 @@ func TestJSONNonFiniteFloats(t *testing.T) {
 	require.NoError(t, codec.UnmarshalJSON(out, &back))
 	assert.True(t, math.IsInf(back.GetRefuseSeconds(), 1))
 }
+
+// WriteJSON writes what MarshalJSON returns, in chunks for a large
+// message, and stops at the writer's first error.
+func TestWriteJSON(t *testing.T) {
+	big := &schedulerpb.Call{Type: schedulerpb.Call_ACKNOWLEDGE.Enum(), Reconcile: &schedulerpb.Call_Reconcile{}}
+	for i := range 5000 {
+		big.Reconcile.Tasks = append(big.Reconcile.Tasks, schedulerpb.Call_Reconcile_Task{
+			TaskID:  mesospb.TaskID{Value: fmt.Sprintf("task-%d \"quoted\" \u00e9", i)},
+			AgentID: &mesospb.AgentID{Value: "agent"},
+		})
+	}
+	small := &schedulerpb.Call{Type: schedulerpb.Call_REVIVE.Enum()}
+	for _, m := range []*schedulerpb.Call{small, big} {
+		want, err := codec.MarshalJSON(m)
+		require.NoError(t, err)
+		var w chunks
+		require.NoError(t, codec.WriteJSON(&w, m))
+		assert.Equal(t, string(want), string(bytes.Join(w, nil)))
+		if m == big {
+			assert.Greater(t, len(w), 1, "a large message is written in pieces")
+			for _, c := range w {
+				assert.Less(t, len(c), 80<<10, "each piece is bounded")
+			}
+		}
+	}
+
+	boom := errors.New("boom")
+	w := failing{err: boom}
+	assert.ErrorIs(t, codec.WriteJSON(&w, big), boom)
+	assert.Equal(t, 1, w.calls, "nothing is written after the first error")
+	assert.Error(t, codec.WriteJSON(&w, nil))
+}
+
+// chunks records each Write.
+type chunks [][]byte
+
+func (c *chunks) Write(b []byte) (int, error) {
+	*c = append(*c, bytes.Clone(b))
+	return len(b), nil
+}
+
+// failing fails every Write.
+type failing struct {
+	err   error
+	calls int
+}
+
+func (f *failing) Write([]byte) (int, error) { f.calls++; return 0, f.err }
