@@ -1,8 +1,10 @@
 package service
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -123,6 +125,9 @@ func NewCore(cfg CoreConfig) (*Core, error) {
 	} else {
 		st = st.clone()
 	}
+	if err := st.CheckSpec(cfg.Spec); err != nil {
+		return nil, err
+	}
 	c := &Core{
 		spec:       cfg.Spec,
 		state:      st,
@@ -139,6 +144,7 @@ func NewCore(cfg CoreConfig) (*Core, error) {
 	if cfg.IdleDeclineFor <= 0 {
 		c.idleFor = 30
 	}
+	c.recordSpec()
 	c.advance()
 	return c, nil
 }
@@ -376,8 +382,24 @@ func (c *Core) UpdateSpec(next *Spec) error {
 		return err
 	}
 	c.spec = next
+	c.recordSpec()
 	c.advance()
 	return nil
+}
+
+// recordSpec keeps the spec in force in the state, for the next Core.
+func (c *Core) recordSpec() {
+	if b, _ := json.Marshal(c.spec); c.state.Spec == nil || !bytes.Equal(b, mustJSON(c.state.Spec)) {
+		var copied Spec
+		_ = json.Unmarshal(b, &copied)
+		c.state.Spec = &copied
+		c.changed()
+	}
+}
+
+func mustJSON(v any) []byte {
+	b, _ := json.Marshal(v)
+	return b
 }
 
 // Uninstall kills every task, destroys every volume and unreserves every

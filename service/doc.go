@@ -36,4 +36,26 @@
 // API in Go and over HTTP (Handler). A restarted scheduler builds its
 // Core from the stored State, reconciles its tasks and carries on: no
 // pod is placed, reserved or launched twice.
+//
+// The State remembers the Spec it was saved under, so the rules on
+// updates hold across restarts as they do in process (UpdateSpec): a
+// scheduler started with a spec the deployed one cannot move to (another
+// volume size, name, role or principal; a pod type with pods removed) is
+// refused by New, with ErrSpecChange naming what changed, before
+// anything runs or is stored; a spec it can move to is rolled out by the
+// deploy plan.
+//
+// Several instances of a scheduler, sharing a Store (ZooKeeper), elect
+// one leader through package election: RunElected. A standby waits, its
+// API answering ErrNotLeader (over HTTP, 307 to the leader's API, found
+// through an election.Detector and the leader's Instance payload). An
+// instance elected takes over: it loads the state, checks its spec
+// against the stored one, and saves the state back at once, so that a
+// write the instance before it still has in flight fails on the store's
+// compare-and-set (ErrConflict) instead of overwriting it; it then
+// subscribes with the stored framework ID and reconciles. The moment its
+// term ends it stores and sends nothing more and RunElected returns
+// ErrLostLeadership, as a master exits when it loses its leadership: the
+// process starts again as a standby, with nothing of its old term in
+// memory.
 package service

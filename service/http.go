@@ -20,19 +20,26 @@ import (
 //	POST /v1/uninstall                uninstall the service
 //
 // Unknown plans and pods are 404, commands refused while uninstalling 409,
-// a service not running 503. Commands answer 202 with {"ok": true}: the
-// work proceeds in the plans.
+// a spec change refused 409, a service not running 503. Commands answer
+// 202 with {"ok": true}: the work proceeds in the plans.
+//
+// A standby (RunElected, another instance leading) shows no state of its
+// own, which would be stale: it answers 307 with Location the same path
+// on the leader's API and {"error": ..., "leader": "<its API>"}, as a
+// standby Mesos master redirects to the leader, or 503 with the error
+// while it knows no leader (no detector, an election in progress, or
+// itself elected and taking over).
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	get := func(f func(r *http.Request) (any, error)) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			v, err := f(r)
-			reply(w, http.StatusOK, v, err)
+			s.reply(w, r, http.StatusOK, v, err)
 		}
 	}
 	post := func(f func(ctx context.Context, r *http.Request) error) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
-			reply(w, http.StatusAccepted, map[string]bool{"ok": true}, f(r.Context(), r))
+			s.reply(w, r, http.StatusAccepted, map[string]bool{"ok": true}, f(r.Context(), r))
 		}
 	}
 	mux.Handle("GET /v1/plans", get(func(r *http.Request) (any, error) { return s.Plans(r.Context()) }))
@@ -47,21 +54,29 @@ func (s *Service) Handler() http.Handler {
 	return mux
 }
 
-func reply(w http.ResponseWriter, code int, v any, err error) {
+func (s *Service) reply(w http.ResponseWriter, r *http.Request, code int, v any, err error) {
 	w.Header().Set("Content-Type", "application/json")
 	if err != nil {
+		body := map[string]string{"error": err.Error()}
 		switch {
 		case errors.Is(err, ErrUnknownPod), errors.Is(err, ErrUnknownPlan):
 			code = http.StatusNotFound
-		case errors.Is(err, ErrUninstalling):
+		case errors.Is(err, ErrUninstalling), errors.Is(err, ErrSpecChange):
 			code = http.StatusConflict
+		case errors.Is(err, ErrNotLeader):
+			code = http.StatusServiceUnavailable
+			if api := s.LeaderAPI(); api != "" {
+				body["leader"] = api
+				w.Header().Set("Location", api+r.URL.RequestURI())
+				code = http.StatusTemporaryRedirect
+			}
 		case errors.Is(err, ErrNotRunning):
 			code = http.StatusServiceUnavailable
 		default:
 			code = http.StatusInternalServerError
 		}
 		w.WriteHeader(code)
-		_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+		_ = json.NewEncoder(w).Encode(body)
 		return
 	}
 	w.WriteHeader(code)

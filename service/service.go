@@ -60,11 +60,19 @@ type Service struct {
 	state *State
 	ver   int64
 
-	mu      sync.Mutex
-	queue   []func(*Core)
-	wake    chan struct{}
-	running chan struct{} // closed when the loop runs; replaced per Run
-	live    bool
+	mu    sync.Mutex
+	queue []func(*Core)
+	wake  chan struct{}
+	// busy: a Run is under way; live: its loop takes commands.
+	busy, live bool
+	// elect is set while RunElected runs: a Service not live then
+	// stands by, and says who leads.
+	elect *electing
+}
+
+// refusedSpec says that a spec refused at start changed nothing.
+func refusedSpec(err error) error {
+	return fmt.Errorf("%w (refused before anything ran: the deployed service and its stored state are unchanged)", err)
 }
 
 // New loads the service's state from cfg.Store and returns the service,
@@ -98,6 +106,9 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	st, err := UnmarshalState(data)
 	if err != nil {
 		return nil, err
+	}
+	if err := st.CheckSpec(cfg.Spec); err != nil {
+		return nil, refusedSpec(err)
 	}
 	return &Service{cfg: cfg, log: cfg.Logger.With("service", cfg.Spec.Name), state: st, ver: ver, wake: make(chan struct{}, 1)}, nil
 }
@@ -140,11 +151,79 @@ func (s *Service) FrameworkInfo() mesospb.FrameworkInfo {
 // built with opts (WithMaster or WithMasterURL...) and runs it until ctx
 // ends, an uninstall finishes (the framework is then torn down and Run
 // returns nil), or the state can no longer be saved (ErrConflict: another
-// instance took over). A Service runs once at a time; Run may be called
-// again after it returns.
+// instance took over). It starts from the state in the store, and refuses
+// (ErrSpecChange) a spec the stored one cannot move to, changing nothing.
+// A Service runs once at a time; Run may be called again after it
+// returns. Several instances of one service use RunElected instead.
 func (s *Service) Run(ctx context.Context, opts ...scheduler.Option) error {
+	return s.run(ctx, false, opts)
+}
+
+// claimAttempts bounds the retries of a takeover's first save, each
+// after another instance's write.
+const claimAttempts = 5
+
+// load reads the state from the store and checks the spec against it;
+// with claim, it saves it back at once (a new version), so that any
+// write the instance that led before still has in flight fails with
+// ErrConflict rather than overwrite what this one decides.
+func (s *Service) load(ctx context.Context, spec *Spec, claim bool) error {
+	for attempt := 1; ; attempt++ {
+		data, ver, err := s.cfg.Store.Load(ctx)
+		if err != nil {
+			return err
+		}
+		st, err := UnmarshalState(data)
+		if err != nil {
+			return err
+		}
+		if err := st.CheckSpec(spec); err != nil {
+			return refusedSpec(err)
+		}
+		if claim {
+			b, err := st.Marshal()
+			if err != nil {
+				return err
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			ver, err = s.cfg.Store.Save(ctx, b, ver)
+			if errors.Is(err, ErrConflict) && attempt < claimAttempts {
+				s.log.Warn("the state changed while taking over; reading it again", "err", err)
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("service: taking the state over: %w", err)
+			}
+		}
+		s.mu.Lock()
+		s.state, s.ver = st, ver
+		s.mu.Unlock()
+		return nil
+	}
+}
+
+func (s *Service) run(ctx context.Context, claim bool, opts []scheduler.Option) error {
 	s.mu.Lock()
-	spec, state := s.cfg.Spec, s.state
+	if s.busy || (!claim && s.elect != nil) {
+		s.mu.Unlock()
+		return errors.New("service: already running")
+	}
+	s.busy = true
+	spec := s.cfg.Spec
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.busy, s.live = false, false
+		s.queue = nil
+		s.mu.Unlock()
+	}()
+	if err := s.load(ctx, spec, claim); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	state := s.state
 	s.mu.Unlock()
 	core, err := NewCore(CoreConfig{Spec: spec, State: state, NewID: s.cfg.NewID, DeclineFor: s.cfg.DeclineFor, IdleDeclineFor: s.cfg.IdleDeclineFor,
 		DecommissionHook: s.cfg.Decommission != nil})
@@ -152,18 +231,8 @@ func (s *Service) Run(ctx context.Context, opts ...scheduler.Option) error {
 		return err
 	}
 	s.mu.Lock()
-	if s.live {
-		s.mu.Unlock()
-		return errors.New("service: already running")
-	}
 	s.live = true
 	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		s.live = false
-		s.queue = nil
-		s.mu.Unlock()
-	}()
 
 	d, err := scheduler.NewDriver(s, s.FrameworkInfo(), append([]scheduler.Option{scheduler.WithLogger(s.log)}, opts...)...)
 	if err != nil {
@@ -218,9 +287,13 @@ func (s *Service) Run(ctx context.Context, opts ...scheduler.Option) error {
 
 // flush stores the core's new state, then sends its calls: the Ready
 // ordering rule. A failed save ends Run; the next Run starts from the
-// last saved state.
+// last saved state. Once ctx ends (for RunElected, the term) nothing is
+// stored or sent any more, whatever the core decided.
 func (s *Service) flush(ctx context.Context, core *Core, d *scheduler.Driver, hooks *sync.WaitGroup) error {
 	r := core.Ready()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if r.State != nil {
 		data, err := r.State.Marshal()
 		if err != nil {
@@ -235,6 +308,9 @@ func (s *Service) flush(ctx context.Context, core *Core, d *scheduler.Driver, ho
 		s.mu.Unlock()
 	}
 	for _, call := range r.Calls {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		if err := d.Send(ctx, call); err != nil {
 			// Lost calls are recovered from: offers come back, kills
 			// are repeated by reconciliation's answers.
@@ -274,7 +350,7 @@ func (s *Service) runHook(ctx context.Context, pod PodStatus) {
 func (s *Service) enqueue(f func(*Core)) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.live {
+	if !s.busy {
 		return false
 	}
 	s.queue = append(s.queue, f)
@@ -288,6 +364,12 @@ func (s *Service) enqueue(f func(*Core)) bool {
 // do runs f on the loop and waits for it.
 func (s *Service) do(ctx context.Context, f func(*Core) error) error {
 	done := make(chan error, 1)
+	s.mu.Lock()
+	live, elect := s.live, s.elect
+	s.mu.Unlock()
+	if !live && elect != nil {
+		return elect.notLeader()
+	}
 	if !s.enqueue(func(c *Core) { done <- f(c) }) {
 		return ErrNotRunning
 	}

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
+	"strings"
 	"text/template"
 	"time"
 
@@ -328,34 +330,66 @@ func (c *CheckSpec) validate(ports map[string]bool) error {
 	return nil
 }
 
+// ErrSpecChange is wrapped (with ErrInvalidSpec) by the errors of a spec
+// that a deployed service cannot move to: a new Spec refused by UpdateSpec,
+// or, across restarts, by New, NewCore and RunElected, which compare it
+// with the spec the state remembers (State.Spec). Nothing is changed.
+var ErrSpecChange = errors.New("service: spec change refused")
+
+// specChangeError is ErrSpecChange and ErrInvalidSpec at once, its
+// message said once.
+type specChangeError struct{ msg string }
+
+func (e *specChangeError) Error() string { return ErrSpecChange.Error() + ": " + e.msg }
+
+func (e *specChangeError) Is(target error) bool {
+	return target == ErrSpecChange || target == ErrInvalidSpec
+}
+
+func refused(format string, args ...any) error {
+	return &specChangeError{msg: fmt.Sprintf(format, args...)}
+}
+
 // validateUpdate says whether a running service may move from s to next:
 // the service's identity and each pod type's volumes cannot change, since
-// the pods' data lives on them.
+// the pods' data lives on them, and a pod type with pods cannot go away
+// (scale it to 0 first).
 func (s *Spec) validateUpdate(next *Spec) error {
 	if err := next.Validate(); err != nil {
 		return err
 	}
 	if s.Name != next.Name || s.Role != next.Role || s.Principal != next.Principal {
-		return invalid("name, role and principal cannot change")
+		return refused("name, role and principal cannot change (deployed: %s, %s, %s; new: %s, %s, %s)",
+			s.Name, s.Role, s.Principal, next.Name, next.Role, next.Principal)
 	}
 	for _, old := range s.Pods {
 		np := next.pod(old.Name)
 		if np == nil {
 			if old.Count > 0 {
-				return invalid("pod type %q removed: scale it to 0 first", old.Name)
+				return refused("pod type %q removed: scale it to 0 first", old.Name)
 			}
 			continue
 		}
-		if len(np.Volumes) != len(old.Volumes) {
-			return invalid("pod type %q: volumes cannot change", old.Name)
-		}
-		for i := range old.Volumes {
-			if old.Volumes[i] != np.Volumes[i] {
-				return invalid("pod type %q: volumes cannot change", old.Name)
-			}
+		if !slices.Equal(np.Volumes, old.Volumes) {
+			return refused("pod type %q: volumes cannot change once deployed, the pods' data is on them (deployed: %s; new: %s)",
+				old.Name, volumesString(old.Volumes), volumesString(np.Volumes))
 		}
 	}
 	return nil
+}
+
+func volumesString(vs []VolumeSpec) string {
+	if len(vs) == 0 {
+		return "none"
+	}
+	var b strings.Builder
+	for i, v := range vs {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s of %g MB", v.Path, v.Size)
+	}
+	return b.String()
 }
 
 func (s *Spec) pod(name string) *PodSpec {

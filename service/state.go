@@ -18,6 +18,12 @@ type State struct {
 	Paused map[string]bool `json:"paused,omitempty"`
 	// Uninstalling is set by Uninstall and never cleared.
 	Uninstalling bool `json:"uninstalling,omitempty"`
+	// Spec is the spec in force when the state was saved: a scheduler
+	// restarted (or a standby taking over) with another spec moves to it
+	// only if an update from this one may (Core.UpdateSpec's rules), so
+	// the rules hold across restarts. Nil in a state saved before any
+	// spec was recorded: then any valid spec is taken.
+	Spec *Spec `json:"spec,omitempty"`
 }
 
 // PodState is one pod: where it lives, what it reserved, what runs.
@@ -96,6 +102,22 @@ func terminalState(s string) bool {
 		return true
 	}
 	return false
+}
+
+// CheckSpec says whether a service whose state is s may run next: next
+// must be valid and, when s remembers the spec it ran (State.Spec), an
+// update from that spec that Core.UpdateSpec would take (errors wrap
+// ErrSpecChange then). A scheduler checks it before it runs (New, and
+// each term of RunElected) so that a spec refused across a restart
+// changes nothing, as one refused in process does not.
+func (s *State) CheckSpec(next *Spec) error {
+	if next == nil {
+		return invalid("nil spec")
+	}
+	if s == nil || s.Spec == nil {
+		return next.Validate()
+	}
+	return s.Spec.validateUpdate(next)
 }
 
 // Marshal encodes s for a Store.

@@ -15,7 +15,9 @@ import (
 )
 
 func TestMemStore(t *testing.T) {
-	storetest.Run(t, func(*testing.T) service.Store { return service.NewMemStore() }, nil)
+	var last *service.MemStore
+	storetest.Run(t, func(*testing.T) service.Store { last = service.NewMemStore(); return last },
+		func(*testing.T) service.Store { return last })
 }
 
 func TestFileStore(t *testing.T) {
@@ -31,6 +33,10 @@ func TestZKStore(t *testing.T) {
 	conn, _, err := zk.Connect([]string{srv.Addr}, 10*time.Second, zk.WithLogInfo(false))
 	require.NoError(t, err)
 	t.Cleanup(conn.Close)
+	// Another instance's handles use a session of their own.
+	other, _, err := zk.Connect([]string{srv.Addr}, 10*time.Second, zk.WithLogInfo(false))
+	require.NoError(t, err)
+	t.Cleanup(other.Close)
 	n := 0
 	var last string
 	storetest.Run(t, func(t *testing.T) service.Store {
@@ -40,7 +46,7 @@ func TestZKStore(t *testing.T) {
 		require.NoError(t, err)
 		return s
 	}, func(t *testing.T) service.Store {
-		s, err := service.NewZKStore(conn, last)
+		s, err := service.NewZKStore(other, last)
 		require.NoError(t, err)
 		return s
 	})

@@ -15,7 +15,9 @@ import (
 
 // Run runs the suite; open returns a new, empty store each time it is
 // called, and reopen (may be nil) a second handle on the same storage as
-// the last store open returned, as a restarted scheduler would get.
+// the last store open returned, as a restarted scheduler or another
+// instance (RunElected) would get: for a shared store, through a
+// connection (session) of its own.
 func Run(t *testing.T, open func(t *testing.T) service.Store, reopen func(t *testing.T) service.Store) {
 	ctx := context.Background()
 	t.Run("empty", func(t *testing.T) {
@@ -57,6 +59,30 @@ func Run(t *testing.T, open func(t *testing.T) service.Store, reopen func(t *tes
 		data, _, err := s.Load(ctx)
 		require.NoError(t, err)
 		assert.Equal(t, "two", string(data), "a refused save changes nothing")
+	})
+	t.Run("a takeover fences the writer before it", func(t *testing.T) {
+		if reopen == nil {
+			t.Skip("needs a second handle on the storage (reopen)")
+		}
+		deposed := open(t)
+		v, err := deposed.Save(ctx, []byte("one"), 0)
+		require.NoError(t, err)
+		// The successor loads and saves back at once (RunElected's
+		// takeover)...
+		successor := reopen(t)
+		data, sv, err := successor.Load(ctx)
+		require.NoError(t, err)
+		require.Equal(t, v, sv)
+		sv, err = successor.Save(ctx, data, sv)
+		require.NoError(t, err)
+		// ...so the deposed instance's late write fails.
+		_, err = deposed.Save(ctx, []byte("late"), v)
+		assert.ErrorIs(t, err, service.ErrConflict)
+		_, err = successor.Save(ctx, []byte("two"), sv)
+		require.NoError(t, err)
+		data, _, err = deposed.Load(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, "two", string(data), "the successor's state stands")
 	})
 	t.Run("concurrent writers: one wins each version", func(t *testing.T) {
 		s := open(t)

@@ -3,13 +3,28 @@
 // operator has (the master, the service's name, role and principal, each
 // pod's resources, where the state is kept, the HTTP API's address) and
 // running a service.Service on them.
+//
+// With -zk zk://host:port/znode the state is kept in the znode and the
+// operator is highly available: every copy run with the same -zk
+// contends for leadership at <znode>/leader (service.RunElected; payload
+// service.Instance, naming the copy's -listen API). One leads; the
+// others stand by, their API answering 307 to the leader's. The leader
+// exits (status 1) the moment it loses its ZooKeeper session, after
+// which its supervisor should start it again, as a standby; a standby
+// takes over after the dead leader's session expires
+// (-zk-session-timeout), from the state in the znode. With -state (a
+// file) there is one copy only.
 package operator
 
 import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"log/slog"
+	"net"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -26,6 +41,7 @@ type Flags struct {
 	CPUs, Mem, Disk                float64
 	State, ZK, Listen              string
 	ReplaceAfter                   time.Duration
+	ZKSessionTimeout               time.Duration
 	Credential                     cli.Credential
 	Common                         cli.Common
 }
@@ -41,7 +57,8 @@ func (f *Flags) Register(fs *flag.FlagSet, svc, pod string) {
 	fs.Float64Var(&f.Mem, "mem", 512, "memory of each "+pod+", MB")
 	fs.Float64Var(&f.Disk, "disk", 1024, "size of each "+pod+"'s data volume, MB (cannot change once deployed)")
 	fs.StringVar(&f.State, "state", "", "`file` keeping the operator's state across restarts")
-	fs.StringVar(&f.ZK, "zk", "", "keep the operator's state in ZooKeeper instead, at `zk://host:port[,...]/znode`")
+	fs.StringVar(&f.ZK, "zk", "", "keep the operator's state in ZooKeeper instead, at `zk://host:port[,...]/znode`; copies run with the same -zk elect one leader at <znode>/leader, the others stand by")
+	fs.DurationVar(&f.ZKSessionTimeout, "zk-session-timeout", 10*time.Second, "ZooKeeper session timeout with -zk: a standby takes over about this long after the leader dies")
 	fs.StringVar(&f.Listen, "listen", "127.0.0.1:8080", "`host:port` of the operator's HTTP API (/v1/plans, /v1/pods, ...)")
 	fs.DurationVar(&f.ReplaceAfter, "replace-after", 10*time.Minute, "replace a "+pod+" whose agent is lost for this long on another agent (0: only on command)")
 	f.Credential.Register(fs)
@@ -68,6 +85,14 @@ func (f *Flags) Store() (store service.Store, close func(), err error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	if u.User != "" {
+		// The election's znodes, <znode> among them, are then writable by
+		// this identity only.
+		if err := conn.AddAuth("digest", []byte(u.User+":"+u.Password)); err != nil {
+			conn.Close()
+			return nil, nil, fmt.Errorf("authenticating to ZooKeeper at %s: %w", u, err)
+		}
+	}
 	if store, err = service.NewZKStore(conn, u.Path); err != nil {
 		conn.Close()
 		return nil, nil, err
@@ -76,7 +101,8 @@ func (f *Flags) Store() (store service.Store, close func(), err error) {
 }
 
 // Run serves svc's HTTP API on -listen and runs it on the masters of
-// -master, with -credential, until ctx ends.
+// -master, with -credential, until ctx ends; with -zk, as one of the
+// copies that elect their leader at <znode>/leader.
 func (f *Flags) Run(ctx context.Context, svc *service.Service, log *slog.Logger) error {
 	ms, err := cli.ParseMasters(f.Masters, log)
 	if err != nil {
@@ -94,6 +120,42 @@ func (f *Flags) Run(ctx context.Context, svc *service.Service, log *slog.Logger)
 		return err
 	}
 	go func() { _ = cli.Serve(ctx, ln, svc.Handler(), nil, time.Second, log) }()
-	log.Info("running "+f.Name, "api", "http://"+ln.Addr().String())
-	return svc.Run(ctx, opts...)
+	api := advertised(ln.Addr())
+	log.Info("running "+f.Name, "api", api)
+	if f.ZK == "" {
+		return svc.Run(ctx, opts...)
+	}
+	u, err := zookeeper.ParseURL(f.ZK)
+	if err != nil {
+		return err
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/") + "/leader"
+	zopts := zookeeper.Options{SessionTimeout: f.ZKSessionTimeout, Validate: service.ValidatePayload(f.Name), Logger: log.With("component", "election")}
+	contender, err := zookeeper.NewContender(u, zopts)
+	if err != nil {
+		return err
+	}
+	defer contender.Close() // resigns: a standby takes over at once
+	detector, err := zookeeper.NewDetector(u, zopts)
+	if err != nil {
+		return err
+	}
+	defer detector.Close()
+	return svc.RunElected(ctx, service.Election{Contender: contender, Detector: detector,
+		Instance: service.Instance{API: api, Started: time.Now().UTC()}}, opts...)
+}
+
+// advertised is the URL of the API listening on addr, with the host's
+// name for an unspecified address.
+func advertised(addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return "http://" + addr.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		if h, err := os.Hostname(); err == nil {
+			host = h
+		}
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
