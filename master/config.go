@@ -180,6 +180,11 @@ type Config struct {
 	// has already authorized the request for its own caller.
 	AgentCredential *auth.Credential
 
+	// DisableWebUI turns off the web UI the master serves at "/" (package
+	// webui), for an embedder that serves its own there or wants no UI;
+	// the APIs it reads stay.
+	DisableWebUI bool
+
 	// LogLevel, when set, is the level the embedder's log handler
 	// consults (slog.HandlerOptions.Level): the operator API's
 	// GET_LOGGING_LEVEL reports it and SET_LOGGING_LEVEL changes it for a

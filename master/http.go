@@ -10,6 +10,7 @@ import (
 	"github.com/apronhq/apron/api/v1/schedulerpb"
 	"github.com/apronhq/apron/auth"
 	"github.com/apronhq/apron/internal/httpapi"
+	"github.com/apronhq/apron/master/webui"
 )
 
 // Handler returns the master's HTTP API:
@@ -20,6 +21,7 @@ import (
 //	GET  /state             GET_STATE as JSON (the operator API's protobuf JSON)
 //	GET  /health            200 "OK" while leading, 503 otherwise
 //	GET  /metrics           Prometheus text format
+//	GET  /, /ui/...         the web UI (package webui), unless Config.DisableWebUI
 //
 // and the endpoints of a Mesos master that tools read, in Mesos's own JSON
 // (see endpoints.go), under Mesos's "/master/" prefix and, as Mesos's
@@ -107,6 +109,17 @@ func (m *Master) Handler() http.Handler {
 	m.routeMaintenance(both, readOnly, readWrite)
 	// /teardown, /reserve, /quota, /weights, ...: endpoints_v0.go
 	m.routeV0(both, readWrite)
+	if !cfg.DisableWebUI {
+		// The UI, in the read-only family as /state: a browser asked for
+		// a credential shows its own prompt, then sends it with every
+		// request of the page. Only the page goes to the leader (its
+		// requests are relative, so they follow it there); the assets are
+		// the same on every master.
+		ui := webui.Handler()
+		mux.Handle("/{$}", readOnly(m.leaderOnly(ui)))
+		mux.Handle("/index.html", readOnly(m.leaderOnly(ui)))
+		mux.Handle(webui.AssetPrefix, readOnly(ui))
+	}
 	return m.prom.instrument(mux)
 }
 

@@ -10,6 +10,13 @@
 // given. The job is a mix of shell tasks of different sizes; every
 // -fail-every'th task fails on its first attempt on purpose and succeeds
 // when the framework retries it.
+//
+// With -ui the master also serves its HTTP APIs and web UI on that
+// address, and each agent its own on a loopback port (so the UI's
+// sandbox browser reaches the task's files); -hold keeps the cluster up
+// after the job, until interrupted, to look at it:
+//
+//	go run ./examples/devcluster -ui 127.0.0.1:5050 -hold
 package main
 
 import (
@@ -18,6 +25,8 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -41,24 +50,39 @@ func main() {
 		workDir   = flag.String("work-dir", "", "where agents keep sandboxes (default: a temporary directory, removed at exit)")
 		timeout   = flag.Duration("timeout", 5*time.Minute, "give up after this long")
 		verbose   = flag.Bool("v", false, "log the master's and agents' decisions")
+		ui        = flag.String("ui", "", "serve the master's HTTP API and web UI on `host:port` (agents serve theirs on loopback ports)")
+		hold      = flag.Bool("hold", false, "keep the cluster up after the job, until interrupted")
 	)
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: devcluster [flags]\n\nRuns a master, agents and a demo batch framework in one process.\n\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
-	if err := run(*agents, *tasks, *failEvery, *resources, *workDir, *timeout, *verbose); err != nil {
+	o := options{agents: *agents, tasks: *tasks, failEvery: *failEvery, resources: *resources, workDir: *workDir,
+		timeout: *timeout, verbose: *verbose, ui: *ui, hold: *hold}
+	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "devcluster:", err)
 		os.Exit(1)
 	}
 }
 
-func run(nAgents, nTasks, failEvery int, agentResources, workDir string, timeout time.Duration, verbose bool) error {
+// options are devcluster's flags.
+type options struct {
+	agents, tasks, failEvery int
+	resources, workDir       string
+	timeout                  time.Duration
+	verbose                  bool
+	ui                       string // "": no HTTP
+	hold                     bool
+}
+
+func run(o options) error {
+	nAgents, nTasks, failEvery, agentResources, workDir := o.agents, o.tasks, o.failEvery, o.resources, o.workDir
 	if nAgents < 1 || nTasks < 0 {
 		return errors.New("-agents must be at least 1 and -tasks not negative")
 	}
 	logger := slog.New(slog.DiscardHandler)
-	if verbose {
+	if o.verbose {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
 	if workDir == "" {
@@ -70,9 +94,9 @@ func run(nAgents, nTasks, failEvery int, agentResources, workDir string, timeout
 		workDir = dir
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	sigCtx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := context.WithTimeout(sigCtx, o.timeout)
 	defer cancel()
 
 	m, err := master.New(master.Config{Logger: logger.With("component", "master")})
@@ -84,18 +108,46 @@ func run(nAgents, nTasks, failEvery int, agentResources, workDir string, timeout
 	defer func() { stopCluster(); wg.Wait() }()
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = m.Run(clusterCtx) }()
+	// serve serves h on ln until the cluster stops.
+	serve := func(ln net.Listener, h http.Handler) {
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+		wg.Add(2)
+		go func() { defer wg.Done(); _ = srv.Serve(ln) }()
+		go func() { defer wg.Done(); <-clusterCtx.Done(); _ = srv.Close() }()
+	}
+	uiURL := ""
+	if o.ui != "" {
+		ln, err := net.Listen("tcp", o.ui)
+		if err != nil {
+			return fmt.Errorf("-ui: %w", err)
+		}
+		serve(ln, m.Handler())
+		uiURL = "http://" + ln.Addr().String() + "/"
+	}
 
 	var started []*agent.Agent
 	for i := 0; i < nAgents; i++ {
-		a, err := agent.New(agent.Config{
+		cfg := agent.Config{
 			Master:    m,
 			WorkDir:   filepath.Join(workDir, fmt.Sprintf("agent-%d", i+1)),
 			Resources: agentResources,
 			Hostname:  fmt.Sprintf("agent-%d", i+1),
 			Logger:    logger.With("component", fmt.Sprintf("agent-%d", i+1)),
-		})
+		}
+		var ln net.Listener
+		if o.ui != "" {
+			// The master reaches an agent's files by its hostname and port.
+			if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+				return err
+			}
+			cfg.Hostname, cfg.IP, cfg.Port, cfg.Endpoint = "127.0.0.1", "127.0.0.1", ln.Addr().(*net.TCPAddr).Port, ln.Addr().String()
+		}
+		a, err := agent.New(cfg)
 		if err != nil {
 			return err
+		}
+		if ln != nil {
+			serve(ln, a.Handler())
 		}
 		started = append(started, a)
 		wg.Add(1)
@@ -110,6 +162,9 @@ func run(nAgents, nTasks, failEvery int, agentResources, workDir string, timeout
 		}
 	}()
 	fmt.Printf("cluster: 1 master, %d agents with %s each; work dir %s\n", nAgents, agentResources, workDir)
+	if uiURL != "" {
+		fmt.Printf("web UI: %s\n", uiURL)
+	}
 
 	fw := batch.New(demoJob(nTasks, failEvery), os.Stdout)
 	d, err := scheduler.NewDriver(fw, mesospb.FrameworkInfo{User: currentUser(), Name: "devcluster-demo"},
@@ -136,6 +191,10 @@ func run(nAgents, nTasks, failEvery int, agentResources, workDir string, timeout
 	fw.Summary(os.Stdout)
 	if !fw.Succeeded() {
 		return errors.New("some tasks failed for good")
+	}
+	if o.hold {
+		fmt.Println("\nthe cluster stays up (-hold); interrupt to stop")
+		<-sigCtx.Done()
 	}
 	return nil
 }

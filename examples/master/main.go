@@ -85,6 +85,7 @@ func run(args []string) error {
 		minAlloc      = fs.String("min-allocatable-resources", "", "minimum offer size, as Mesos's --min_allocatable_resources: `alternatives` separated by '|', each resources separated by ';' that an offer must all reach, e.g. \"cpus:1;mem:32|disk:64\" (default: cpus:0.01|mem:32)")
 		roleSorter    = fs.String("role-sorter", "drf", "how roles are ordered for offers: drf or random (Mesos's --role_sorter); Apron's allocator sorts roles and frameworks alike, so this also sets -framework-sorter")
 		fwSorter      = fs.String("framework-sorter", "drf", "how the frameworks of a role are ordered: drf or random (Mesos's --framework_sorter); must equal -role-sorter when both are given")
+		webUI         = fs.Bool("webui", true, "serve the web UI at / (-webui=false: the APIs only)")
 		common        cli.Common
 		security      securityFlags
 		tlsFlags      cli.TLS
@@ -214,6 +215,7 @@ func run(args []string) error {
 		Registry:                      registry,
 		AgentReregisterTimeout:        *reregTimeout,
 		RecoveryAgentRemovalLimit:     limit,
+		DisableWebUI:                  !*webUI,
 	}
 	if leadership != nil {
 		cfg.Leadership = leadership
