@@ -243,8 +243,9 @@ type Allocator interface {
 	// Available returns the unallocated resources of an agent; nil for an
 	// unknown agent.
 	Available(agentID string) resources.Resources
-	// Roles describes the roles that have frameworks, allocations, a
-	// weight or a quota set, and their ancestors, sorted by name.
+	// Roles describes the roles that have frameworks, allocations,
+	// reserved scalars, a weight or a quota set, and their ancestors,
+	// sorted by name.
 	Roles() []RoleInfo
 	// Check verifies the allocator's invariants (on every agent, the
 	// allocations plus the available resources are the total, and nothing

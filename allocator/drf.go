@@ -1148,6 +1148,14 @@ func (d *DRF) Roles() []RoleInfo {
 	for name := range d.quota.set {
 		set[name] = true
 	}
+	// Roles with reservations, as Mesos's Master::knownRoles() lists
+	// them: an operator's reservation for a role no framework uses yet is
+	// still the role's (its ancestors come with it, from the book).
+	for name, v := range d.quota.reserved {
+		if slices.ContainsFunc(v, func(s resources.Scalar) bool { return s != 0 }) {
+			set[name] = true
+		}
+	}
 	for name := range set {
 		for p := parentOf(name); p != ""; p = parentOf(p) {
 			set[p] = true

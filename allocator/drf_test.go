@@ -479,3 +479,23 @@ func TestDRFRandomSorterFollowsWeights(t *testing.T) {
 		require.InDelta(t, w/6, float64(count[fmt.Sprint("r", i)])/n, 0.02, "%v", count)
 	}
 }
+
+// A role that only has reservations is a role the master knows, with its
+// ancestors, as Mesos's Master::knownRoles() lists "all reservation
+// roles"; once the reservation goes, so does the role.
+func TestDRFRolesWithOnlyReservations(t *testing.T) {
+	d := newDRF(1)
+	require.NoError(t, d.AddAgent(allocator.Agent{ID: "a1", Total: resources.MustParse("cpus:2;mem:1024;disk(ops/reserved):100")}, nil))
+	names := func() []string {
+		var out []string
+		for _, r := range d.Roles() {
+			out = append(out, r.Name)
+		}
+		return out
+	}
+	require.Equal(t, []string{"ops", "ops/reserved"}, names())
+	info := d.Roles()[1]
+	require.Equal(t, resources.ScalarOf(100), info.Consumed["disk"], "a reservation is consumed by its role")
+	require.NoError(t, d.UpdateAgent("a1", resources.MustParse("cpus:2;mem:1024;disk:100")))
+	require.Empty(t, names())
+}

@@ -803,6 +803,13 @@ func (m *model) verify(when string) {
 	for role := range m.quotas {
 		set[role] = true
 	}
+	for _, ag := range m.agents { // reserved scalars: Mesos's knownRoles()
+		for _, r := range ag.total {
+			if r.Type == resources.TypeScalar && r.IsReserved() && r.Scalar != 0 {
+				set[r.Role()] = true
+			}
+		}
+	}
 	for role := range set {
 		for p := parent(role); p != ""; p = parent(p) {
 			set[p] = true
