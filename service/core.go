@@ -208,7 +208,8 @@ func (c *Core) Subscribed(frameworkID string) {
 	c.advance()
 }
 
-// Tick tells the core the time; replacements of lost pods are timed by it.
+// Tick tells the core the time; replacements of lost pods and the
+// relaunches of failed ones (Backoff) are timed by it.
 func (c *Core) Tick(now time.Time) {
 	c.now = now
 	c.advance()
@@ -243,6 +244,7 @@ func (c *Core) Update(st mesospb.TaskStatus) {
 		}
 		return
 	}
+	wasActive, wasKilling := p.active(), p.Killing
 	if p.TaskState != state {
 		p.TaskState = state
 		c.changed()
@@ -263,7 +265,7 @@ func (c *Core) Update(st mesospb.TaskStatus) {
 			c.changed()
 		}
 		if !p.Ready && c.readyFrom(p, &st) {
-			p.Ready = true
+			p.Ready, p.ReadySince = true, c.now
 			c.changed()
 		}
 	case mesospb.TASK_LOST, mesospb.TASK_UNREACHABLE, mesospb.TASK_GONE, mesospb.TASK_GONE_BY_OPERATOR:
@@ -271,6 +273,10 @@ func (c *Core) Update(st mesospb.TaskStatus) {
 			p.DownSince = c.now
 			c.changed()
 		}
+	}
+	if wasActive && !wasKilling && !p.Decommission && relaunchFailure(st.GetState()) {
+		// It ended on its own: its relaunch waits (Backoff).
+		c.failed(p)
 	}
 	if terminalState(state) && (p.Ready || p.Killing) {
 		p.Ready, p.Killing = false, false
@@ -317,7 +323,8 @@ func (c *Core) pod(name string) (*PodState, error) {
 }
 
 // RestartPod kills the pod's task; it is relaunched in place, on its
-// reservations and volumes, with its current configuration.
+// reservations and volumes, with its current configuration, at once: a
+// pod waiting to be relaunched after a failure (Backoff) waits no more.
 func (c *Core) RestartPod(name string) error {
 	if c.state.Uninstalling {
 		return ErrUninstalling
@@ -327,6 +334,10 @@ func (c *Core) RestartPod(name string) error {
 		return err
 	}
 	c.kill(p)
+	if !p.BackoffUntil.IsZero() {
+		p.BackoffUntil = time.Time{}
+		c.changed()
+	}
 	c.advance()
 	return nil
 }
@@ -443,6 +454,9 @@ func (c *Core) replace(p *PodState) {
 	p.Reserved, p.Ready, p.Killing = false, false, false
 	p.TaskID, p.TaskState, p.Config = "", "", ""
 	p.DownSince = time.Time{}
+	// A new placement starts afresh: its failures may have been the old
+	// agent's.
+	p.Failures, p.BackoffUntil = 0, time.Time{}
 	c.changed()
 }
 
@@ -461,6 +475,7 @@ func (c *Core) newPersistenceIDs(p *PodState) []string {
 // advance makes the decisions that need no offer, then revives offers if
 // there is now work that needs some.
 func (c *Core) advance() {
+	c.paceRelaunches()
 	c.decide()
 	want := c.needsOffers()
 	if want && !c.wanting {
@@ -522,7 +537,7 @@ func (c *Core) decide() {
 			if c.awaitsHook(p) {
 				if !c.asked[p.Name()] {
 					c.asked[p.Name()] = true
-					c.hooks = append(c.hooks, podStatus(p))
+					c.hooks = append(c.hooks, c.podStatus(p))
 				}
 				continue
 			}
@@ -705,7 +720,7 @@ func (c *Core) wantsLaunch(p *PodState) bool {
 	if inDeploy {
 		return !c.state.Paused[PlanDeploy]
 	}
-	return !c.state.Paused[PlanRecovery]
+	return !c.state.Paused[PlanRecovery] && !c.backingOff(p)
 }
 
 // sortedByPlan returns pods in spec order (type, then index).

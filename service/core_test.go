@@ -32,6 +32,8 @@ func TestSpecValidate(t *testing.T) {
 		{"bad predicate", func(s *Spec) { s.Pods[0].Placement.Require = []Predicate{{Attribute: "zone", Matches: "("}} }},
 		{"bad strategy", func(s *Spec) { s.Pods[0].Strategy = "random" }},
 		{"duplicate port", func(s *Spec) { s.Pods[0].Ports = append(s.Pods[0].Ports, s.Pods[0].Ports[0]) }},
+		{"negative backoff", func(s *Spec) { s.RelaunchBackoff.Initial = -time.Second }},
+		{"backoff above its max", func(s *Spec) { s.RelaunchBackoff = Backoff{Initial: time.Minute, Max: time.Second} }},
 	}
 	require.NoError(t, testSpec().Validate())
 	for _, tc := range cases {
@@ -127,6 +129,7 @@ func TestRecoveryInPlace(t *testing.T) {
 		}
 	}
 	assert.Empty(t, launched(s.offer(others...)), "not relaunched elsewhere")
+	s.tick(DefaultBackoffInitial) // its first failure's wait
 	calls := s.offer(before.AgentID)
 	require.Equal(t, []string{"node-1"}, launched(calls))
 	assert.Equal(t, map[string]int{"LAUNCH": 1}, ops(calls))
@@ -567,8 +570,8 @@ func TestIdleDeclineAndRevive(t *testing.T) {
 	assert.Equal(t, map[string]int{"REVIVE": 1}, ops(s.run("node-0")), "node-1's step starts")
 	s.deployAll()
 	assert.Equal(t, []float64{30, 30, 30}, refuse(s.offer()), "idle: long filters")
-	calls := s.status(s.podTask("node-0"), mesospb.TASK_FAILED)
-	assert.Equal(t, map[string]int{"REVIVE": 1}, ops(calls))
+	assert.Empty(t, ops(s.status(s.podTask("node-0"), mesospb.TASK_FAILED)), "no work until its wait is over")
+	assert.Equal(t, map[string]int{"REVIVE": 1}, ops(s.tick(DefaultBackoffInitial)))
 	assert.Empty(t, ops(s.status(s.podTask("node-1"), mesospb.TASK_FAILED)), "revived once")
 }
 

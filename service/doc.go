@@ -18,7 +18,8 @@
 // first deployment, configuration roll-outs (kill, then relaunch in place
 // with the new configuration, one pod at a time for a quorum type) and
 // scaling up; the recovery plan relaunches, in place, pods whose task
-// ended; the decommission plan removes pods beyond their count, highest
+// ended, after a delay that doubles with each consecutive failure
+// (Spec.RelaunchBackoff); the decommission plan removes pods beyond their count, highest
 // index first (Config.Decommission's hook, if any, then kill, DESTROY,
 // UNRESERVE). A pod whose agent is lost is replaced (new agent, new
 // reservation, empty volumes) after Spec.ReplaceAfter or on command; a

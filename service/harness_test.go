@@ -253,6 +253,13 @@ func (s *sim) status(taskID string, state mesospb.TaskState, mods ...func(*mesos
 	return s.drain()
 }
 
+// tick advances the sim's clock by d, tells the core, and drains.
+func (s *sim) tick(d time.Duration) []*schedulerpb.Call {
+	s.now = s.now.Add(d)
+	s.core.Tick(s.now)
+	return s.drain()
+}
+
 // podTask is the pod's current task ID.
 func (s *sim) podTask(pod string) string {
 	p, err := s.core.Pod(pod)

@@ -19,6 +19,11 @@ import (
 //	POST /v1/pods/{pod}/replace       move it to a new agent, new volumes
 //	POST /v1/uninstall                uninstall the service
 //
+// A pod waiting to be relaunched after its task failed (Backoff) shows
+// its consecutive "failures" and "backoff_until" (RFC 3339) in its
+// status, and its plan steps the status DELAYED with the same
+// "backoff_until".
+//
 // Unknown plans and pods are 404, commands refused while uninstalling 409,
 // a spec change refused 409, a service not running 503. Commands answer
 // 202 with {"ok": true}: the work proceeds in the plans.

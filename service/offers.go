@@ -52,6 +52,12 @@ func (c *Core) answer(po *mesospb.Offer) {
 	if c.needsOffers() {
 		refuse = c.declineFor
 	}
+	if next := c.nextRelaunch().Seconds(); next > 0 && next < refuse {
+		// A pod waits to be relaunched: no offer is declined past the
+		// end of its wait (the REVIVE sent then is the fast way back;
+		// this one holds if it is lost).
+		refuse = next
+	}
 	filters := &mesospb.Filters{RefuseSeconds: &refuse}
 	if err != nil {
 		c.send(&schedulerpb.Call{Type: schedulerpb.Call_DECLINE.Enum(), Decline: &schedulerpb.Call_Decline{OfferIDs: []mesospb.OfferID{po.ID}, Filters: filters}})

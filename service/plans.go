@@ -1,5 +1,7 @@
 package service
 
+import "time"
+
 // Plan names.
 const (
 	// PlanDeploy brings every pod to the spec: one phase per pod type, in
@@ -22,6 +24,10 @@ const (
 	StatusInProgress Status = "IN_PROGRESS"
 	StatusComplete   Status = "COMPLETE"
 	StatusPaused     Status = "PAUSED"
+	// StatusDelayed is a step whose pod waits to be relaunched after its
+	// task failed (Backoff); StepStatus.BackoffUntil says until when. Its
+	// phase and plan are IN_PROGRESS.
+	StatusDelayed Status = "DELAYED"
 )
 
 // PlanStatus is a plan as the operator sees it.
@@ -42,6 +48,8 @@ type PhaseStatus struct {
 type StepStatus struct {
 	Pod    string `json:"pod"`
 	Status Status `json:"status"`
+	// BackoffUntil is when a DELAYED step's pod may be relaunched.
+	BackoffUntil time.Time `json:"backoff_until,omitzero"`
 }
 
 // PodStatus is a pod as the operator sees it.
@@ -61,13 +69,18 @@ type PodStatus struct {
 	Target         string            `json:"target,omitempty"`
 	Decommission   bool              `json:"decommission,omitempty"`
 	Launches       int               `json:"launches"`
+	// Failures counts the task's consecutive failures (Backoff).
+	Failures int `json:"failures,omitempty"`
+	// BackoffUntil, set while the pod waits to be relaunched after a
+	// failure, is when the wait ends.
+	BackoffUntil time.Time `json:"backoff_until,omitzero"`
 }
 
 // Pods returns every pod's status, in plan order.
 func (c *Core) Pods() []PodStatus {
 	var out []PodStatus
 	for _, p := range c.sortedByPlan() {
-		out = append(out, podStatus(p))
+		out = append(out, c.podStatus(p))
 	}
 	return out
 }
@@ -78,16 +91,34 @@ func (c *Core) Pod(name string) (PodStatus, error) {
 	if err != nil {
 		return PodStatus{}, err
 	}
-	return podStatus(p), nil
+	return c.podStatus(p), nil
 }
 
-func podStatus(p *PodState) PodStatus {
+func (c *Core) podStatus(p *PodState) PodStatus {
 	return PodStatus{
 		Name: p.Name(), Type: p.Type, Index: p.Index, AgentID: p.AgentID, Hostname: p.Hostname,
 		ResourceID: p.ResourceID, PersistenceIDs: append([]string(nil), p.PersistenceIDs...), Ports: p.Ports,
 		TaskID: p.TaskID, TaskState: p.TaskState, Ready: p.Ready, Config: p.Config, Target: p.Target,
-		Decommission: p.Decommission, Launches: p.Launches,
+		Decommission: p.Decommission, Launches: p.Launches, Failures: p.Failures, BackoffUntil: c.backoffUntil(p),
 	}
+}
+
+// backoffUntil is when the pod's wait ends, zero when it does not wait.
+func (c *Core) backoffUntil(p *PodState) time.Time {
+	if c.backingOff(p) {
+		return p.BackoffUntil
+	}
+	return time.Time{}
+}
+
+// step is the status of the step of a pod that is not complete: DELAYED
+// while it waits after a failure, else s.
+func (c *Core) step(p *PodState, s Status) StepStatus {
+	st := StepStatus{Pod: p.Name(), Status: s}
+	if until := c.backoffUntil(p); !until.IsZero() {
+		st.Status, st.BackoffUntil = StatusDelayed, until
+	}
+	return st
 }
 
 // Plans returns every plan's status.
@@ -120,7 +151,11 @@ func (c *Core) deployPlan() PlanStatus {
 			case p != nil && p.Target == hash && !p.Decommission && !stalePeers(p, peers):
 				s = StatusInProgress
 			}
-			phase.Steps = append(phase.Steps, StepStatus{Pod: podName(ps.Name, j), Status: s})
+			step := StepStatus{Pod: podName(ps.Name, j), Status: s}
+			if s == StatusInProgress {
+				step = c.step(p, s)
+			}
+			phase.Steps = append(phase.Steps, step)
 		}
 		phase.Status = rollUp(phase.Steps)
 		plan.Phases = append(plan.Phases, phase)
@@ -133,7 +168,7 @@ func (c *Core) recoveryPlan() PlanStatus {
 	phase := PhaseStatus{Name: "pods"}
 	for _, p := range c.sortedByPlan() {
 		if !p.Decommission && p.TaskID != "" && !p.active() && p.Config == p.Target {
-			phase.Steps = append(phase.Steps, StepStatus{Pod: p.Name(), Status: StatusInProgress})
+			phase.Steps = append(phase.Steps, c.step(p, StatusInProgress))
 		}
 	}
 	phase.Status = rollUp(phase.Steps)

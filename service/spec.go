@@ -39,6 +39,9 @@ type Spec struct {
 	// lost/unreachable/gone stays down before it is replaced on another
 	// agent with new volumes; zero means only on command.
 	ReplaceAfter time.Duration `json:"replace_after,omitempty"`
+	// RelaunchBackoff paces the relaunches of pods whose task keeps
+	// failing (zero: the defaults, on).
+	RelaunchBackoff Backoff `json:"relaunch_backoff,omitzero"`
 }
 
 // PodSpec declares one type of pod: Count identical instances, pod i named
@@ -195,6 +198,9 @@ func (s *Spec) Validate() error {
 	}
 	if s.ReplaceAfter < 0 {
 		return invalid("replace_after %v is negative", s.ReplaceAfter)
+	}
+	if err := s.RelaunchBackoff.validate(); err != nil {
+		return err
 	}
 	if len(s.Pods) == 0 {
 		return invalid("no pod types")

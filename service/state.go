@@ -82,6 +82,15 @@ type PodState struct {
 	Deregistered bool `json:"deregistered,omitempty"`
 	// Launches counts launches, for the operator.
 	Launches int `json:"launches,omitempty"`
+
+	// ReadySince is when the pod last became ready (Ready set).
+	ReadySince time.Time `json:"ready_since,omitzero"`
+	// Failures counts the task's consecutive failures (Backoff): those
+	// since the pod was last ready for Backoff.ResetAfter.
+	Failures int `json:"failures,omitempty"`
+	// BackoffUntil is when the recovery plan may relaunch the pod after
+	// its last failure (Backoff).
+	BackoffUntil time.Time `json:"backoff_until,omitzero"`
 }
 
 // Name is the pod's name, "<type>-<index>".

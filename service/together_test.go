@@ -166,6 +166,7 @@ func TestPlaceTogetherRecoveryDoesNotWait(t *testing.T) {
 	require.NoError(t, s.core.ReplacePod("node-0"))
 	s.kills(s.drain())
 	s.status(s.podTask("node-1"), mesospb.TASK_FAILED)
+	s.tick(DefaultBackoffInitial)
 	assert.Equal(t, []string{"node-1"}, launched(s.offer()), "no agent for node-0 (one per host), node-1 relaunched")
 	s.addAgent("zone-1")
 	calls := s.offer()
