@@ -194,14 +194,19 @@ func runFaultCase(t *testing.T, bin map[string]string, c faultCase, rng *rand.Ra
 	fc.start()
 
 	// Fault points: after how many task ends each fault comes, spread
-	// over the first two thirds of the job, then a random delay.
+	// over the first two thirds of the job (half, for executor kills),
+	// then a random delay.
 	n := 2 + rng.IntN(maxFaultsPerRun-1)
 	if c.target == mixed {
 		n = maxFaultsPerRun + rng.IntN(3)
 	}
+	span := faultTasks * 2 / 3
+	if c.target == executorProc {
+		span = faultTasks / 2 // long tasks still to start, to kill
+	}
 	points := make([]int, n)
 	for i := range points {
-		points[i] = 1 + rng.IntN(faultTasks*2/3)
+		points[i] = 1 + rng.IntN(span)
 	}
 	sort.Ints(points)
 	for i, p := range points {
@@ -232,7 +237,13 @@ func (fc *faultCluster) start() {
 		return exec.Command(fc.bin["master"], "-listen", addr, "-allocation-interval", "100ms", "-log-level", "info",
 			"-work-dir", filepath.Join(fc.dir, "master"))
 	})
-	for i, mode := range []string{"in-process", "process"} {
+	modes := []string{"in-process", "process"}
+	if fc.c.target == executorProc {
+		// Executor processes to kill on both agents, so a long task to
+		// kill is running somewhere at any point of the job.
+		modes[0] = "process"
+	}
+	for i, mode := range modes {
 		name := fmt.Sprintf("agent-%d", i+1)
 		fc.agents[i] = proctest.StartServer(t, name, "/health", wait, func(addr string) *exec.Cmd {
 			return exec.Command(fc.bin["agent"], "-master", fc.master.Addr, "-listen", addr,
@@ -255,10 +266,10 @@ func (fc *faultCluster) start() {
 		fc.durations = append(fc.durations, d)
 		secs = append(secs, strconv.FormatFloat(d.Seconds(), 'f', 3, 64))
 	}
-	// Each run appends "start <task ID> <pid> <sandbox>" and "end <task ID>
-	// <pid>" to the runs file: one short O_APPEND write each.
+	// Each run appends "start <task ID> <pid> <sandbox> <unix ns>" and
+	// "end <task ID> <pid>" to the runs file: one short O_APPEND write each.
 	cmd := fmt.Sprintf(`set -- %s; eval "d=\${$TASK_INDEX}"; `+
-		`echo "start $MESOS_EXECUTOR_ID $$ $MESOS_SANDBOX" >> %[2]s; sleep "$d"; echo "end $MESOS_EXECUTOR_ID $$" >> %[2]s`,
+		`echo "start $MESOS_EXECUTOR_ID $$ $MESOS_SANDBOX $(date +%%s%%N)" >> %[2]s; sleep "$d"; echo "end $MESOS_EXECUTOR_ID $$" >> %[2]s`,
 		strings.Join(secs, " "), fc.runs)
 	fc.batchArgs = []string{"-master", fc.master.Addr, "-tasks", strconv.Itoa(faultTasks), "-cmd", cmd,
 		"-cpus", strconv.FormatFloat(faultTaskCPUs, 'f', -1, 64), "-mem", "16", "-name", "faults",
@@ -347,25 +358,32 @@ func (fc *faultCluster) inject(i int) {
 		fc.batchOut = append(fc.batchOut, fc.batch)
 		fc.batch.WaitFor(t, regexp.MustCompile(`(?m)^framework \S+ registered`), wait)
 	case executorProc:
-		// A command executor process of agent-2 whose long task has just
-		// started (not one already running when the fault comes, which
-		// could be about to end: its end would race with the kill).
-		workDir := filepath.Join(fc.dir, "agent-2")
-		before := runningRuns(fc.runs, workDir)
+		// A command executor process whose long task started at most
+		// freshTask ago, so that it is still far from its end (which
+		// would race with the kill): on agent-2, whose command executors
+		// are processes, or on agent-1 too in the Executor case, where
+		// its are processes as well.
+		dirs := []string{filepath.Join(fc.dir, "agent-2")}
+		if c.target == executorProc {
+			dirs = append(dirs, filepath.Join(fc.dir, "agent-1"))
+		}
+		const freshTask = time.Second
 		var victim string
 		var pid int
 		require.Eventually(t, func() bool {
-			for id := range runningRuns(fc.runs, workDir) {
-				if before[id] || fc.durations[taskIndex(id)-1] != longTask || fc.expectFailed[id] {
-					continue
-				}
-				if p := executorPid(fc.bin["agent"], workDir, id); p > 0 {
-					victim, pid = id, p
-					return true
+			for _, workDir := range dirs {
+				for id, started := range runningRuns(fc.runs, workDir) {
+					if time.Since(started) > freshTask || fc.durations[taskIndex(id)-1] != longTask || fc.expectFailed[id] {
+						continue
+					}
+					if p := executorPid(fc.bin["agent"], workDir, id); p > 0 {
+						victim, pid = id, p
+						return true
+					}
 				}
 			}
 			return fc.batch.Exited()
-		}, wait, 20*time.Millisecond, "%s a long task starts on agent-2", c.tag)
+		}, wait, 20*time.Millisecond, "%s a long task starts in an executor process", c.tag)
 		if victim == "" {
 			return
 		}
@@ -671,15 +689,16 @@ func countRuns(path, what string) int {
 }
 
 // runningRuns returns the task IDs started in a sandbox under workDir and
-// not ended.
-func runningRuns(path, workDir string) map[string]bool {
+// not ended, with when each started.
+func runningRuns(path, workDir string) map[string]time.Time {
 	data, _ := os.ReadFile(path)
-	running := map[string]bool{}
+	running := map[string]time.Time{}
 	for _, line := range strings.Split(string(data), "\n") {
 		f := strings.Fields(line)
 		switch {
-		case len(f) >= 4 && f[0] == "start" && strings.HasPrefix(f[3], workDir+string(filepath.Separator)):
-			running[f[1]] = true
+		case len(f) >= 5 && f[0] == "start" && strings.HasPrefix(f[3], workDir+string(filepath.Separator)):
+			ns, _ := strconv.ParseInt(f[4], 10, 64)
+			running[f[1]] = time.Unix(0, ns)
 		case len(f) >= 2 && f[0] == "end":
 			delete(running, f[1])
 		}
