@@ -282,12 +282,12 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 func (a *Agent) stopUncheckpointed(ctx context.Context) {
 	var grace time.Duration
 	var fws []*frameworkRec
-	for _, fw := range a.sortedFrameworks() {
-		if fw.info.GetCheckpoint() {
+	for _, fw := range a.tables.Frameworks() {
+		if fw.Info().GetCheckpoint() {
 			continue
 		}
 		fws = append(fws, fw)
-		for _, e := range fw.executors {
+		for _, e := range fw.Runs() {
 			grace = max(grace, a.gracePeriod(e))
 		}
 	}
@@ -303,7 +303,7 @@ func (a *Agent) stopUncheckpointed(ctx context.Context) {
 	}
 	a.armLinkTimer()
 	for _, fw := range fws {
-		a.shutdownFramework(fw.id)
+		a.shutdownFramework(fw.ID())
 	}
 	a.checkStopped()
 	if a.done {
@@ -329,18 +329,14 @@ func (a *Agent) checkStopped() {
 	if !a.stopping || a.shutdown != nil {
 		return
 	}
-	for _, fw := range a.frameworks {
-		if fw.info.GetCheckpoint() {
-			continue
-		}
-		for _, e := range fw.executors {
-			if e.state != execTerminated {
-				return
-			}
-		}
+	if a.tables.AllTerminated(uncheckpointed) {
+		a.done = true
 	}
-	a.done = true
 }
+
+// uncheckpointed says a framework does not checkpoint: the agent does not
+// recover it.
+func uncheckpointed(fw *frameworkRec) bool { return !fw.Info().GetCheckpoint() }
 
 // Shutdown kills every executor and task of the agent, tells the master the
 // agent is leaving (UNREGISTER), forgets the agent's checkpoints (a later

@@ -264,12 +264,12 @@ func verbOf(action auth.Action) string {
 // users ACLs match), nil when the agent has no such run. It runs on the
 // loop.
 func (a *Agent) containerObject(run string) *auth.Object {
-	for _, fw := range a.frameworks {
-		for _, e := range fw.executors {
-			if e.containerID == run {
-				info, fwInfo := e.info, fw.info
+	for _, fw := range a.tables.Frameworks() {
+		for _, e := range fw.Runs() {
+			if e.ContainerID() == run {
+				info, fwInfo := *e.Info(), *fw.Info()
 				if info.FrameworkID == nil {
-					info.FrameworkID = &mesospb.FrameworkID{Value: fw.id}
+					info.FrameworkID = &mesospb.FrameworkID{Value: fw.ID()}
 				}
 				return &auth.Object{ExecutorInfo: &info, FrameworkInfo: &fwInfo}
 			}
@@ -343,15 +343,15 @@ func (a *Agent) authorizeFiles(ctx context.Context, path string) error {
 	}
 	obj, err := request(a, ctx, func() *auth.Object {
 		obj := &auth.Object{}
-		for _, fw := range a.frameworks {
-			if pathSafe(fw.id) != fwID {
+		for _, fw := range a.tables.Frameworks() {
+			if pathSafe(fw.ID()) != fwID {
 				continue
 			}
-			info := fw.info
+			info := *fw.Info()
 			obj.FrameworkInfo = &info
-			for _, e := range fw.executors {
-				if pathSafe(e.id) == execID {
-					ei := e.info
+			for _, e := range fw.Runs() {
+				if pathSafe(e.ID()) == execID {
+					ei := *e.Info()
 					obj.ExecutorInfo = &ei
 				}
 			}
@@ -395,16 +395,16 @@ func (a *Agent) filterResponse(ctx context.Context, resp *agentpb.Response, ap a
 	}
 	k, err := request(a, ctx, func() known {
 		k := known{fws: map[string]*mesospb.FrameworkInfo{}, runs: map[string]*auth.Object{}}
-		for _, c := range a.completedFrameworks {
-			info := c.info
+		for _, c := range a.tables.CompletedFrameworks() {
+			info := c.Info
 			k.fws[info.GetID().GetValue()] = &info
 		}
-		for id, fw := range a.frameworks {
-			info := fw.info
-			k.fws[id] = &info
-			for _, e := range fw.executors {
-				ei := e.info
-				k.runs[e.containerID] = &auth.Object{ExecutorInfo: &ei, FrameworkInfo: &info}
+		for _, fw := range a.tables.Frameworks() {
+			info := *fw.Info()
+			k.fws[fw.ID()] = &info
+			for _, e := range fw.Runs() {
+				ei := *e.Info()
+				k.runs[e.ContainerID()] = &auth.Object{ExecutorInfo: &ei, FrameworkInfo: &info}
 			}
 		}
 		return k

@@ -587,8 +587,8 @@ func (m metaStore) close()                                       { _ = m.Close()
 // appendTask checkpoints a task of the executor run e.
 func (m metaStore) appendTask(e *executorRec, info *mesospb.TaskInfo, group *mesospb.TaskGroupInfo) error {
 	t := &checkpoint.Task{
-		FrameworkID: e.fw.id, Info: *info, Executor: e.info,
-		Kind: e.kind.String(), ContainerID: e.containerID, Sandbox: e.sandbox,
+		FrameworkID: e.FrameworkID(), Info: *info, Executor: *e.Info(),
+		Kind: e.Kind().String(), ContainerID: e.ContainerID(), Sandbox: e.Sandbox(),
 	}
 	if group != nil {
 		for _, gt := range group.Tasks {

@@ -131,10 +131,13 @@
 // loop never blocks on (what does not fit waits in a backlog, in order;
 // only an executor 64 MiB behind has its stream closed, and its driver
 // subscribes again); containerizer work runs on goroutines that report
-// back to the loop. The status update manager's decisions and the master
-// link's are pure cores (internal/agentcore: inputs with the time in
-// them, outputs drained, as the master's StateMachine), whose checkpoint
-// writes the loop makes before it forwards anything of the same batch.
+// back to the loop. The status update manager, the master link and the
+// tables of frameworks, executor runs and tasks are pure cores
+// (internal/agentcore: inputs with the time in them, outputs drained or
+// returned as verdicts, as the master's StateMachine): the loop feeds
+// them, keeps only each run's I/O (its executor stream, driver and
+// timers), and makes their checkpoint writes before it forwards anything
+// of the same batch.
 //
 // # Checkpoints and recovery
 //

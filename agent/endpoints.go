@@ -176,28 +176,28 @@ func (a *Agent) stateSnapshot() *stateSnap {
 		flags:      a.flags(),
 	}
 	byID := map[string]*fwSnap{}
-	for _, fw := range a.sortedFrameworks() {
-		f := &fwSnap{info: fw.info}
-		for _, e := range fw.sortedExecutors() {
+	for _, fw := range a.tables.Frameworks() {
+		f := &fwSnap{info: *fw.Info()}
+		for _, e := range fw.Runs() {
 			run := &runSnap{
-				info:       e.info,
-				source:     e.info.GetSource(),
-				container:  e.containerID,
-				directory:  e.sandbox,
-				terminated: e.state == execTerminated,
+				info:       *e.Info(),
+				source:     e.Info().GetSource(),
+				container:  e.ContainerID(),
+				directory:  e.Sandbox(),
+				terminated: e.State() == execTerminated,
 			}
-			if run.source == "" && e.kind.command() {
+			if run.source == "" && e.Kind().Command() {
 				// Mesos's command executor's source is its task's ID.
-				run.source = e.id
+				run.source = e.ID()
 			}
-			for _, t := range e.sortedTasks() {
+			for _, t := range e.Tasks() {
 				switch {
-				case terminal(t.state):
-					run.terminal = append(run.terminal, t.proto())
-				case t.queued:
-					run.queued = append(run.queued, t.info)
+				case terminal(t.State()):
+					run.terminal = append(run.terminal, t.Proto())
+				case t.Queued():
+					run.queued = append(run.queued, *t.Info())
 				default:
-					run.launched = append(run.launched, t.proto())
+					run.launched = append(run.launched, t.Proto())
 				}
 			}
 			if !run.terminated {
@@ -205,17 +205,17 @@ func (a *Agent) stateSnapshot() *stateSnap {
 			}
 			f.runs = append(f.runs, run)
 		}
-		f.addHistory(newestCompleted(fw.completed, a.cfg.MaxCompletedExecutorsPerFramework))
-		byID[fw.id] = f
+		f.addHistory(a.tables.CompletedRuns(fw.ID()))
+		byID[fw.ID()] = f
 		s.frameworks = append(s.frameworks, f)
 	}
-	for _, c := range newestCompleted(a.completedFrameworks, a.cfg.MaxCompletedFrameworks) {
-		if c.info.ID == nil || byID[c.info.ID.Value] != nil {
+	for _, c := range a.tables.CompletedFrameworks() {
+		if c.Info.ID == nil || byID[c.Info.ID.Value] != nil {
 			continue
 		}
-		f := &fwSnap{info: c.info}
-		f.addHistory(newestCompleted(c.executors, a.cfg.MaxCompletedExecutorsPerFramework))
-		byID[c.info.ID.Value] = f
+		f := &fwSnap{info: c.Info}
+		f.addHistory(c.Runs)
+		byID[c.Info.ID.Value] = f
 		s.completedFrameworks = append(s.completedFrameworks, f)
 	}
 	for _, t := range a.getTasks().CompletedTasks {
@@ -234,9 +234,9 @@ func (a *Agent) stateSnapshot() *stateSnap {
 // completed executors with the sandboxes they had.
 func (f *fwSnap) addHistory(execs []completedExecutor) {
 	for _, c := range execs {
-		run := &runSnap{info: c.info, source: c.info.GetSource(), container: c.containerID, directory: c.sandbox, terminated: true}
-		if run.source == "" && c.command {
-			run.source = c.info.ExecutorID.Value
+		run := &runSnap{info: c.Info, source: c.Info.GetSource(), container: c.ContainerID, directory: c.Sandbox, terminated: true}
+		if run.source == "" && c.Command {
+			run.source = c.Info.ExecutorID.Value
 		}
 		f.runs = append(f.runs, run)
 	}
@@ -465,13 +465,13 @@ func (a *Agent) executorContainers(ctx context.Context) ([]containerEntry, error
 	type key struct{ fw, exec string }
 	sources, err := request(a, ctx, func() map[key]string {
 		out := map[key]string{}
-		for _, fw := range a.frameworks {
-			for _, e := range fw.executors {
-				src := e.info.GetSource()
-				if src == "" && e.kind.command() {
-					src = e.id
+		for _, fw := range a.tables.Frameworks() {
+			for _, e := range fw.Runs() {
+				src := e.Info().GetSource()
+				if src == "" && e.Kind().Command() {
+					src = e.ID()
 				}
-				out[key{fw.id, e.id}] = src
+				out[key{fw.ID(), e.ID()}] = src
 			}
 		}
 		return out

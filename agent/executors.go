@@ -6,13 +6,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/gogo/protobuf/proto"
 
 	"github.com/apronhq/apron/api/v1/executorpb"
 	"github.com/apronhq/apron/api/v1/internalpb"
@@ -24,56 +21,30 @@ import (
 	"github.com/apronhq/apron/internal/fetch"
 )
 
+// The agent's frameworks, executor runs and tasks are the core's tables
+// (agentcore.Tables): their states change only through the core's
+// methods, which apply an event and say what to do. The shell keeps, by
+// run ID, what a run has of I/O: executorRec.
+
 // frameworkRec is a framework with executors or tasks on this agent.
-type frameworkRec struct {
-	id        string
-	info      mesospb.FrameworkInfo
-	executors map[string]*executorRec
-	// detached counts the runs in executors under a private key (a newer
-	// run took their ID), so forgetting a run need not scan the table.
-	detached    int
-	tasks       map[string]*taskRec // every task not yet forgotten, by ID
-	terminating bool                // SHUTDOWN_FRAMEWORK: no new tasks
-	completed   []completedExecutor // forgotten runs, oldest first (history.go)
-}
+type frameworkRec = agentcore.Framework
 
-func (fw *frameworkRec) sortedExecutors() []*executorRec {
-	out := make([]*executorRec, 0, len(fw.executors))
-	for _, e := range fw.executors {
-		out = append(out, e)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
-	return out
-}
+// taskRec is a task the agent knows: queued for its executor, launched, or
+// terminal with an update not yet acknowledged.
+type taskRec = agentcore.Task
 
-func (fw *frameworkRec) partitionAware() bool { return agentcore.PartitionAware(&fw.info) }
-
-// executorKind says what runs an executor: agentcore.ExecutorKind, with
-// the agent's short names.
-type executorKind agentcore.ExecutorKind
+// executorKind says what runs an executor: agentcore.ExecutorKind.
+type executorKind = agentcore.ExecutorKind
 
 const (
-	kindCommand        = executorKind(agentcore.KindCommand)
-	kindDefault        = executorKind(agentcore.KindDefault)
-	kindGo             = executorKind(agentcore.KindGo)
-	kindProcess        = executorKind(agentcore.KindProcess)
-	kindCommandProcess = executorKind(agentcore.KindCommandProcess)
+	kindCommand        = agentcore.KindCommand
+	kindDefault        = agentcore.KindDefault
+	kindGo             = agentcore.KindGo
+	kindProcess        = agentcore.KindProcess
+	kindCommandProcess = agentcore.KindCommandProcess
 )
 
-func (k executorKind) String() string { return agentcore.ExecutorKind(k).String() }
-
-func parseKind(s string) (executorKind, bool) {
-	k, ok := agentcore.ParseExecutorKind(s)
-	return executorKind(k), ok
-}
-
-// command reports whether the executor is the command executor, which
-// Mesos makes up for a command task and does not show as the task's.
-func (k executorKind) command() bool { return agentcore.ExecutorKind(k).Command() }
-
-// process reports whether the executor is a process of its own, one
-// container of the agent's containerizer named by its run's ID.
-func (k executorKind) process() bool { return agentcore.ExecutorKind(k).Process() }
+func parseKind(s string) (executorKind, bool) { return agentcore.ParseExecutorKind(s) }
 
 // execState is an executor's lifecycle, as Mesos's (agentcore).
 type execState = agentcore.ExecutorState
@@ -85,116 +56,43 @@ const (
 	execTerminated  = agentcore.ExecutorTerminated  // gone; kept until its tasks' last updates are acknowledged
 )
 
-// executorRec is one run of an executor.
+// executorRec is one run of an executor: the core's record of it
+// (agentcore.Run), and its I/O, which is the shell's. The agent keeps
+// them by run ID (Agent.execs) from the run's start until the core
+// forgets it.
 type executorRec struct {
-	fw          *frameworkRec
-	id          string
-	key         string // in fw.executors: the ID, or a private key once a newer run took the ID
-	info        mesospb.ExecutorInfo
-	kind        executorKind
-	containerID string // the run's ID: names the sandbox, prefixes its task containers
-	sandbox     string
-	state       execState
+	*agentcore.Run
 
-	queue []launchItem        // waiting for the executor to subscribe, in order
-	tasks map[string]*taskRec // queued, launched and terminal-unacknowledged tasks
-	// Every task ever given to the run, forgotten or not: the built-in
-	// executors run each in container TaskContainerID(containerID, task),
-	// which the clean-up destroys by name.
-	taskIDs []mesospb.TaskID
 	stream  *execStream         // the current subscription, nil when none
 	pending []*executorpb.Event // KILL and SHUTDOWN waiting for a subscription
 
 	cancel        context.CancelFunc // ends an in-process executor's driver
 	cleaning      bool               // its containers are being destroyed
 	shutdownTimer timerID
-	ending        *ending // how its non-terminal tasks end when it terminates
 
 	// Executor processes.
 	regTimer   timerID // the (re-)registration timeout: it must subscribe by then
 	exitStatus *int32  // the wait status of its process, once it has exited
 }
 
-// ending is the state the agent gives the tasks an executor leaves behind
-// (agentcore.Ending).
-type ending struct {
-	state   mesospb.TaskState
-	reason  mesospb.TaskStatus_Reason
-	message string
-}
-
-func endingOf(e agentcore.Ending) *ending {
-	return &ending{state: e.State, reason: e.Reason, message: e.Message}
-}
-
-func (e *ending) core() agentcore.Ending {
-	return agentcore.Ending{State: e.state, Reason: e.reason, Message: e.message}
-}
-
-func (e *executorRec) sortedTasks() []*taskRec {
-	out := make([]*taskRec, 0, len(e.tasks))
-	for _, t := range e.tasks {
-		out = append(out, t)
+// execOf is the shell's record of a run, nil for nil.
+func (a *Agent) execOf(r *agentcore.Run) *executorRec {
+	if r == nil {
+		return nil
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].info.TaskID.Value < out[j].info.TaskID.Value })
-	return out
+	return a.execs[r.ContainerID()]
 }
 
-// live reports whether the executor still has work: queued or non-terminal
-// tasks.
-func (e *executorRec) live() bool {
-	if len(e.queue) > 0 {
-		return true
-	}
-	for _, t := range e.tasks {
-		if !terminal(t.state) {
-			return true
-		}
-	}
-	return false
+// addExec starts the shell's record of a run.
+func (a *Agent) addExec(r *agentcore.Run) *executorRec {
+	e := &executorRec{Run: r}
+	a.execs[r.ContainerID()] = e
+	return e
 }
 
-// launchItem is a task or a task group waiting for its executor.
-type launchItem struct {
-	task  *mesospb.TaskInfo
-	group *mesospb.TaskGroupInfo
-}
-
-// taskIDs lists the IDs of the item's task or tasks.
-func (l launchItem) taskIDs() []string {
-	if l.group == nil {
-		return []string{l.task.TaskID.Value}
-	}
-	ids := make([]string, len(l.group.Tasks))
-	for i := range l.group.Tasks {
-		ids[i] = l.group.Tasks[i].TaskID.Value
-	}
-	return ids
-}
-
-// Holds reports whether the item launches the task (agentcore.QueueItem).
-func (l launchItem) Holds(taskID string) bool {
-	if l.group == nil {
-		return l.task.TaskID.Value == taskID
-	}
-	for i := range l.group.Tasks {
-		if l.group.Tasks[i].TaskID.Value == taskID {
-			return true
-		}
-	}
-	return false
-}
-
-// TaskIDs lists the item's tasks, and says whether it is a group
-// (agentcore.QueueItem).
-func (l launchItem) TaskIDs() ([]string, bool) { return l.taskIDs(), l.group != nil }
-
-func (l launchItem) event() *executorpb.Event {
-	if l.group != nil {
-		return &executorpb.Event{Type: executorpb.Event_LAUNCH_GROUP.Enum(), LaunchGroup: &executorpb.Event_LaunchGroup{TaskGroup: *l.group}}
-	}
-	return &executorpb.Event{Type: executorpb.Event_LAUNCH.Enum(), Launch: &executorpb.Event_Launch{Task: *l.task}}
-}
+// launchItem is a task or a task group waiting for its executor
+// (agentcore.LaunchItem).
+type launchItem = agentcore.LaunchItem
 
 // execStream is an executor's subscription. The loop sends on it without
 // ever blocking: what does not fit the channel (Config.ExecutorStreamBuffer
@@ -318,10 +216,7 @@ func (s *execStream) abandon() {
 }
 
 func (a *Agent) executor(fwID, execID string) *executorRec {
-	if fw := a.frameworks[fwID]; fw != nil {
-		return fw.executors[execID]
-	}
-	return nil
+	return a.execOf(a.tables.Run(fwID, execID))
 }
 
 // sendExecutor delivers ev to the executor, or keeps KILL and SHUTDOWN for
@@ -332,7 +227,7 @@ func (a *Agent) sendExecutor(e *executorRec, ev *executorpb.Event) {
 		return
 	}
 	if e.stream != nil && e.stream.isClosed() {
-		a.log.Warn("agent: executor fell behind, closing its stream", "framework", e.fw.id, "executor", e.id)
+		a.log.Warn("agent: executor fell behind, closing its stream", "framework", e.FrameworkID(), "executor", e.ID())
 		e.stream = nil
 	}
 	switch ev.GetType() {
@@ -341,74 +236,42 @@ func (a *Agent) sendExecutor(e *executorRec, ev *executorpb.Event) {
 	case executorpb.Event_LAUNCH, executorpb.Event_LAUNCH_GROUP:
 		// Launches go through the queue; see subscribeExecutor.
 	default:
-		a.log.Debug("agent: executor not subscribed, dropping an event", "executor", e.id, "event", ev.GetType().String())
+		a.log.Debug("agent: executor not subscribed, dropping an event", "executor", e.ID(), "event", ev.GetType().String())
 	}
 }
 
-// ensureFramework records (or updates) a framework the master sends tasks
-// for.
-func (a *Agent) ensureFramework(info mesospb.FrameworkInfo) *frameworkRec {
-	id := info.ID.Value
-	fw := a.frameworks[id]
-	if fw == nil {
-		fw = &frameworkRec{id: id, executors: map[string]*executorRec{}, tasks: map[string]*taskRec{}}
-		a.frameworks[id] = fw
-		a.frameworkReturned(fw)
-	}
-	if !proto.Equal(&fw.info, &info) {
-		fw.info = info
-		if err := a.meta.writeFramework(&info); err != nil {
-			a.log.Error("agent: checkpointing a framework", "framework", id, "err", err)
+// frameworkTaken checkpoints the new info of a framework the master
+// sends tasks for.
+func (a *Agent) frameworkTaken(fw *frameworkRec, changed bool) {
+	if changed {
+		if err := a.meta.writeFramework(fw.Info()); err != nil {
+			a.log.Error("agent: checkpointing a framework", "framework", fw.ID(), "err", err)
 		}
 	}
-	return fw
 }
 
+// updateFramework takes UPDATE_FRAMEWORK's info for a framework on the
+// agent.
 func (a *Agent) updateFramework(info mesospb.FrameworkInfo) {
-	if info.ID == nil {
-		return
-	}
-	if fw := a.frameworks[info.ID.Value]; fw != nil {
-		a.ensureFramework(info)
+	if a.tables.UpdateFramework(info) {
+		a.frameworkTaken(a.tables.Framework(info.ID.Value), true)
 	}
 }
 
-// forgetFramework drops a framework with no executors left.
-func (a *Agent) maybeForgetFramework(fw *frameworkRec) {
-	if !agentcore.ForgetFramework(len(fw.executors), len(fw.tasks)) || a.frameworks[fw.id] != fw {
-		return
-	}
-	delete(a.frameworks, fw.id)
-	// Updates of a framework the master removed, never to be
-	// acknowledged, go with it (Mesos's removeFramework).
-	if n := a.updates.Cleanup(fw.id); n > 0 {
-		a.log.Info("agent: dropping the updates of a removed framework", "framework", fw.id, "updates", n)
-	}
-	a.applyUpdates()
-	a.frameworkForgotten(fw)
-	if err := a.meta.removeFramework(fw.id); err != nil {
-		a.log.Warn("agent: removing a framework's checkpoint", "framework", fw.id, "err", err)
-	}
-	a.gcFrameworkForgotten(fw)
+// newRun names a new executor run: a fresh container ID, and the sandbox
+// it names.
+func (a *Agent) newRun(fwID, execID string) (containerID, sandbox string) {
+	containerID = uuidString(a.newUUID())
+	return containerID, a.sandboxDir(fwID, execID, containerID)
 }
 
-// newExecutor records an executor run, with a fresh container ID naming
-// its sandbox. It does not start it.
-func (a *Agent) newExecutor(fw *frameworkRec, info mesospb.ExecutorInfo, kind executorKind) *executorRec {
-	e := &executorRec{
-		fw:          fw,
-		id:          info.ExecutorID.Value,
-		key:         info.ExecutorID.Value,
-		info:        info,
-		kind:        kind,
-		containerID: uuidString(a.newUUID()),
-		tasks:       map[string]*taskRec{},
-	}
-	e.sandbox = a.sandboxDir(fw.id, e.id, e.containerID)
-	fw.executors[e.id] = e
+// newExecutor starts the shell's record of a new executor run (the
+// core's tables have it). It does not start it.
+func (a *Agent) newExecutor(r *agentcore.Run) *executorRec {
+	e := a.addExec(r)
 	// The framework's and the executor's directories may be scheduled for
 	// garbage collection: they are in use again.
-	a.gcUnschedule(e.sandbox)
+	a.gcUnschedule(e.Sandbox())
 	a.attachSandbox(e) // files.go
 	return e
 }
@@ -434,19 +297,19 @@ func (a *Agent) sandboxDir(fwID, execID, containerID string) string {
 // MESOS_NATIVE_(JAVA_)LIBRARY, which Mesos sets only when its install has
 // libmesos, is not set: Apron has none.
 func (a *Agent) executorEnv(e *executorRec) []string {
-	grace := a.gracePeriod(e)
+	grace := a.gracePeriod(e.Run)
 	env := []string{
 		"PATH=" + defaultPath,
 		// A libprocess-based executor binds a free port, not the agent's.
 		"LIBPROCESS_PORT=0",
-		"MESOS_FRAMEWORK_ID=" + e.fw.id,
-		"MESOS_EXECUTOR_ID=" + e.id,
+		"MESOS_FRAMEWORK_ID=" + e.FrameworkID(),
+		"MESOS_EXECUTOR_ID=" + e.ID(),
 		"MESOS_SLAVE_ID=" + a.id,
 		"MESOS_SLAVE_PID=" + a.PID(),
 		"MESOS_AGENT_ENDPOINT=" + a.agentEndpointEnv(),
-		"MESOS_SANDBOX=" + e.sandbox,
-		"MESOS_DIRECTORY=" + e.sandbox,
-		"MESOS_CHECKPOINT=" + checkpointEnv(e.fw.info.GetCheckpoint()),
+		"MESOS_SANDBOX=" + e.Sandbox(),
+		"MESOS_DIRECTORY=" + e.Sandbox(),
+		"MESOS_CHECKPOINT=" + checkpointEnv(e.Framework().Info().GetCheckpoint()),
 		"MESOS_HTTP_COMMAND_EXECUTOR=1",
 		"MESOS_RECOVERY_TIMEOUT=" + mesosDuration(a.cfg.ExecutorRecoveryTimeout),
 		"MESOS_SUBSCRIPTION_BACKOFF_MAX=" + mesosDuration(a.cfg.ExecutorSubscriptionBackoffMax),
@@ -494,10 +357,10 @@ func mesosDuration(d time.Duration) string {
 // framework's (Mesos's --switch_user), or the agent's own when the
 // framework names none.
 func (e *executorRec) taskUser() string {
-	if e.info.Command != nil && e.info.Command.User != nil {
-		return e.info.Command.GetUser()
+	if e.Info().Command != nil && e.Info().Command.User != nil {
+		return e.Info().Command.GetUser()
 	}
-	return e.fw.info.User
+	return e.Framework().Info().User
 }
 
 // startExecutor fetches the executor's URIs into its sandbox first, when
@@ -515,21 +378,21 @@ func (a *Agent) startExecutor(e *executorRec) {
 // process, its container. A failure terminates the executor at once,
 // failing its tasks.
 func (a *Agent) launchExecutor(e *executorRec) {
-	if e.kind.process() {
+	if e.Kind().Process() {
 		a.startProcessExecutor(e)
 		return
 	}
 	fail := func(err error) { a.terminateExecutor(e, endingOf(agentcore.EndingLaunchFailed(err))) }
 	var ex executor.Executor
-	switch e.kind {
+	switch e.Kind() {
 	case kindCommand:
 		ex = executor.NewCommandExecutor(a.commandConfig(e))
 	case kindDefault:
 		ex = executor.NewDefaultExecutor(a.commandConfig(e))
 	case kindGo:
-		ex = a.cfg.Executors[e.info.GetCommand().GetValue()]
+		ex = a.cfg.Executors[e.Info().GetCommand().GetValue()]
 	}
-	sandbox, user := e.sandbox, e.taskUser()
+	sandbox, user := e.Sandbox(), e.TaskUser()
 	a.runDriver(e, ex, fail, func() error { return a.makeSandbox(sandbox, user) })
 }
 
@@ -563,10 +426,10 @@ const sandboxMode = 0o750
 func (a *Agent) runDriver(e *executorRec, ex executor.Executor, fail func(error), prepare func() error) {
 	d, err := executor.NewDriver(ex, executor.Config{
 		Agent:                  a,
-		FrameworkID:            mesospb.FrameworkID{Value: e.fw.id},
-		ExecutorID:             mesospb.ExecutorID{Value: e.id},
+		FrameworkID:            mesospb.FrameworkID{Value: e.FrameworkID()},
+		ExecutorID:             mesospb.ExecutorID{Value: e.ID()},
 		Clock:                  a.clk,
-		Logger:                 a.log.With("framework", e.fw.id, "executor", e.id),
+		Logger:                 a.log.With("framework", e.FrameworkID(), "executor", e.ID()),
 		RecoveryTimeout:        a.cfg.ExecutorRecoveryTimeout,
 		SubscriptionBackoffMax: a.cfg.ExecutorSubscriptionBackoffMax,
 	})
@@ -617,16 +480,16 @@ func (a *Agent) isStopped() bool {
 func (a *Agent) commandConfig(e *executorRec) executor.CommandConfig {
 	return executor.CommandConfig{
 		Containerizer:     withVolumes{a.cont, &a.vols},
-		Sandbox:           e.sandbox,
+		Sandbox:           e.Sandbox(),
 		Env:               a.executorEnv(e),
 		ContainerIP:       a.cfg.IP,
-		User:              e.taskUser(),
-		ContainerIDPrefix: e.containerID,
+		User:              e.TaskUser(),
+		ContainerIDPrefix: e.ContainerID(),
 		// In the agent, the executor dies with it; Mesos's executor of a
 		// framework that does not checkpoint kills its tasks then.
-		DiesWithAgent:      !e.fw.info.GetCheckpoint(),
+		DiesWithAgent:      !e.Framework().Info().GetCheckpoint(),
 		Clock:              a.clk,
-		Logger:             a.log.With("framework", e.fw.id, "executor", e.id),
+		Logger:             a.log.With("framework", e.FrameworkID(), "executor", e.ID()),
 		DefaultGracePeriod: a.cfg.DefaultKillGracePeriod,
 		Fetcher:            a.fetcher,
 	}
@@ -642,10 +505,10 @@ func (a *Agent) subscribeExecutor(ctx context.Context, call *executorpb.Call) (s
 	if err != nil {
 		return "", nil, err
 	}
-	if e.state == execTerminated || e.cleaning {
+	if e.State() == execTerminated || e.cleaning {
 		// As Mesos (Slave::subscribe): an executor that is being
 		// destroyed is told to shut down, on a stream that ends at once.
-		a.log.Warn("agent: an executor subscribed while terminating; shutting it down", "framework", e.fw.id, "executor", e.id)
+		a.log.Warn("agent: an executor subscribed while terminating; shutting it down", "framework", e.FrameworkID(), "executor", e.ID())
 		ch := make(chan *executorpb.Event, 1)
 		ch <- &executorpb.Event{Type: executorpb.Event_SHUTDOWN.Enum()}
 		close(ch)
@@ -665,16 +528,13 @@ func (a *Agent) subscribeExecutor(ctx context.Context, call *executorpb.Call) (s
 	e.stream = s
 	a.tm.cancel(e.regTimer)
 	e.regTimer = 0
-	first := e.state == execRegistering
-	if first {
-		e.state = execRunning
-	}
-	cid := &mesospb.ContainerID{Value: e.containerID}
+	first := e.Subscribed()
+	cid := &mesospb.ContainerID{Value: e.ContainerID()}
 	s.send(&executorpb.Event{
 		Type: executorpb.Event_SUBSCRIBED.Enum(),
 		Subscribed: &executorpb.Event_Subscribed{
-			ExecutorInfo:  e.info,
-			FrameworkInfo: e.fw.info,
+			ExecutorInfo:  *e.Info(),
+			FrameworkInfo: *e.Framework().Info(),
 			AgentInfo:     a.agentInfo(),
 			ContainerID:   cid,
 		},
@@ -683,18 +543,15 @@ func (a *Agent) subscribeExecutor(ctx context.Context, call *executorpb.Call) (s
 	// ACKNOWLEDGED go on the new stream.
 	for i := range sub.UnacknowledgedUpdates {
 		st := sub.UnacknowledgedUpdates[i].Status
-		if err := validateExecutorUpdate(call, &st); err != nil {
-			a.log.Warn("agent: dropping an invalid unacknowledged update", "executor", e.id, "err", err)
+		if why := agentcore.ValidateExecutorUpdate(e.ID(), "", &st); why != "" {
+			a.log.Warn("agent: dropping an invalid unacknowledged update", "executor", e.ID(), "err", why)
 			continue
 		}
-		a.statusUpdate(e.fw.id, e.id, st)
+		a.statusUpdate(e.FrameworkID(), e.ID(), st)
 	}
-	if !first {
-		a.relaunchLost(e, sub.UnacknowledgedTasks)
-	}
-	queue := e.queue
-	e.queue = nil
-	for _, item := range queue {
+	// Then its queue, after what it never received
+	// (agentcore.RelaunchLost) when it subscribed again.
+	for _, item := range e.Launches(!first, sub.UnacknowledgedTasks) {
 		a.launch(e, item)
 	}
 	pending := e.pending
@@ -707,62 +564,28 @@ func (a *Agent) subscribeExecutor(ctx context.Context, call *executorpb.Call) (s
 		if e.stream == s {
 			e.stream = nil
 		}
-		return "", nil, fmt.Errorf("%w: executor %q fell behind at once", ErrNotSubscribed, e.id)
+		return "", nil, fmt.Errorf("%w: executor %q fell behind at once", ErrNotSubscribed, e.ID())
 	}
 	return s.id, s.ch, nil
-}
-
-// relaunchLost sends LAUNCH again for tasks the executor never received:
-// launched by the agent but in no update from the executor and not among
-// the tasks it reports as launched and unacknowledged. This happens when
-// the stream that carried the LAUNCH was closed for falling behind.
-func (a *Agent) relaunchLost(e *executorRec, unacked []mesospb.TaskInfo) {
-	known := map[string]bool{}
-	for _, t := range unacked {
-		known[t.TaskID.Value] = true
-	}
-	groups := map[*mesospb.TaskGroupInfo][]mesospb.TaskInfo{}
-	var order []*mesospb.TaskGroupInfo
-	for _, t := range e.sortedTasks() {
-		if t.queued || t.state != mesospb.TASK_STAGING || len(t.statuses) > 0 || known[t.info.TaskID.Value] {
-			continue
-		}
-		if t.group == nil {
-			info := t.info
-			e.queue = append(e.queue, launchItem{task: &info})
-			continue
-		}
-		if _, ok := groups[t.group]; !ok {
-			order = append(order, t.group)
-		}
-		groups[t.group] = append(groups[t.group], t.info)
-	}
-	for _, g := range order {
-		e.queue = append(e.queue, launchItem{group: &mesospb.TaskGroupInfo{Tasks: groups[g]}})
-	}
 }
 
 // launch sends a queued task or group to the subscribed executor.
 func (a *Agent) launch(e *executorRec, item launchItem) {
 	if e.stream == nil {
-		e.queue = append(e.queue, item)
+		e.Requeue(item)
 		return
 	}
 	if err := a.linkTaskVolumes(e, item); err != nil {
 		a.failLaunch(e, item, mesospb.TaskStatus_REASON_CONTAINER_UPDATE_FAILED, "Failed to expose the task's persistent volumes: "+err.Error())
 		return
 	}
-	if !e.stream.send(item.event()) {
+	if !e.stream.send(item.Event()) {
 		e.stream = nil
-		a.log.Warn("agent: executor fell behind, closing its stream", "framework", e.fw.id, "executor", e.id)
-		e.queue = append(e.queue, item)
+		a.log.Warn("agent: executor fell behind, closing its stream", "framework", e.FrameworkID(), "executor", e.ID())
+		e.Requeue(item)
 		return
 	}
-	for _, id := range item.taskIDs() {
-		if t := e.tasks[id]; t != nil {
-			t.queued = false
-		}
-	}
+	e.Launched(item)
 }
 
 func (a *Agent) executorStreamEnded(e *executorRec, s *execStream) {
@@ -784,10 +607,14 @@ func (a *Agent) executorCall(streamID string, call *executorpb.Call) error {
 	if err != nil {
 		return err
 	}
-	switch {
-	case streamID != "" && (e.stream == nil || e.stream.id != streamID):
+	current := ""
+	if e.stream != nil {
+		current = e.stream.id
+	}
+	switch agentcore.CheckExecutorCall(streamID, current, e.State(), e.cleaning) {
+	case agentcore.CallNoStream:
 		return fmt.Errorf("%w: executor %q of framework %q has no stream %q", ErrNotSubscribed, call.ExecutorID.Value, call.FrameworkID.Value, streamID)
-	case streamID == "" && (e.state == execRegistering || e.state == execTerminated || e.cleaning):
+	case agentcore.CallNotSubbed:
 		return fmt.Errorf("%w: executor %q of framework %q is not subscribed", ErrNotSubscribed, call.ExecutorID.Value, call.FrameworkID.Value)
 	}
 	switch call.GetType() {
@@ -796,16 +623,16 @@ func (a *Agent) executorCall(streamID string, call *executorpb.Call) error {
 			return fmt.Errorf("%w: UPDATE without update", ErrInvalidCall)
 		}
 		st := call.Update.Status
-		if err := validateExecutorUpdate(call, &st); err != nil {
-			a.met.invalidUpdates++
-			return err
+		owner := ""
+		if t := e.Framework().Task(st.TaskID.Value); t != nil && t.Run() != e.Run {
+			owner = t.Run().ID()
 		}
-		if t := e.fw.tasks[st.TaskID.Value]; t != nil && t.exec != e {
+		if why := agentcore.ValidateExecutorUpdate(e.ID(), owner, &st); why != "" {
 			a.met.invalidUpdates++
-			return fmt.Errorf("%w: task %q belongs to executor %q", ErrInvalidCall, st.TaskID.Value, t.exec.id)
+			return fmt.Errorf("%w: %s", ErrInvalidCall, why)
 		}
 		a.met.validUpdates++
-		a.statusUpdate(e.fw.id, e.id, st)
+		a.statusUpdate(e.FrameworkID(), e.ID(), st)
 		return nil
 	case executorpb.Call_MESSAGE:
 		if call.Message == nil {
@@ -814,8 +641,8 @@ func (a *Agent) executorCall(streamID string, call *executorpb.Call) error {
 		a.send(&internalpb.Call{
 			Type: internalpb.Call_EXECUTOR_MESSAGE.Enum(),
 			ExecutorMessage: &internalpb.Call_ExecutorMessage{
-				FrameworkID: mesospb.FrameworkID{Value: e.fw.id},
-				ExecutorID:  mesospb.ExecutorID{Value: e.id},
+				FrameworkID: mesospb.FrameworkID{Value: e.FrameworkID()},
+				ExecutorID:  mesospb.ExecutorID{Value: e.ID()},
 				Data:        call.Message.Data,
 			},
 		})
@@ -831,41 +658,20 @@ func (a *Agent) executorCall(streamID string, call *executorpb.Call) error {
 // know is a bad request (400), as in Mesos ("Framework cannot be found",
 // "Executor cannot be found").
 func (a *Agent) callingExecutor(call *executorpb.Call) (*executorRec, error) {
-	fw := a.frameworks[call.FrameworkID.Value]
+	fw := a.tables.Framework(call.FrameworkID.Value)
 	if fw == nil {
 		return nil, fmt.Errorf("%w: framework %q cannot be found", ErrInvalidCall, call.FrameworkID.Value)
 	}
-	e := fw.executors[call.ExecutorID.Value]
+	e := a.execOf(fw.Run(call.ExecutorID.Value))
 	if e == nil {
 		return nil, fmt.Errorf("%w: executor %q of framework %q cannot be found", ErrInvalidCall, call.ExecutorID.Value, call.FrameworkID.Value)
 	}
 	return e, nil
 }
 
-// validateExecutorUpdate applies Mesos's rules to an executor's status
-// update.
-func validateExecutorUpdate(call *executorpb.Call, st *mesospb.TaskStatus) error {
-	switch {
-	case st.State == nil:
-		return fmt.Errorf("%w: status update without a state", ErrInvalidCall)
-	case st.TaskID.Value == "":
-		return fmt.Errorf("%w: status update without a task ID", ErrInvalidCall)
-	case len(st.UUID) != 16:
-		return fmt.Errorf("%w: status update needs a 16-byte uuid", ErrInvalidCall)
-	case st.GetState() == mesospb.TASK_STAGING:
-		return fmt.Errorf("%w: an executor may not send TASK_STAGING", ErrInvalidCall)
-	case st.Source != nil && st.GetSource() != mesospb.TaskStatus_SOURCE_EXECUTOR:
-		return fmt.Errorf("%w: status update from an executor with source %s", ErrInvalidCall, st.GetSource())
-	case st.ExecutorID != nil && st.ExecutorID.Value != call.ExecutorID.Value:
-		return fmt.Errorf("%w: status update names executor %q", ErrInvalidCall, st.ExecutorID.Value)
-	}
-	st.Source = mesospb.TaskStatus_SOURCE_EXECUTOR.Enum()
-	return nil
-}
-
 func (a *Agent) frameworkMessage(fwID, execID string, data []byte) {
 	e := a.executor(fwID, execID)
-	if e == nil || e.state != execRunning || e.stream == nil {
+	if e == nil || e.State() != execRunning || e.stream == nil {
 		a.met.invalidMessages++
 		a.log.Warn("agent: dropping a framework message for an executor that is not running", "framework", fwID, "executor", execID)
 		return
@@ -875,39 +681,33 @@ func (a *Agent) frameworkMessage(fwID, execID string, data []byte) {
 }
 
 func (a *Agent) shutdownFramework(fwID string) {
-	fw := a.frameworks[fwID]
+	fw := a.tables.Framework(fwID)
 	if fw == nil {
 		return
 	}
-	fw.terminating = true
-	for _, e := range fw.sortedExecutors() {
-		a.shutdownExecutor(e, "the framework is shutting down")
+	for _, r := range a.tables.ShutdownFramework(fwID) {
+		a.shutdownExecutor(a.execOf(r), "the framework is shutting down")
 	}
-	a.maybeForgetFramework(fw)
+	a.forgotten(a.tables.ForgetFramework(fw))
 }
 
 // shutdownExecutor asks an executor to shut down and destroys it after its
 // grace period. An executor that has not subscribed yet has nothing to
 // shut down gracefully and is destroyed at once.
 func (a *Agent) shutdownExecutor(e *executorRec, why string) {
-	verdict := agentcore.DecideShutdown(e.state)
-	if verdict == agentcore.ShutdownNone {
+	switch e.Shutdown(why) { // agentcore.DecideShutdown
+	case agentcore.ShutdownNone:
 		return
-	}
-	if e.ending == nil {
-		e.ending = endingOf(agentcore.EndingShutdown(why))
-	}
-	if verdict == agentcore.ShutdownDestroy {
+	case agentcore.ShutdownDestroy:
 		a.killExecutor(e)
 		return
 	}
-	e.state = execTerminating
 	a.sendExecutor(e, &executorpb.Event{Type: executorpb.Event_SHUTDOWN.Enum()})
-	grace := a.gracePeriod(e)
+	grace := a.gracePeriod(e.Run)
 	e.shutdownTimer = a.tm.after(grace, func() {
 		e.shutdownTimer = 0
-		if e.state != execTerminated {
-			a.log.Warn("agent: executor did not shut down within its grace period; destroying it", "framework", e.fw.id, "executor", e.id, "grace", grace)
+		if e.State() != execTerminated {
+			a.log.Warn("agent: executor did not shut down within its grace period; destroying it", "framework", e.FrameworkID(), "executor", e.ID(), "grace", grace)
 			a.killExecutor(e)
 		}
 	})
@@ -915,35 +715,25 @@ func (a *Agent) shutdownExecutor(e *executorRec, why string) {
 
 // gracePeriod is the time an executor has to shut down: its own, or the
 // agent's default.
-func (a *Agent) gracePeriod(e *executorRec) time.Duration {
-	return agentcore.GracePeriod(&e.info, a.cfg.ExecutorShutdownGracePeriod)
+func (a *Agent) gracePeriod(e *agentcore.Run) time.Duration {
+	return agentcore.GracePeriod(e.Info(), a.cfg.ExecutorShutdownGracePeriod)
 }
 
 // killExecutor ends an executor now: its driver's context is cancelled and
 // its containers destroyed. It does not wait for an in-process executor
 // that ignores its context.
 func (a *Agent) killExecutor(e *executorRec) {
-	if e.state == execTerminated {
-		return
+	if e.Destroy() {
+		a.cleanupExecutor(e)
 	}
-	e.state = execTerminating
-	if e.ending == nil {
-		e.ending = endingOf(agentcore.EndingDestroyed())
-	}
-	a.cleanupExecutor(e)
 }
 
 // executorExited handles the end of an executor's driver.
 func (a *Agent) executorExited(e *executorRec, err error) {
-	if e.state == execTerminated || e.cleaning {
+	if e.State() == execTerminated || e.cleaning {
 		return
 	}
-	if e.ending == nil {
-		e.ending = endingOf(agentcore.EndingExited(err))
-	}
-	if e.state != execTerminating {
-		e.state = execTerminating
-	}
+	e.Exited(agentcore.EndingExited(err))
 	a.cleanupExecutor(e)
 }
 
@@ -966,20 +756,20 @@ func (a *Agent) cleanupExecutor(e *executorRec) {
 	// process) and its tasks' (the built-in executors). Only an in-process
 	// Go executor may have named others, found by listing them all.
 	var ids []string
-	if e.kind.process() {
+	if e.Kind().Process() {
 		// The executor's own container first: what it ran is released
 		// once it can no longer launch more.
-		ids = append(ids, e.containerID)
+		ids = append(ids, e.ContainerID())
 	}
-	if e.kind == kindCommand || e.kind == kindDefault {
-		for _, id := range e.taskIDs {
-			ids = append(ids, executor.TaskContainerID(e.containerID, id))
+	if e.Kind() == kindCommand || e.Kind() == kindDefault {
+		for _, id := range e.TaskIDs() {
+			ids = append(ids, executor.TaskContainerID(e.ContainerID(), id))
 		}
 	}
-	prefix, listAll := e.containerID+".", e.kind == kindGo
+	prefix, listAll := e.ContainerID()+".", e.Kind() == kindGo
 	stateDir := ""
-	if e.kind == kindCommandProcess {
-		stateDir = executorStateDir(e.sandbox)
+	if e.Kind() == kindCommandProcess {
+		stateDir = executorStateDir(e.Sandbox())
 	}
 	cont := a.cont
 	a.wg.Add(1)
@@ -1020,21 +810,19 @@ func destroyContainers(ctx context.Context, cont containerizer.Containerizer, ma
 	}
 }
 
-// terminateExecutor marks the executor gone: its queued and non-terminal
-// tasks get a terminal update from the agent, the master gets
-// EXECUTOR_EXITED (unless it is a command executor), and the executor is
-// forgotten once nothing of it waits for an acknowledgement.
-func (a *Agent) terminateExecutor(e *executorRec, end *ending) {
-	if e.state == execTerminated {
+// terminateExecutor marks the executor gone (the core's Terminate): its
+// queued and non-terminal tasks get a terminal update from the agent, the
+// master gets EXECUTOR_EXITED (unless it is a command executor), and the
+// executor is forgotten once nothing of it waits for an acknowledgement.
+// end, when not nil, overrules how its tasks end.
+func (a *Agent) terminateExecutor(e *executorRec, end *agentcore.Ending) {
+	if e.State() == execTerminated {
 		return
 	}
 	if end != nil {
-		e.ending = end
+		e.Overrule(*end)
 	}
-	if e.ending == nil {
-		e.ending = endingOf(agentcore.EndingTerminated())
-	}
-	e.state = execTerminated
+	term, _ := e.Terminate()
 	if e.cancel != nil {
 		e.cancel()
 	}
@@ -1046,69 +834,35 @@ func (a *Agent) terminateExecutor(e *executorRec, end *ending) {
 		e.stream.close()
 		e.stream = nil
 	}
-	e.queue, e.pending = nil, nil
+	e.pending = nil
 	a.forgetTaskVolumes(e)
-	ends := e.ending.core()
-	for _, t := range e.sortedTasks() {
-		switch agentcore.EndTask(t.state, e.fw.terminating) {
-		case agentcore.TaskEndSilent:
-			t.state = ends.State
-		case agentcore.TaskEndUpdate:
-			a.statusUpdate(e.fw.id, e.id, a.agentEnd(t.info.TaskID.Value, ends))
-		}
+	for _, u := range term.Updates {
+		a.statusUpdate(e.FrameworkID(), e.ID(), a.agentEnd(u.TaskID, u.Ending))
 	}
-	a.log.Info("agent: executor terminated", "framework", e.fw.id, "executor", e.id, "why", e.ending.message)
+	a.log.Info("agent: executor terminated", "framework", e.FrameworkID(), "executor", e.ID(), "why", term.Ending.Message)
 	a.runTerminated(e) // operator_containers.go
-	if !agentcore.ReportExit(agentcore.ExecutorKind(e.kind)) {
-		// As Mesos's agent (Slave::executorTerminated): the master does
-		// not know the command executors the agent makes up, so it hears
-		// nothing of their end, and the scheduler gets no FAILURE; the
-		// task's own update says it all.
-		a.forgetTerminatingTasks(e)
-		a.maybeForgetExecutor(e)
-		a.checkShutdown()
-		a.checkStopped()
-		return
+	// As Mesos's agent (Slave::executorTerminated): the master does not
+	// know the command executors the agent makes up, so it hears nothing
+	// of their end, and the scheduler gets no FAILURE; the task's own
+	// update says it all (agentcore.ReportExit).
+	if term.ReportExit {
+		a.send(&internalpb.Call{
+			Type: internalpb.Call_EXECUTOR_EXITED.Enum(),
+			ExecutorExited: &internalpb.Call_ExecutorExited{
+				FrameworkID: mesospb.FrameworkID{Value: e.FrameworkID()},
+				ExecutorID:  mesospb.ExecutorID{Value: e.ID()},
+				Status:      e.exitStatus,
+				Message:     ptr(term.Ending.Message),
+			},
+		})
 	}
-	a.send(&internalpb.Call{
-		Type: internalpb.Call_EXECUTOR_EXITED.Enum(),
-		ExecutorExited: &internalpb.Call_ExecutorExited{
-			FrameworkID: mesospb.FrameworkID{Value: e.fw.id},
-			ExecutorID:  mesospb.ExecutorID{Value: e.id},
-			Status:      e.exitStatus,
-			Message:     ptr(e.ending.message),
-		},
-	})
-	a.forgetTerminatingTasks(e)
-	a.maybeForgetExecutor(e)
+	// The tasks of a framework the master shut down are forgotten: their
+	// updates will never be acknowledged (the framework's streams go with
+	// it); then the run, and its framework, when nothing is left.
+	a.forgotten(a.tables.Terminated(e.Run))
 	a.checkShutdown()
 	a.checkStopped()
 }
 
-// forgetTerminatingTasks forgets the tasks of a terminated executor of a
-// framework the master shut down: their updates will never be
-// acknowledged (the framework's streams go with it, maybeForgetFramework).
-func (a *Agent) forgetTerminatingTasks(e *executorRec) {
-	if !e.fw.terminating {
-		return
-	}
-	for _, t := range e.sortedTasks() {
-		a.forgetTask(t)
-	}
-}
-
-// maybeForgetExecutor drops a terminated executor whose tasks are all
-// forgotten.
-func (a *Agent) maybeForgetExecutor(e *executorRec) {
-	if !agentcore.ForgetExecutor(e.state, len(e.tasks)) || e.fw.executors[e.key] != e {
-		return
-	}
-	delete(e.fw.executors, e.key)
-	if e.key != e.id {
-		e.fw.detached--
-	}
-	a.executorForgotten(e)
-	// Its sandbox goes after Config.GCDelay; see gc.go.
-	a.gcExecutorForgotten(e)
-	a.maybeForgetFramework(e.fw)
-}
+// endingOf is a pointer to a copy of e.
+func endingOf(e agentcore.Ending) *agentcore.Ending { return &e }

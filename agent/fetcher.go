@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/apronhq/apron/api/v1/mesospb"
+	"github.com/apronhq/apron/internal/agentcore"
 	"github.com/apronhq/apron/internal/fetch"
 )
 
@@ -35,12 +36,12 @@ func newFetcher(cfg Config) *fetch.Fetcher {
 // own. (The default executor fetches each task's own into the task's
 // sandbox.)
 func (e *executorRec) fetchURIs() []mesospb.CommandInfo_URI {
-	if !e.kind.command() {
-		return e.info.GetCommand().GetURIs()
+	if !e.Kind().Command() {
+		return e.Info().GetCommand().GetURIs()
 	}
-	for _, item := range e.queue {
-		if item.task != nil {
-			return item.task.GetCommand().GetURIs()
+	for _, item := range e.Queue() {
+		if item.Task != nil {
+			return item.Task.GetCommand().GetURIs()
 		}
 	}
 	return nil
@@ -53,8 +54,8 @@ func (a *Agent) fetchThenStart(e *executorRec, uris []mesospb.CommandInfo_URI) {
 	uris = slices.Clone(uris) // the goroutine's own: TaskInfos stay the loop's
 	ctx, cancel := context.WithCancel(a.execCtx)
 	e.cancel = cancel
-	f, sandbox, user, cid := a.fetcher, e.sandbox, e.taskUser(), e.containerID
-	log := a.log.With("framework", e.fw.id, "executor", e.id, "container", cid)
+	f, sandbox, user, cid := a.fetcher, e.Sandbox(), e.TaskUser(), e.ContainerID()
+	log := a.log.With("framework", e.FrameworkID(), "executor", e.ID(), "container", cid)
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
@@ -73,15 +74,15 @@ func (a *Agent) fetchThenStart(e *executorRec, uris []mesospb.CommandInfo_URI) {
 // tasks when the fetch failed; an executor killed meanwhile is already on
 // its way out.
 func (a *Agent) fetched(e *executorRec, err error) {
-	if e.cleaning || e.state != execRegistering {
+	if e.cleaning || e.State() != execRegistering {
 		return
 	}
 	e.cancel = nil
 	if err != nil {
-		a.terminateExecutor(e, &ending{
-			state:   mesospb.TASK_FAILED,
-			reason:  mesospb.TaskStatus_REASON_CONTAINER_LAUNCH_FAILED,
-			message: fmt.Sprintf("Failed to fetch all URIs for container '%s': %v", e.containerID, err),
+		a.terminateExecutor(e, &agentcore.Ending{
+			State:   mesospb.TASK_FAILED,
+			Reason:  mesospb.TaskStatus_REASON_CONTAINER_LAUNCH_FAILED,
+			Message: fmt.Sprintf("Failed to fetch all URIs for container '%s': %v", e.ContainerID(), err),
 		})
 		return
 	}

@@ -58,18 +58,18 @@ func (a *Agent) routeFiles(mux *http.ServeMux) {
 // runs on the loop when the run is created or recovered. The "latest"
 // paths go to the run that holds the executor ID.
 func (a *Agent) attachSandbox(e *executorRec) {
-	if err := a.files.Attach(e.sandbox, e.sandbox); err != nil {
-		a.log.Warn("agent: attaching a sandbox to the files API", "path", e.sandbox, "err", err)
+	if err := a.files.Attach(e.Sandbox(), e.Sandbox()); err != nil {
+		a.log.Warn("agent: attaching a sandbox to the files API", "path", e.Sandbox(), "err", err)
 		return
 	}
-	if e.fw.executors[e.id] != e {
+	if !e.Holder() {
 		return
 	}
-	latest := filepath.Join(filepath.Dir(e.sandbox), "latest")
-	virtual := "/frameworks/" + pathSafe(e.fw.id) + "/executors/" + pathSafe(e.id) + "/runs/latest"
+	latest := filepath.Join(filepath.Dir(e.Sandbox()), "latest")
+	virtual := "/frameworks/" + pathSafe(e.FrameworkID()) + "/executors/" + pathSafe(e.ID()) + "/runs/latest"
 	for _, v := range []string{latest, virtual} {
-		if err := a.files.Attach(e.sandbox, v); err != nil {
-			a.log.Warn("agent: attaching a sandbox to the files API", "path", e.sandbox, "virtual", v, "err", err)
+		if err := a.files.Attach(e.Sandbox(), v); err != nil {
+			a.log.Warn("agent: attaching a sandbox to the files API", "path", e.Sandbox(), "virtual", v, "err", err)
 		}
 	}
 }

@@ -11,15 +11,18 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/apronhq/apron/internal/agentcore"
 )
 
 // Sandbox garbage collection, as Mesos's agent does it.
 //
 // An executor run's sandbox stays while the run lives and while any of its
 // tasks has a status update the master has not acknowledged: the run is
-// then forgotten (maybeForgetExecutor), and its sandbox is scheduled for
-// removal Config.GCDelay later (Mesos's --gc_delay, a week). The
-// executor's directory (.../executors/<ex>) is scheduled with it when no
+// then forgotten (by the core's tables; see Agent.forgotten), and its
+// sandbox is scheduled for removal Config.GCDelay later (Mesos's
+// --gc_delay, a week). The executor's directory (.../executors/<ex>) is
+// scheduled with it when no
 // other run of that executor ID is known, and the framework's directory
 // (.../frameworks/<fw>) when the framework is forgotten, which is after its
 // last executor. A path is stamped (its mtime set to the agent clock's now)
@@ -239,25 +242,16 @@ func (a *Agent) gcSchedule(path string) {
 
 // gcExecutorForgotten schedules a forgotten executor run's sandbox, and
 // its executor's directory when no run of that executor ID is left.
-func (a *Agent) gcExecutorForgotten(e *executorRec) {
-	if a.gc == nil || e.sandbox == "" {
+func (a *Agent) gcExecutorForgotten(e *agentcore.Run) {
+	if a.gc == nil || e.Sandbox() == "" {
 		return
 	}
-	a.gcSchedule(e.sandbox)
-	// Another run of the ID is either the one holding the ID or a detached
-	// one; only the latter needs a scan, and most frameworks have none.
-	if e.fw.executors[e.id] != nil {
+	a.gcSchedule(e.Sandbox())
+	if e.Framework().HasRunOf(e.ID()) {
 		return
-	}
-	if e.fw.detached > 0 {
-		for _, other := range e.fw.executors {
-			if other.id == e.id {
-				return
-			}
-		}
 	}
 	// <exec dir>/runs/<run>
-	a.gcSchedule(filepath.Dir(filepath.Dir(e.sandbox)))
+	a.gcSchedule(filepath.Dir(filepath.Dir(e.Sandbox())))
 }
 
 // gcFrameworkForgotten schedules a forgotten framework's directory.
@@ -265,7 +259,7 @@ func (a *Agent) gcFrameworkForgotten(fw *frameworkRec) {
 	if a.gc == nil || a.id == "" {
 		return
 	}
-	a.gcSchedule(filepath.Join(a.sandboxRoot(), pathSafe(a.id), "frameworks", pathSafe(fw.id)))
+	a.gcSchedule(filepath.Join(a.sandboxRoot(), pathSafe(a.id), "frameworks", pathSafe(fw.ID())))
 }
 
 // gcUnschedule unschedules sandbox and every directory on the way to it:
@@ -387,9 +381,9 @@ var errGCUnsafe = errors.New("unsafe to remove")
 func (a *Agent) liveSandboxes() map[string]bool {
 	live := map[string]bool{}
 	root := a.sandboxRoot()
-	for _, fw := range a.frameworks {
-		for _, e := range fw.executors {
-			for p := filepath.Clean(e.sandbox); strings.HasPrefix(p, root+string(filepath.Separator)) && !live[p]; p = filepath.Dir(p) {
+	for _, fw := range a.tables.Frameworks() {
+		for _, e := range fw.Runs() {
+			for p := filepath.Clean(e.Sandbox()); strings.HasPrefix(p, root+string(filepath.Separator)) && !live[p]; p = filepath.Dir(p) {
 				live[p] = true
 			}
 		}

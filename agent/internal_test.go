@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"sync"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	"github.com/apronhq/apron/api/v1/internalpb"
 	"github.com/apronhq/apron/api/v1/mesospb"
 	"github.com/apronhq/apron/containerizer"
+	"github.com/apronhq/apron/internal/agentcore"
 	"github.com/apronhq/apron/internal/clock"
 )
 
@@ -92,9 +92,9 @@ func TestKillQueuedTaskGroup(t *testing.T) {
 	})
 	e := a.executor("fw-1", "ex")
 	require.NotNil(t, e)
-	assert.Equal(t, execRegistering, e.state)
-	require.Len(t, e.queue, 1)
-	require.Eventually(t, func() bool { fi, err := os.Stat(e.sandbox); return err == nil && fi.IsDir() }, 10*time.Second, time.Millisecond,
+	assert.Equal(t, execRegistering, e.State())
+	require.Len(t, e.Queue(), 1)
+	require.Eventually(t, func() bool { fi, err := os.Stat(e.Sandbox()); return err == nil && fi.IsDir() }, 10*time.Second, time.Millisecond,
 		"the sandbox is made on the executor's goroutine, before it starts")
 
 	// The registration call carries queued tasks as TASK_STAGING.
@@ -118,9 +118,9 @@ func TestKillQueuedTaskGroup(t *testing.T) {
 		assert.Equal(t, "A task within the task group was killed before delivery to the executor", st.GetMessage())
 		assert.Equal(t, "agent-1", st.AgentID.Value)
 	}
-	assert.Empty(t, e.queue)
-	assert.Equal(t, execTerminating, e.state)
-	runPosted(t, a, func() bool { return e.state == execTerminated })
+	assert.Empty(t, e.Queue())
+	assert.Equal(t, execTerminating, e.State())
+	runPosted(t, a, func() bool { return e.State() == execTerminated })
 	var exited int
 	for _, c := range a.outbox {
 		if c.GetType() == internalpb.Call_EXECUTOR_EXITED {
@@ -134,8 +134,8 @@ func TestKillQueuedTaskGroup(t *testing.T) {
 	for _, id := range []string{"a", "b"} {
 		a.acknowledge("fw-1", id, sentUpdates(a, id)[0].Status.UUID)
 	}
-	assert.Empty(t, a.frameworks)
-	assert.Len(t, a.completed, 2)
+	assert.Zero(t, a.tables.Len())
+	assert.Len(t, a.tables.CompletedTasks(), 2)
 	assert.Zero(t, a.updates.Len())
 }
 
@@ -226,29 +226,6 @@ type discardWarn struct{}
 
 func (discardWarn) Warn(string, ...any) {}
 
-func TestCompletedTasksTrimmedInBatches(t *testing.T) {
-	const limit = 3
-	a := &Agent{cfg: Config{MaxCompletedTasks: limit}}
-	fw := &frameworkRec{id: "fw", executors: map[string]*executorRec{}, tasks: map[string]*taskRec{}}
-	e := &executorRec{fw: fw, id: "e", key: "e", tasks: map[string]*taskRec{}}
-	fw.executors["e"] = e
-	for i := range 4 * limit {
-		id := fmt.Sprintf("t%02d", i)
-		tk := &taskRec{exec: e, info: mesospb.TaskInfo{TaskID: mesospb.TaskID{Value: id}}}
-		e.tasks[id], fw.tasks[id] = tk, tk
-		a.forgetTask(tk)
-		assert.LessOrEqual(t, len(a.completed), 2*limit)
-		var got, want []string
-		for _, ct := range a.completedTasks() {
-			got = append(got, ct.TaskID.Value)
-		}
-		for j := max(0, i+1-limit); j <= i; j++ {
-			want = append(want, fmt.Sprintf("t%02d", j))
-		}
-		require.Equal(t, want, got, "after task %d", i)
-	}
-}
-
 // countingContainerizer counts the listings of its containers and records
 // the destroyed IDs.
 type countingContainerizer struct {
@@ -278,12 +255,21 @@ func TestCleanupDestroysTaskContainersByName(t *testing.T) {
 	a := loopAgent(t)
 	cc := &countingContainerizer{Noop: containerizer.NewNoop(containerizer.NoopOptions{})}
 	a.cont = cc
-	fw := &frameworkRec{id: "fw", executors: map[string]*executorRec{}, tasks: map[string]*taskRec{}}
-	e := &executorRec{fw: fw, id: "e", key: "e", kind: kindDefault, containerID: "run", tasks: map[string]*taskRec{},
-		taskIDs: []mesospb.TaskID{{Value: "t1"}, {Value: "t2"}}}
-	fw.executors["e"] = e
+	res := a.tables.RunTasks(agentcore.RunTasks{
+		Framework: mesospb.FrameworkInfo{ID: &mesospb.FrameworkID{Value: "fw"}},
+		Executor:  &mesospb.ExecutorInfo{ExecutorID: mesospb.ExecutorID{Value: "e"}, Type: mesospb.ExecutorInfo_DEFAULT.Enum()},
+		Group:     &mesospb.TaskGroupInfo{Tasks: []mesospb.TaskInfo{{TaskID: mesospb.TaskID{Value: "t1"}}, {TaskID: mesospb.TaskID{Value: "t2"}}}},
+		Tasks:     []mesospb.TaskInfo{{TaskID: mesospb.TaskID{Value: "t1"}}, {TaskID: mesospb.TaskID{Value: "t2"}}},
+		NewRun:    func(string, string) (string, string) { return "run", "" },
+	})
+	require.Equal(t, agentcore.AdmitStart, res.Verdict)
+	require.Equal(t, kindDefault, res.Kind)
+	e := a.addExec(res.Run)
+	for _, id := range []string{"t1", "t2"} {
+		a.tables.ForgetTask(res.Run.Task(id)) // forgotten already, and still destroyed
+	}
 	a.cleanupExecutor(e)
-	runPosted(t, a, func() bool { return e.state == execTerminated })
+	runPosted(t, a, func() bool { return e.State() == execTerminated })
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
 	assert.Equal(t, 0, cc.listings)
@@ -314,7 +300,7 @@ func TestShutdownFrameworkForgetsItsUpdates(t *testing.T) {
 		Type:              internalpb.Event_SHUTDOWN_FRAMEWORK.Enum(),
 		ShutdownFramework: &internalpb.Event_ShutdownFramework{FrameworkID: *fw.ID},
 	})
-	runPosted(t, a, func() bool { return e.state == execTerminated && len(a.frameworks) == 0 })
+	runPosted(t, a, func() bool { return e.State() == execTerminated && a.tables.Len() == 0 })
 	assert.Zero(t, a.updates.Len(), "no stream left to retry")
 	assert.Zero(t, a.updates.Pending())
 }

@@ -99,7 +99,7 @@ func (a *Agent) executorToken(e *executorRec) (string, error) {
 	if len(a.cfg.ExecutorSecretKey) == 0 {
 		return "", nil
 	}
-	return signJWT(a.cfg.ExecutorSecretKey, map[string]string{"fid": e.fw.id, "eid": e.id, "cid": e.containerID})
+	return signJWT(a.cfg.ExecutorSecretKey, map[string]string{"fid": e.FrameworkID(), "eid": e.ID(), "cid": e.ContainerID()})
 }
 
 // checkClaims refuses a call about executor run e from a caller whose
@@ -111,11 +111,11 @@ func checkClaims(c *executorClaims, e *executorRec) error {
 	switch {
 	case c == nil:
 		return nil
-	case c.frameworkID != e.fw.id:
-		return fmt.Errorf("%w: the authenticated executor does not have an 'fid' claim with the framework ID %s, which is set in the call", ErrNotSubscribed, e.fw.id)
-	case c.executorID != e.id:
-		return fmt.Errorf("%w: the authenticated executor does not have an 'eid' claim with the executor ID %s, which is set in the call", ErrNotSubscribed, e.id)
-	case c.containerID != e.containerID:
+	case c.frameworkID != e.FrameworkID():
+		return fmt.Errorf("%w: the authenticated executor does not have an 'fid' claim with the framework ID %s, which is set in the call", ErrNotSubscribed, e.FrameworkID())
+	case c.executorID != e.ID():
+		return fmt.Errorf("%w: the authenticated executor does not have an 'eid' claim with the executor ID %s, which is set in the call", ErrNotSubscribed, e.ID())
+	case c.containerID != e.ContainerID():
 		return fmt.Errorf("%w: the authenticated executor does not have a 'cid' claim with the correct active ContainerID", ErrNotSubscribed)
 	}
 	return nil

@@ -307,19 +307,11 @@ func (a *Agent) registrationCallFor(d agentcore.Dial) *internalpb.Call {
 		Capabilities:          caps,
 		CheckpointedResources: append([]mesospb.Resource(nil), a.checkpointed...),
 	}
-	for _, fw := range a.sortedFrameworks() {
-		rr.Frameworks = append(rr.Frameworks, fw.info)
-		for _, e := range fw.sortedExecutors() {
-			// As Mesos: the master does not track the command executors
-			// the agent makes up, and terminated executors hold nothing.
-			if !e.kind.command() && e.state != execTerminated {
-				rr.Executors = append(rr.Executors, e.info)
-			}
-			for _, t := range e.sortedTasks() {
-				rr.Tasks = append(rr.Tasks, t.proto())
-			}
-		}
-	}
+	// As Mesos: the master does not track the command executors the
+	// agent makes up, and terminated executors hold nothing
+	// (agentcore.ReregisterExecutor).
+	listed := a.tables.Reregistration()
+	rr.Frameworks, rr.Executors, rr.Tasks = listed.Frameworks, listed.Executors, listed.Tasks
 	return &internalpb.Call{
 		Type:       internalpb.Call_REREGISTER.Enum(),
 		AgentID:    &mesospb.AgentID{Value: d.AgentID},

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"sort"
 	"time"
 
 	"github.com/apronhq/apron/api/v1/internalpb"
@@ -22,17 +21,19 @@ type loopState struct {
 	ownCont bool
 	tm      *timers
 
-	frameworks map[string]*frameworkRec
+	// tables are the frameworks, executor runs and tasks
+	// (internal/agentcore); execs the I/O of each run, by run ID.
+	tables *agentcore.Tables
+	execs  map[string]*executorRec
+	// goExecutorFn and newRunFn are a.goExecutor and a.newRun, made once:
+	// the core calls them for each RUN_TASK.
+	goExecutorFn func(string) bool
+	newRunFn     func(fwID, execID string) (string, string)
 	// updates is the status update manager (internal/agentcore);
 	// updateTimer ticks it at updateTimerAt.
 	updates       *agentcore.UpdateManager
 	updateTimer   timerID
 	updateTimerAt time.Time
-
-	completed []mesospb.Task // terminal, acknowledged tasks, oldest first; read through completedTasks
-	// completedFrameworks are the frameworks forgotten, oldest first
-	// (history.go).
-	completedFrameworks []*completedFramework
 
 	// The master link: link is its decisions (internal/agentcore); conn the
 	// stream, connecting the attempt in flight, outbox the calls for the
@@ -61,7 +62,14 @@ type shutdownState struct {
 func (a *Agent) initLoop(runCtx, execCtx context.Context) {
 	a.runCtx, a.execCtx = runCtx, execCtx
 	a.tm = newTimers(a.clk)
-	a.frameworks = map[string]*frameworkRec{}
+	a.tables = agentcore.NewTables()
+	a.tables.SetHistoryLimits(agentcore.HistoryLimits{
+		Tasks:            a.cfg.MaxCompletedTasks,
+		RunsPerFramework: a.cfg.MaxCompletedExecutorsPerFramework,
+		Frameworks:       a.cfg.MaxCompletedFrameworks,
+	})
+	a.execs = map[string]*executorRec{}
+	a.goExecutorFn, a.newRunFn = a.goExecutor, a.newRun
 	a.updates = agentcore.NewUpdateManager(a.cfg.StatusUpdateRetry, a.cfg.StatusUpdateRetryMax)
 	a.link = agentcore.NewLink(a.cfg.RegistrationBackoff, a.cfg.RegistrationBackoffMax, a.linkJitter, a.id)
 	a.met = agentMetrics{startedAt: a.clk.Now(), terminal: map[mesospb.TaskState]uint64{}}
@@ -72,12 +80,10 @@ func (a *Agent) initLoop(runCtx, execCtx context.Context) {
 // returned, so HTTP subscriptions end with Run. It runs on Run's goroutine,
 // which owned the loop.
 func (a *Agent) closeExecutorStreams() {
-	for _, fw := range a.frameworks {
-		for _, e := range fw.executors {
-			if e.stream != nil {
-				e.stream.close()
-				e.stream = nil
-			}
+	for _, e := range a.execs {
+		if e.stream != nil {
+			e.stream.close()
+			e.stream = nil
 		}
 	}
 }
@@ -134,9 +140,9 @@ func (a *Agent) beginShutdown(removed bool, message string) {
 	a.shutdown = &shutdownState{removed: removed, message: message}
 	a.link.Stop()
 	a.armLinkTimer()
-	for _, fw := range a.sortedFrameworks() {
-		for _, e := range fw.sortedExecutors() {
-			a.shutdownExecutor(e, message)
+	for _, fw := range a.tables.Frameworks() {
+		for _, e := range fw.Runs() {
+			a.shutdownExecutor(a.execOf(e), message)
 		}
 	}
 	a.checkShutdown()
@@ -145,10 +151,10 @@ func (a *Agent) beginShutdown(removed bool, message string) {
 // hurryShutdown destroys every executor now instead of waiting for grace
 // periods.
 func (a *Agent) hurryShutdown() {
-	for _, fw := range a.sortedFrameworks() {
-		for _, e := range fw.sortedExecutors() {
-			if e.state != execTerminated {
-				a.killExecutor(e)
+	for _, fw := range a.tables.Frameworks() {
+		for _, e := range fw.Runs() {
+			if e.State() != execTerminated {
+				a.killExecutor(a.execOf(e))
 			}
 		}
 	}
@@ -160,14 +166,9 @@ func (a *Agent) checkShutdown() {
 	if a.shutdown == nil {
 		return
 	}
-	for _, fw := range a.frameworks {
-		for _, e := range fw.executors {
-			if e.state != execTerminated {
-				return
-			}
-		}
+	if a.tables.AllTerminated(nil) {
+		a.done = true
 	}
-	a.done = true
 }
 
 // finishShutdown runs on Run's goroutine after the loop: it gives the
@@ -192,12 +193,3 @@ func (a *Agent) finishShutdown(ctx context.Context) {
 // unregisterTimeout bounds the last calls of a shutdown, in real time: it
 // is a safety net against a master that does not answer, not a behaviour.
 const unregisterTimeout = 10 * time.Second
-
-func (a *Agent) sortedFrameworks() []*frameworkRec {
-	out := make([]*frameworkRec, 0, len(a.frameworks))
-	for _, fw := range a.frameworks {
-		out = append(out, fw)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
-	return out
-}

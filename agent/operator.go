@@ -14,6 +14,7 @@ import (
 	"github.com/apronhq/apron/api/v1/mesospb"
 	"github.com/apronhq/apron/containerizer"
 	"github.com/apronhq/apron/containerizer/cgroups"
+	"github.com/apronhq/apron/internal/agentcore"
 	"github.com/apronhq/apron/internal/httpapi"
 )
 
@@ -147,11 +148,11 @@ func (a *Agent) getState() *agentpb.Response_GetState {
 // agent keeps no completed frameworks.
 func (a *Agent) getFrameworks() *agentpb.Response_GetFrameworks {
 	out := &agentpb.Response_GetFrameworks{}
-	for _, fw := range a.sortedFrameworks() {
-		out.Frameworks = append(out.Frameworks, agentpb.Response_GetFrameworks_Framework{FrameworkInfo: fw.info})
+	for _, fw := range a.tables.Frameworks() {
+		out.Frameworks = append(out.Frameworks, agentpb.Response_GetFrameworks_Framework{FrameworkInfo: *fw.Info()})
 	}
-	for _, c := range newestCompleted(a.completedFrameworks, a.cfg.MaxCompletedFrameworks) {
-		out.CompletedFrameworks = append(out.CompletedFrameworks, agentpb.Response_GetFrameworks_Framework{FrameworkInfo: c.info})
+	for _, c := range a.tables.CompletedFrameworks() {
+		out.CompletedFrameworks = append(out.CompletedFrameworks, agentpb.Response_GetFrameworks_Framework{FrameworkInfo: c.Info})
 	}
 	return out
 }
@@ -162,23 +163,23 @@ func (a *Agent) getFrameworks() *agentpb.Response_GetFrameworks {
 func (a *Agent) getExecutors() *agentpb.Response_GetExecutors {
 	out := &agentpb.Response_GetExecutors{}
 	completed := func(execs []completedExecutor) {
-		for _, c := range newestCompleted(execs, a.cfg.MaxCompletedExecutorsPerFramework) {
-			out.CompletedExecutors = append(out.CompletedExecutors, agentpb.Response_GetExecutors_Executor{ExecutorInfo: c.info})
+		for _, c := range execs {
+			out.CompletedExecutors = append(out.CompletedExecutors, agentpb.Response_GetExecutors_Executor{ExecutorInfo: c.Info})
 		}
 	}
-	for _, fw := range a.sortedFrameworks() {
-		for _, e := range fw.sortedExecutors() {
-			x := agentpb.Response_GetExecutors_Executor{ExecutorInfo: e.info}
-			if e.state == execTerminated {
+	for _, fw := range a.tables.Frameworks() {
+		for _, e := range fw.Runs() {
+			x := agentpb.Response_GetExecutors_Executor{ExecutorInfo: *e.Info()}
+			if e.State() == execTerminated {
 				out.CompletedExecutors = append(out.CompletedExecutors, x)
 			} else {
 				out.Executors = append(out.Executors, x)
 			}
 		}
-		completed(fw.completed)
+		completed(a.tables.CompletedRuns(fw.ID()))
 	}
-	for _, c := range newestCompleted(a.completedFrameworks, a.cfg.MaxCompletedFrameworks) {
-		completed(c.executors)
+	for _, c := range a.tables.CompletedFrameworks() {
+		completed(c.Runs)
 	}
 	return out
 }
@@ -188,21 +189,21 @@ func (a *Agent) getExecutors() *agentpb.Response_GetExecutors {
 // completed.
 func (a *Agent) getTasks() *agentpb.Response_GetTasks {
 	out := &agentpb.Response_GetTasks{}
-	for _, fw := range a.sortedFrameworks() {
-		for _, e := range fw.sortedExecutors() {
-			for _, t := range e.sortedTasks() {
+	for _, fw := range a.tables.Frameworks() {
+		for _, e := range fw.Runs() {
+			for _, t := range e.Tasks() {
 				switch {
-				case terminal(t.state):
-					out.TerminatedTasks = append(out.TerminatedTasks, t.proto())
-				case t.queued:
-					out.QueuedTasks = append(out.QueuedTasks, t.proto())
+				case terminal(t.State()):
+					out.TerminatedTasks = append(out.TerminatedTasks, t.Proto())
+				case t.Queued():
+					out.QueuedTasks = append(out.QueuedTasks, t.Proto())
 				default:
-					out.LaunchedTasks = append(out.LaunchedTasks, t.proto())
+					out.LaunchedTasks = append(out.LaunchedTasks, t.Proto())
 				}
 			}
 		}
 	}
-	out.CompletedTasks = append([]mesospb.Task(nil), a.completedTasks()...)
+	out.CompletedTasks = append([]mesospb.Task(nil), a.tables.CompletedTasks()...)
 	return out
 }
 
@@ -223,10 +224,10 @@ func (a *Agent) getContainers(ctx context.Context, opts *agentpb.Call_GetContain
 	}
 	snap, err := request(a, ctx, func() snapshot {
 		s := snapshot{cont: a.cont}
-		for _, fw := range a.sortedFrameworks() {
-			for _, e := range fw.sortedExecutors() {
-				if e.state != execTerminated {
-					s.runs = append(s.runs, runRef{fw: fw.id, exec: e.id, name: e.info.GetName(), run: e.containerID})
+		for _, fw := range a.tables.Frameworks() {
+			for _, e := range fw.Runs() {
+				if e.State() != execTerminated {
+					s.runs = append(s.runs, runRef{fw: fw.ID(), exec: e.ID(), name: e.Info().GetName(), run: e.ContainerID()})
 				}
 			}
 		}
@@ -443,7 +444,7 @@ func (a *Agent) metrics(ctx context.Context) (*metricsSnapshot, error) {
 		m := &metricsSnapshot{
 			registered: a.isRegistered(),
 			uptime:     a.clk.Now().Sub(a.met.startedAt),
-			frameworks: len(a.frameworks),
+			frameworks: a.tables.Len(),
 			tasks:      map[mesospb.TaskState]int{},
 			terminal:   map[mesospb.TaskState]uint64{},
 			executors:  map[string]int{},
@@ -455,22 +456,20 @@ func (a *Agent) metrics(ctx context.Context) (*metricsSnapshot, error) {
 			m.terminal[k] = v
 		}
 		addScalars(m.total, a.resources.ToProto())
-		for _, fw := range a.frameworks {
-			for _, e := range fw.executors {
-				m.executors[e.state.String()]++
-				if e.state != execTerminated {
-					// As Mesos's Executor::allocatedResources: the
-					// executor's own and its live tasks'.
-					addScalars(m.used, e.info.Resources)
-				}
-				for _, t := range e.tasks {
-					m.tasks[t.state]++
-					if !terminal(t.state) {
-						addScalars(m.used, t.info.Resources)
-					}
-				}
+		a.tables.EachRun(func(e *agentcore.Run) {
+			m.executors[e.State().String()]++
+			if e.State() != execTerminated {
+				// As Mesos's Executor::allocatedResources: the
+				// executor's own and its live tasks'.
+				addScalars(m.used, e.Info().Resources)
 			}
-		}
+			e.EachTask(func(t *taskRec) {
+				m.tasks[t.State()]++
+				if !terminal(t.State()) {
+					addScalars(m.used, t.Info().Resources)
+				}
+			})
+		})
 		m.pendingUpdates = a.updates.Pending()
 		m.gc, m.gcPending = a.gc.met, a.gc.q.len()
 		if usage, err := a.cfg.DiskUsage(a.cfg.WorkDir); err == nil {

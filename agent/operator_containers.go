@@ -11,6 +11,7 @@ import (
 	"github.com/apronhq/apron/api/v1/agentpb"
 	"github.com/apronhq/apron/api/v1/mesospb"
 	"github.com/apronhq/apron/containerizer"
+	"github.com/apronhq/apron/internal/agentcore"
 	"github.com/apronhq/apron/internal/httpapi"
 )
 
@@ -111,12 +112,8 @@ func (a *Agent) inProcessRun(id string) *executorRec {
 	if strings.Contains(id, ".") {
 		return nil
 	}
-	for _, fw := range a.frameworks {
-		for _, e := range fw.executors {
-			if e.containerID == id && !e.kind.process() {
-				return e
-			}
-		}
+	if e := a.execs[id]; e != nil && !e.Kind().Process() {
+		return e
 	}
 	return nil
 }
@@ -152,14 +149,12 @@ func (a *Agent) killContainerCall(ctx context.Context, kc *agentpb.Call_KillCont
 		switch {
 		case e == nil:
 			return killTarget{cont: a.cont}
-		case e.state == execTerminated:
+		case e.State() == execTerminated:
 			return killTarget{absent: true}
 		case sig != 0:
-			a.log.Info("agent: killing an executor's container at an operator's request", "framework", e.fw.id, "executor", e.id, "container", id)
-			if e.ending == nil {
-				e.ending = &ending{state: mesospb.TASK_FAILED, reason: mesospb.TaskStatus_REASON_EXECUTOR_TERMINATED,
-					message: "Executor's container killed by an operator (KILL_CONTAINER)"}
-			}
+			a.log.Info("agent: killing an executor's container at an operator's request", "framework", e.FrameworkID(), "executor", e.ID(), "container", id)
+			e.Decide(agentcore.Ending{State: mesospb.TASK_FAILED, Reason: mesospb.TaskStatus_REASON_EXECUTOR_TERMINATED,
+				Message: "Executor's container killed by an operator (KILL_CONTAINER)"})
 			a.killExecutor(e)
 		}
 		return killTarget{done: true}
@@ -220,8 +215,8 @@ func (a *Agent) waitContainerCall(ctx context.Context, wc *agentpb.Call_WaitCont
 		switch {
 		case e == nil:
 			return waitTarget{cont: a.cont}
-		case e.state == execTerminated:
-			return waitTarget{ended: &runEnd{message: e.ending.message}}
+		case e.State() == execTerminated:
+			return waitTarget{ended: &runEnd{message: e.Ending().Message}}
 		}
 		ch := make(chan runEnd, 1)
 		if a.ops.runWaiters == nil {
@@ -326,8 +321,8 @@ func (a *Agent) dropRunWaiter(e *executorRec, ch chan<- runEnd) {
 func (a *Agent) runTerminated(e *executorRec) {
 	a.met.executorsTerminated++
 	msg := ""
-	if e.ending != nil {
-		msg = e.ending.message
+	if e.Ending() != nil {
+		msg = e.Ending().Message
 	}
 	for _, ch := range a.ops.runWaiters[e] {
 		ch <- runEnd{message: msg} // buffered: one send per waiter

@@ -457,9 +457,9 @@ func (a *Agent) attachable(ctx context.Context, cid *mesospb.ContainerID, field 
 	}
 	f, err := request(a, ctx, func() found {
 		known := false
-		for _, fw := range a.frameworks {
-			for _, e := range fw.executors {
-				if e.containerID == run && e.state != execTerminated {
+		for _, fw := range a.tables.Frameworks() {
+			for _, e := range fw.Runs() {
+				if e.ContainerID() == run && e.State() != execTerminated {
 					known = true
 				}
 			}

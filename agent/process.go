@@ -13,6 +13,7 @@ import (
 	"github.com/apronhq/apron/api/v1/mesospb"
 	"github.com/apronhq/apron/containerizer"
 	"github.com/apronhq/apron/executor"
+	"github.com/apronhq/apron/internal/agentcore"
 	"github.com/apronhq/apron/internal/environ"
 )
 
@@ -27,13 +28,7 @@ import (
 // startProcessExecutor launches the executor's container on another
 // goroutine; processLaunched takes the outcome on the loop.
 func (a *Agent) startProcessExecutor(e *executorRec) {
-	fail := func(err error) {
-		a.terminateExecutor(e, &ending{
-			state:   mesospb.TASK_FAILED,
-			reason:  mesospb.TaskStatus_REASON_CONTAINER_LAUNCH_FAILED,
-			message: "Failed to launch the executor: " + err.Error(),
-		})
-	}
+	fail := func(err error) { a.terminateExecutor(e, endingOf(agentcore.EndingLaunchFailed(err))) }
 	if a.cfg.Endpoint == "" {
 		fail(errors.New("the agent has no HTTP endpoint (Config.Endpoint) for executor processes to subscribe to"))
 		return
@@ -44,7 +39,7 @@ func (a *Agent) startProcessExecutor(e *executorRec) {
 		return
 	}
 	cont, ctx := a.cont, a.execCtx
-	sandbox, user := e.sandbox, e.taskUser()
+	sandbox, user := e.Sandbox(), e.TaskUser()
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
@@ -59,24 +54,20 @@ func (a *Agent) startProcessExecutor(e *executorRec) {
 // processLaunched starts watching a launched executor process and the
 // clock of its registration.
 func (a *Agent) processLaunched(e *executorRec, err error) {
-	if e.cleaning || e.state == execTerminated {
+	if e.cleaning || e.State() == execTerminated {
 		// Killed while it launched: the clean-up may have missed it.
 		if err == nil {
-			a.destroyLater(e.containerID)
+			a.destroyLater(e.ContainerID())
 		}
 		return
 	}
 	if err != nil {
-		a.terminateExecutor(e, &ending{
-			state:   mesospb.TASK_FAILED,
-			reason:  mesospb.TaskStatus_REASON_CONTAINER_LAUNCH_FAILED,
-			message: "Failed to launch the executor: " + err.Error(),
-		})
+		a.terminateExecutor(e, endingOf(agentcore.EndingLaunchFailed(err)))
 		return
 	}
-	a.log.Info("agent: executor process launched", "framework", e.fw.id, "executor", e.id, "container", e.containerID)
+	a.log.Info("agent: executor process launched", "framework", e.FrameworkID(), "executor", e.ID(), "container", e.ContainerID())
 	a.watchProcess(e)
-	if e.state == execRegistering {
+	if e.State() == execRegistering {
 		a.awaitSubscription(e, a.cfg.ExecutorRegistrationTimeout, mesospb.TaskStatus_REASON_EXECUTOR_REGISTRATION_TIMEOUT,
 			"Executor did not subscribe within "+a.cfg.ExecutorRegistrationTimeout.String())
 	}
@@ -87,11 +78,11 @@ func (a *Agent) awaitSubscription(e *executorRec, d time.Duration, reason mesosp
 	a.tm.cancel(e.regTimer)
 	e.regTimer = a.tm.after(d, func() {
 		e.regTimer = 0
-		if e.state == execTerminated || e.cleaning {
+		if e.State() == execTerminated || e.cleaning {
 			return
 		}
-		a.log.Warn("agent: executor did not subscribe in time; destroying it", "framework", e.fw.id, "executor", e.id, "timeout", d)
-		e.ending = &ending{state: mesospb.TASK_FAILED, reason: reason, message: msg}
+		a.log.Warn("agent: executor did not subscribe in time; destroying it", "framework", e.FrameworkID(), "executor", e.ID(), "timeout", d)
+		e.Overrule(agentcore.Ending{State: mesospb.TASK_FAILED, Reason: reason, Message: msg})
 		a.killExecutor(e)
 	})
 }
@@ -100,7 +91,7 @@ func (a *Agent) awaitSubscription(e *executorRec, d time.Duration, reason mesosp
 // end. When the agent stops first it stops watching: the process lives on
 // for the next agent.
 func (a *Agent) watchProcess(e *executorRec) {
-	cont, ctx, id := a.cont, a.execCtx, e.containerID
+	cont, ctx, id := a.cont, a.execCtx, e.ContainerID()
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
@@ -117,7 +108,7 @@ func (a *Agent) watchProcess(e *executorRec) {
 // process's wait status (unless it is the command executor; see
 // terminateExecutor).
 func (a *Agent) processExited(e *executorRec, term containerizer.Termination, err error) {
-	if e.state == execTerminated || e.cleaning {
+	if e.State() == execTerminated || e.cleaning {
 		return // its end is already under way
 	}
 	var msg string
@@ -136,11 +127,8 @@ func (a *Agent) processExited(e *executorRec, term containerizer.Termination, er
 			msg += ": " + term.Message
 		}
 	}
-	a.log.Info("agent: executor process ended", "framework", e.fw.id, "executor", e.id, "how", msg)
-	if e.ending == nil {
-		e.ending = &ending{state: mesospb.TASK_FAILED, reason: mesospb.TaskStatus_REASON_EXECUTOR_TERMINATED, message: msg}
-	}
-	e.state = execTerminating
+	a.log.Info("agent: executor process ended", "framework", e.FrameworkID(), "executor", e.ID(), "how", msg)
+	e.Exited(agentcore.Ending{State: mesospb.TASK_FAILED, Reason: mesospb.TaskStatus_REASON_EXECUTOR_TERMINATED, Message: msg})
 	a.cleanupExecutor(e)
 }
 
@@ -156,7 +144,7 @@ func (a *Agent) destroyLater(id string) {
 
 // executorContainer is the container of an executor process.
 func (a *Agent) executorContainer(e *executorRec) (containerizer.Config, error) {
-	if c := e.info.Container; c != nil && (c.Docker != nil || c.GetType() == mesospb.ContainerInfo_DOCKER || c.Mesos.GetImage() != nil) {
+	if c := e.Info().Container; c != nil && (c.Docker != nil || c.GetType() == mesospb.ContainerInfo_DOCKER || c.Mesos.GetImage() != nil) {
 		return containerizer.Config{}, errors.New("the executor asks for a container image, which this agent does not support")
 	}
 	env := a.executorEnv(e)
@@ -170,14 +158,14 @@ func (a *Agent) executorContainer(e *executorRec) (containerizer.Config, error) 
 		env = append(env, executor.AuthenticationTokenEnv+"="+token)
 	}
 	var cmd containerizer.Command
-	if e.kind == kindCommandProcess {
+	if e.Kind() == kindCommandProcess {
 		env = append(env,
 			executor.CommandExecutorEnv+"=1",
-			executor.ExecutorStateDirEnv+"="+executorStateDir(e.sandbox),
+			executor.ExecutorStateDirEnv+"="+executorStateDir(e.Sandbox()),
 			executor.KillGracePeriodEnv+"="+mesosDuration(a.cfg.DefaultKillGracePeriod))
 		cmd = containerizer.ExecCommand(a.cfg.CommandExecutorPath, a.cfg.CommandExecutorArgs...)
 	} else {
-		ci := e.info.Command
+		ci := e.Info().Command
 		if ci == nil || ci.GetValue() == "" {
 			return containerizer.Config{}, errors.New("the executor has no command")
 		}
@@ -192,22 +180,22 @@ func (a *Agent) executorContainer(e *executorRec) (containerizer.Config, error) 
 			return containerizer.Config{}, err
 		}
 	}
-	rs := append([]mesospb.Resource(nil), e.info.Resources...)
-	for _, item := range e.queue {
-		if item.task != nil {
-			rs = append(rs, item.task.Resources...)
+	rs := append([]mesospb.Resource(nil), e.Info().Resources...)
+	for _, item := range e.Queue() {
+		if item.Task != nil {
+			rs = append(rs, item.Task.Resources...)
 		}
-		if item.group != nil {
-			for _, t := range item.group.Tasks {
+		if item.Group != nil {
+			for _, t := range item.Group.Tasks {
 				rs = append(rs, t.Resources...)
 			}
 		}
 	}
 	return containerizer.Config{
-		ID:      e.containerID,
+		ID:      e.ContainerID(),
 		Command: cmd,
-		Sandbox: e.sandbox,
-		User:    e.taskUser(),
+		Sandbox: e.Sandbox(),
+		User:    e.TaskUser(),
 		Env:     env,
 		Limits:  limitsOf(rs),
 		Volumes: a.volumesOf(rs),

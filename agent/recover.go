@@ -81,16 +81,27 @@ func (a *Agent) recover(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("agent: listing containers: %w", err)
 	}
-	var resubscribing []*executorRec
+	// Every run is back in the tables before any is decided on: a run
+	// that ends at once must not take its framework (its checkpoints and
+	// update streams) with it while the framework's other runs are still
+	// to come.
+	var runs []*executorRec
+	fwRecs := make([]*frameworkRec, 0, len(fws))
 	for _, rf := range fws {
-		fw := &frameworkRec{id: rf.info.ID.Value, info: rf.info, executors: map[string]*executorRec{}, tasks: map[string]*taskRec{}}
-		a.frameworks[fw.id] = fw
+		fw, _, _ := a.tables.EnsureFramework(rf.info)
+		fwRecs = append(fwRecs, fw)
 		for _, re := range rf.executors {
-			if e := a.recoverExecutor(ctx, fw, re, history, containers, claimed); e != nil {
-				resubscribing = append(resubscribing, e)
-			}
+			runs = append(runs, a.recoverRun(fw, re, history))
 		}
-		a.maybeForgetFramework(fw)
+	}
+	var resubscribing []*executorRec
+	for _, e := range runs {
+		if a.recoverExecutor(ctx, e, containers, claimed) {
+			resubscribing = append(resubscribing, e)
+		}
+	}
+	for _, fw := range fwRecs {
+		a.forgotten(a.tables.ForgetFramework(fw))
 	}
 	a.destroyUnclaimed(ctx, claimed)
 	a.gcRecover()
@@ -140,7 +151,7 @@ func (a *Agent) forgetUncheckpointed(ctx context.Context, fws []*recoveredFramew
 					a.log.Warn("agent: removing a task's checkpoint", "framework", fwID, "task", rt.info.TaskID.Value, "err", err)
 				}
 			}
-			if !re.kind.process() {
+			if !re.kind.Process() {
 				continue
 			}
 			claimed[re.containerID] = true
@@ -201,180 +212,129 @@ func (a *Agent) reregistrationWindow() time.Duration {
 	return agentcore.ReregistrationWindow(a.cfg.ExecutorReregistrationTimeout, a.cfg.ExecutorSubscriptionBackoffMax)
 }
 
-// recoverExecutor rebuilds one executor run and decides its fate. It
-// returns the run when it is an executor process that lives on and is to
-// subscribe again, nil otherwise: recover starts its clock once recovery
-// is done.
-func (a *Agent) recoverExecutor(ctx context.Context, fw *frameworkRec, re *recoveredExecutor, history map[agentcore.StreamKey][]*mesospb.TaskStatus,
-	containers []string, claimed map[string]bool) *executorRec {
-	e := &executorRec{
-		fw: fw, id: re.info.ExecutorID.Value, key: re.info.ExecutorID.Value, info: re.info, kind: re.kind,
-		containerID: re.containerID, sandbox: re.sandbox, tasks: map[string]*taskRec{},
+// recoverRun puts one executor run recovered from the checkpoints back
+// in the tables (agentcore.Tables.Recover).
+func (a *Agent) recoverRun(fw *frameworkRec, re *recoveredExecutor, history map[agentcore.StreamKey][]*mesospb.TaskStatus) *executorRec {
+	sandbox := re.sandbox
+	if sandbox == "" {
+		sandbox = a.sandboxDir(fw.ID(), re.info.ExecutorID.Value, re.containerID)
 	}
-	if e.sandbox == "" {
-		e.sandbox = a.sandboxDir(fw.id, e.id, e.containerID)
-	}
-	groups := map[string]*mesospb.TaskGroupInfo{}
-	for _, rt := range re.tasks {
-		t := &taskRec{exec: e, info: rt.info, state: mesospb.TASK_STAGING}
-		key := agentcore.StreamKey{Framework: fw.id, Task: rt.info.TaskID.Value}
-		for _, st := range history[key] {
-			a.updateTaskState(t, *st)
+	tasks := make([]agentcore.RecoveredTask, len(re.tasks))
+	for i, rt := range re.tasks {
+		key := agentcore.StreamKey{Framework: fw.ID(), Task: rt.info.TaskID.Value}
+		tasks[i] = agentcore.RecoveredTask{Info: rt.info, Statuses: history[key], Stream: a.updates.Has(key)}
+		if len(rt.group) > 0 {
+			tasks[i].GroupKey = rt.group[0]
 		}
 		if h := a.updates.Head(key); h != nil {
-			t.updateState, t.updateUUID = h.Status.State, h.Status.UUID
-		}
-		if agentcore.ForgetRecovered(t.state, a.updates.Has(key), fw.tasks[rt.info.TaskID.Value] != nil) {
-			// Its end was acknowledged before the restart (its log was
-			// left by a stop between the two): it is forgotten, or its run
-			// would never be, nor its sandbox collected.
-			e.taskIDs = append(e.taskIDs, rt.info.TaskID)
-			a.completed = append(a.completed, t.proto())
-			continue
-		}
-		if len(rt.group) > 0 {
-			g := groups[rt.group[0]]
-			if g == nil {
-				g = &mesospb.TaskGroupInfo{}
-				groups[rt.group[0]] = g
-			}
-			g.Tasks = append(g.Tasks, rt.info)
-			t.group = g
-		}
-		if fw.tasks[rt.info.TaskID.Value] != nil {
-			a.log.Warn("agent: a recovered task ID is in two executor runs; keeping the first", "task", rt.info.TaskID.Value)
-			continue
-		}
-		e.tasks[rt.info.TaskID.Value] = t
-		e.taskIDs = append(e.taskIDs, rt.info.TaskID)
-		fw.tasks[rt.info.TaskID.Value] = t
-	}
-	// Two runs of one executor ID: the live one takes the ID.
-	if old := fw.executors[e.id]; old != nil {
-		if e.live() {
-			a.detachExecutor(old)
-		} else {
-			e.key = "\x00" + e.containerID
-			fw.executors[e.key] = e
-			fw.detached++
+			tasks[i].Head = &h.Status
 		}
 	}
-	if fw.executors[e.id] == nil {
-		fw.executors[e.id] = e
+	// A task whose end was acknowledged before the restart (its log was
+	// left by a stop between the two) is forgotten at once, or its run
+	// would never be, nor its sandbox collected.
+	r, _, dups := a.tables.Recover(fw, re.info, re.kind, re.containerID, sandbox, tasks)
+	for _, id := range dups {
+		a.log.Warn("agent: a recovered task ID is in two executor runs; keeping the first", "task", id)
 	}
+	e := a.addExec(r)
 	a.attachSandbox(e) // files.go
+	return e
+}
 
-	processAlive := e.kind.process() && slices.Contains(containers, e.containerID)
-	d := agentcore.DecideRecovery(agentcore.ExecutorKind(e.kind), e.live(), processAlive)
+// recoverExecutor decides a recovered run's fate. It reports whether the
+// run is an executor process that lives on and is to subscribe again:
+// recover starts its clock once recovery is done.
+func (a *Agent) recoverExecutor(ctx context.Context, e *executorRec, containers []string, claimed map[string]bool) bool {
+	processAlive := e.Kind().Process() && slices.Contains(containers, e.ContainerID())
+	d := agentcore.DecideRecovery(e.Kind(), e.Live(), processAlive)
 	gone := endingOf(d.Ending)
 	switch {
 	case d.Verdict == agentcore.RecoverEnded:
 		// Its end may not have reached the master: say it (again).
 		a.terminateExecutor(e, gone)
-		return nil
+		return false
 	case d.Verdict == agentcore.RecoverGone:
-		e.state = execTerminating
-		e.ending = gone
+		e.Exited(*gone)
 		if d.Cleanup {
 			// Its state directory may hold containers it left running.
 			a.cleanupExecutor(e)
-			return nil
+			return false
 		}
 		a.terminateExecutor(e, nil)
-		return nil
+		return false
 	case d.Verdict == agentcore.RecoverAwait:
 		// The process lives on and reconnects to this agent, carrying the
 		// tasks and updates it has not seen acknowledged.
-		claimed[e.containerID] = true
-		e.state = execRunning
+		claimed[e.ContainerID()] = true
+		e.Resubscribing()
 		a.watchProcess(e)
-		return e
+		return true
 	}
 	// RecoverReattach: a new built-in executor takes over what survived.
-	switch e.kind {
+	switch e.Kind() {
 	case kindCommand:
 		var t *taskRec
-		for _, x := range e.tasks {
-			if !terminal(x.state) {
+		for _, x := range e.Tasks() {
+			if !terminal(x.State()) {
 				t = x
 			}
 		}
 		ex := executor.NewCommandExecutor(a.commandConfig(e))
-		cid := executor.TaskContainerID(e.containerID, t.info.TaskID)
+		cid := executor.TaskContainerID(e.ContainerID(), t.Info().TaskID)
 		if !slices.Contains(containers, cid) {
 			a.terminateExecutor(e, gone)
-			return nil
+			return false
 		}
-		if err := ex.Reattach(ctx, t.info); err != nil {
-			a.log.Warn("agent: cannot reattach a command task", "task", t.info.TaskID.Value, "err", err)
+		if err := ex.Reattach(ctx, *t.Info()); err != nil {
+			a.log.Warn("agent: cannot reattach a command task", "task", t.Info().TaskID.Value, "err", err)
 			a.terminateExecutor(e, gone)
-			return nil
+			return false
 		}
 		claimed[cid] = true
-		a.reattached(e, t)
+		t.Reattached()
 		a.runDriver(e, ex, func(err error) { a.terminateExecutor(e, gone) }, nil)
 	case kindDefault:
 		ex := executor.NewDefaultExecutor(a.commandConfig(e))
+		tasks := e.Tasks()
+		plan := make([]agentcore.ReattachTask, len(tasks))
+		for i, t := range tasks {
+			alive := slices.Contains(containers, executor.TaskContainerID(e.ContainerID(), t.Info().TaskID))
+			plan[i] = agentcore.ReattachTask{Info: t.Info(), Group: t.Group(), State: t.State(), Alive: alive}
+		}
 		var lost []*taskRec
 		reattached := 0
-		seen := map[*mesospb.TaskGroupInfo]bool{}
-		for _, t := range e.sortedTasks() {
-			if terminal(t.state) || seen[t.group] {
-				continue
-			}
-			group := t.group
-			if group == nil {
-				group = &mesospb.TaskGroupInfo{Tasks: []mesospb.TaskInfo{t.info}}
-			} else {
-				seen[group] = true
-			}
-			var live []mesospb.TaskInfo
-			var liveRecs []*taskRec
-			ok := true
-			for _, gt := range group.Tasks {
-				r := e.tasks[gt.TaskID.Value]
-				if r == nil || terminal(r.state) {
-					continue
-				}
-				live = append(live, gt)
-				liveRecs = append(liveRecs, r)
-				ok = ok && slices.Contains(containers, executor.TaskContainerID(e.containerID, gt.TaskID))
-			}
+		for _, g := range agentcore.PlanReattach(plan) {
+			ok := g.Alive
 			if ok {
-				if err := ex.Reattach(ctx, mesospb.TaskGroupInfo{Tasks: live}); err != nil {
-					a.log.Warn("agent: cannot reattach a task group", "executor", e.id, "err", err)
+				if err := ex.Reattach(ctx, mesospb.TaskGroupInfo{Tasks: g.Tasks}); err != nil {
+					a.log.Warn("agent: cannot reattach a task group", "executor", e.ID(), "err", err)
 					ok = false
 				}
 			}
-			if !ok {
-				lost = append(lost, liveRecs...)
-				continue
+			for i := range g.Tasks {
+				r := e.Task(g.Tasks[i].TaskID.Value)
+				if !ok {
+					lost = append(lost, r)
+					continue
+				}
+				claimed[executor.TaskContainerID(e.ContainerID(), r.Info().TaskID)] = true
+				r.Reattached()
 			}
-			reattached++
-			for _, r := range liveRecs {
-				claimed[executor.TaskContainerID(e.containerID, r.info.TaskID)] = true
-				a.reattached(e, r)
+			if ok {
+				reattached++
 			}
 		}
 		for _, t := range lost {
-			a.statusUpdate(fw.id, e.id, a.agentStatus(fw.id, t.info.TaskID.Value, gone.state, gone.reason, gone.message))
+			a.statusUpdate(e.FrameworkID(), e.ID(), a.agentEnd(t.ID(), *gone))
 		}
 		if reattached == 0 {
 			a.terminateExecutor(e, gone)
-			return nil
+			return false
 		}
 		a.runDriver(e, ex, func(err error) { a.terminateExecutor(e, gone) }, nil)
 	}
-	return nil
-}
-
-// reattached notes a task whose container a new built-in executor
-// watches: it is launched. The agent makes no update for it: Mesos's
-// agent sends none for the tasks it recovers (Slave::recover,
-// Slave::_recover), whose state stays what their updates said; the
-// task's next update is its executor's.
-func (a *Agent) reattached(e *executorRec, t *taskRec) {
-	t.queued = false
+	return false
 }
 
 // destroyUnclaimed destroys, on another goroutine, the containers no

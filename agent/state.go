@@ -43,18 +43,18 @@ type ExecutorState struct {
 func (a *Agent) State(ctx context.Context) (State, error) {
 	return request(a, ctx, func() State {
 		s := State{Info: a.agentInfo(), Registered: a.isRegistered()}
-		for _, fw := range a.sortedFrameworks() {
-			fs := FrameworkState{Info: fw.info}
-			for _, e := range fw.sortedExecutors() {
-				es := ExecutorState{Info: e.info, ContainerID: e.containerID, Directory: e.sandbox, State: e.state.String()}
-				for _, t := range e.sortedTasks() {
-					es.Tasks = append(es.Tasks, t.proto())
+		for _, fw := range a.tables.Frameworks() {
+			fs := FrameworkState{Info: *fw.Info()}
+			for _, e := range fw.Runs() {
+				es := ExecutorState{Info: *e.Info(), ContainerID: e.ContainerID(), Directory: e.Sandbox(), State: e.State().String()}
+				for _, t := range e.Tasks() {
+					es.Tasks = append(es.Tasks, t.Proto())
 				}
 				fs.Executors = append(fs.Executors, es)
 			}
 			s.Frameworks = append(s.Frameworks, fs)
 		}
-		s.CompletedTasks = append([]mesospb.Task(nil), a.completedTasks()...)
+		s.CompletedTasks = append([]mesospb.Task(nil), a.tables.CompletedTasks()...)
 		return s
 	})
 }

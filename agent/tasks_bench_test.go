@@ -88,11 +88,11 @@ func TestBenchTasksQueue(t *testing.T) {
 	a := benchAgent(t)
 	fw := mesospb.FrameworkInfo{Name: "fw", ID: &mesospb.FrameworkID{Value: "fw-1"}}
 	benchTasks(a, fw, 0, 1000)
-	require.Len(t, a.frameworks["fw-1"].tasks, 1000)
+	require.Equal(t, 1000, a.tables.Framework("fw-1").TaskCount())
 	n := 0
-	for _, e := range a.frameworks["fw-1"].executors {
-		require.Equal(t, execRegistering, e.state)
-		n += len(e.queue)
+	for _, e := range a.tables.Framework("fw-1").Runs() {
+		require.Equal(t, execRegistering, e.State())
+		n += len(e.Queue())
 	}
 	require.Equal(t, 1000, n, "the tasks wait for their executors")
 }

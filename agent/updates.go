@@ -55,10 +55,10 @@ func (a *Agent) statusUpdate(fwID, execID string, st mesospb.TaskStatus) {
 		// The task's state changes before the update goes out: the
 		// master gets it as the update's latest_state.
 		if t != nil {
-			was := terminal(t.state)
-			a.updateTaskState(t, st)
-			if !was && terminal(t.state) {
-				a.met.terminal[t.state]++
+			was := terminal(t.State())
+			t.Apply(st)
+			if !was && terminal(t.State()) {
+				a.met.terminal[t.State()]++
 			}
 		}
 		a.log.Debug("agent: status update", "framework", fwID, "task", st.TaskID.Value, "state", st.GetState().String(), "source", st.GetSource().String())
@@ -69,8 +69,8 @@ func (a *Agent) statusUpdate(fwID, execID string, st mesospb.TaskStatus) {
 
 // streamTask is the task record of a stream, nil when the agent has none.
 func (a *Agent) streamTask(key agentcore.StreamKey) *taskRec {
-	if fw := a.frameworks[key.Framework]; fw != nil {
-		return fw.tasks[key.Task]
+	if fw := a.tables.Framework(key.Framework); fw != nil {
+		return fw.Task(key.Task)
 	}
 	return nil
 }
@@ -83,9 +83,9 @@ func (a *Agent) syncUpdateHead(key agentcore.StreamKey) {
 		return
 	}
 	if h := a.updates.Head(key); h != nil {
-		t.updateState, t.updateUUID = h.Status.State, h.Status.UUID
+		t.SetHead(h.Status.State, h.Status.UUID)
 	} else {
-		t.updateState, t.updateUUID = nil, nil
+		t.SetHead(nil, nil)
 	}
 }
 
@@ -142,7 +142,7 @@ func (a *Agent) sendUpdate(f agentcore.UpdateForward) {
 	}
 	latest := head.Status.GetState()
 	if t := a.streamTask(agentcore.StreamKey{Framework: head.FrameworkID.Value, Task: head.Status.TaskID.Value}); t != nil {
-		latest = t.state
+		latest = t.State()
 	}
 	u := *head
 	u.LatestState = latest.Enum()
@@ -260,9 +260,9 @@ func (a *Agent) acknowledgeExecutor(fwID, execID string, taskID mesospb.TaskID, 
 // for an executor process it is left out, as the containerizer does not
 // say (Mesos gives it). cgroup_info is left out.
 func (a *Agent) addContainerStatus(t *taskRec, st *mesospb.TaskStatus) {
-	e := t.exec
+	e := t.Run()
 	switch {
-	case e == nil || t.queued || e.state == execTerminated:
+	case e == nil || t.Queued() || e.State() == execTerminated:
 		return
 	case st.GetSource() == mesospb.TaskStatus_SOURCE_AGENT &&
 		(st.GetState() == mesospb.TASK_DROPPED || st.GetState() == mesospb.TASK_LOST):
@@ -276,7 +276,7 @@ func (a *Agent) addContainerStatus(t *taskRec, st *mesospb.TaskStatus) {
 	if cs.ContainerID == nil {
 		cs.ContainerID = a.taskContainerID(e, t)
 	}
-	if cs.ExecutorPid == nil && !e.kind.process() {
+	if cs.ExecutorPid == nil && !e.Kind().Process() {
 		cs.ExecutorPid = ptr(uint32(os.Getpid()))
 	}
 	if len(cs.NetworkInfos) == 0 {
@@ -293,11 +293,11 @@ func (a *Agent) addContainerStatus(t *taskRec, st *mesospb.TaskStatus) {
 // reports it: the executor's container, or for a task group's task under
 // the default executor its own container nested in the executor's (the
 // way GET_CONTAINERS shows it).
-func (a *Agent) taskContainerID(e *executorRec, t *taskRec) *mesospb.ContainerID {
-	run := &mesospb.ContainerID{Value: e.containerID}
-	if e.kind != kindDefault {
+func (a *Agent) taskContainerID(e *agentcore.Run, t *taskRec) *mesospb.ContainerID {
+	run := &mesospb.ContainerID{Value: e.ContainerID()}
+	if e.Kind() != kindDefault {
 		return run
 	}
-	nested := strings.TrimPrefix(executor.TaskContainerID(e.containerID, t.info.TaskID), e.containerID+".")
+	nested := strings.TrimPrefix(executor.TaskContainerID(e.ContainerID(), t.Info().TaskID), e.ContainerID()+".")
 	return &mesospb.ContainerID{Value: nested, Parent: run}
 }

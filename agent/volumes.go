@@ -231,11 +231,11 @@ func (a *Agent) volumesOf(rs []mesospb.Resource) []containerizer.Volume {
 // noteTaskVolumes records the volumes of a task that a built-in executor
 // will launch as a container of its own.
 func (a *Agent) noteTaskVolumes(e *executorRec, t *mesospb.TaskInfo) {
-	if e.kind != kindCommand && e.kind != kindDefault {
+	if e.Kind() != kindCommand && e.Kind() != kindDefault {
 		return
 	}
 	if vols := a.volumesOf(t.Resources); len(vols) > 0 {
-		a.vols.set(executor.TaskContainerID(e.containerID, t.TaskID), vols)
+		a.vols.set(executor.TaskContainerID(e.ContainerID(), t.TaskID), vols)
 	}
 }
 
@@ -244,11 +244,11 @@ func (a *Agent) noteTaskVolumes(e *executorRec, t *mesospb.TaskInfo) {
 // was launched (killed while queued, or the executor failed to start)
 // would otherwise stay in the book for as long as the agent runs.
 func (a *Agent) forgetTaskVolumes(e *executorRec) {
-	if e.kind != kindCommand && e.kind != kindDefault {
+	if e.Kind() != kindCommand && e.Kind() != kindDefault {
 		return
 	}
-	for _, id := range e.taskIDs {
-		a.vols.take(executor.TaskContainerID(e.containerID, id))
+	for _, id := range e.TaskIDs() {
+		a.vols.take(executor.TaskContainerID(e.ContainerID(), id))
 	}
 }
 
@@ -257,37 +257,37 @@ func (a *Agent) forgetTaskVolumes(e *executorRec) {
 // executor process, or an in-process Go executor. Links already there to
 // the same volumes are kept.
 func (a *Agent) linkTaskVolumes(e *executorRec, item launchItem) error {
-	if e.kind != kindProcess && e.kind != kindGo {
+	if e.Kind() != kindProcess && e.Kind() != kindGo {
 		return nil
 	}
 	var rs []mesospb.Resource
-	if item.group == nil {
-		rs = item.task.Resources
+	if item.Group == nil {
+		rs = item.Task.Resources
 	} else {
-		for i := range item.group.Tasks {
-			rs = append(rs, item.group.Tasks[i].Resources...)
+		for i := range item.Group.Tasks {
+			rs = append(rs, item.Group.Tasks[i].Resources...)
 		}
 	}
 	vols := a.volumesOf(rs)
 	if len(vols) == 0 {
 		return nil
 	}
-	uid, gid, err := fetch.SandboxOwner(e.taskUser())
+	uid, gid, err := fetch.SandboxOwner(e.TaskUser())
 	if err != nil {
 		return err
 	}
-	return containerizer.LinkVolumes(e.sandbox, vols, uid, gid)
+	return containerizer.LinkVolumes(e.Sandbox(), vols, uid, gid)
 }
 
 // failLaunch fails the tasks of an item that cannot be delivered to its
 // executor.
 func (a *Agent) failLaunch(e *executorRec, item launchItem, reason mesospb.TaskStatus_Reason, msg string) {
-	ids := item.taskIDs()
-	a.log.Warn("agent: cannot deliver a task to its executor", "framework", e.fw.id, "executor", e.id, "tasks", ids, "err", msg)
+	ids := item.IDs()
+	a.log.Warn("agent: cannot deliver a task to its executor", "framework", e.FrameworkID(), "executor", e.ID(), "tasks", ids, "err", msg)
 	for _, id := range ids {
-		if t := e.tasks[id]; t != nil && !terminal(t.state) {
+		if t := e.Task(id); t != nil && !terminal(t.State()) {
 			// The terminal update dequeues it.
-			a.statusUpdate(e.fw.id, e.id, a.agentStatus(e.fw.id, id, mesospb.TASK_FAILED, reason, msg))
+			a.statusUpdate(e.FrameworkID(), e.ID(), a.agentStatus(e.FrameworkID(), id, mesospb.TASK_FAILED, reason, msg))
 		}
 	}
 }

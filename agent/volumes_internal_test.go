@@ -43,7 +43,7 @@ func TestVolumeBookForgetsUnlaunchedTasks(t *testing.T) {
 		Type:     internalpb.Event_KILL_TASK.Enum(),
 		KillTask: &internalpb.Event_KillTask{FrameworkID: *fw.ID, TaskID: mesospb.TaskID{Value: "a"}},
 	})
-	runPosted(t, a, func() bool { return e.state == execTerminated })
+	runPosted(t, a, func() bool { return e.State() == execTerminated })
 	a.vols.mu.Lock()
 	defer a.vols.mu.Unlock()
 	assert.Empty(t, a.vols.byID, "nothing left for a container never launched")

@@ -126,9 +126,10 @@ func EndingDestroyed() Ending {
 	return Ending{State: mesospb.TASK_KILLED, Reason: mesospb.TaskStatus_REASON_EXECUTOR_TERMINATED, Message: "Executor destroyed"}
 }
 
-// EndingLaunchFailed is the ending of an executor that could not start.
+// EndingLaunchFailed is the ending of an executor that could not start,
+// in Mesos's words (slave.cpp, Slave::executorLaunched).
 func EndingLaunchFailed(err error) Ending {
-	return Ending{State: mesospb.TASK_FAILED, Reason: mesospb.TaskStatus_REASON_CONTAINER_LAUNCH_FAILED, Message: "Failed to start executor: " + err.Error()}
+	return Ending{State: mesospb.TASK_FAILED, Reason: mesospb.TaskStatus_REASON_CONTAINER_LAUNCH_FAILED, Message: "Failed to launch container: " + err.Error()}
 }
 
 // EndingKilledDuringLaunch is the ending of an executor that never

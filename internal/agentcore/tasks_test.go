@@ -232,7 +232,7 @@ func TestEndings(t *testing.T) {
 		{"exited with an error", EndingExited(errors.New("boom")), Ending{mesospb.TASK_FAILED, mesospb.TaskStatus_REASON_EXECUTOR_TERMINATED, "Executor terminated: boom"}},
 		{"shut down", EndingShutdown("why"), Ending{mesospb.TASK_KILLED, mesospb.TaskStatus_REASON_EXECUTOR_TERMINATED, "Executor shut down: why"}},
 		{"destroyed", EndingDestroyed(), Ending{mesospb.TASK_KILLED, mesospb.TaskStatus_REASON_EXECUTOR_TERMINATED, "Executor destroyed"}},
-		{"launch failed", EndingLaunchFailed(errors.New("no")), Ending{mesospb.TASK_FAILED, mesospb.TaskStatus_REASON_CONTAINER_LAUNCH_FAILED, "Failed to start executor: no"}},
+		{"launch failed", EndingLaunchFailed(errors.New("no")), Ending{mesospb.TASK_FAILED, mesospb.TaskStatus_REASON_CONTAINER_LAUNCH_FAILED, "Failed to launch container: no"}},
 		{"killed during launch", EndingKilledDuringLaunch(), Ending{mesospb.TASK_KILLED, mesospb.TaskStatus_REASON_TASK_KILLED_DURING_LAUNCH, "Killed before delivery to the executor"}},
 	}
 	for _, tc := range tests {

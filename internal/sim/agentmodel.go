@@ -61,66 +61,67 @@ type AgentTask struct {
 	UUIDs [][]byte
 }
 
-// agentTask is a task on the model agent.
+// agentTask is what the simulation keeps of a task of the model agent,
+// beside the agent's own record of it (agentcore.Tables): its running
+// time, the updates made for it, for the invariants.
 type agentTask struct {
 	framework, id string
-	info          mesospb.TaskInfo
 	resources     resources.Resources
-	exec          *modelExecutor // nil for a task the agent never ran (its updates are the agent's answers)
-	state         mesospb.TaskState
-	statuses      []mesospb.TaskStatus // the latest of each state (agentcore.ApplyStatus)
-	queued        bool                 // waiting for its executor to subscribe
-	endsAt        time.Time            // zero: runs until killed
-	uuids         [][]byte             // of every update made, in order
-	forgotten     bool
+	// rec is the agent's record, nil for a task the agent never ran (its
+	// updates are the agent's answers) and once the agent is shut down.
+	rec *agentcore.Task
+	// state is the task's state when it has no record.
+	state  mesospb.TaskState
+	endsAt time.Time // zero: runs until killed
+	// crashes: at endsAt its executor dies instead of reporting the end;
+	// the agent ends the task (agentcore.Run.Terminate).
+	crashes   bool
+	uuids     [][]byte // of every update made, in order
+	forgotten bool
 }
 
-// agentFramework is a framework with executors or tasks on the agent.
-type agentFramework struct {
-	info        mesospb.FrameworkInfo
-	terminating bool                      // SHUTDOWN_FRAMEWORK: no new tasks
-	executors   map[string]*modelExecutor // by executor ID
-	tasks       map[string]*agentTask     // every task not yet forgotten, by ID
-}
-
-// modelExecutor is a command executor run. The executor itself is a model
-// (it subscribes at once, reports TASK_STARTING and TASK_RUNNING, its
-// task's end or its kill, and exits when its task has ended); what the
-// agent decides about it is the agent's own code (agentcore).
-type modelExecutor struct {
-	fw     *agentFramework
-	id     string
-	kind   agentcore.ExecutorKind
-	state  agentcore.ExecutorState
-	tasks  map[string]*agentTask // not yet forgotten
-	ending *agentcore.Ending
+// State is the task's latest state: its record's while it has one.
+func (t *agentTask) State() mesospb.TaskState {
+	if t.rec != nil {
+		return t.rec.State()
+	}
+	return t.state
 }
 
 // modelAgent is a Mesos agent with checkpointing on (what a restart keeps:
 // its ID, its frameworks, its tasks and their unacknowledged updates)
-// whose decisions are the agent's own: which executor runs a task and
-// when a task is refused (agentcore.DecideAdmit), what a KILL_TASK does
-// (agentcore.DecideKill), how the tasks of an executor that ends end
-// (agentcore.EndTask), what a reconciliation answers
-// (agentcore.ReconcileAnswer), when tasks, executors and frameworks are
-// forgotten (agentcore.ForgetTask, ForgetExecutor, ForgetFramework) and
-// what a re-registration lists (agentcore.ReregisterExecutor). Its status
-// updates go through the agent's own status update manager
-// (agentcore.UpdateManager: per task, in order, retried 10 s doubling to
-// 10 min, resent at once after a (re)registration and when the framework
-// re-subscribes), whose checkpoint writes it keeps in memory and recovers
-// from after a restart, as the agent recovers from its disk. The
-// executors and the containerizer are models: a command executor per
-// task that reports TASK_STARTING, TASK_RUNNING and the task's end.
+// whose decisions and tables are the agent's own: its frameworks,
+// executor runs and tasks are the agent's tables (agentcore.Tables),
+// changed only through their methods, which decide with the agent's
+// decisions: which executor runs a task and when a task is refused
+// (RunTasks: agentcore.DecideAdmit), what a KILL_TASK does (Kill:
+// DecideKill, DequeueKilled), how an executor is shut down (Shutdown),
+// how the tasks of an executor that ends end (Terminate: EndTask), what a
+// reconciliation answers (Reconcile), when tasks, executors and
+// frameworks are forgotten (ForgetTask, Terminated) and what a
+// re-registration lists (Reregistration). Its status updates go through
+// the agent's own status update manager (agentcore.UpdateManager: per
+// task, in order, retried 10 s doubling to 10 min, resent at once after a
+// (re)registration and when the framework re-subscribes), whose
+// checkpoint writes it keeps in memory and recovers from after a
+// restart, as the agent recovers from its disk. The executors and the
+// containerizer are models: a command executor per task that subscribes
+// at once, reports TASK_STARTING, TASK_RUNNING and the task's end (or its
+// kill), and exits when its task has ended; or, for a share of the tasks
+// (Faults.ExecutorCrash), dies instead of reporting the end, and the agent
+// fails the task.
 type modelAgent struct {
-	rng        *rand.Rand
-	hostname   string
-	total      resources.Resources
-	id         string
-	frameworks map[string]*agentFramework
-	tasks      map[string]*agentTask // framework/task: every task the agent ever had, for the invariants
+	rng      *rand.Rand
+	hostname string
+	total    resources.Resources
+	id       string
+	tables   *agentcore.Tables
+	runs     int                   // executor runs started, to name them
+	tasks    map[string]*agentTask // framework/task: every task the agent ever had, for the invariants
 	// duration picks a new task's running time (0: until killed).
 	duration func() time.Duration
+	// crash is the share of tasks whose executor dies (Faults.ExecutorCrash).
+	crash float64
 
 	updates *agentcore.UpdateManager
 	paused  bool                                       // no master: the manager forwards nothing
@@ -135,8 +136,8 @@ const (
 	updateRetryMax = 10 * time.Minute
 )
 
-func newModelAgent(rng *rand.Rand, hostname string, total resources.Resources, duration func() time.Duration) *modelAgent {
-	a := &modelAgent{rng: rng, hostname: hostname, total: total, frameworks: map[string]*agentFramework{},
+func newModelAgent(rng *rand.Rand, hostname string, total resources.Resources, duration func() time.Duration, crash float64) *modelAgent {
+	a := &modelAgent{rng: rng, hostname: hostname, total: total, tables: agentcore.NewTables(), crash: crash,
 		tasks: map[string]*agentTask{}, duration: duration, streams: map[agentcore.StreamKey]*checkpoint.Stream{}}
 	a.newUpdateManager()
 	return a
@@ -152,42 +153,27 @@ func (a *modelAgent) newUpdateManager() {
 
 func (a *modelAgent) ID() string { return a.id }
 
-// ConnectCall lists, as the agent's link does, every framework on the
-// agent, the executors the master knows (agentcore.ReregisterExecutor)
-// and every task not forgotten.
+// ConnectCall lists what the agent's tables list
+// (agentcore.Tables.Reregistration), with each task's stream head as the
+// agent's status update manager shows it.
 func (a *modelAgent) ConnectCall() *internalpb.Call {
 	info := mesospb.AgentInfo{Hostname: a.hostname, Resources: a.total.ToProto()}
 	if a.id == "" {
 		return &internalpb.Call{Type: internalpb.Call_REGISTER.Enum(), Register: &internalpb.Call_Register{AgentInfo: info}}
 	}
 	info.ID = &mesospb.AgentID{Value: a.id}
-	r := &internalpb.Call_Reregister{AgentInfo: info}
-	for _, fid := range sortedKeys(a.frameworks) {
-		fw := a.frameworks[fid]
-		r.Frameworks = append(r.Frameworks, fw.info)
-		for _, eid := range sortedKeys(fw.executors) {
-			e := fw.executors[eid]
-			if agentcore.ReregisterExecutor(e.kind, e.state) {
-				r.Executors = append(r.Executors, mesospb.ExecutorInfo{ExecutorID: mesospb.ExecutorID{Value: e.id}})
+	a.tables.EachRun(func(r *agentcore.Run) {
+		r.EachTask(func(t *agentcore.Task) {
+			if h := a.updates.Head(agentcore.StreamKey{Framework: r.FrameworkID(), Task: t.ID()}); h != nil {
+				t.SetHead(h.Status.State, h.Status.UUID)
+			} else {
+				t.SetHead(nil, nil)
 			}
-			for _, tid := range sortedKeys(e.tasks) {
-				r.Tasks = append(r.Tasks, a.taskProto(e.tasks[tid]))
-			}
-		}
-	}
+		})
+	})
+	listed := a.tables.Reregistration()
+	r := &internalpb.Call_Reregister{AgentInfo: info, Frameworks: listed.Frameworks, Executors: listed.Executors, Tasks: listed.Tasks}
 	return &internalpb.Call{Type: internalpb.Call_REREGISTER.Enum(), AgentID: &mesospb.AgentID{Value: a.id}, Reregister: r}
-}
-
-func (a *modelAgent) taskProto(t *agentTask) mesospb.Task {
-	p := mesospb.Task{
-		Name: t.info.Name, TaskID: t.info.TaskID, FrameworkID: mesospb.FrameworkID{Value: t.framework},
-		AgentID: mesospb.AgentID{Value: a.id}, State: t.state.Enum(), Resources: t.info.Resources,
-		Statuses: append([]mesospb.TaskStatus(nil), t.statuses...),
-	}
-	if h := a.updates.Head(agentcore.StreamKey{Framework: t.framework, Task: t.id}); h != nil {
-		p.StatusUpdateState, p.StatusUpdateUUID = h.Status.State, h.Status.UUID
-	}
-	return p
 }
 
 func (a *modelAgent) Handle(now time.Time, ev *internalpb.Event) []*internalpb.Call {
@@ -206,18 +192,15 @@ func (a *modelAgent) Handle(now time.Time, ev *internalpb.Event) []*internalpb.C
 		ack := ev.Acknowledge
 		key := agentcore.StreamKey{Framework: ack.FrameworkID.Value, Task: ack.TaskID.Value}
 		res := a.updates.Ack(key, ack.UUID, now)
-		if t := a.tasks[key.Framework+"/"+key.Task]; t != nil && !t.forgotten &&
-			agentcore.ForgetTask(t.state, res.Outcome == agentcore.AckClosed) {
-			a.forgetTask(t)
+		if t := a.tables.Task(key.Framework, key.Task); t != nil && agentcore.ForgetTask(t.State(), res.Outcome == agentcore.AckClosed) {
+			a.forgotten(a.tables.ForgetTask(t))
 		}
 	case internalpb.Event_PING:
 		return append(a.drain(), &internalpb.Call{Type: internalpb.Call_PONG.Enum(), AgentID: &mesospb.AgentID{Value: a.id}})
 	case internalpb.Event_UPDATE_FRAMEWORK:
 		fi := ev.UpdateFramework.FrameworkInfo
 		if fi.ID != nil {
-			if fw := a.frameworks[fi.ID.Value]; fw != nil {
-				fw.info = fi
-			}
+			a.tables.UpdateFramework(fi)
 			a.updates.ResumeFramework(fi.ID.Value, now)
 		}
 	case internalpb.Event_RECONCILE_TASKS:
@@ -226,25 +209,17 @@ func (a *modelAgent) Handle(now time.Time, ev *internalpb.Event) []*internalpb.C
 	return a.drain()
 }
 
-// runTask is RUN_TASK as the agent's runTasks takes it.
+// runTask is RUN_TASK as the agent's runTasks takes it: the tables admit
+// it (or refuse it); the model executor subscribes at once and takes it.
 func (a *modelAgent) runTask(now time.Time, fwInfo mesospb.FrameworkInfo, ti mesospb.TaskInfo) {
 	fid := fwInfo.ID.GetValue()
-	fw := a.frameworks[fid]
-	if fw == nil {
-		fw = &agentFramework{executors: map[string]*modelExecutor{}, tasks: map[string]*agentTask{}}
-		a.frameworks[fid] = fw
-	}
-	fw.info = fwInfo
-	d := agentcore.DecideAdmit(agentcore.Admit{
-		Framework:            fwInfo,
-		FrameworkTerminating: fw.terminating,
-		Tasks:                []mesospb.TaskInfo{ti},
-		TaskKnown:            func(id string) bool { return fw.tasks[id] != nil },
-		ExecutorState: func(id string) (agentcore.ExecutorState, bool) {
-			if e := fw.executors[id]; e != nil {
-				return e.state, true
-			}
-			return 0, false
+	d := a.tables.RunTasks(agentcore.RunTasks{
+		Framework: fwInfo,
+		Tasks:     []mesospb.TaskInfo{ti},
+		AgentID:   a.id,
+		NewRun: func(string, string) (string, string) {
+			a.runs++
+			return fmt.Sprintf("run-%d", a.runs), ""
 		},
 	})
 	switch d.Verdict {
@@ -252,170 +227,116 @@ func (a *modelAgent) runTask(now time.Time, fwInfo mesospb.FrameworkInfo, ti mes
 		for _, id := range d.Refused {
 			a.agentUpdate(now, fid, id.Value, d.Refusal)
 		}
-		a.maybeForgetFramework(fid)
+		a.forgotten(a.tables.ForgetFramework(d.Framework))
 		return
 	case agentcore.AdmitIgnore:
 		return
 	}
-	e := fw.executors[d.Info.ExecutorID.Value]
-	if d.Verdict == agentcore.AdmitStart {
-		e = &modelExecutor{fw: fw, id: d.Info.ExecutorID.Value, kind: d.Kind, state: agentcore.ExecutorRegistering, tasks: map[string]*agentTask{}}
-		fw.executors[e.id] = e
-	}
+	rec := d.Run.Task(ti.TaskID.Value)
 	rs, _ := resources.FromProto(ti.Resources)
-	t := &agentTask{framework: fid, id: ti.TaskID.Value, info: ti, resources: rs, exec: e, state: mesospb.TASK_STAGING, queued: true}
+	t := &agentTask{framework: fid, id: ti.TaskID.Value, resources: rs, rec: rec}
 	if d := a.duration(); d > 0 {
 		t.endsAt = now.Add(d)
+		t.crashes = a.crash > 0 && a.rng.Float64() < a.crash
 	}
 	a.tasks[fid+"/"+t.id] = t
-	fw.tasks[t.id] = t
-	e.tasks[t.id] = t
-	// The model executor subscribes at once and takes its queued task.
-	e.state = agentcore.ExecutorRunning
-	t.queued = false
+	// The model executor subscribes at once and takes its tasks.
+	first := d.Run.Subscribed()
+	if d.Verdict == agentcore.AdmitLaunch {
+		d.Run.Launched(d.Item)
+	}
+	for _, item := range d.Run.Launches(!first, nil) {
+		d.Run.Launched(item)
+	}
 	a.executorUpdate(now, t, mesospb.TASK_STARTING)
 	a.executorUpdate(now, t, mesospb.TASK_RUNNING)
 }
 
 // killTask is KILL_TASK as the agent's killTask takes it.
 func (a *modelAgent) killTask(now time.Time, fid, tid string) {
-	fw := a.frameworks[fid]
-	var t *agentTask
-	if fw != nil {
-		t = fw.tasks[tid]
-	}
-	k := agentcore.Kill{Known: t != nil, PartitionAware: fw != nil && agentcore.PartitionAware(&fw.info)}
-	if t != nil {
-		k.State, k.Queued, k.Executor = t.state, t.queued, t.exec.state
-	}
-	d := agentcore.DecideKill(k)
+	d := a.tables.Kill(fid, tid)
 	switch d.Verdict {
 	case agentcore.KillUnknown:
 		a.agentUpdate(now, fid, tid, d.Refusal)
 	case agentcore.KillQueued:
-		a.agentUpdate(now, fid, tid, agentcore.KilledDuringLaunch(false))
+		r := d.Task.Run()
+		for _, id := range d.Victims {
+			a.agentUpdate(now, fid, id, d.Ending)
+		}
+		if r.AfterQueuedKill() && r.Destroy() {
+			a.terminate(now, r)
+		}
 	case agentcore.KillForward:
 		// The model executor kills its task, reports it and exits.
-		a.executorUpdate(now, t, mesospb.TASK_KILLED)
-		a.executorExited(now, t.exec)
+		a.executorUpdate(now, a.tasks[fid+"/"+tid], mesospb.TASK_KILLED)
+		a.executorExited(now, d.Task.Run())
 	}
 }
 
 // shutdownFramework is SHUTDOWN_FRAMEWORK: its executors are shut down
-// (the model's go at once, without a word), their tasks end silently and
-// are forgotten with the framework's update streams: the master removed
-// it and will acknowledge nothing.
+// (the model's exit at once), their tasks end silently and are forgotten
+// with the framework's update streams: the master removed it and will
+// acknowledge nothing.
 func (a *modelAgent) shutdownFramework(now time.Time, fid string) {
-	fw := a.frameworks[fid]
+	fw := a.tables.Framework(fid)
 	if fw == nil {
 		return
 	}
-	fw.terminating = true
-	for _, eid := range sortedKeys(fw.executors) {
-		e := fw.executors[eid]
-		if e.state.Ended() {
-			continue
+	for _, r := range a.tables.ShutdownFramework(fid) {
+		switch r.Shutdown("the framework is shutting down") {
+		case agentcore.ShutdownDestroy:
+			r.Destroy()
+			a.terminate(now, r)
+		case agentcore.ShutdownGraceful:
+			a.executorExited(now, r)
 		}
-		if e.ending == nil {
-			end := agentcore.EndingShutdown("the framework is shutting down")
-			e.ending = &end
-		}
-		a.terminateExecutor(now, e)
 	}
-	a.maybeForgetFramework(fid)
+	a.forgotten(a.tables.ForgetFramework(fw))
 }
 
-// executorExited is the end of a model executor by itself (its task
-// ended): the agent terminates it.
-func (a *modelAgent) executorExited(now time.Time, e *modelExecutor) {
-	if e.state == agentcore.ExecutorTerminated {
+// executorExited is the end of a model executor (its task ended, it was
+// told to shut down): the agent terminates it.
+func (a *modelAgent) executorExited(now time.Time, r *agentcore.Run) {
+	if r.State() == agentcore.ExecutorTerminated {
 		return
 	}
-	if e.ending == nil {
-		end := agentcore.EndingExited(nil)
-		e.ending = &end
-	}
-	a.terminateExecutor(now, e)
+	r.Exited(agentcore.EndingExited(nil))
+	a.terminate(now, r)
 }
 
-// terminateExecutor is the agent's terminateExecutor: the tasks left end
-// as agentcore.EndTask says, and what can be forgotten is.
-func (a *modelAgent) terminateExecutor(now time.Time, e *modelExecutor) {
-	e.state = agentcore.ExecutorTerminated
-	for _, tid := range sortedKeys(e.tasks) {
-		t := e.tasks[tid]
-		switch agentcore.EndTask(t.state, e.fw.terminating) {
-		case agentcore.TaskEndSilent:
-			t.state = e.ending.State
-		case agentcore.TaskEndUpdate:
-			a.agentUpdate(now, t.framework, t.id, *e.ending)
-		}
-	}
-	// A command executor's end is not reported to the master
-	// (agentcore.ReportExit); the model runs no other kind.
-	if e.fw.terminating {
-		for _, tid := range sortedKeys(e.tasks) {
-			a.forgetTask(e.tasks[tid])
-		}
-	}
-	a.maybeForgetExecutor(e)
-}
-
-// forgetTask drops a task: its last update was acknowledged, or its
-// framework is gone.
-func (a *modelAgent) forgetTask(t *agentTask) {
-	t.forgotten = true
-	fw := a.frameworks[t.framework]
-	if fw != nil && fw.tasks[t.id] == t {
-		delete(fw.tasks, t.id)
-	}
-	if e := t.exec; e != nil {
-		delete(e.tasks, t.id)
-		a.maybeForgetExecutor(e)
-	}
-	a.maybeForgetFramework(t.framework)
-}
-
-func (a *modelAgent) maybeForgetExecutor(e *modelExecutor) {
-	if !agentcore.ForgetExecutor(e.state, len(e.tasks)) || e.fw.executors[e.id] != e {
+// terminate is the agent's terminateExecutor: the tables end the run's
+// tasks (Terminate), the agent makes their updates, and what can be
+// forgotten is (Terminated). A command executor's end is not reported to
+// the master (agentcore.ReportExit); the model runs no other kind.
+func (a *modelAgent) terminate(now time.Time, r *agentcore.Run) {
+	term, ok := r.Terminate()
+	if !ok {
 		return
 	}
-	delete(e.fw.executors, e.id)
+	for _, u := range term.Updates {
+		a.agentUpdate(now, r.FrameworkID(), u.TaskID, u.Ending)
+	}
+	a.forgotten(a.tables.Terminated(r))
 }
 
-// maybeForgetFramework drops a framework with nothing left on the agent,
-// and its update streams with it (Mesos's removeFramework).
-func (a *modelAgent) maybeForgetFramework(fid string) {
-	fw := a.frameworks[fid]
-	if fw == nil || !agentcore.ForgetFramework(len(fw.executors), len(fw.tasks)) {
-		return
+// forgotten notes what the tables forgot: the tasks, for the invariants;
+// the frameworks' update streams go with them (Mesos's removeFramework).
+func (a *modelAgent) forgotten(f agentcore.Forgotten) {
+	for _, t := range f.Tasks {
+		if st := a.tasks[t.Run().FrameworkID()+"/"+t.ID()]; st != nil {
+			st.forgotten = true
+		}
 	}
-	delete(a.frameworks, fid)
-	a.updates.Cleanup(fid)
+	for _, fw := range f.Frameworks {
+		a.updates.Cleanup(fw.ID())
+	}
 }
 
 // reconcile answers RECONCILE_TASKS as the agent's reconcileTasks does.
 func (a *modelAgent) reconcile(now time.Time, fid string, ids []mesospb.TaskID) {
-	fw := a.frameworks[fid]
-	if len(ids) == 0 && fw != nil {
-		for _, tid := range sortedKeys(fw.tasks) {
-			ids = append(ids, fw.tasks[tid].info.TaskID)
-		}
-	}
-	for _, id := range ids {
-		var known *agentcore.ReconcileTask
-		if fw != nil {
-			if t := fw.tasks[id.Value]; t != nil {
-				known = &agentcore.ReconcileTask{State: t.state}
-				if t.exec != nil {
-					known.ExecutorID = t.exec.id
-				}
-				if n := len(t.statuses); n > 0 {
-					known.Last = &t.statuses[n-1]
-				}
-			}
-		}
-		u := agentcore.ReconcileAnswer(fid, a.id, id, known, now)
+	ids, known := a.tables.Reconcile(fid, ids)
+	for i, id := range ids {
+		u := agentcore.ReconcileAnswer(fid, a.id, id, known[i], now)
 		a.calls = append(a.calls, &internalpb.Call{Type: internalpb.Call_STATUS_UPDATE.Enum(), AgentID: &mesospb.AgentID{Value: a.id}, StatusUpdate: u})
 	}
 }
@@ -423,8 +344,8 @@ func (a *modelAgent) reconcile(now time.Time, fid string, ids []mesospb.TaskID) 
 // executorUpdate is an update the model executor sends for its task.
 func (a *modelAgent) executorUpdate(now time.Time, t *agentTask, state mesospb.TaskState) {
 	st := mesospb.TaskStatus{TaskID: mesospb.TaskID{Value: t.id}, State: state.Enum(), Source: mesospb.TaskStatus_SOURCE_EXECUTOR.Enum(), UUID: a.uuid()}
-	if t.exec != nil {
-		st.ExecutorID = &mesospb.ExecutorID{Value: t.exec.id}
+	if t.rec != nil {
+		st.ExecutorID = &mesospb.ExecutorID{Value: t.rec.Run().ID()}
 	}
 	a.statusUpdate(now, t.framework, st)
 }
@@ -443,33 +364,30 @@ func (a *modelAgent) uuid() []byte {
 }
 
 // statusUpdate is the agent's statusUpdate: the update goes to the status
-// update manager, and, when it takes it, into the task's state
-// (agentcore.ApplyStatus). A task the agent does not run (an answer to a
-// kill of a task it does not know) gets a record of its own, for the
-// invariants: its framework must get the update.
+// update manager, and, when it takes it, into the task's record
+// (agentcore.Task.Apply). A task the agent does not run (an answer to a
+// kill of a task it does not know) gets a record of the simulation's
+// own, for the invariants: its framework must get the update.
 func (a *modelAgent) statusUpdate(now time.Time, fid string, st mesospb.TaskStatus) {
 	key := fid + "/" + st.TaskID.Value
 	t := a.tasks[key]
-	live := t != nil && !t.forgotten
-	if fw := a.frameworks[fid]; live && (fw == nil || fw.tasks[t.id] != t) {
-		live = false
-	}
+	rec := a.tables.Task(fid, st.TaskID.Value)
 	u := &internalpb.Call_StatusUpdate{FrameworkID: mesospb.FrameworkID{Value: fid}, Status: st, ExecutorID: st.ExecutorID}
 	if a.updates.Update(u, now) != agentcore.UpdateTaken {
 		return
 	}
-	if !live {
+	if rec == nil || t == nil || t.rec != rec {
 		// Not the agent's task: nothing of it is kept but its updates.
 		if t == nil {
-			t = &agentTask{framework: fid, id: st.TaskID.Value, info: mesospb.TaskInfo{TaskID: st.TaskID}, state: mesospb.TASK_STAGING, forgotten: true}
+			t = &agentTask{framework: fid, id: st.TaskID.Value, state: mesospb.TASK_STAGING, forgotten: true}
 			a.tasks[key] = t
 		}
 		t.uuids = append(t.uuids, st.UUID)
-		t.state = st.GetState()
+		t.rec, t.state = nil, st.GetState()
 		return
 	}
 	t.uuids = append(t.uuids, st.UUID)
-	t.state, t.statuses, _ = agentcore.ApplyStatus(t.state, t.statuses, st)
+	rec.Apply(st)
 }
 
 // drain does what the manager decided: its checkpoint writes on the
@@ -498,7 +416,7 @@ func (a *modelAgent) drain() []*internalpb.Call {
 	for _, f := range r.Forwards {
 		u := *f.Update
 		if t := a.tasks[u.FrameworkID.Value+"/"+u.Status.TaskID.Value]; t != nil {
-			u.LatestState = t.state.Enum()
+			u.LatestState = t.State().Enum()
 		}
 		calls = append(calls, &internalpb.Call{Type: internalpb.Call_STATUS_UPDATE.Enum(), AgentID: &mesospb.AgentID{Value: a.id}, StatusUpdate: &u})
 	}
@@ -515,10 +433,12 @@ func (a *modelAgent) Tick(now time.Time, registered bool) []*internalpb.Call {
 	}
 	for _, key := range sortedKeys(a.tasks) {
 		t := a.tasks[key]
-		if !t.forgotten && t.exec != nil && !t.endsAt.IsZero() && !now.Before(t.endsAt) && !isTerminalState(t.state) {
-			// The executor reports the end, and exits.
-			a.executorUpdate(now, t, mesospb.TASK_FINISHED)
-			a.executorExited(now, t.exec)
+		if !t.forgotten && t.rec != nil && !t.endsAt.IsZero() && !now.Before(t.endsAt) && !isTerminalState(t.State()) {
+			// The executor reports the end, and exits; or it dies first.
+			if !t.crashes {
+				a.executorUpdate(now, t, mesospb.TASK_FINISHED)
+			}
+			a.executorExited(now, t.rec.Run())
 		}
 	}
 	a.updates.Tick(now)
@@ -545,12 +465,13 @@ func (a *modelAgent) Restart(now time.Time) {
 
 func (a *modelAgent) Shutdown(now time.Time) {
 	for _, t := range a.tasks {
-		if !t.forgotten && !isTerminalState(t.state) {
-			t.state = mesospb.TASK_KILLED
+		state := t.State()
+		if !t.forgotten && !isTerminalState(state) {
+			state = mesospb.TASK_KILLED
 		}
-		t.forgotten = true
+		t.rec, t.state, t.forgotten = nil, state, true
 	}
-	clear(a.frameworks)
+	a.tables = agentcore.NewTables()
 	a.newUpdateManager()
 	clear(a.streams)
 	a.calls = nil
@@ -560,7 +481,7 @@ func (a *modelAgent) Tasks() []AgentTask {
 	out := make([]AgentTask, 0, len(a.tasks))
 	for _, key := range sortedKeys(a.tasks) {
 		t := a.tasks[key]
-		out = append(out, AgentTask{FrameworkID: t.framework, TaskID: t.id, State: t.state, Resources: t.resources, Forgotten: t.forgotten, UUIDs: t.uuids})
+		out = append(out, AgentTask{FrameworkID: t.framework, TaskID: t.id, State: t.State(), Resources: t.resources, Forgotten: t.forgotten, UUIDs: t.uuids})
 	}
 	return out
 }

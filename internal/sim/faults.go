@@ -59,6 +59,11 @@ type Faults struct {
 	Partition    float64
 	MaxPartition time.Duration
 	TCPTimeout   time.Duration
+	// ExecutorCrash is the share of tasks whose executor dies when the
+	// task would have ended, instead of reporting its end: the agent
+	// fails the task (TASK_FAILED, REASON_EXECUTOR_TERMINATED), as its
+	// core decides for an executor that leaves tasks behind.
+	ExecutorCrash float64
 }
 
 // RandomFaults draws a run's fault probabilities from rng: each fault is
@@ -86,6 +91,8 @@ func RandomFaults(rng *rand.Rand) Faults {
 		Partition:      p(0.005),
 		MaxPartition:   time.Duration(1+rng.IntN(150)) * time.Second,
 		TCPTimeout:     20 * time.Second,
+		// Not drawn: the other faults of a seed stay what they were.
+		ExecutorCrash: 0.1,
 	}
 }
 
@@ -131,6 +138,7 @@ type FaultResult struct {
 	Faults                          Faults
 	Steps, Checks                   int
 	Launched, Finished, Killed      int
+	Failed                          int // tasks ending FAILED (their executors crashed)
 	Lost                            int // tasks ending LOST, DROPPED, GONE, UNREACHABLE or UNKNOWN to their framework
 	Running                         int // tasks running at the end
 	AgentCrashes, AgentDeaths       int
@@ -149,10 +157,10 @@ type FaultResult struct {
 }
 
 func (r FaultResult) String() string {
-	s := fmt.Sprintf("%d steps (%v simulated, %v wall), %d checks; tasks: %d launched, %d finished, %d killed, %d lost/unreachable, %d running; "+
+	s := fmt.Sprintf("%d steps (%v simulated, %v wall), %d checks; tasks: %d launched, %d finished, %d killed, %d failed, %d lost/unreachable, %d running; "+
 		"faults: %d master failovers, %d agent crashes, %d deaths, %d reboots, %d framework crashes, %d partitions, %d reconnects; "+
 		"net: %d sent, %d dropped, %d duplicated, %d reordered, %d held, %d breaks",
-		r.Steps, r.SimulatedTime, r.Wall.Round(time.Millisecond), r.Checks, r.Launched, r.Finished, r.Killed, r.Lost, r.Running,
+		r.Steps, r.SimulatedTime, r.Wall.Round(time.Millisecond), r.Checks, r.Launched, r.Finished, r.Killed, r.Failed, r.Lost, r.Running,
 		r.MasterFailovers, r.AgentCrashes, r.AgentDeaths, r.AgentReboots, r.FrameworkCrashes, r.Partitions, r.Reconnects,
 		r.Net.Sent, r.Net.Dropped, r.Net.Duplicated, r.Net.Reordered, r.Net.Held, r.Net.Breaks)
 	for _, inv := range sortedKeys(r.Tolerated) {
@@ -456,7 +464,7 @@ func (s *faultSim) setUp() error {
 	}
 	for i := range s.cfg.Agents {
 		name := fmt.Sprintf("agent-%d", i)
-		a := &agentNode{name: name, total: total, core: newModelAgent(s.rng, name, total, s.taskDuration)}
+		a := &agentNode{name: name, total: total, core: newModelAgent(s.rng, name, total, s.taskDuration, s.res.Faults.ExecutorCrash)}
 		s.agents = append(s.agents, a)
 		s.agentBy[name] = a
 		s.connectAgent(a)
@@ -661,7 +669,7 @@ func (s *faultSim) tickPeers() {
 				s.tracef("%s is back after its reboot", a.name)
 				a.reboot = false
 				a.former = append(a.former, a.core.ID())
-				a.core = newModelAgent(s.rng, a.name, a.total, s.taskDuration)
+				a.core = newModelAgent(s.rng, a.name, a.total, s.taskDuration, s.res.Faults.ExecutorCrash)
 			} else {
 				s.tracef("%s restarts and recovers", a.name)
 				a.core.Restart(s.now)
@@ -1037,6 +1045,8 @@ func (s *faultSim) summarize() {
 				s.res.Finished++
 			case mesospb.TASK_KILLED:
 				s.res.Killed++
+			case mesospb.TASK_FAILED:
+				s.res.Failed++
 			case mesospb.TASK_RUNNING:
 				s.res.Running++
 			case mesospb.TASK_LOST, mesospb.TASK_DROPPED, mesospb.TASK_GONE, mesospb.TASK_UNREACHABLE, mesospb.TASK_UNKNOWN:

@@ -40,10 +40,12 @@
 // deterministic (the master's outputs are put in a canonical order where
 // it ranges over Go maps, see canonical).
 //
-// The simulated agent (modelAgent, agentmodel.go) makes the agent's own
-// decisions: admission, kills, executor terminations, reconciliation
-// answers and the forget rules are agentcore's, as in Apron's agent, and
-// its status updates go through the agent's own status update manager
+// The simulated agent (modelAgent, agentmodel.go) keeps its frameworks,
+// executor runs and tasks in the agent's own tables (agentcore.Tables),
+// which make the agent's own decisions: admission, kills, shutdowns,
+// executor terminations, reconciliation answers, re-registration and the
+// forget rules run the code Apron's agent runs, and its status updates
+// go through the agent's own status update manager
 // (agentcore.UpdateManager: each task's stream sent one at a time and
 // retried from 10 s doubling to 10 min until acknowledged, resent at once
 // on (re)registration and when the framework re-subscribes). Its
