@@ -267,26 +267,7 @@ func TestEtcdOperator(t *testing.T) {
 	})
 
 	t.Run("Uninstall", func(t *testing.T) {
-		out := operator(t, master.Addr, `{"type":"GET_AGENTS"}`)
-		require.Contains(t, out, `"reservations"`, "the members' reservations, before")
-		require.Contains(t, out, `"persistence"`, "and their volumes")
-		resp, err := client.Post("http://"+api+"/v1/uninstall", "application/json", nil)
-		require.NoError(t, err)
-		resp.Body.Close()
-		require.Equal(t, http.StatusAccepted, resp.StatusCode)
-		assert.Equal(t, 0, op.Wait(t, wait), "the operator exits once uninstalled")
-		// The master applies the last DESTROY and UNRESERVE, the agents
-		// delete the volumes' directories, as the operator exits.
-		assert.Eventually(t, func() bool {
-			out := operator(t, master.Addr, `{"type":"GET_AGENTS"}`)
-			return !strings.Contains(out, `"reservations"`) && !strings.Contains(out, `"persistence"`)
-		}, wait, 100*time.Millisecond, "no reservation or volume left in the master's GET_AGENTS")
-		for name := range agents {
-			assert.Eventually(t, func() bool {
-				vols, _ := filepath.Glob(filepath.Join(dir, name, "volumes", "roles", "etcd", "*"))
-				return len(vols) == 0
-			}, wait, 100*time.Millisecond, "%s's volumes are deleted", name)
-		}
+		uninstall(t, master.Addr, api, op, dir, agents, "etcd")
 		require.Eventually(t, func() bool {
 			for i := 0; i < 5; i++ {
 				if etcdPid(dir, fmt.Sprintf("member-%d", i)) != 0 {
@@ -296,6 +277,33 @@ func TestEtcdOperator(t *testing.T) {
 			return true
 		}, wait, 100*time.Millisecond, "no etcd left running")
 	})
+}
+
+// uninstall asks the operator whose API is at api to uninstall its
+// service, and checks that it exits and that no reservation or volume of
+// role is left, in the master or in the agents' work dirs under dir.
+func uninstall(t *testing.T, master, api string, op *proctest.Proc, dir string, agents map[string]*proctest.Proc, role string) {
+	t.Helper()
+	out := operator(t, master, `{"type":"GET_AGENTS"}`)
+	require.Contains(t, out, `"reservations"`, "the pods' reservations, before")
+	require.Contains(t, out, `"persistence"`, "and their volumes")
+	resp, err := client.Post("http://"+api+"/v1/uninstall", "application/json", nil)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusAccepted, resp.StatusCode)
+	assert.Equal(t, 0, op.Wait(t, wait), "the operator exits once uninstalled")
+	// The master applies the last DESTROY and UNRESERVE, the agents
+	// delete the volumes' directories, as the operator exits.
+	assert.Eventually(t, func() bool {
+		out := operator(t, master, `{"type":"GET_AGENTS"}`)
+		return !strings.Contains(out, `"reservations"`) && !strings.Contains(out, `"persistence"`)
+	}, wait, 100*time.Millisecond, "no reservation or volume left in the master's GET_AGENTS")
+	for name := range agents {
+		assert.Eventually(t, func() bool {
+			vols, _ := filepath.Glob(filepath.Join(dir, name, "volumes", "roles", role, "*"))
+			return len(vols) == 0
+		}, wait, 100*time.Millisecond, "%s's volumes are deleted", name)
+	}
 }
 
 func hostOf(agent string) string {

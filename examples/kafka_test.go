@@ -207,24 +207,7 @@ func TestKafkaOperator(t *testing.T) {
 	})
 
 	t.Run("Uninstall", func(t *testing.T) {
-		out := operator(t, master.Addr, `{"type":"GET_AGENTS"}`)
-		require.Contains(t, out, `"reservations"`, "the brokers' reservations, before")
-		require.Contains(t, out, `"persistence"`, "and their volumes")
-		resp, err := client.Post("http://"+api+"/v1/uninstall", "application/json", nil)
-		require.NoError(t, err)
-		resp.Body.Close()
-		require.Equal(t, http.StatusAccepted, resp.StatusCode)
-		assert.Equal(t, 0, op.Wait(t, wait), "the operator exits once uninstalled")
-		assert.Eventually(t, func() bool {
-			out := operator(t, master.Addr, `{"type":"GET_AGENTS"}`)
-			return !strings.Contains(out, `"reservations"`) && !strings.Contains(out, `"persistence"`)
-		}, wait, 100*time.Millisecond, "no reservation or volume left in the master's GET_AGENTS")
-		for name := range agents {
-			assert.Eventually(t, func() bool {
-				vols, _ := filepath.Glob(filepath.Join(dir, name, "volumes", "roles", "kafka", "*"))
-				return len(vols) == 0
-			}, wait, 100*time.Millisecond, "%s's volumes are deleted", name)
-		}
+		uninstall(t, master.Addr, api, op, dir, agents, "kafka")
 		assert.Eventually(t, func() bool {
 			ids, _, err := conn.Children("/kafka/brokers/ids")
 			return err == nil && len(ids) == 0

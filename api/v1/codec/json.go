@@ -22,15 +22,21 @@ import (
 // order under their proto names, unset optional fields left out, enums by
 // name, bytes in standard base64, 64-bit integers as numbers.
 func MarshalJSON(m proto.Message) ([]byte, error) {
-	v := reflect.ValueOf(m)
-	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
-		return nil, fmt.Errorf("codec: cannot encode %T as JSON", m)
-	}
-	p, err := planOf(v.Elem().Type())
+	p, v, err := encodePlan(m)
 	if err != nil {
 		return nil, err
 	}
-	return p.appendJSON(make([]byte, 0, 256), v.Elem(), nil)
+	return p.appendJSON(make([]byte, 0, 256), v, nil)
+}
+
+// encodePlan returns the plan of m's message type and the message.
+func encodePlan(m proto.Message) (*plan, reflect.Value, error) {
+	v := reflect.ValueOf(m)
+	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
+		return nil, reflect.Value{}, fmt.Errorf("codec: cannot encode %T as JSON", m)
+	}
+	p, err := planOf(v.Elem().Type())
+	return p, v.Elem(), err
 }
 
 // jsonChunk is about how much WriteJSON holds before it writes.
@@ -43,16 +49,12 @@ const jsonChunk = 64 << 10
 // anything is written, as it can only come from a type the codec cannot
 // encode.
 func WriteJSON(w io.Writer, m proto.Message) error {
-	v := reflect.ValueOf(m)
-	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
-		return fmt.Errorf("codec: cannot encode %T as JSON", m)
-	}
-	p, err := planOf(v.Elem().Type())
+	p, v, err := encodePlan(m)
 	if err != nil {
 		return err
 	}
 	o := &jsonOut{w: w}
-	b, err := p.appendJSON(make([]byte, 0, jsonChunk+jsonChunk/4), v.Elem(), o)
+	b, err := p.appendJSON(make([]byte, 0, jsonChunk+jsonChunk/4), v, o)
 	if err != nil {
 		return err
 	}
