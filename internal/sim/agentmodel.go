@@ -103,13 +103,14 @@ func (t *agentTask) State() mesospb.TaskState {
 // the agent's own status update manager (agentcore.UpdateManager: per
 // task, in order, retried 10 s doubling to 10 min, resent at once after a
 // (re)registration and when the framework re-subscribes), whose
-// checkpoint writes it keeps in memory and recovers from after a
-// restart, as the agent recovers from its disk. The executors and the
-// containerizer are models: a command executor per task that subscribes
-// at once, reports TASK_STARTING, TASK_RUNNING and the task's end (or its
-// kill), and exits when its task has ended; or, for a share of the tasks
-// (Faults.ExecutorCrash), dies instead of reporting the end, and the agent
-// fails the task.
+// checkpoint writes it keeps in memory; with what it checkpoints of its
+// frameworks and tasks (modelCheckpoint), they are all it recovers from
+// after a restart, as the agent recovers from its disk (Restart). The
+// executors and the containerizer are models: a command executor per
+// task that subscribes at once, reports TASK_STARTING, TASK_RUNNING and
+// the task's end (or its kill), and exits when its task has ended; or,
+// for a share of the tasks (Faults.ExecutorCrash), dies instead of
+// reporting the end, and the agent fails the task.
 type modelAgent struct {
 	rng      *rand.Rand
 	hostname string
@@ -126,9 +127,57 @@ type modelAgent struct {
 	updates *agentcore.UpdateManager
 	paused  bool                                       // no master: the manager forwards nothing
 	streams map[agentcore.StreamKey]*checkpoint.Stream // the manager's checkpoint
+	// ckpt is the rest of what the agent checkpoints, what Restart
+	// rebuilds its tables from.
+	ckpt modelCheckpoint
 	// calls are what the agent sends outside the manager's forwards
 	// (reconciliation answers), in order, until the next drain.
 	calls []*internalpb.Call
+}
+
+// modelCheckpoint is what the agent checkpoints of its frameworks and
+// tasks (agent/checkpoint.go), beside the update streams: each
+// framework's info, written when the agent takes it and when it changes,
+// removed when the agent forgets the framework; and each task's info with
+// its executor run's, written before the task is launched, removed with
+// its update stream (its end acknowledged) or its framework.
+type modelCheckpoint struct {
+	frameworks map[string]mesospb.FrameworkInfo
+	tasks      map[agentcore.StreamKey]checkpointedTask
+}
+
+// checkpointedTask is a task's checkpoint: its info and its run's.
+type checkpointedTask struct {
+	executor    mesospb.ExecutorInfo
+	kind        agentcore.ExecutorKind
+	containerID string
+	sandbox     string
+	info        mesospb.TaskInfo
+	groupKey    string // the ID of its group's first task, "" for a single task
+}
+
+func newModelCheckpoint() modelCheckpoint {
+	return modelCheckpoint{frameworks: map[string]mesospb.FrameworkInfo{}, tasks: map[agentcore.StreamKey]checkpointedTask{}}
+}
+
+// writeTask checkpoints a task the tables admitted, with its run.
+func (c modelCheckpoint) writeTask(t *agentcore.Task) {
+	r := t.Run()
+	ct := checkpointedTask{executor: *r.Info(), kind: r.Kind(), containerID: r.ContainerID(), sandbox: r.Sandbox(), info: *t.Info()}
+	if g := t.Group(); g != nil && len(g.Tasks) > 0 {
+		ct.groupKey = g.Tasks[0].TaskID.Value
+	}
+	c.tasks[agentcore.StreamKey{Framework: r.FrameworkID(), Task: t.ID()}] = ct
+}
+
+// removeFramework removes a forgotten framework's checkpoints.
+func (c modelCheckpoint) removeFramework(id string) {
+	delete(c.frameworks, id)
+	for k := range c.tasks {
+		if k.Framework == id {
+			delete(c.tasks, k)
+		}
+	}
 }
 
 const (
@@ -138,7 +187,8 @@ const (
 
 func newModelAgent(rng *rand.Rand, hostname string, total resources.Resources, duration func() time.Duration, crash float64) *modelAgent {
 	a := &modelAgent{rng: rng, hostname: hostname, total: total, tables: agentcore.NewTables(), crash: crash,
-		tasks: map[string]*agentTask{}, duration: duration, streams: map[agentcore.StreamKey]*checkpoint.Stream{}}
+		tasks: map[string]*agentTask{}, duration: duration, streams: map[agentcore.StreamKey]*checkpoint.Stream{},
+		ckpt: newModelCheckpoint()}
 	a.newUpdateManager()
 	return a
 }
@@ -200,7 +250,9 @@ func (a *modelAgent) Handle(now time.Time, ev *internalpb.Event) []*internalpb.C
 	case internalpb.Event_UPDATE_FRAMEWORK:
 		fi := ev.UpdateFramework.FrameworkInfo
 		if fi.ID != nil {
-			a.tables.UpdateFramework(fi)
+			if a.tables.UpdateFramework(fi) {
+				a.ckpt.frameworks[fi.ID.Value] = *a.tables.Framework(fi.ID.Value).Info()
+			}
 			a.updates.ResumeFramework(fi.ID.Value, now)
 		}
 	case internalpb.Event_RECONCILE_TASKS:
@@ -233,6 +285,11 @@ func (a *modelAgent) runTask(now time.Time, fwInfo mesospb.FrameworkInfo, ti mes
 		return
 	}
 	rec := d.Run.Task(ti.TaskID.Value)
+	// The agent checkpoints the framework and the task before launching.
+	if d.FrameworkAdded || d.FrameworkChanged {
+		a.ckpt.frameworks[fid] = *d.Framework.Info()
+	}
+	a.ckpt.writeTask(rec)
 	rs, _ := resources.FromProto(ti.Resources)
 	t := &agentTask{framework: fid, id: ti.TaskID.Value, resources: rs, rec: rec}
 	if d := a.duration(); d > 0 {
@@ -329,6 +386,7 @@ func (a *modelAgent) forgotten(f agentcore.Forgotten) {
 	}
 	for _, fw := range f.Frameworks {
 		a.updates.Cleanup(fw.ID())
+		a.ckpt.removeFramework(fw.ID())
 	}
 }
 
@@ -409,7 +467,9 @@ func (a *modelAgent) drain() []*internalpb.Call {
 				s.Acked = append(s.Acked, w.UUID)
 			}
 		case agentcore.WriteRemove:
+			// The task's checkpoint goes with its log (agent/updates.go).
 			delete(a.streams, w.Key)
+			delete(a.ckpt.tasks, w.Key)
 		}
 	}
 	var calls []*internalpb.Call
@@ -446,21 +506,128 @@ func (a *modelAgent) Tick(now time.Time, registered bool) []*internalpb.Call {
 }
 
 // Restart: the agent process's crash. What the model keeps is what the
-// agent checkpoints (its frameworks, executors and tasks before launching
-// them, every update before forwarding it, every acknowledgement); its
-// status update manager starts again from the checkpoint, paused until
-// the agent registers. The model executors survive and reconnect.
+// agent checkpoints (its frameworks, and its tasks with their executor
+// runs before launching them, every update before forwarding it, every
+// acknowledgement); from that it recovers as the agent does
+// (agent/recover.go): its status update manager replays the update
+// streams, paused until the agent registers; fresh tables take every
+// recovered run back (agentcore.Tables.Recover, which forgets at once the
+// tasks whose end was acknowledged), and only then is each run's fate
+// decided (agentcore.DecideRecovery); the frameworks left with nothing
+// are forgotten. The model's executors and task containers survive the
+// crash: an executor process lives on and subscribes again, a built-in
+// executor (command, default) starts anew and takes over the task
+// containers, all at once.
 func (a *modelAgent) Restart(now time.Time) {
 	a.newUpdateManager()
 	a.calls = nil
 	var streams []checkpoint.Stream
-	for _, k := range slices.SortedFunc(maps.Keys(a.streams), func(x, y agentcore.StreamKey) int {
-		return cmp.Or(cmp.Compare(x.Framework, y.Framework), cmp.Compare(x.Task, y.Task))
-	}) {
+	for _, k := range slices.SortedFunc(maps.Keys(a.streams), compareKeys) {
 		streams = append(streams, *a.streams[k])
 	}
 	a.updates.Recover(streams)
 	a.drain()
+
+	a.tables = agentcore.NewTables()
+	// The runs, as the agent's checkpoint store reads them back: a
+	// framework's runs in the order of their first task's ID.
+	type recoveredRun struct {
+		ct    checkpointedTask
+		tasks []agentcore.RecoveredTask
+	}
+	var fws []*agentcore.Framework
+	var runs []*agentcore.Run
+	for _, fid := range slices.Sorted(maps.Keys(a.ckpt.frameworks)) {
+		fw, _, _ := a.tables.EnsureFramework(a.ckpt.frameworks[fid])
+		fws = append(fws, fw)
+		var order []*recoveredRun
+		byRun := map[string]*recoveredRun{}
+		for _, key := range slices.SortedFunc(maps.Keys(a.ckpt.tasks), compareKeys) {
+			if key.Framework != fid {
+				continue
+			}
+			ct := a.ckpt.tasks[key]
+			rr := byRun[ct.containerID]
+			if rr == nil {
+				rr = &recoveredRun{ct: ct}
+				byRun[ct.containerID] = rr
+				order = append(order, rr)
+			}
+			rt := agentcore.RecoveredTask{Info: ct.info, GroupKey: ct.groupKey, Stream: a.updates.Has(key)}
+			if s := a.streams[key]; s != nil {
+				for i := range s.Updates {
+					rt.Statuses = append(rt.Statuses, &s.Updates[i].Status)
+				}
+			}
+			if h := a.updates.Head(key); h != nil {
+				rt.Head = &h.Status
+			}
+			rr.tasks = append(rr.tasks, rt)
+		}
+		for _, rr := range order {
+			r, _, _ := a.tables.Recover(fw, rr.ct.executor, rr.ct.kind, rr.ct.containerID, rr.ct.sandbox, rr.tasks)
+			runs = append(runs, r)
+		}
+	}
+	// The simulation's tasks follow the agent's records: a task the
+	// recovery forgot (or never found) is the agent's no more.
+	for _, key := range sortedKeys(a.tasks) {
+		t := a.tasks[key]
+		if rec := a.tables.Task(t.framework, t.id); rec != nil {
+			t.rec, t.forgotten = rec, false
+		} else if t.rec != nil {
+			t.rec, t.state, t.forgotten = nil, t.rec.State(), true
+		}
+	}
+	for _, r := range runs {
+		a.recoverRun(now, r)
+	}
+	for _, fw := range fws {
+		a.forgotten(a.tables.ForgetFramework(fw))
+	}
+	a.drain()
+}
+
+// recoverRun decides a recovered run's fate as the agent's
+// recoverExecutor does, with the model's executors, which all survive.
+func (a *modelAgent) recoverRun(now time.Time, r *agentcore.Run) {
+	d := agentcore.DecideRecovery(r.Kind(), r.Live(), r.Kind().Process())
+	switch d.Verdict {
+	case agentcore.RecoverEnded:
+		// Its end may not have reached the master: say it (again).
+		r.Overrule(d.Ending)
+		a.terminate(now, r)
+	case agentcore.RecoverGone:
+		r.Exited(d.Ending)
+		a.terminate(now, r)
+	case agentcore.RecoverAwait:
+		// The executor process subscribes again at once, with nothing
+		// unacknowledged it did not take.
+		r.Resubscribing()
+		a.subscribe(r)
+	case agentcore.RecoverReattach:
+		// A new built-in executor takes over the live tasks' containers
+		// and subscribes.
+		for _, t := range r.Tasks() {
+			if !isTerminalState(t.State()) {
+				t.Reattached()
+			}
+		}
+		a.subscribe(r)
+	}
+}
+
+// subscribe is a model executor's SUBSCRIBE: it takes whatever the agent
+// launches at once.
+func (a *modelAgent) subscribe(r *agentcore.Run) {
+	first := r.Subscribed()
+	for _, item := range r.Launches(!first, nil) {
+		r.Launched(item)
+	}
+}
+
+func compareKeys(x, y agentcore.StreamKey) int {
+	return cmp.Or(cmp.Compare(x.Framework, y.Framework), cmp.Compare(x.Task, y.Task))
 }
 
 func (a *modelAgent) Shutdown(now time.Time) {
@@ -474,6 +641,7 @@ func (a *modelAgent) Shutdown(now time.Time) {
 	a.tables = agentcore.NewTables()
 	a.newUpdateManager()
 	clear(a.streams)
+	a.ckpt = newModelCheckpoint()
 	a.calls = nil
 }
 
