@@ -367,6 +367,15 @@ func TestWebUI(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "text/javascript; charset=utf-8", ct)
 
+	// Names come from frameworks: shown as text, never as markup.
+	const probe = `<img src="x" id="xss-probe">`
+	c.runJob(t, probe, []batch.Task{{Name: "probe", Command: "true", CPUs: 0.1, Mem: 32}})
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(c.url+"/#/frameworks")))
+	require.NoError(t, poll(ctx, `[...document.querySelectorAll(".vt-row[data-framework-id]")].some(r => r.textContent.includes("`+q(probe)+`"))`))
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(c.url+"/#/tasks")))
+	require.NoError(t, poll(ctx, `[...document.querySelectorAll("#task-fw option")].some(o => o.textContent.includes("`+q(probe)+`"))`))
+	assert.False(t, eval[bool](t, ctx, `document.getElementById("xss-probe") !== null`), "a framework's name became an element")
+
 	if os.Getenv("APRON_UPDATE_SCREENSHOTS") == "1" {
 		populate(t, ctx, c)
 	}
