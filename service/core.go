@@ -400,7 +400,7 @@ func (c *Core) UpdateSpec(next *Spec) error {
 
 // recordSpec keeps the spec in force in the state, for the next Core.
 func (c *Core) recordSpec() {
-	if b, _ := json.Marshal(c.spec); c.state.Spec == nil || !bytes.Equal(b, mustJSON(c.state.Spec)) {
+	if b, _ := json.Marshal(c.spec); c.state.Spec == nil || !bytes.Equal(b, jsonOf(c.state.Spec)) {
 		var copied Spec
 		_ = json.Unmarshal(b, &copied)
 		c.state.Spec = &copied
@@ -408,7 +408,8 @@ func (c *Core) recordSpec() {
 	}
 }
 
-func mustJSON(v any) []byte {
+// jsonOf is v's JSON; a spec always encodes.
+func jsonOf(v any) []byte {
 	b, _ := json.Marshal(v)
 	return b
 }

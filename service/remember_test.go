@@ -46,13 +46,13 @@ func TestSpecRememberedAcrossRestarts(t *testing.T) {
 			s := newSim(t, testSpec(), 4)
 			s.deployAll()
 			require.NotNil(t, s.saved.Spec, "the state remembers the spec")
-			assert.JSONEq(t, string(mustJSON(testSpec())), string(mustJSON(s.saved.Spec)))
+			assert.JSONEq(t, string(jsonOf(testSpec())), string(jsonOf(s.saved.Spec)))
 
 			next := testSpec()
 			if tc.change != nil {
 				tc.change(next)
 			}
-			before := mustJSON(s.saved)
+			before := jsonOf(s.saved)
 			_, err := NewCore(CoreConfig{Spec: next, State: s.saved, NewID: s.newID})
 			switch {
 			case tc.refused:
@@ -61,7 +61,7 @@ func TestSpecRememberedAcrossRestarts(t *testing.T) {
 				// In process, UpdateSpec refuses the same.
 				assert.ErrorIs(t, s.core.UpdateSpec(next), ErrSpecChange)
 				assert.Nil(t, s.core.Ready().State, "nothing changed")
-				assert.JSONEq(t, string(before), string(mustJSON(s.saved)))
+				assert.JSONEq(t, string(before), string(jsonOf(s.saved)))
 				return
 			case tc.invalid:
 				require.ErrorIs(t, err, ErrInvalidSpec)
@@ -71,7 +71,7 @@ func TestSpecRememberedAcrossRestarts(t *testing.T) {
 			require.NoError(t, err)
 			s.spec = next
 			s.restart()
-			assert.JSONEq(t, string(mustJSON(next)), string(mustJSON(s.saved.Spec)), "the new spec is remembered")
+			assert.JSONEq(t, string(jsonOf(next)), string(jsonOf(s.saved.Spec)), "the new spec is remembered")
 			assert.Equal(t, tc.rolls, len(killed(s.calls)) > 0, "a running pod is rolled: %v", killed(s.calls))
 			if tc.rolls {
 				// (A kill decided before the subscription is sent again
@@ -113,7 +113,7 @@ func TestUpdateSpecRemembered(t *testing.T) {
 	require.NoError(t, s.core.UpdateSpec(next))
 	s.drain()
 	var got Spec
-	require.NoError(t, json.Unmarshal(mustJSON(s.saved.Spec), &got))
+	require.NoError(t, json.Unmarshal(jsonOf(s.saved.Spec), &got))
 	assert.Equal(t, 2, got.Pods[0].Count)
 }
 
