@@ -1,7 +1,6 @@
 package examples
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -11,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -415,20 +415,10 @@ func memberNames(eps []string) (map[string]bool, error) {
 // etcdPid finds the etcd process of the member name started by an agent
 // under dir; 0 when there is none.
 func etcdPid(dir, name string) int {
-	procs, _ := filepath.Glob("/proc/[0-9]*")
-	want := []byte("\x00--name\x00" + name + "\x00")
-	sandbox := []byte("MESOS_DIRECTORY=" + dir + string(filepath.Separator))
-	for _, p := range procs {
-		cmdline, err := os.ReadFile(filepath.Join(p, "cmdline"))
-		if err != nil || !bytes.Contains(cmdline, want) {
-			continue
-		}
-		if env, _ := os.ReadFile(filepath.Join(p, "environ")); bytes.Contains(env, sandbox) {
-			pid, _ := strconv.Atoi(filepath.Base(p))
-			return pid
-		}
-	}
-	return 0
+	return proctest.Find(func(p proctest.Process) bool {
+		i := slices.Index(p.Args, "--name")
+		return i >= 0 && i+1 < len(p.Args) && p.Args[i+1] == name && p.InSandboxUnder(dir)
+	})
 }
 
 type masterTask struct {

@@ -2,7 +2,6 @@ package examples
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -11,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -736,19 +736,13 @@ func readFile(path string) string {
 // started them (executor processes of a killed agent), found by dir in
 // their arguments or environment.
 func killLeftovers(t *testing.T, dir string) {
-	procs, _ := filepath.Glob("/proc/[0-9]*")
-	self := os.Getpid()
-	want := []byte(dir + string(filepath.Separator))
-	for _, p := range procs {
-		pid, err := strconv.Atoi(filepath.Base(p))
-		if err != nil || pid == self {
-			continue
-		}
-		cmdline, _ := os.ReadFile(filepath.Join(p, "cmdline"))
-		env, _ := os.ReadFile(filepath.Join(p, "environ"))
-		if bytes.Contains(cmdline, want) || bytes.Contains(env, want) {
-			t.Logf("killing pid %d, left behind: %s", pid, bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '}))
-			_ = syscall.Kill(pid, syscall.SIGKILL)
+	mentions := func(ss []string) bool {
+		return slices.ContainsFunc(ss, func(s string) bool { return strings.Contains(s, dir+string(filepath.Separator)) })
+	}
+	for _, p := range proctest.Processes() {
+		if mentions(p.Args) || mentions(p.Env) {
+			t.Logf("killing pid %d, left behind: %s", p.Pid, strings.Join(p.Args, " "))
+			_ = syscall.Kill(p.Pid, syscall.SIGKILL)
 		}
 	}
 }
@@ -758,27 +752,10 @@ func killLeftovers(t *testing.T, dir string) {
 // MESOS_EXECUTOR_ID and MESOS_DIRECTORY (the subtests running in parallel
 // have the same task IDs); 0 when there is none.
 func executorPid(agentBin, workDir, taskID string) int {
-	procs, _ := filepath.Glob("/proc/[0-9]*")
-	want := []byte("\x00MESOS_EXECUTOR_ID=" + taskID + "\x00")
-	dir := []byte("\x00MESOS_DIRECTORY=" + workDir + string(filepath.Separator))
-	for _, p := range procs {
-		cmdline, err := os.ReadFile(filepath.Join(p, "cmdline"))
-		if err != nil {
-			continue
-		}
-		args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
-		if len(args) != 2 || args[0] != agentBin || args[1] != "executor" {
-			continue
-		}
-		env, err := os.ReadFile(filepath.Join(p, "environ"))
-		env = append([]byte{0}, env...)
-		if err != nil || !bytes.Contains(env, want) || !bytes.Contains(env, dir) {
-			continue
-		}
-		pid, _ := strconv.Atoi(filepath.Base(p))
-		return pid
-	}
-	return 0
+	return proctest.Find(func(p proctest.Process) bool {
+		id, _ := p.Getenv("MESOS_EXECUTOR_ID")
+		return slices.Equal(p.Args, []string{agentBin, "executor"}) && id == taskID && p.InSandboxUnder(workDir)
+	})
 }
 
 // TestCheckOrder pins the ordering rules the fault suite enforces.

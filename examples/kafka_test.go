@@ -2,7 +2,6 @@ package examples
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -13,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -263,22 +263,10 @@ func checkKafkaRegistrations(t *testing.T, conn *zk.Conn, api string) {
 // kafkaPid finds the broker process of the pod name started by an agent
 // under dir; 0 when there is none.
 func kafkaPid(dir, name string) int {
-	procs, _ := filepath.Glob("/proc/[0-9]*")
-	pod := []byte("\x00POD_NAME=" + name + "\x00")
-	sandbox := []byte("\x00MESOS_DIRECTORY=" + dir + string(filepath.Separator))
-	for _, p := range procs {
-		cmdline, err := os.ReadFile(filepath.Join(p, "cmdline"))
-		if err != nil || !bytes.Contains(cmdline, []byte("/libs/kafka-standin\x00")) {
-			continue
-		}
-		env, _ := os.ReadFile(filepath.Join(p, "environ"))
-		env = append([]byte{0}, env...)
-		if bytes.Contains(env, pod) && bytes.Contains(env, sandbox) {
-			pid, _ := strconv.Atoi(filepath.Base(p))
-			return pid
-		}
-	}
-	return 0
+	return proctest.Find(func(p proctest.Process) bool {
+		pod, _ := p.Getenv("POD_NAME")
+		return slices.ContainsFunc(p.Args, func(a string) bool { return strings.HasSuffix(a, "/libs/kafka-standin") }) && pod == name && p.InSandboxUnder(dir)
+	})
 }
 
 // kafkaBrokerFile reads a file of the running broker name's sandbox.

@@ -1,14 +1,13 @@
 package examples
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -238,20 +237,9 @@ func zkGet(t *testing.T, addrs, path string) string {
 // zkPid finds the JVM of the pod name started by an agent under dir; 0
 // when there is none.
 func zkPid(dir, name string) int {
-	procs, _ := filepath.Glob("/proc/[0-9]*")
-	want := []byte("\x00-Dapron.pod=" + name + "\x00")
-	sandbox := []byte("MESOS_DIRECTORY=" + dir + string(filepath.Separator))
-	for _, p := range procs {
-		cmdline, err := os.ReadFile(filepath.Join(p, "cmdline"))
-		if err != nil || !bytes.Contains(cmdline, want) {
-			continue
-		}
-		if env, _ := os.ReadFile(filepath.Join(p, "environ")); bytes.Contains(env, sandbox) {
-			pid, _ := strconv.Atoi(filepath.Base(p))
-			return pid
-		}
-	}
-	return 0
+	return proctest.Find(func(p proctest.Process) bool {
+		return slices.Contains(p.Args, "-Dapron.pod="+name) && p.InSandboxUnder(dir)
+	})
 }
 
 // zkWriter sets /apron/w to a counter every 50 ms through one client

@@ -1,13 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"syscall"
 	"testing"
@@ -22,19 +22,10 @@ const wait = 60 * time.Second
 
 // pidsRunning lists the pids whose command line is exactly argv.
 func pidsRunning(argv ...string) []int {
-	want := []byte(fmt.Sprint(argv[0]))
-	for _, a := range argv[1:] {
-		want = append(append(want, 0), a...)
-	}
-	want = append(want, 0)
 	var pids []int
-	dirs, _ := filepath.Glob("/proc/[0-9]*")
-	for _, d := range dirs {
-		b, err := os.ReadFile(filepath.Join(d, "cmdline"))
-		if err == nil && bytes.Equal(b, want) {
-			if pid, err := strconv.Atoi(filepath.Base(d)); err == nil {
-				pids = append(pids, pid)
-			}
+	for _, p := range proctest.Processes() {
+		if slices.Equal(p.Args, argv) {
+			pids = append(pids, p.Pid)
 		}
 	}
 	return pids

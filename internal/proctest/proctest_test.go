@@ -145,3 +145,31 @@ func TestKillAndRestart(t *testing.T) {
 	assert.Equal(t, p.Addr, r.Addr)
 	r.Stop()
 }
+
+// Find sees a child by its arguments and environment, and its sandbox.
+func TestFind(t *testing.T) {
+	if _, err := os.Stat("/proc/self/environ"); err != nil {
+		t.Skip("Find reads Linux's /proc")
+	}
+	dir := t.TempDir()
+	cmd := exec.Command("sleep", "30")
+	cmd.Env = append(os.Environ(), "PROCTEST_MARK=find-me", "MESOS_DIRECTORY="+filepath.Join(dir, "sandbox"))
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
+
+	var found proctest.Process
+	require.Eventually(t, func() bool { // its environ is readable once it has exec'd
+		pid := proctest.Find(func(p proctest.Process) bool {
+			mark, _ := p.Getenv("PROCTEST_MARK")
+			if mark == "find-me" {
+				found = p
+			}
+			return mark == "find-me"
+		})
+		return pid == cmd.Process.Pid
+	}, 5*time.Second, 10*time.Millisecond)
+	assert.Equal(t, []string{"sleep", "30"}, found.Args)
+	assert.True(t, found.InSandboxUnder(dir))
+	assert.False(t, found.InSandboxUnder(dir+"/sand"), "a sandbox under dir, not a path that starts like it")
+	assert.Zero(t, proctest.Find(func(p proctest.Process) bool { return p.Pid == os.Getpid() }), "not itself")
+}
