@@ -96,36 +96,27 @@ func (a *app) reservation(name string, args []string) (*reservationCall, error) 
 	return out, nil
 }
 
-func (a *app) reserve(args []string) error {
-	rc, err := a.reservation("reserve", args)
-	if err != nil {
-		return err
-	}
-	if _, err := a.call(&masterpb.Call{
-		Type:             masterpb.Call_RESERVE_RESOURCES.Enum(),
-		ReserveResources: &masterpb.Call_ReserveResources{AgentID: rc.agent, Resources: rc.resources},
-	}); err != nil {
-		return err
-	}
-	if !a.opts.json {
-		fmt.Fprintf(a.stdout, "reserved on %s: %s\n", rc.agent.Value, rc.text)
-	}
-	return nil
-}
+func (a *app) reserve(args []string) error   { return a.changeReservation("reserve", args) }
+func (a *app) unreserve(args []string) error { return a.changeReservation("unreserve", args) }
 
-func (a *app) unreserve(args []string) error {
-	rc, err := a.reservation("unreserve", args)
+// changeReservation makes the RESERVE_RESOURCES or UNRESERVE_RESOURCES
+// call that verb ("reserve", "unreserve") asks for.
+func (a *app) changeReservation(verb string, args []string) error {
+	rc, err := a.reservation(verb, args)
 	if err != nil {
 		return err
 	}
-	if _, err := a.call(&masterpb.Call{
-		Type:               masterpb.Call_UNRESERVE_RESOURCES.Enum(),
-		UnreserveResources: &masterpb.Call_UnreserveResources{AgentID: rc.agent, Resources: rc.resources},
-	}); err != nil {
+	call := &masterpb.Call{Type: masterpb.Call_RESERVE_RESOURCES.Enum(),
+		ReserveResources: &masterpb.Call_ReserveResources{AgentID: rc.agent, Resources: rc.resources}}
+	if verb == "unreserve" {
+		call = &masterpb.Call{Type: masterpb.Call_UNRESERVE_RESOURCES.Enum(),
+			UnreserveResources: &masterpb.Call_UnreserveResources{AgentID: rc.agent, Resources: rc.resources}}
+	}
+	if _, err := a.call(call); err != nil {
 		return err
 	}
 	if !a.opts.json {
-		fmt.Fprintf(a.stdout, "unreserved on %s: %s\n", rc.agent.Value, rc.text)
+		fmt.Fprintf(a.stdout, "%sd on %s: %s\n", verb, rc.agent.Value, rc.text)
 	}
 	return nil
 }
