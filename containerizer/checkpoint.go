@@ -37,7 +37,10 @@ type checkpoint struct {
 	Reaper  bool   `json:"reaper,omitempty"`
 	Sandbox string `json:"sandbox"`
 	User    string `json:"user,omitempty"`
-	Limits  struct {
+	// Env is the main process's environment, for nested containers to
+	// inherit; absent (nil) in a record written before it was recorded.
+	Env    []string `json:"env"`
+	Limits struct {
 		CPUs        float64 `json:"cpus,omitempty"`
 		MemoryBytes uint64  `json:"memory_bytes,omitempty"`
 	} `json:"limits"`

@@ -72,6 +72,9 @@ type linuxState struct {
 	Cgroup  string          `json:"cgroup"`
 	Limits  Limits          `json:"limits"`
 	Handle  launcher.Handle `json:"handle"`
+	// Env is the task's environment, for nested containers to inherit;
+	// absent (nil) in a state written before it was recorded.
+	Env []string `json:"env"`
 	// Termination is set once the container has ended and an agent saw
 	// how.
 	Termination *checkpointTermination `json:"termination,omitempty"`
@@ -370,6 +373,7 @@ func (l *Linux) start(ctx context.Context, c *linuxContainer, cfg *Config, usr *
 	})
 	c.proc = proc
 	c.state.Handle = proc.Handle()
+	c.state.Env = knownEnv(spec.TaskEnv())
 	if err := writeState(c.dir, &c.state); err != nil {
 		return failed("checkpoint: %v", err)
 	}

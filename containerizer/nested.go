@@ -130,6 +130,12 @@ func (s *Stdio) Close() error {
 	return errors.Join(errs...)
 }
 
+// knownEnv is env as a container's recorded environment: a copy, never
+// nil, so that an empty environment is told apart from one not known.
+func knownEnv(env []string) []string {
+	return append([]string{}, env...)
+}
+
 // mergeEnv is base with over's variables replacing those of the same
 // names, the rest of over appended in order.
 func mergeEnv(base, over []string) []string {

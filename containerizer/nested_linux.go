@@ -164,7 +164,10 @@ func procCredential(pid int) (*syscall.Credential, error) {
 	return cred, err
 }
 
-// procEnviron is the environment a live process was executed with.
+// procEnviron is the environment a live process was executed with. Only
+// for a process whose environment was not recorded at launch: while a
+// process execs (as sh -c execs its last command) the kernel shows it
+// none.
 func procEnviron(pid int) ([]string, error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
 	if err != nil {
@@ -285,9 +288,11 @@ func (l *Linux) startNested(ctx context.Context, n *linuxNested, parent *linuxCo
 	init := parent.proc.Pid()
 	// The parent's identity and environment are its task's (the init's
 	// child), as Mesos's DEBUG containers inherit their parent's.
-	var env []string
-	if task := procChild(init); task > 0 {
-		env, _ = procEnviron(task)
+	env := parent.state.Env
+	if env == nil {
+		if task := procChild(init); task > 0 {
+			env, _ = procEnviron(task)
+		}
 	}
 	env = mergeEnv(env, cfg.Env)
 	if usr == nil {
@@ -722,7 +727,10 @@ func (p *Process) startNested(ctx context.Context, c, parent *container, cfg *Ne
 	failed := func(what string, err error) error {
 		return fmt.Errorf("container %q: %s: %w: %w", c.id, what, ErrLaunchFailed, err)
 	}
-	env, _ := procEnviron(parent.pid)
+	env := parent.env
+	if env == nil {
+		env, _ = procEnviron(parent.pid)
+	}
 	env = mergeEnv(env, cfg.Env)
 	if cred == nil && p.root {
 		if cred, err = procCredential(parent.pid); err != nil {

@@ -32,16 +32,23 @@ func readAll(t *testing.T, f *os.File) string {
 }
 
 // nestedParent launches the parent of the nested tests: a shell that
-// sleeps, with an environment and host name to inherit.
+// sleeps, with an environment and host name to inherit. The sleep runs
+// with no environment at all: a nested container inherits its parent's
+// as launched (as Mesos's DEBUG containers do), never what /proc shows,
+// which is nothing while a process execs.
 func nestedParent(t *testing.T, c containerizer.Containerizer) string {
 	t.Helper()
 	ctx := context.Background()
 	sandbox := filepath.Join(t.TempDir(), "sandbox")
 	require.NoError(t, c.Launch(ctx, containerizer.Config{
-		ID: "parent", Command: containerizer.ShellCommand("sleep 1000"), Sandbox: sandbox,
+		ID: "parent", Command: containerizer.ShellCommand(`exec env -i /bin/sh -c ': >ready; exec /bin/sleep 1000'`), Sandbox: sandbox,
 		Env: []string{"PATH=/usr/bin:/bin", "FROM_PARENT=yes", "OVER=parent"}, Hostname: "nested-parent",
 	}))
 	t.Cleanup(func() { c.Destroy(context.Background(), "parent") })
+	require.Eventually(t, func() bool {
+		_, err := os.Stat(filepath.Join(sandbox, "ready"))
+		return err == nil
+	}, 20*time.Second, 10*time.Millisecond, "the parent did not start")
 	return sandbox
 }
 

@@ -4,6 +4,7 @@ package containerizer
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -166,6 +167,7 @@ func TestProcessCheckpointLifecycle(t *testing.T) {
 	assert.Positive(t, cp.PID)
 	assert.NotZero(t, cp.StartTicks)
 	assert.Equal(t, readBootID(), cp.BootID)
+	assert.Equal(t, cfg.Env, cp.Env, "nested containers inherit it after a restart")
 	assert.Nil(t, cp.Termination)
 
 	require.NoError(t, p.Signal(testCtx(t), "c", syscall.SIGTERM))
@@ -330,6 +332,41 @@ func TestProcessRecoverNonChild(t *testing.T) {
 		s, err := readProcStat(pid, nil)
 		return err != nil || s.StartTicks != st.StartTicks || s.State == 'Z'
 	}, 30*time.Second, 5*time.Millisecond)
+}
+
+// A container recovered after a restart gives its nested containers its
+// environment as launched, whatever its process shows now; one recovered
+// from a record that has none, what its process shows.
+func TestProcessRecoveredNestedEnv(t *testing.T) {
+	state, dir := t.TempDir(), t.TempDir()
+	p1 := testProcess(t, state)
+	cfg := shellConfig(dir, "parent", "exec env -i A=shown /bin/sh -c 'echo ready >ready; exec /bin/sleep 600'")
+	cfg.Env = append(cfg.Env, "A=launched")
+	require.NoError(t, p1.Launch(testCtx(t), cfg))
+	waitFile(t, filepath.Join(cfg.Sandbox, "ready"))
+	cp := replayJournal(t, state)["parent"]
+	require.NotNil(t, cp)
+	require.NoError(t, p1.Close())
+	unrecorded := *cp
+	unrecorded.ID, unrecorded.Env = "old", nil
+	writeJournal(t, state, cp, &unrecorded)
+
+	p2 := testProcess(t, state)
+	t.Cleanup(func() {
+		p2.Destroy(context.Background(), "old")
+		p2.Destroy(context.Background(), "parent")
+	})
+	_, err := p2.Recover(testCtx(t))
+	require.NoError(t, err)
+	for parent, want := range map[string]string{"parent": "launched", "old": "shown"} {
+		stdio, err := p2.LaunchNested(testCtx(t), NestedConfig{ID: parent + ".n", Parent: parent, Command: ShellCommand("/bin/echo $A")})
+		require.NoError(t, err)
+		stdio.Stdin.Close()
+		out, _ := io.ReadAll(stdio.Stdout)
+		stdio.Close()
+		assert.Equal(t, want+"\n", string(out), parent)
+		require.NoError(t, p2.Destroy(testCtx(t), parent+".n"))
+	}
 }
 
 // The real restart: an agent process launches a container and exits; this

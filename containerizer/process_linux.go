@@ -58,6 +58,10 @@ type container struct {
 	sandbox string
 	limits  Limits
 	parent  string // the container it is nested in (nested_linux.go), or ""
+	// env is the environment the main process was executed with, which
+	// nested containers inherit; nil when not known (recovered from a
+	// checkpoint that did not record it).
+	env []string
 
 	started   chan struct{} // closed when Launch has finished, well or not
 	launchErr error         // set before started is closed
@@ -160,6 +164,7 @@ func (p *Process) Launch(ctx context.Context, cfg Config) error {
 		id:      cfg.ID,
 		sandbox: cfg.Sandbox,
 		limits:  cfg.Limits,
+		env:     knownEnv(cfg.Env),
 		started: make(chan struct{}),
 		done:    make(chan struct{}),
 		child:   !p.viaReaper,
@@ -257,7 +262,7 @@ func (p *Process) start(c *container, cfg *Config, cred *syscall.Credential) (er
 	// Recorded before the fork: an agent that dies right after it still
 	// finds the process when it restarts (Recover), where Mesos writes the
 	// forked pid before letting the child exec.
-	cp := &checkpoint{Version: checkpointVersion, ID: c.id, BootID: p.bootID, Sandbox: cfg.Sandbox, User: cfg.User, Reaper: c.reaped, LaunchTicks: bootTicks()}
+	cp := &checkpoint{Version: checkpointVersion, ID: c.id, BootID: p.bootID, Sandbox: cfg.Sandbox, User: cfg.User, Env: c.env, Reaper: c.reaped, LaunchTicks: bootTicks()}
 	cp.Limits.CPUs, cp.Limits.MemoryBytes = cfg.Limits.CPUs, cfg.Limits.MemoryBytes
 	if err := p.journal.launched(cp); err != nil {
 		return fail("checkpointing", err)
@@ -755,6 +760,7 @@ func (p *Process) recoverContainer(cp *checkpoint) *container {
 		limits:  Limits{CPUs: cp.Limits.CPUs, MemoryBytes: cp.Limits.MemoryBytes},
 		started: started,
 		done:    make(chan struct{}),
+		env:     cp.Env,
 		pid:     cp.PID,
 		cp:      cp,
 		reaped:  cp.Reaper,

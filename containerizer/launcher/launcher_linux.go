@@ -120,7 +120,7 @@ func Start(ctx context.Context, spec *Spec) (*Process, error) {
 	}
 	if spec.Sandbox != "" {
 		cfg.SandboxTarget = spec.sandboxTarget()
-		cfg.Env = withEnv(cfg.Env, "MESOS_SANDBOX", cfg.SandboxTarget)
+		cfg.Env = spec.TaskEnv()
 		if cfg.Dir == "" {
 			cfg.Dir = cfg.SandboxTarget
 		}
@@ -273,18 +273,6 @@ func Start(ctx context.Context, spec *Spec) (*Process, error) {
 	stop() // before the deadline is cleared: a late cancel must not set it
 	ctl.SetDeadline(time.Time{})
 	return p, nil
-}
-
-// withEnv returns env with key set to value, replacing every earlier
-// setting.
-func withEnv(env []string, key, value string) []string {
-	out := make([]string, 0, len(env)+1)
-	for _, e := range env {
-		if !strings.HasPrefix(e, key+"=") {
-			out = append(out, e)
-		}
-	}
-	return append(out, key+"="+value)
 }
 
 // Pid returns the host pid of the container's init (with Spec.NoInit, of

@@ -167,6 +167,28 @@ func (s *Spec) has(ns Namespace) bool {
 	return false
 }
 
+// TaskEnv is the environment the task is executed with: Env, with
+// MESOS_SANDBOX naming the sandbox's place in the container when there is
+// a sandbox.
+func (s *Spec) TaskEnv() []string {
+	if s.Sandbox == "" {
+		return s.Env
+	}
+	return withEnv(s.Env, "MESOS_SANDBOX", s.sandboxTarget())
+}
+
+// withEnv returns env with key set to value, replacing every earlier
+// setting.
+func withEnv(env []string, key, value string) []string {
+	out := make([]string, 0, len(env)+1)
+	for _, e := range env {
+		if !strings.HasPrefix(e, key+"=") {
+			out = append(out, e)
+		}
+	}
+	return append(out, key+"="+value)
+}
+
 func (s *Spec) sandboxTarget() string {
 	if s.SandboxTarget == "" {
 		return DefaultSandboxTarget
