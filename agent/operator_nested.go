@@ -230,7 +230,7 @@ func (a *Agent) nestedCall(ctx context.Context, call *agentpb.Call) (*agentpb.Re
 		if lc == nil {
 			return nil, httpapi.Errorf(http.StatusBadRequest, "Expecting 'launch_nested_container' to be present")
 		}
-		_, err := a.launchNested(ctx, "launch_nested_container", &lc.ContainerID, lc.Command, lc.Container, false)
+		_, _, err := a.launchNested(ctx, "launch_nested_container", &lc.ContainerID, lc.Command, lc.Container, false)
 		return nil, err
 	case agentpb.Call_ATTACH_CONTAINER_INPUT:
 		return nil, httpapi.Errorf(http.StatusUnsupportedMediaType, "Expecting 'Content-Type' to be %s for ATTACH_CONTAINER_INPUT call", httpapi.MediaTypeRecordIO)
@@ -243,14 +243,16 @@ func (a *Agent) nestedCall(ctx context.Context, call *agentpb.Call) (*agentpb.Re
 var errAccepted = &httpapi.Error{Status: http.StatusAccepted}
 
 // launchNested checks a nested launch and starts it: the container runs
-// and its streams are kept (and registered) when it returns.
-func (a *Agent) launchNested(ctx context.Context, field string, cid *mesospb.ContainerID, cmd *mesospb.CommandInfo, info *mesospb.ContainerInfo, session bool) (*nestedIO, error) {
+// and its streams are kept (and registered) when it returns. A session's
+// output connection is attached before anything can read the output, and
+// returned: a command that ends at once has its output read by nobody else.
+func (a *Agent) launchNested(ctx context.Context, field string, cid *mesospb.ContainerID, cmd *mesospb.CommandInfo, info *mesospb.ContainerInfo, session bool) (*nestedIO, *nestedOut, error) {
 	id, err := containerizerID(cid, field+".container_id")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if cid.Parent == nil {
-		return nil, httpapi.Errorf(http.StatusBadRequest, "Expecting '%s.container_id.parent' to be present", field)
+		return nil, nil, httpapi.Errorf(http.StatusBadRequest, "Expecting '%s.container_id.parent' to be present", field)
 	}
 	parent, _ := containerizerID(cid.Parent, field+".container_id.parent")
 	cfg := containerizer.NestedConfig{ID: id, Parent: parent}
@@ -260,7 +262,7 @@ func (a *Agent) launchNested(ctx context.Context, field string, cid *mesospb.Con
 		if cmd.Environment != nil {
 			for _, v := range cmd.Environment.Variables {
 				if v.Type != nil && *v.Type != mesospb.Environment_Variable_VALUE {
-					return nil, httpapi.Errorf(http.StatusBadRequest, "'%s.command' is invalid: only VALUE environment variables are supported", field)
+					return nil, nil, httpapi.Errorf(http.StatusBadRequest, "'%s.command' is invalid: only VALUE environment variables are supported", field)
 				}
 				cfg.Env = append(cfg.Env, v.Name+"="+v.GetValue())
 			}
@@ -268,10 +270,10 @@ func (a *Agent) launchNested(ctx context.Context, field string, cid *mesospb.Con
 	}
 	if info != nil {
 		if info.GetType() != mesospb.ContainerInfo_MESOS {
-			return nil, httpapi.Errorf(http.StatusBadRequest, "The provided ContainerInfo is not supported")
+			return nil, nil, httpapi.Errorf(http.StatusBadRequest, "The provided ContainerInfo is not supported")
 		}
 		if info.Mesos != nil && info.Mesos.Image != nil || len(info.Volumes) > 0 {
-			return nil, httpapi.Errorf(http.StatusBadRequest, "'%s.container' is not supported: a nested container shares its parent's root filesystem and volumes", field)
+			return nil, nil, httpapi.Errorf(http.StatusBadRequest, "'%s.container' is not supported: a nested container shares its parent's root filesystem and volumes", field)
 		}
 		if t := info.TTYInfo; t != nil {
 			cfg.TTY = true
@@ -281,34 +283,34 @@ func (a *Agent) launchNested(ctx context.Context, field string, cid *mesospb.Con
 		}
 	}
 	if cfg.Command.Value == "" {
-		return nil, httpapi.Errorf(http.StatusBadRequest, "Expecting '%s.command.value' to be present", field)
+		return nil, nil, httpapi.Errorf(http.StatusBadRequest, "Expecting '%s.command.value' to be present", field)
 	}
 	if err := cfg.Validate(); err != nil {
-		return nil, httpapi.Errorf(http.StatusBadRequest, "%v", err)
+		return nil, nil, httpapi.Errorf(http.StatusBadRequest, "%v", err)
 	}
 	cont, err := request(a, ctx, func() containerizer.Containerizer { return a.cont })
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	nl, ok := cont.(containerizer.NestedLauncher)
 	if !ok {
-		return nil, httpapi.Errorf(http.StatusBadRequest, "This agent's containerizer cannot launch nested containers")
+		return nil, nil, httpapi.Errorf(http.StatusBadRequest, "This agent's containerizer cannot launch nested containers")
 	}
 	stdio, err := nl.LaunchNested(ctx, cfg)
 	switch {
 	case err == nil:
 	case errors.Is(err, containerizer.ErrContainerExists):
-		return nil, errAccepted
+		return nil, nil, errAccepted
 	case errors.Is(err, containerizer.ErrUnknownContainer):
-		return nil, httpapi.Errorf(http.StatusBadRequest, "Parent container %s does not exist", parent)
+		return nil, nil, httpapi.Errorf(http.StatusBadRequest, "Parent container %s does not exist", parent)
 	case errors.Is(err, containerizer.ErrNotRunning):
-		return nil, httpapi.Errorf(http.StatusBadRequest, "Parent container %s is not running", parent)
+		return nil, nil, httpapi.Errorf(http.StatusBadRequest, "Parent container %s is not running", parent)
 	case errors.Is(err, containerizer.ErrClosed):
-		return nil, ErrStopped
+		return nil, nil, ErrStopped
 	case ctx.Err() != nil:
-		return nil, ctx.Err()
+		return nil, nil, ctx.Err()
 	default:
-		return nil, httpapi.Errorf(http.StatusBadRequest, "%v", err)
+		return nil, nil, httpapi.Errorf(http.StatusBadRequest, "%v", err)
 	}
 	a.log.Info("agent: launched a nested container", "container", id, "tty", cfg.TTY)
 	nio := newNestedIO(id, stdio, cont)
@@ -321,13 +323,16 @@ func (a *Agent) launchNested(ctx context.Context, field string, cid *mesospb.Con
 	}); err != nil {
 		stdio.Close()
 		destroyContainer(context.Background(), cont, id, a.log)
-		return nil, err
+		return nil, nil, err
 	}
-	if !session {
+	var out *nestedOut
+	if session {
+		out = nio.attachOutput()
+	} else {
 		nio.startPumps()
 	}
 	go a.forgetNestedIO(cont, nio)
-	return nio, nil
+	return nio, out, nil
 }
 
 // forgetNestedIO unregisters a nested container's streams once it has
@@ -362,6 +367,7 @@ func (a *Agent) serveNestedOutputCall(w http.ResponseWriter, r *http.Request, ca
 	ctx := r.Context()
 	var (
 		n       *nestedIO
+		out     *nestedOut
 		session bool
 		err     error
 	)
@@ -373,14 +379,16 @@ func (a *Agent) serveNestedOutputCall(w http.ResponseWriter, r *http.Request, ca
 			return
 		}
 		session = true
-		n, err = a.launchNested(ctx, "launch_nested_container_session", &lc.ContainerID, lc.Command, lc.Container, true)
+		n, out, err = a.launchNested(ctx, "launch_nested_container_session", &lc.ContainerID, lc.Command, lc.Container, true)
 	default:
 		ac := call.GetAttachContainerOutput()
 		if ac == nil {
 			httpapi.WriteError(w, httpapi.Errorf(http.StatusBadRequest, "Expecting 'attach_container_output' to be present"))
 			return
 		}
-		n, err = a.attachable(ctx, &ac.ContainerID, "attach_container_output.container_id")
+		if n, err = a.attachable(ctx, &ac.ContainerID, "attach_container_output.container_id"); err == nil {
+			out = n.attachOutput()
+		}
 	}
 	if err == errAccepted {
 		w.WriteHeader(http.StatusAccepted)
@@ -390,7 +398,6 @@ func (a *Agent) serveNestedOutputCall(w http.ResponseWriter, r *http.Request, ca
 		httpapi.WriteError(w, handlerError(err))
 		return
 	}
-	out := n.attachOutput()
 	defer n.detachOutput(out)
 	if session {
 		defer func() {
