@@ -201,6 +201,7 @@ type task struct {
 	terminal    bool
 	uuid        []byte // of the terminal update
 	acked       bool   // the terminal update is acknowledged
+	released    bool   // its ended container was destroyed (releaseEnded)
 	// Checks.
 	checked        bool                // its check and health check are valid: run them, put check_status on updates
 	last           *mesospb.TaskStatus // the last update sent, from which check updates are made
@@ -590,10 +591,11 @@ func (b *builtin) started(d *Driver, t *task) {
 	b.startChecks(d, t)
 }
 
-// wait waits for t's container to end, releases it and reports the end.
-// When the driver ends first (ctx) or the containerizer is closed, it
-// leaves the container running and reports nothing: the agent is going
-// away, and a new one recovers the container (see Reattach).
+// wait waits for t's container to end and reports the end; the container
+// is released once the agent has acknowledged that (Acknowledged). When
+// the driver ends first (ctx) or the containerizer is closed, it leaves
+// the container running and reports nothing: the agent is going away,
+// and a new one recovers the container (see Reattach).
 func (b *builtin) wait(ctx context.Context, d *Driver, t *task) {
 	term, err := b.cfg.Containerizer.Wait(ctx, t.cid)
 	t.end()
@@ -602,11 +604,9 @@ func (b *builtin) wait(ctx context.Context, d *Driver, t *task) {
 			b.log.Info("no longer watching the task", "task_id", t.info.TaskID.Value, "err", err)
 			return
 		}
-		b.release(ctx, t)
 		b.finish(ctx, d, t, mesospb.TASK_FAILED, "Lost the command's container: "+err.Error(), nil)
 		return
 	}
-	b.release(ctx, t)
 	b.mu.Lock()
 	killed := t.killing
 	b.mu.Unlock()
@@ -623,6 +623,29 @@ func (b *builtin) wait(ctx context.Context, d *Driver, t *task) {
 		b.finish(ctx, d, t, mesospb.TASK_FINISHED, msg, nil)
 	default:
 		b.finish(ctx, d, t, mesospb.TASK_FAILED, msg, nil)
+	}
+}
+
+// releaseEnded releases t's container, once, when it has ended and its
+// terminal update is acknowledged (the agent checkpoints an update before
+// acknowledging it), or the executor is shutting down. Not before: an
+// agent stopped in between finds the container and its recorded end when
+// it restarts, and the reattached executor reports that end, where a
+// released container would leave the task lost though its work was done.
+func (b *builtin) releaseEnded(ctx context.Context, t *task) {
+	select {
+	case <-t.ended:
+	default:
+		return // its wait, or its killer after the grace period, ends it
+	}
+	b.mu.Lock()
+	release := t.terminal && (t.acked || b.shuttingDown) && !t.released
+	if release {
+		t.released = true
+	}
+	b.mu.Unlock()
+	if release {
+		b.release(ctx, t)
 	}
 }
 
@@ -658,6 +681,7 @@ func (b *builtin) finish(ctx context.Context, d *Driver, t *task, state mesospb.
 	}
 	b.mu.Unlock()
 	b.send(ctx, d, t, state, msg, reason, uuid)
+	b.releaseEnded(ctx, t) // before maybeStop ends ctx
 	for _, p := range kill {
 		b.log.Info("killing a task of a failed group", "task_id", p.info.TaskID.Value, "failed", t.info.TaskID.Value)
 		b.kill(d, p, nil, 0)
@@ -807,13 +831,19 @@ func (b *builtin) killer(ctx context.Context, d *Driver, t *task) {
 	}
 }
 
-// Acknowledged stops the driver once every terminal update is acknowledged.
+// Acknowledged releases a task's ended container once its terminal update
+// is acknowledged, and stops the driver once every one is.
 func (b *builtin) Acknowledged(ctx context.Context, d *Driver, taskID mesospb.TaskID, uuid []byte) {
 	b.mu.Lock()
-	if t := b.tasks[taskID.Value]; t != nil && t.terminal && bytes.Equal(t.uuid, uuid) {
+	t := b.tasks[taskID.Value]
+	acked := t != nil && t.terminal && bytes.Equal(t.uuid, uuid)
+	if acked {
 		t.acked = true
 	}
 	b.mu.Unlock()
+	if acked {
+		b.releaseEnded(ctx, t)
+	}
 	b.maybeStop(d)
 }
 

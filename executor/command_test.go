@@ -357,6 +357,47 @@ func TestCommandExecutorReattach(t *testing.T) {
 	h.requireStopped()
 }
 
+// TestCommandExecutorKeepsUnacknowledgedEnd: a task's container that
+// ended is kept, with its recorded end, until the agent acknowledges the
+// terminal update; when the agent goes away first, the executor that a
+// restarted agent reattaches reports the task finished, not lost.
+func TestCommandExecutorKeepsUnacknowledgedEnd(t *testing.T) {
+	h := newCmdHarness(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	d := newTestDriver(t, NewCommandExecutor(h.cfg), h.agent, h.clk)
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	require.Eventually(t, h.agent.connected, waitFor, tick)
+	h.agent.mu.Lock()
+	h.agent.autoAck = false // the agent stops before it acknowledges
+	h.agent.mu.Unlock()
+	ti := shellTask("t1", "true")
+	h.agent.push(t, launchEvent(ti))
+	h.waitStates("t1", finished...)
+	cancel()
+	require.ErrorIs(t, runResult(t, done), context.Canceled)
+	require.NoError(t, h.c.Close())
+
+	c2 := newProcess(t, h.stateDir)
+	ids, err := c2.Recover(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, []string{TaskContainerID("run1", ti.TaskID)}, ids, "the ended container is kept")
+	cfg := h.cfg
+	cfg.Containerizer = c2
+	e := NewCommandExecutor(cfg)
+	require.NoError(t, e.Reattach(context.Background(), ti))
+	h.c = c2
+	h.agent.mu.Lock()
+	h.agent.autoAck = true
+	h.agent.mu.Unlock()
+	before := len(h.agent.updates())
+	h.done = runDriver(t, newTestDriver(t, e, h.agent, h.clk)) // it may end before h.start would see it connected
+	require.Eventually(t, func() bool { return len(h.agent.updates()) > before }, waitFor, tick)
+	last := h.agent.updates()[before:]
+	assert.Equal(t, mesospb.TASK_FINISHED, last[len(last)-1].GetState())
+	h.requireStopped()
+}
+
 func TestTaskContainerID(t *testing.T) {
 	id := func(s string) mesospb.TaskID { return mesospb.TaskID{Value: s} }
 	assert.Equal(t, "p.task-1", TaskContainerID("p", id("task-1")))
