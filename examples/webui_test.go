@@ -357,6 +357,10 @@ func TestWebUI(t *testing.T) {
 	dir := "/frameworks/" + fw + "/executors/long-1/runs/latest"
 	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(c.url+"/#/sandbox?"+url.Values{"agent": {longAgent}, "path": {dir}}.Encode())))
 	require.NoError(t, poll(ctx, `document.querySelector('.vt-row[data-file="stdout"]') !== null && document.querySelector('.vt-row[data-file="stderr"]') !== null`))
+	// A finished task's page lists its updates, newest first.
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(c.url+"/#/tasks/"+url.PathEscape(fw)+"/quick-1")))
+	history := `[...document.querySelectorAll("#task-history tr[data-state]")].map(r => r.dataset.state)`
+	require.NoError(t, poll(ctx, history+`.join() === "TASK_FINISHED,TASK_RUNNING,TASK_STARTING"`))
 	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(c.url+"/#/tasks/"+url.PathEscape(fw)+"/long-1")))
 	require.NoError(t, chromedp.Do(ctx, chromedp.WaitVisible("#task-stdout"), chromedp.Click("#task-stdout")))
 	require.NoError(t, poll(ctx, `(document.querySelector("#sb-log")?.textContent || "").includes("`+q(marker)+`")`))
@@ -396,8 +400,9 @@ func populate(t *testing.T, ctx context.Context, c *uiCluster) {
 	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(c.url+"/#/roles")))
 	screenshot(t, ctx, "roles")
 	fw := eval[string](t, ctx, `[...window.apron.store.frameworks.values()].find(f => f.info.name === "webui-demo").id`)
-	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(c.url+"/#/tasks/"+url.PathEscape(fw)+"/demo-00-1"),
-		chromedp.WaitVisible("#task-stdout"), chromedp.Click("#task-stdout")))
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(c.url+"/#/tasks/"+url.PathEscape(fw)+"/demo-00-1"), chromedp.WaitVisible("#task-history")))
+	screenshot(t, ctx, "task")
+	require.NoError(t, chromedp.Do(ctx, chromedp.WaitVisible("#task-stdout"), chromedp.Click("#task-stdout")))
 	require.NoError(t, poll(ctx, `(document.querySelector("#sb-log")?.textContent || "").includes("tick 3")`))
 	screenshot(t, ctx, "sandbox")
 	c.operator(t, fmt.Sprintf(`{"type":"UPDATE_MAINTENANCE_SCHEDULE","update_maintenance_schedule":{"schedule":{"windows":[

@@ -448,9 +448,17 @@ function taskPage(el, fw, id) {
         ["Resources", KINDS.filter((k) => t.res[k]).map((k) => `${k} ${fmtRes(k, t.res[k])}`).join(", ")],
         ["Last update", esc(`${when(t.updated)} (${ago(t.updated)})`)], ["Source", esc(t.source)], ["Reason", esc(t.reason)],
         ["Message", esc(t.message)],
-        ["Sandbox", t.agent ? `${link.sandbox(t, "browse")} · <a id="task-stdout" href="#/sandbox?${new URLSearchParams({ agent: t.agent, path: sandboxPath(t), file: "stdout" })}">stdout</a> · <a href="#/sandbox?${new URLSearchParams({ agent: t.agent, path: sandboxPath(t), file: "stderr" })}">stderr</a>` : ""]])}</div></div>`;
+        ["Sandbox", t.agent ? `${link.sandbox(t, "browse")} · <a id="task-stdout" href="#/sandbox?${new URLSearchParams({ agent: t.agent, path: sandboxPath(t), file: "stdout" })}">stdout</a> · <a href="#/sandbox?${new URLSearchParams({ agent: t.agent, path: sandboxPath(t), file: "stderr" })}">stderr</a>` : ""]])}</div>
+        <div class="card"><h2>Status updates</h2>${statusTable(t.history)}</div></div>`;
     },
   };
+}
+
+// statusTable lists a task's latest status updates, newest first.
+function statusTable(history) {
+  if (!history.length) return '<div class="muted">None yet.</div>';
+  return `<table class="plain" id="task-history"><tr><th>Time</th><th>State</th><th>Source</th><th>Reason</th><th>Message</th></tr>${[...history].reverse().map((h) =>
+    `<tr data-state="${esc(h.state)}"><td>${esc(when(h.time))}</td><td>${statePill(h.state)}${h.healthy === undefined ? "" : h.healthy ? ' <span class="pill ok">healthy</span>' : ' <span class="pill bad">unhealthy</span>'}</td><td>${esc(h.source)}</td><td>${esc(h.reason)}</td><td>${esc(h.message)}</td></tr>`).join("")}</table>`;
 }
 
 function frameworksPage(el, parts) {

@@ -13,6 +13,14 @@ export const STATES = [
 ];
 
 /** The states a task never leaves (Mesos's protobuf::isTerminalState). */
+/** HISTORY is how many of a task's latest status updates the store keeps. */
+export const HISTORY = 16;
+
+/** statusEntry is what the task page shows of one status update. */
+function statusEntry(st) {
+  return { state: st.state, time: st.timestamp || 0, source: st.source || "", reason: st.reason || "", message: st.message || "", healthy: st.healthy };
+}
+
 export const TERMINAL = new Set(["TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR", "TASK_LOST",
   "TASK_DROPPED", "TASK_GONE", "TASK_GONE_BY_OPERATOR"]);
 
@@ -183,6 +191,7 @@ export class Store {
       res,
       updated: last?.timestamp || 0,
       message: last?.message || "", reason: last?.reason || "", source: last?.source || "",
+      history: (raw.statuses || []).slice(-HISTORY).map(statusEntry),
     };
     this.tasks.set(key, t);
     this.account(t, 1);
@@ -207,6 +216,8 @@ export class Store {
     t.reason = st.reason || "";
     t.source = st.source || "";
     if (st.agent_id?.value) t.agent = st.agent_id.value;
+    t.history.push(statusEntry({ ...st, state }));
+    if (t.history.length > HISTORY) t.history.shift();
     this.account(t, 1);
     if (!wasTerminal && TERMINAL.has(state)) {
       this.ended++;
