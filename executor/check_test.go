@@ -562,10 +562,7 @@ func TestCheckRunnerSeam(t *testing.T) {
 // TASK_RUNNING.
 func TestCommandExecutorReattachedHealthCheck(t *testing.T) {
 	h := newCmdHarness(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	d := newTestDriver(t, NewCommandExecutor(h.cfg), h.agent, h.clk)
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
+	h.startStoppable(NewCommandExecutor(h.cfg))
 	ti := shellTask("t1", "sleep 100")
 	ti.HealthCheck = &mesospb.HealthCheck{
 		Type:                mesospb.HealthCheck_TCP.Enum(),
@@ -574,22 +571,13 @@ func TestCommandExecutorReattachedHealthCheck(t *testing.T) {
 		GracePeriodSeconds:  ptr(0.0),
 		ConsecutiveFailures: ptr(uint32(1)),
 	}
-	require.Eventually(t, h.agent.connected, waitFor, tick)
 	h.agent.push(t, launchEvent(ti))
 	h.waitStates("t1", started...)
-	cancel()
-	require.ErrorIs(t, runResult(t, done), context.Canceled)
-	require.NoError(t, h.c.Close())
+	h.agentRestarts()
 
-	c2 := newProcess(t, h.stateDir)
-	_, err := c2.Recover(context.Background())
-	require.NoError(t, err)
-	cfg := h.cfg
-	cfg.Containerizer = c2
-	e := NewCommandExecutor(cfg)
+	e := NewCommandExecutor(h.cfg)
 	w := watchChecks(e.builtin)
 	require.NoError(t, e.Reattach(context.Background(), ti))
-	h.c = c2
 	h.start(e)
 	w.waitArmed(t, "t1/health", 1)
 	h.clk.Advance(60 * time.Second)

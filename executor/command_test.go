@@ -30,6 +30,7 @@ type cmdHarness struct {
 	cfg      CommandConfig
 	done     <-chan error
 	syncs    int
+	stop     context.CancelFunc // ends a driver of startStoppable
 }
 
 func newProcess(t *testing.T, stateDir string) containerizer.Containerizer {
@@ -74,6 +75,32 @@ func (h *cmdHarness) start(e Executor) {
 	d := newTestDriver(h.t, e, h.agent, h.clk)
 	h.done = runDriver(h.t, d)
 	require.Eventually(h.t, func() bool { return h.agent.numSubscribes() > before && h.agent.connected() }, waitFor, tick)
+}
+
+// startStoppable runs e with a driver that agentRestarts ends.
+func (h *cmdHarness) startStoppable(e Executor) {
+	h.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	d := newTestDriver(h.t, e, h.agent, h.clk)
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	h.done, h.stop = done, cancel
+	require.Eventually(h.t, h.agent.connected, waitFor, tick)
+}
+
+// agentRestarts ends the driver as an agent going away does, which leaves
+// the task containers as they are, and gives the harness a containerizer
+// that recovered them, as the restarted agent's; it returns their IDs.
+func (h *cmdHarness) agentRestarts() []string {
+	h.t.Helper()
+	h.stop()
+	require.ErrorIs(h.t, runResult(h.t, h.done), context.Canceled)
+	require.NoError(h.t, h.c.Close())
+	h.c = newProcess(h.t, h.stateDir)
+	h.cfg.Containerizer = h.c
+	ids, err := h.c.Recover(context.Background())
+	require.NoError(h.t, err)
+	return ids
 }
 
 func (h *cmdHarness) waitStates(taskID string, want ...mesospb.TaskState) []mesospb.TaskStatus {
@@ -317,35 +344,20 @@ func TestDefaultExecutorGroupSucceeds(t *testing.T) {
 // reports its end.
 func TestCommandExecutorReattach(t *testing.T) {
 	h := newCmdHarness(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	d := newTestDriver(t, NewCommandExecutor(h.cfg), h.agent, h.clk)
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
+	h.startStoppable(NewCommandExecutor(h.cfg))
 	ti := shellTask("t1", "echo ready > ready; sleep 100")
-	require.Eventually(t, h.agent.connected, waitFor, tick)
 	h.agent.push(t, launchEvent(ti))
 	h.waitStates("t1", started...)
 	h.readFile(filepath.Join(h.cfg.Sandbox, "ready"))
-	cancel()
-	require.ErrorIs(t, runResult(t, done), context.Canceled)
-	require.NoError(t, h.c.Close())
+	require.Equal(t, []string{TaskContainerID("run1", ti.TaskID)}, h.agentRestarts())
 
-	c2 := newProcess(t, h.stateDir)
-	ids, err := c2.Recover(context.Background())
-	require.NoError(t, err)
-	cid := TaskContainerID("run1", ti.TaskID)
-	require.Equal(t, []string{cid}, ids)
-
-	cfg := h.cfg
-	cfg.Containerizer = c2
-	e := NewCommandExecutor(cfg)
-	err = e.Reattach(context.Background(), shellTask("other", "true"))
+	e := NewCommandExecutor(h.cfg)
+	err := e.Reattach(context.Background(), shellTask("other", "true"))
 	require.ErrorIs(t, err, ErrReattach)
 	require.ErrorIs(t, err, containerizer.ErrUnknownContainer)
 	require.NoError(t, e.Reattach(context.Background(), ti))
 	require.ErrorIs(t, e.Reattach(context.Background(), ti), ErrReattach, "one task")
 
-	h.c = c2
 	before := len(h.agent.updates())
 	h.start(e)
 	h.agent.push(t, killEvent("t1", -1))
@@ -363,30 +375,17 @@ func TestCommandExecutorReattach(t *testing.T) {
 // restarted agent reattaches reports the task finished, not lost.
 func TestCommandExecutorKeepsUnacknowledgedEnd(t *testing.T) {
 	h := newCmdHarness(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	d := newTestDriver(t, NewCommandExecutor(h.cfg), h.agent, h.clk)
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	require.Eventually(t, h.agent.connected, waitFor, tick)
+	h.startStoppable(NewCommandExecutor(h.cfg))
 	h.agent.mu.Lock()
 	h.agent.autoAck = false // the agent stops before it acknowledges
 	h.agent.mu.Unlock()
 	ti := shellTask("t1", "true")
 	h.agent.push(t, launchEvent(ti))
 	h.waitStates("t1", finished...)
-	cancel()
-	require.ErrorIs(t, runResult(t, done), context.Canceled)
-	require.NoError(t, h.c.Close())
+	require.Equal(t, []string{TaskContainerID("run1", ti.TaskID)}, h.agentRestarts(), "the ended container is kept")
 
-	c2 := newProcess(t, h.stateDir)
-	ids, err := c2.Recover(context.Background())
-	require.NoError(t, err)
-	require.Equal(t, []string{TaskContainerID("run1", ti.TaskID)}, ids, "the ended container is kept")
-	cfg := h.cfg
-	cfg.Containerizer = c2
-	e := NewCommandExecutor(cfg)
+	e := NewCommandExecutor(h.cfg)
 	require.NoError(t, e.Reattach(context.Background(), ti))
-	h.c = c2
 	h.agent.mu.Lock()
 	h.agent.autoAck = true
 	h.agent.mu.Unlock()
