@@ -230,7 +230,7 @@ func (a *Agent) nestedCall(ctx context.Context, call *agentpb.Call) (*agentpb.Re
 		if lc == nil {
 			return nil, httpapi.Errorf(http.StatusBadRequest, "Expecting 'launch_nested_container' to be present")
 		}
-		_, _, err := a.launchNested(ctx, "launch_nested_container", &lc.ContainerID, lc.Command, lc.Container, false)
+		_, err := a.launchNested(ctx, "launch_nested_container", &lc.ContainerID, lc.Command, lc.Container, false)
 		return nil, err
 	case agentpb.Call_ATTACH_CONTAINER_INPUT:
 		return nil, httpapi.Errorf(http.StatusUnsupportedMediaType, "Expecting 'Content-Type' to be %s for ATTACH_CONTAINER_INPUT call", httpapi.MediaTypeRecordIO)
@@ -243,16 +243,14 @@ func (a *Agent) nestedCall(ctx context.Context, call *agentpb.Call) (*agentpb.Re
 var errAccepted = &httpapi.Error{Status: http.StatusAccepted}
 
 // launchNested checks a nested launch and starts it: the container runs
-// and its streams are kept (and registered) when it returns. A session's
-// output connection is attached before anything can read the output, and
-// returned: a command that ends at once has its output read by nobody else.
-func (a *Agent) launchNested(ctx context.Context, field string, cid *mesospb.ContainerID, cmd *mesospb.CommandInfo, info *mesospb.ContainerInfo, session bool) (*nestedIO, *nestedOut, error) {
+// and its streams are kept (and registered) when it returns.
+func (a *Agent) launchNested(ctx context.Context, field string, cid *mesospb.ContainerID, cmd *mesospb.CommandInfo, info *mesospb.ContainerInfo, session bool) (*nestedIO, error) {
 	id, err := containerizerID(cid, field+".container_id")
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if cid.Parent == nil {
-		return nil, nil, httpapi.Errorf(http.StatusBadRequest, "Expecting '%s.container_id.parent' to be present", field)
+		return nil, httpapi.Errorf(http.StatusBadRequest, "Expecting '%s.container_id.parent' to be present", field)
 	}
 	parent, _ := containerizerID(cid.Parent, field+".container_id.parent")
 	cfg := containerizer.NestedConfig{ID: id, Parent: parent}
@@ -262,7 +260,7 @@ func (a *Agent) launchNested(ctx context.Context, field string, cid *mesospb.Con
 		if cmd.Environment != nil {
 			for _, v := range cmd.Environment.Variables {
 				if v.Type != nil && *v.Type != mesospb.Environment_Variable_VALUE {
-					return nil, nil, httpapi.Errorf(http.StatusBadRequest, "'%s.command' is invalid: only VALUE environment variables are supported", field)
+					return nil, httpapi.Errorf(http.StatusBadRequest, "'%s.command' is invalid: only VALUE environment variables are supported", field)
 				}
 				cfg.Env = append(cfg.Env, v.Name+"="+v.GetValue())
 			}
@@ -270,10 +268,10 @@ func (a *Agent) launchNested(ctx context.Context, field string, cid *mesospb.Con
 	}
 	if info != nil {
 		if info.GetType() != mesospb.ContainerInfo_MESOS {
-			return nil, nil, httpapi.Errorf(http.StatusBadRequest, "The provided ContainerInfo is not supported")
+			return nil, httpapi.Errorf(http.StatusBadRequest, "The provided ContainerInfo is not supported")
 		}
 		if info.Mesos != nil && info.Mesos.Image != nil || len(info.Volumes) > 0 {
-			return nil, nil, httpapi.Errorf(http.StatusBadRequest, "'%s.container' is not supported: a nested container shares its parent's root filesystem and volumes", field)
+			return nil, httpapi.Errorf(http.StatusBadRequest, "'%s.container' is not supported: a nested container shares its parent's root filesystem and volumes", field)
 		}
 		if t := info.TTYInfo; t != nil {
 			cfg.TTY = true
@@ -283,37 +281,42 @@ func (a *Agent) launchNested(ctx context.Context, field string, cid *mesospb.Con
 		}
 	}
 	if cfg.Command.Value == "" {
-		return nil, nil, httpapi.Errorf(http.StatusBadRequest, "Expecting '%s.command.value' to be present", field)
+		return nil, httpapi.Errorf(http.StatusBadRequest, "Expecting '%s.command.value' to be present", field)
 	}
 	if err := cfg.Validate(); err != nil {
-		return nil, nil, httpapi.Errorf(http.StatusBadRequest, "%v", err)
+		return nil, httpapi.Errorf(http.StatusBadRequest, "%v", err)
 	}
 	cont, err := request(a, ctx, func() containerizer.Containerizer { return a.cont })
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	nl, ok := cont.(containerizer.NestedLauncher)
 	if !ok {
-		return nil, nil, httpapi.Errorf(http.StatusBadRequest, "This agent's containerizer cannot launch nested containers")
+		return nil, httpapi.Errorf(http.StatusBadRequest, "This agent's containerizer cannot launch nested containers")
 	}
 	stdio, err := nl.LaunchNested(ctx, cfg)
 	switch {
 	case err == nil:
 	case errors.Is(err, containerizer.ErrContainerExists):
-		return nil, nil, errAccepted
+		return nil, errAccepted
 	case errors.Is(err, containerizer.ErrUnknownContainer):
-		return nil, nil, httpapi.Errorf(http.StatusBadRequest, "Parent container %s does not exist", parent)
+		return nil, httpapi.Errorf(http.StatusBadRequest, "Parent container %s does not exist", parent)
 	case errors.Is(err, containerizer.ErrNotRunning):
-		return nil, nil, httpapi.Errorf(http.StatusBadRequest, "Parent container %s is not running", parent)
+		return nil, httpapi.Errorf(http.StatusBadRequest, "Parent container %s is not running", parent)
 	case errors.Is(err, containerizer.ErrClosed):
-		return nil, nil, ErrStopped
+		return nil, ErrStopped
 	case ctx.Err() != nil:
-		return nil, nil, ctx.Err()
+		return nil, ctx.Err()
 	default:
-		return nil, nil, httpapi.Errorf(http.StatusBadRequest, "%v", err)
+		return nil, httpapi.Errorf(http.StatusBadRequest, "%v", err)
 	}
 	a.log.Info("agent: launched a nested container", "container", id, "tty", cfg.TTY)
 	nio := newNestedIO(id, stdio, cont)
+	if session {
+		// Attached before anything can read the output: a command that
+		// ends at once would otherwise have it read by nobody.
+		nio.session = nio.attachOutput()
+	}
 	if _, err := request(a, ctx, func() bool {
 		if a.ops.nested == nil {
 			a.ops.nested = map[string]*nestedIO{}
@@ -323,16 +326,13 @@ func (a *Agent) launchNested(ctx context.Context, field string, cid *mesospb.Con
 	}); err != nil {
 		stdio.Close()
 		destroyContainer(context.Background(), cont, id, a.log)
-		return nil, nil, err
+		return nil, err
 	}
-	var out *nestedOut
-	if session {
-		out = nio.attachOutput()
-	} else {
+	if !session {
 		nio.startPumps()
 	}
 	go a.forgetNestedIO(cont, nio)
-	return nio, out, nil
+	return nio, nil
 }
 
 // forgetNestedIO unregisters a nested container's streams once it has
@@ -379,7 +379,9 @@ func (a *Agent) serveNestedOutputCall(w http.ResponseWriter, r *http.Request, ca
 			return
 		}
 		session = true
-		n, out, err = a.launchNested(ctx, "launch_nested_container_session", &lc.ContainerID, lc.Command, lc.Container, true)
+		if n, err = a.launchNested(ctx, "launch_nested_container_session", &lc.ContainerID, lc.Command, lc.Container, true); err == nil {
+			out = n.session
+		}
 	default:
 		ac := call.GetAttachContainerOutput()
 		if ac == nil {
@@ -568,6 +570,8 @@ type nestedIO struct {
 	// first output would be lost otherwise), as the switchboard waits
 	// for a session's connection.
 	pumps sync.Once
+	// session is a session's output connection, attached at its launch.
+	session *nestedOut
 
 	mu       sync.Mutex
 	outs     map[*nestedOut]bool
