@@ -117,4 +117,12 @@ func TestContainers(t *testing.T) {
 	log, err := os.ReadFile(events)
 	require.NoError(t, err)
 	assert.Contains(t, string(log), "REASON_CONTAINER_LIMITATION_MEMORY", "%s", log)
+
+	// Every container is destroyed once its task's end is acknowledged,
+	// its root filesystem unmounted: none is left for the agent's stop
+	// to leave mounted under the test's directory.
+	require.Eventually(t, func() bool {
+		left, _ := filepath.Glob(filepath.Join(dir, "agent", "containers-linux", "*.task-*"))
+		return len(left) == 0
+	}, wait, 50*time.Millisecond, "the agent's containers are destroyed")
 }
