@@ -45,36 +45,11 @@ func TestEtcdOperator(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("multi-process test: the agents' process containerizer needs Linux")
 	}
-	etcdBin, err := exec.LookPath("etcd")
-	if err != nil {
-		t.Skip("needs etcd on PATH (Debian's etcd-server)")
-	}
-	if _, err := exec.LookPath("etcdctl"); err != nil {
-		t.Skip("needs etcdctl on PATH (Debian's etcd-client)")
-	}
+	etcdBin := needEtcd(t)
 	dir := t.TempDir()
 	t.Cleanup(func() { killLeftovers(t, dir) }) // etcd members outlive the agents' SIGTERM
 	bin := proctest.BuildT(t, "examples/master", "examples/agent", "examples/etcd")
-	master := proctest.StartServer(t, "master", "/health", wait, func(addr string) *exec.Cmd {
-		return exec.Command(bin["master"], "-listen", addr, "-allocation-interval", "100ms",
-			"-agent-ping-timeout", "500ms", "-max-agent-ping-timeouts", "4", "-log-level", "info")
-	})
-	// Each agent has a loopback address of its own as its hostname (the
-	// members advertise it to each other) and a port range of its own
-	// (the members listen on every address).
-	agents := map[string]*proctest.Proc{}
-	startAgent := func(i int) {
-		name := fmt.Sprintf("agent-%d", i)
-		agents[name] = proctest.StartServer(t, name, "/health", wait, func(addr string) *exec.Cmd {
-			return exec.Command(bin["agent"], "-master", master.Addr, "-listen", addr,
-				"-work-dir", filepath.Join(dir, name), "-hostname", fmt.Sprintf("127.0.0.%d", i+1),
-				"-resources", fmt.Sprintf("cpus:2;mem:2048;disk:2000;ports:[%d-%d]", 24000+100*i, 24099+100*i), "-log-level", "info")
-		})
-	}
-	for i := 1; i <= 4; i++ {
-		startAgent(i)
-	}
-	require.Eventually(t, func() bool { return agentsRegistered(master.Addr) == 4 }, wait, 50*time.Millisecond)
+	master, agents, startAgent := startOperatorCluster(t, bin, dir, 4, 24000)
 
 	api := fmt.Sprintf("127.0.0.1:%d", proctest.FreePort(t))
 	state := filepath.Join(dir, "operator-state.json")
@@ -304,11 +279,6 @@ func uninstall(t *testing.T, master, api string, op *proctest.Proc, dir string, 
 			return len(vols) == 0
 		}, wait, 100*time.Millisecond, "%s's volumes are deleted", name)
 	}
-}
-
-func hostOf(agent string) string {
-	i, _ := strconv.Atoi(strings.TrimPrefix(agent, "agent-"))
-	return fmt.Sprintf("127.0.0.%d", i+1)
 }
 
 func getJSON(url string, v any) error {

@@ -68,22 +68,7 @@ func TestKafkaOperator(t *testing.T) {
 	require.NoError(t, err)
 	defer conn.Close()
 
-	master := proctest.StartServer(t, "master", "/health", wait, func(addr string) *exec.Cmd {
-		return exec.Command(bin["master"], "-listen", addr, "-allocation-interval", "100ms",
-			"-agent-ping-timeout", "500ms", "-max-agent-ping-timeouts", "4", "-log-level", "info")
-	})
-	// Each agent has a loopback address of its own as its hostname (the
-	// brokers advertise it) and a port range of its own.
-	agents := map[string]*proctest.Proc{}
-	for i := 1; i <= 4; i++ {
-		name := fmt.Sprintf("agent-%d", i)
-		agents[name] = proctest.StartServer(t, name, "/health", wait, func(addr string) *exec.Cmd {
-			return exec.Command(bin["agent"], "-master", master.Addr, "-listen", addr,
-				"-work-dir", filepath.Join(dir, name), "-hostname", hostOf(name),
-				"-resources", fmt.Sprintf("cpus:2;mem:2048;disk:2000;ports:[%d-%d]", 28000+100*i, 28099+100*i), "-log-level", "info")
-		})
-	}
-	require.Eventually(t, func() bool { return agentsRegistered(master.Addr) == 4 }, wait, 50*time.Millisecond)
+	master, agents, _ := startOperatorCluster(t, bin, dir, 4, 28000)
 
 	api := fmt.Sprintf("127.0.0.1:%d", proctest.FreePort(t))
 	state := filepath.Join(dir, "operator-state.json")

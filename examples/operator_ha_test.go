@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
@@ -40,13 +39,7 @@ func TestOperatorHA(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("multi-process test: the agents' process containerizer needs Linux")
 	}
-	etcdBin, err := exec.LookPath("etcd")
-	if err != nil {
-		t.Skip("needs etcd on PATH (Debian's etcd-server)")
-	}
-	if _, err := exec.LookPath("etcdctl"); err != nil {
-		t.Skip("needs etcdctl on PATH (Debian's etcd-client)")
-	}
+	etcdBin := needEtcd(t)
 	if ok, why := zktest.Available(); !ok {
 		t.Skipf("needs ZooKeeper for the operators' state and election: %s", why)
 	}
@@ -54,18 +47,7 @@ func TestOperatorHA(t *testing.T) {
 	dir := t.TempDir()
 	t.Cleanup(func() { killLeftovers(t, dir) }) // etcd members outlive the agents' SIGTERM
 	bin := proctest.BuildT(t, "examples/master", "examples/agent", "examples/etcd")
-	master := proctest.StartServer(t, "master", "/health", wait, func(addr string) *exec.Cmd {
-		return exec.Command(bin["master"], "-listen", addr, "-allocation-interval", "100ms", "-log-level", "info")
-	})
-	for i := 1; i <= 3; i++ {
-		name := fmt.Sprintf("agent-%d", i)
-		proctest.StartServer(t, name, "/health", wait, func(addr string) *exec.Cmd {
-			return exec.Command(bin["agent"], "-master", master.Addr, "-listen", addr,
-				"-work-dir", filepath.Join(dir, name), "-hostname", fmt.Sprintf("127.0.0.%d", i+1),
-				"-resources", fmt.Sprintf("cpus:2;mem:2048;disk:2000;ports:[%d-%d]", 26000+100*i, 26099+100*i), "-log-level", "info")
-		})
-	}
-	require.Eventually(t, func() bool { return agentsRegistered(master.Addr) == 3 }, wait, 50*time.Millisecond)
+	master, _, _ := startOperatorCluster(t, bin, dir, 3, 26000)
 
 	zkURL := "zk://" + zoo.Addr + "/apron/etcd-ha"
 	startCopy := func(name, api string, extra ...string) *proctest.Proc {

@@ -50,21 +50,7 @@ func TestZooKeeperOperator(t *testing.T) {
 	dir := t.TempDir()
 	t.Cleanup(func() { killLeftovers(t, dir) }) // JVMs outlive the agents' SIGTERM
 	bin := proctest.BuildT(t, "examples/master", "examples/agent", "examples/zookeeper")
-	master := proctest.StartServer(t, "master", "/health", wait, func(addr string) *exec.Cmd {
-		return exec.Command(bin["master"], "-listen", addr, "-allocation-interval", "100ms",
-			"-agent-ping-timeout", "500ms", "-max-agent-ping-timeouts", "4", "-log-level", "info")
-	})
-	// Each agent has a loopback address of its own as its hostname and a
-	// port range of its own.
-	for i := 1; i <= 4; i++ {
-		name := fmt.Sprintf("agent-%d", i)
-		proctest.StartServer(t, name, "/health", wait, func(addr string) *exec.Cmd {
-			return exec.Command(bin["agent"], "-master", master.Addr, "-listen", addr,
-				"-work-dir", filepath.Join(dir, name), "-hostname", fmt.Sprintf("127.0.0.%d", i+1),
-				"-resources", fmt.Sprintf("cpus:2;mem:2048;disk:2000;ports:[%d-%d]", 26000+100*i, 26099+100*i), "-log-level", "info")
-		})
-	}
-	require.Eventually(t, func() bool { return agentsRegistered(master.Addr) == 4 }, wait, 50*time.Millisecond)
+	master, _, _ := startOperatorCluster(t, bin, dir, 4, 26000)
 
 	api := fmt.Sprintf("127.0.0.1:%d", proctest.FreePort(t))
 	state := filepath.Join(dir, "operator-state.json")
